@@ -1,0 +1,390 @@
+//! `Manager::invariants`: the consistency rules the manager keeps after every event. Tests call
+//! it after every step; it costs O(devices × depth + operations), so production code does not.
+
+use crate::arena::{Arena, LinkField, List};
+use crate::manager::{
+    BusDeviceLinks, BusDriverLinks, CleanupLinks, DriverDeviceLinks, Manager, OperationLinks,
+    Queue, QueueLinks, SiblingLinks, Wait,
+};
+
+/// A broken invariant: which rule, and the table index of the object that breaks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The rule that does not hold.
+    pub rule: &'static str,
+    /// Index of the device, driver or operation concerned.
+    pub index: u32,
+}
+
+fn fail<T>(rule: &'static str, index: u32) -> Result<T, Violation> {
+    Err(Violation { rule, index })
+}
+
+/// Walks a list, checking its links, tail and length; calls `each` on every element.
+fn check_list<T, F: LinkField<T>, const N: usize>(
+    arena: &Arena<T, N>,
+    list: List,
+    owner: u32,
+    mut each: impl FnMut(u32, &T) -> Result<(), Violation>,
+) -> Result<(), Violation> {
+    let mut previous = None;
+    let mut node = list.head;
+    let mut count: u32 = 0;
+    while let Some(index) = node {
+        if count as usize > N {
+            return fail("list has a cycle", owner);
+        }
+        let Some(element) = arena.get(index) else {
+            return fail("list links a free slot", owner);
+        };
+        if F::links(element).previous != previous {
+            return fail("list back link broken", index);
+        }
+        each(index, element)?;
+        previous = Some(index);
+        node = F::links(element).next;
+        count += 1;
+    }
+    if list.tail != previous {
+        return fail("list tail wrong", owner);
+    }
+    if list.len != count {
+        return fail("list length wrong", owner);
+    }
+    Ok(())
+}
+
+impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERATIONS: usize>
+    Manager<DEVICES, DRIVERS, BUSES, OPERATIONS>
+{
+    /// Checks every structural rule of the manager: list consistency, no orphan children,
+    /// bindings only to matching drivers on the same bus, lock ownership and waiters, the lock
+    /// order (no operation waits for a device while holding one of its descendants), one
+    /// callback per device and only under its lock, and the callback-slot accounting.
+    ///
+    /// # Errors
+    /// The first rule found broken.
+    pub fn invariants(&self) -> Result<(), Violation> {
+        self.check_tree()?;
+        self.check_buses_and_bindings()?;
+        self.check_queues()?;
+        self.check_operations()
+    }
+
+    fn check_tree(&self) -> Result<(), Violation> {
+        let mut listed = 0usize;
+        check_list::<_, SiblingLinks, DEVICES>(
+            &self.devices,
+            self.roots,
+            u32::MAX,
+            |_, device| {
+                listed += 1;
+                if device.parent.is_some() {
+                    return fail("a root has a parent", u32::MAX);
+                }
+                Ok(())
+            },
+        )?;
+        for (index, device) in self.devices.iter() {
+            if let Some(parent) = device.parent {
+                if self.devices.get(parent).is_none() {
+                    return fail("orphan child: parent is gone", index);
+                }
+            }
+            check_list::<_, SiblingLinks, DEVICES>(
+                &self.devices,
+                device.children,
+                index,
+                |child, entry| {
+                    listed += 1;
+                    if entry.parent != Some(index) {
+                        return fail("child listed under the wrong parent", child);
+                    }
+                    Ok(())
+                },
+            )?;
+        }
+        if listed != self.devices.len() {
+            return fail("a device is missing from its parent's children", u32::MAX);
+        }
+        Ok(())
+    }
+
+    fn check_buses_and_bindings(&self) -> Result<(), Violation> {
+        let mut on_buses = 0usize;
+        let mut drivers_on_buses = 0usize;
+        for (bus_index, bus) in self.buses.iter() {
+            let mut last = 0;
+            check_list::<_, BusDeviceLinks, DEVICES>(
+                &self.devices,
+                bus.devices,
+                bus_index,
+                |index, device| {
+                    on_buses += 1;
+                    if device.bus != bus_index {
+                        return fail("device on the wrong bus list", index);
+                    }
+                    if device.sequence <= last {
+                        return fail("bus device list out of sequence", index);
+                    }
+                    last = device.sequence;
+                    Ok(())
+                },
+            )?;
+            let mut last = 0;
+            check_list::<_, BusDriverLinks, DRIVERS>(
+                &self.drivers,
+                bus.drivers,
+                bus_index,
+                |index, driver| {
+                    drivers_on_buses += 1;
+                    if driver.bus != bus_index {
+                        return fail("driver on the wrong bus list", index);
+                    }
+                    if driver.sequence <= last {
+                        return fail("bus driver list out of sequence", index);
+                    }
+                    last = driver.sequence;
+                    Ok(())
+                },
+            )?;
+        }
+        if on_buses != self.devices.len() {
+            return fail("a device is missing from its bus", u32::MAX);
+        }
+        if drivers_on_buses != self.drivers.len() {
+            return fail("a driver is missing from its bus", u32::MAX);
+        }
+        let mut bound = 0usize;
+        for (driver_index, driver) in self.drivers.iter() {
+            check_list::<_, DriverDeviceLinks, DEVICES>(
+                &self.devices,
+                driver.devices,
+                driver_index,
+                |index, device| {
+                    bound += 1;
+                    if device.driver != Some(driver_index) {
+                        return fail("device on the wrong driver's list", index);
+                    }
+                    if device.bus != driver.bus {
+                        return fail("device bound to a driver of another bus", index);
+                    }
+                    if !driver.match_table.matches(&device.match_data) {
+                        return fail("device bound to a driver that does not match it", index);
+                    }
+                    Ok(())
+                },
+            )?;
+            let in_flight = self
+                .operations
+                .iter()
+                .filter(|(_, operation)| {
+                    operation
+                        .in_flight
+                        .is_some_and(|flight| flight.driver == driver_index)
+                })
+                .count();
+            if in_flight != driver.in_flight as usize {
+                return fail("driver's in-flight count wrong", driver_index);
+            }
+        }
+        let bound_devices = self
+            .devices
+            .iter()
+            .filter(|(_, device)| device.driver.is_some())
+            .count();
+        if bound != bound_devices {
+            return fail("a bound device is missing from its driver's list", u32::MAX);
+        }
+        Ok(())
+    }
+
+    fn check_queues(&self) -> Result<(), Violation> {
+        let mut queued = 0usize;
+        for (list, expected) in [
+            (self.pending_probe, Queue::PendingProbe),
+            (self.deferred, Queue::Deferred),
+        ] {
+            check_list::<_, QueueLinks, DEVICES>(
+                &self.devices,
+                list,
+                u32::MAX,
+                |index, device| {
+                    queued += 1;
+                    if device.queue != expected {
+                        return fail("device on the wrong probe queue", index);
+                    }
+                    if device.driver.is_some() && expected == Queue::Deferred {
+                        return fail("bound device still parked as deferred", index);
+                    }
+                    Ok(())
+                },
+            )?;
+        }
+        let marked = self
+            .devices
+            .iter()
+            .filter(|(_, device)| device.queue != Queue::None)
+            .count();
+        if queued != marked {
+            return fail("device marked queued but not on a queue", u32::MAX);
+        }
+        check_list::<_, CleanupLinks, DRIVERS>(
+            &self.drivers,
+            self.cleanup,
+            u32::MAX,
+            |index, driver| {
+                if !driver.cleanup_queued {
+                    return fail("driver on the cleanup queue without the mark", index);
+                }
+                Ok(())
+            },
+        )
+    }
+
+    fn check_operations(&self) -> Result<(), Violation> {
+        let mut ready = 0usize;
+        check_list::<_, OperationLinks, OPERATIONS>(
+            &self.operations,
+            self.ready,
+            u32::MAX,
+            |index, operation| {
+                ready += 1;
+                if operation.wait != Wait::Ready {
+                    return fail("operation on the ready queue is not ready", index);
+                }
+                Ok(())
+            },
+        )?;
+        let mut slot_waiters = 0usize;
+        check_list::<_, OperationLinks, OPERATIONS>(
+            &self.operations,
+            self.slot_waiters,
+            u32::MAX,
+            |index, operation| {
+                slot_waiters += 1;
+                if operation.wait != Wait::CallbackSlot {
+                    return fail("operation queued for a slot is not waiting for one", index);
+                }
+                Ok(())
+            },
+        )?;
+        let mut waiting = 0usize;
+        for (device_index, device) in self.devices.iter() {
+            if let Some(owner) = device.lock_owner {
+                if self.operations.get(owner).is_none() {
+                    return fail("lock owned by a finished operation", device_index);
+                }
+            }
+            check_list::<_, OperationLinks, OPERATIONS>(
+                &self.operations,
+                device.lock_waiters,
+                device_index,
+                |index, operation| {
+                    waiting += 1;
+                    if operation.wait != Wait::Lock(device_index) {
+                        return fail("lock waiter is not waiting for this lock", index);
+                    }
+                    if device.lock_owner.is_none() {
+                        return fail("operation waits for a free lock", index);
+                    }
+                    Ok(())
+                },
+            )?;
+        }
+        for (driver_index, driver) in self.drivers.iter() {
+            check_list::<_, OperationLinks, OPERATIONS>(
+                &self.operations,
+                driver.idle_waiters,
+                driver_index,
+                |index, operation| {
+                    waiting += 1;
+                    if operation.wait != Wait::DriverIdle(driver_index) {
+                        return fail("idle waiter is not waiting for this driver", index);
+                    }
+                    Ok(())
+                },
+            )?;
+        }
+        let mut in_flight = 0usize;
+        let mut granted = 0usize;
+        for (index, operation) in self.operations.iter() {
+            let owned = self
+                .devices
+                .iter()
+                .filter(|(_, device)| device.lock_owner == Some(index))
+                .count();
+            if owned != operation.owned_locks as usize {
+                return fail("operation's lock count wrong", index);
+            }
+            if operation.slot_granted {
+                granted += 1;
+            }
+            match operation.wait {
+                Wait::Running => return fail("operation left running between events", index),
+                Wait::Callback => {
+                    let Some(flight) = operation.in_flight else {
+                        return fail("operation awaits a reply to no callback", index);
+                    };
+                    in_flight += 1;
+                    // Rule 1: a callback runs with its device's lock held (by its operation).
+                    if self
+                        .devices
+                        .get(flight.device)
+                        .and_then(|device| device.lock_owner)
+                        != Some(index)
+                    {
+                        return fail("callback in flight without its device's lock", index);
+                    }
+                }
+                Wait::Lock(device) => {
+                    // Rule 2: never wait for a device while holding one of its descendants.
+                    if self.holds_descendant_of(index, device) {
+                        return fail("operation waits for a parent while holding a child", index);
+                    }
+                }
+                Wait::Ready | Wait::CallbackSlot | Wait::DriverIdle(_) => {}
+            }
+            if operation.wait != Wait::Callback && operation.in_flight.is_some() {
+                return fail(
+                    "callback in flight but the operation is not awaiting it",
+                    index,
+                );
+            }
+        }
+        let ready_marked = self
+            .operations
+            .iter()
+            .filter(|(_, op)| op.wait == Wait::Ready)
+            .count();
+        let slot_marked = self
+            .operations
+            .iter()
+            .filter(|(_, op)| op.wait == Wait::CallbackSlot)
+            .count();
+        if ready != ready_marked || slot_waiters != slot_marked {
+            return fail("operation marked waiting but not queued", u32::MAX);
+        }
+        let lock_or_idle = self
+            .operations
+            .iter()
+            .filter(|(_, op)| matches!(op.wait, Wait::Lock(_) | Wait::DriverIdle(_)))
+            .count();
+        if waiting != lock_or_idle {
+            return fail(
+                "operation marked waiting for a lock but not queued on it",
+                u32::MAX,
+            );
+        }
+        if in_flight != self.in_flight_count {
+            return fail("in-flight callback count wrong", u32::MAX);
+        }
+        if self.slots_taken != in_flight + granted {
+            return fail("callback slots leaked", u32::MAX);
+        }
+        if in_flight > self.config().max_callbacks_in_flight {
+            return fail("more callbacks in flight than configured", u32::MAX);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,350 @@
+//! The data the manager is told about (descriptors, requests, replies) and what it answers
+//! (effects, errors). Everything here is plain data with bounded sizes.
+
+use crate::handle::{BusId, CallbackId, DeviceId, DriverId, PdId, RequestId, Requester};
+
+/// Longest device-tree `compatible` string the manager stores.
+pub const COMPATIBLE_LENGTH: usize = 40;
+/// Most `compatible` strings one device carries.
+pub const MAX_COMPATIBLE: usize = 4;
+/// Most entries in one driver's match table.
+pub const MAX_MATCH_ENTRIES: usize = 8;
+/// Most MMIO windows one device carries.
+pub const MAX_MMIO_RANGES: usize = 4;
+/// Most interrupts one device carries.
+pub const MAX_IRQS: usize = 4;
+/// Longest driver or bus name.
+pub const NAME_LENGTH: usize = 32;
+
+/// One device-tree `compatible` string, e.g. `arm,pl011`.
+pub type Compatible = heapless::String<COMPATIBLE_LENGTH>;
+/// A driver or bus name.
+pub type Name = heapless::String<NAME_LENGTH>;
+
+/// What a device is, for matching: its `compatible` strings (most specific first) and/or the id
+/// its bus gives it (a virtio device id, a USB vendor/product pair packed in 32 bits…).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MatchData {
+    /// Device-tree `compatible` strings.
+    pub compatible: heapless::Vec<Compatible, MAX_COMPATIBLE>,
+    /// Bus-specific device id.
+    pub bus_id: Option<u32>,
+}
+
+impl MatchData {
+    /// Match data with one compatible string; `None` if the string is too long.
+    #[must_use]
+    pub fn compatible(name: &str) -> Option<Self> {
+        let mut data = Self::default();
+        data.compatible
+            .push(Compatible::try_from(name).ok()?)
+            .ok()?;
+        Some(data)
+    }
+
+    /// Match data with a bus id only.
+    #[must_use]
+    pub fn bus_id(id: u32) -> Self {
+        Self {
+            compatible: heapless::Vec::new(),
+            bus_id: Some(id),
+        }
+    }
+}
+
+/// One entry of a driver's match table.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MatchEntry {
+    /// Matches a device that lists this `compatible` string.
+    Compatible(Compatible),
+    /// Matches a device with this bus id.
+    BusId(u32),
+}
+
+/// The devices a driver claims to serve (Linux's `of_match_table` / `id_table`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MatchTable {
+    /// The entries; a device matches if it matches any of them.
+    pub entries: heapless::Vec<MatchEntry, MAX_MATCH_ENTRIES>,
+}
+
+impl MatchTable {
+    /// A table with one `compatible` entry; `None` if the string is too long.
+    #[must_use]
+    pub fn compatible(name: &str) -> Option<Self> {
+        let mut table = Self::default();
+        table
+            .entries
+            .push(MatchEntry::Compatible(Compatible::try_from(name).ok()?))
+            .ok()?;
+        Some(table)
+    }
+
+    /// A table with one bus-id entry.
+    #[must_use]
+    pub fn bus_id(id: u32) -> Self {
+        let mut table = Self::default();
+        // A fresh table has room for one entry.
+        let _ = table.entries.push(MatchEntry::BusId(id));
+        table
+    }
+
+    /// The bus's match routine: does this driver claim this device?
+    #[must_use]
+    pub fn matches(&self, device: &MatchData) -> bool {
+        self.entries.iter().any(|entry| match entry {
+            MatchEntry::Compatible(name) => device.compatible.iter().any(|c| c == name),
+            MatchEntry::BusId(id) => device.bus_id == Some(*id),
+        })
+    }
+}
+
+/// One MMIO window of a device, as the board describes it (physical address and size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MmioRange {
+    /// Physical base address.
+    pub base: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The hardware resources of a device, opaque to the manager: it hands them to the driver it
+/// binds (the driver PD sees them through the maps and IRQ channels of the system description).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Resources {
+    /// MMIO windows.
+    pub mmio: heapless::Vec<MmioRange, MAX_MMIO_RANGES>,
+    /// Interrupts (GIC INTIDs on ARM).
+    pub irqs: heapless::Vec<u32, MAX_IRQS>,
+}
+
+/// A device to add to the tree.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DeviceDescriptor {
+    /// The bus the device sits on (may differ from its parent's: a bridge).
+    pub bus: BusId,
+    /// What the device is.
+    pub match_data: MatchData,
+    /// Its hardware resources.
+    pub resources: Resources,
+}
+
+/// A driver to register.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DriverDescriptor {
+    /// The bus whose devices the driver serves.
+    pub bus: BusId,
+    /// The PD the driver lives in; its callbacks are sent there.
+    pub pd: PdId,
+    /// Human-readable name (for logs and queries).
+    pub name: Name,
+    /// The devices it claims.
+    pub match_table: MatchTable,
+}
+
+/// An outside request (from a client, an administrator or a driver PD). Each enters the
+/// manager's one queue, gets a [`RequestId`] and completes exactly once.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Request {
+    /// `device_add`: add a device under `parent` (a root if `None`), taking the parent's lock,
+    /// then probe it. Completes with [`Outcome::Device`].
+    AddDevice {
+        /// Parent device, if any.
+        parent: Option<DeviceId>,
+        /// The new device.
+        descriptor: DeviceDescriptor,
+    },
+    /// `device_del`: remove a device and its subtree, children first, calling each bound
+    /// driver's remove under the device's lock.
+    DeleteDevice(DeviceId),
+    /// `driver_register`: add a driver and probe it against the bus's devices. Completes with
+    /// [`Outcome::Driver`].
+    RegisterDriver(DriverDescriptor),
+    /// `driver_unregister`: stop new probes of the driver, let in-flight ones finish, unbind
+    /// its devices (children first) and remove it.
+    UnregisterDriver(DriverId),
+    /// Bind a device to one driver (it must match). Completes with [`Outcome::Device`].
+    Bind {
+        /// The device.
+        device: DeviceId,
+        /// The driver to probe it with.
+        driver: DriverId,
+    },
+    /// Unbind a device from its driver; it is not probed again until `Probe` or `Rescan`.
+    Unbind(DeviceId),
+    /// Probe one device against all drivers of its bus (allows automatic probing again).
+    Probe(DeviceId),
+    /// Probe every unbound device again (allows automatic probing for all).
+    Rescan,
+    /// Suspend a device and its subtree, children before parents.
+    Suspend(DeviceId),
+    /// Resume a device and its subtree, parents before children.
+    Resume(DeviceId),
+    /// System suspend: every device, children before parents.
+    SuspendAll,
+    /// System resume: every device, parents before children.
+    ResumeAll,
+    /// System shutdown: every device, children first. The manager accepts no request after it.
+    Shutdown,
+}
+
+/// The driver callbacks; each runs in the driver's PD with the device's lock held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallbackKind {
+    /// Bind to this device (Linux `probe`).
+    Probe,
+    /// Let go of this device (Linux `remove`).
+    Remove,
+    /// Enter a low-power state.
+    Suspend,
+    /// Leave the low-power state.
+    Resume,
+    /// Quiesce for power-off or reboot.
+    Shutdown,
+}
+
+/// A driver's answer to a callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallbackStatus {
+    /// Done: for a probe, the driver is now bound.
+    Ok,
+    /// Probe only: not my device after all (Linux `-ENODEV`); try the next driver.
+    NotMine,
+    /// Probe only: a resource is not ready yet (Linux `-EPROBE_DEFER`); park the device and
+    /// retry after the next successful bind.
+    Defer,
+    /// Failed with a driver-specific code.
+    Failed(u16),
+}
+
+/// A driver callback the manager wants run: send it to `pd`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Callback {
+    /// Quote this in the reply.
+    pub id: CallbackId,
+    /// The driver's PD.
+    pub pd: PdId,
+    /// Which callback.
+    pub kind: CallbackKind,
+    /// The device it is about (its lock is held until the reply).
+    pub device: DeviceId,
+    /// The driver that runs it.
+    pub driver: DriverId,
+}
+
+/// What a successful request produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The device now exists; `driver` is the driver bound to it, if any.
+    Device {
+        /// The device.
+        device: DeviceId,
+        /// Its driver after probing.
+        driver: Option<DriverId>,
+    },
+    /// The driver is registered and was probed against the bus; `bound` devices accepted it.
+    Driver {
+        /// The driver.
+        driver: DriverId,
+        /// How many devices it was bound to by the registration walk.
+        bound: u32,
+    },
+    /// Done, nothing to report.
+    Done,
+}
+
+/// The answer to an outside request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The request's id.
+    pub request: RequestId,
+    /// Who sent it.
+    pub requester: Requester,
+    /// What came of it.
+    pub result: Result<Outcome, Error>,
+}
+
+/// What the manager asks its I/O layer to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Run a driver callback.
+    Callback(Callback),
+    /// Tell a requester that its request completed.
+    Complete(Completion),
+}
+
+/// Everything that can go wrong, as values (the manager never panics on input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Error {
+    /// The device handle names a device that no longer exists.
+    StaleDevice,
+    /// The driver handle names a driver that no longer exists.
+    StaleDriver,
+    /// The bus handle names no bus.
+    StaleBus,
+    /// The callback named is not in flight (late, duplicated or forged reply).
+    NoSuchCallback,
+    /// The requester may not do this (a driver acting outside its devices, a callback that
+    /// does not hold the parent's lock…).
+    NotPermitted,
+    /// A table or queue of the manager is full: try again later.
+    NoSpace,
+    /// The device is already bound.
+    Busy,
+    /// The driver does not match the device, or no driver accepted it.
+    NoMatch,
+    /// A resume was asked for a device whose parent is suspended.
+    ParentSuspended,
+    /// The driver's callback failed with this code.
+    CallbackFailed(u16),
+    /// The driver's PD died during the callback.
+    DriverDied,
+    /// The system is shut down.
+    ShutDown,
+}
+
+/// How many driver callbacks may be in flight at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Config {
+    /// The limit. `1` is the single daemon of the 2005 reply taken literally; `usize::MAX` lets
+    /// every device's lock be the only limit.
+    pub max_callbacks_in_flight: usize,
+}
+
+impl Config {
+    /// Per-device locking: callbacks on different devices run in parallel.
+    pub const PER_DEVICE: Self = Self {
+        max_callbacks_in_flight: usize::MAX,
+    };
+    /// One driver callback in flight system-wide.
+    pub const SINGLE_CALLBACK: Self = Self {
+        max_callbacks_in_flight: 1,
+    };
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::PER_DEVICE
+    }
+}
+
+/// Counters the manager keeps (a bounded record that tools can read, instead of printing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Stats {
+    /// Events handled (requests, replies, child additions, deaths).
+    pub events: u64,
+    /// Probe callbacks issued.
+    pub probe_attempts: u64,
+    /// Successful binds.
+    pub binds: u64,
+    /// Walks restarted because a version counter changed.
+    pub walk_restarts: u64,
+    /// (device, driver) pairs skipped on a restart because they were already tried.
+    pub pairs_skipped: u64,
+    /// Callbacks issued (all kinds).
+    pub callbacks: u64,
+    /// Requests completed.
+    pub completions: u64,
+    /// Highest number of callbacks in flight at once.
+    pub max_callbacks_in_flight: u64,
+}
