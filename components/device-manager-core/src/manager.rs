@@ -90,6 +90,8 @@ pub struct DriverInfo<'a> {
     pub pd: PdId,
     /// Its name.
     pub name: &'a str,
+    /// The devices it claims.
+    pub match_table: &'a MatchTable,
     /// Its state.
     pub state: DriverState,
     /// How many devices are bound to it.
@@ -193,7 +195,7 @@ pub(crate) struct InFlight {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Reply {
+pub(crate) enum Reply {
     Status(CallbackStatus),
     Died,
 }
@@ -205,7 +207,8 @@ pub(crate) struct Operation {
     pub(crate) links: Links,
     pub(crate) wait: Wait,
     pub(crate) in_flight: Option<InFlight>,
-    reply: Option<Reply>,
+    /// A reply not yet acted on, with the driver that sent it.
+    pub(crate) reply: Option<(Reply, u32)>,
     pub(crate) owned_locks: u32,
     pub(crate) slot_granted: bool,
 }
@@ -714,6 +717,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             bus: self.bus_id(driver.bus),
             pd: driver.pd,
             name: driver.name.as_str(),
+            match_table: &driver.match_table,
             state: driver.state,
             bound_devices: driver.devices.len,
             callbacks_in_flight: driver.in_flight,
@@ -1192,17 +1196,11 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             return;
         };
         self.in_flight_count -= 1;
-        let driver = &mut self.drivers[flight.driver];
-        driver.in_flight -= 1;
-        if driver.in_flight == 0 {
-            let mut waiters = driver.idle_waiters;
-            while let Some(waiter) = waiters.pop_front(&mut self.operations, OperationLinks) {
-                self.make_ready(waiter);
-            }
-            self.drivers[flight.driver].idle_waiters = waiters;
-        }
         self.release_slot();
-        self.operations[op].reply = Some(reply);
+        // The driver still counts the callback as in flight until the operation has acted on
+        // the reply (bound the device, say): an unregister waiting for the driver to go idle
+        // must see that binding.
+        self.operations[op].reply = Some((reply, flight.driver));
         self.make_ready(op);
     }
 
@@ -1230,8 +1228,20 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         }
     }
 
+    /// The reply to `op`'s callback, once; from here on the callback no longer counts as in
+    /// flight for its driver. The caller acts on the reply before it returns.
     fn take_reply(&mut self, op: u32) -> Option<Reply> {
-        self.operations[op].reply.take()
+        let (reply, driver) = self.operations[op].reply.take()?;
+        let entry = &mut self.drivers[driver];
+        entry.in_flight -= 1;
+        if entry.in_flight == 0 {
+            let mut waiters = entry.idle_waiters;
+            while let Some(waiter) = waiters.pop_front(&mut self.operations, OperationLinks) {
+                self.make_ready(waiter);
+            }
+            self.drivers[driver].idle_waiters = waiters;
+        }
+        Some(reply)
     }
 
     // ----- devices and bindings ----------------------------------------------------------
@@ -1685,6 +1695,19 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             }))
         };
         loop {
+            if !self.drivers.is_live(driver, task.driver.generation()) {
+                // Unregistered (or cleaned up after its PD died) while this walk waited.
+                if let AttachStage::Lock(device, _) | AttachStage::Issue(device) = task.stage {
+                    self.drop_slot_grant(op);
+                    if self.devices.get(device).is_some() && self.owns(op, device) {
+                        self.unlock(op, device);
+                    }
+                }
+                return match task.stage {
+                    AttachStage::Start => Step::Done(Err(Error::StaleDriver)),
+                    _ => done(task),
+                };
+            }
             match task.stage {
                 AttachStage::Start => {
                     if let Err(error) = self.resolve_driver(task.driver) {
@@ -2024,9 +2047,12 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                     return Step::Done(Ok(Outcome::Done));
                 }
                 PowerStage::Run(Some(node)) => {
-                    // A child added by a resume callback is not locked yet.
-                    if !self.lock(op, node) {
-                        return Step::Blocked;
+                    if !self.owns(op, node) {
+                        // Added after the locking pass (a child from a resume callback, a new
+                        // root): lock again parents first, then restart the pass; devices
+                        // already transitioned are skipped.
+                        task.stage = PowerStage::Lock;
+                        continue;
                     }
                     let target = power_target(task.transition);
                     let device = &self.devices[node];
