@@ -182,7 +182,9 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                     operation
                         .in_flight
                         .is_some_and(|flight| flight.driver == driver_index)
-                        || operation.reply.is_some_and(|(_, driver)| driver == driver_index)
+                        || operation
+                            .reply
+                            .is_some_and(|(_, driver)| driver == driver_index)
                 })
                 .count();
             if in_flight != driver.in_flight as usize {

@@ -449,6 +449,11 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         self.stats
     }
 
+    /// Reads the counters and starts them again from zero (for a tool that polls them).
+    pub fn take_stats(&mut self) -> Stats {
+        core::mem::take(&mut self.stats)
+    }
+
     /// Creates a bus (a configuration step, done before requests arrive).
     ///
     /// # Errors
@@ -482,7 +487,6 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         request: Request,
         out: &mut dyn FnMut(Effect),
     ) -> Result<RequestId, Error> {
-        self.stats.events += 1;
         if self.shut_down {
             return Err(Error::ShutDown);
         }
@@ -532,6 +536,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         };
         let id = RequestId(self.next_request);
         let op = self.new_operation(Some((id, requester)), task)?;
+        self.stats.events += 1;
         self.next_request = self.next_request.wrapping_add(1).max(1);
         self.make_ready(op);
         self.run(out);

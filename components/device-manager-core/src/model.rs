@@ -218,7 +218,7 @@ pub enum CallbackStatus {
 }
 
 /// A driver callback the manager wants run: send it to `pd`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Callback {
     /// Quote this in the reply.
     pub id: CallbackId,
@@ -233,7 +233,7 @@ pub struct Callback {
 }
 
 /// What a successful request produced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// The device now exists; `driver` is the driver bound to it, if any.
     Device {
@@ -254,7 +254,7 @@ pub enum Outcome {
 }
 
 /// The answer to an outside request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Completion {
     /// The request's id.
     pub request: RequestId,
@@ -265,7 +265,7 @@ pub struct Completion {
 }
 
 /// What the manager asks its I/O layer to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Effect {
     /// Run a driver callback.
     Callback(Callback),

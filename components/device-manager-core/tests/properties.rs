@@ -3,14 +3,17 @@
 //! harness checks them), every accepted request completes exactly once, and once the inputs
 //! stop and the drivers cooperate, the manager reaches quiescence with every device bound to a
 //! matching driver whenever one exists.
-#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
 
 mod common;
 
 use common::Harness;
-use device_manager_core::{
-    CallbackStatus, Config, DeviceState, DriverState, Request, RequestId,
-};
+use device_manager_core::{CallbackStatus, Config, DeviceState, DriverState, Request, RequestId};
 use proptest::prelude::*;
 
 const CLASSES: [&str; 3] = ["class-a", "class-b", "class-c"];
@@ -99,7 +102,10 @@ fn apply(h: &mut Harness, accepted: &mut Vec<RequestId>, action: &Action) {
             (Some(device), Some(driver)) => Some(Request::Bind { device, driver }),
             _ => None,
         },
-        Action::Reply { callback, status: code } => {
+        Action::Reply {
+            callback,
+            status: code,
+        } => {
             if let Some(callback) = pick(&h.pending, callback) {
                 h.reply(callback, status(code));
             }
@@ -140,7 +146,10 @@ fn settle(h: &mut Harness, accepted: &mut Vec<RequestId>) {
 }
 
 fn check_quiescent(h: &Harness, accepted: &[RequestId]) {
-    assert!(h.manager.is_quiescent(), "work left after the drivers went quiet");
+    assert!(
+        h.manager.is_quiescent(),
+        "work left after the drivers went quiet"
+    );
     assert_eq!(h.manager.callbacks_in_flight(), 0);
     let mut completed: Vec<_> = h.completions.iter().map(|c| c.request).collect();
     completed.sort();
@@ -163,7 +172,10 @@ fn check_quiescent(h: &Harness, accepted: &[RequestId]) {
                 && driver.bus == info.bus
                 && driver.match_table.matches(info.match_data)
         });
-        assert!(!matching, "device {device:?} is unbound although a live driver matches it");
+        assert!(
+            !matching,
+            "device {device:?} is unbound although a live driver matches it"
+        );
     }
 }
 
