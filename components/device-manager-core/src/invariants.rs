@@ -391,3 +391,91 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{
+        CallbackStatus, Config, DeviceDescriptor, DriverDescriptor, Effect, Manager, MatchData,
+        MatchTable, Name, PdId, Request, Requester, Resources,
+    };
+    use std::vec::Vec;
+
+    type Small = Manager<8, 4, 1, 4>;
+
+    /// A manager with a parent device bound to a driver and an unbound child.
+    fn bound_manager() -> Small {
+        let mut manager = Small::new(Config::PER_DEVICE);
+        let bus = manager.add_bus("bus").unwrap();
+        let mut effects = Vec::new();
+        let driver = DriverDescriptor {
+            bus,
+            pd: PdId(1),
+            name: Name::try_from("a").unwrap(),
+            match_table: MatchTable::compatible("a").unwrap(),
+        };
+        let client = Requester::Client(0);
+        manager
+            .submit(client, Request::RegisterDriver(driver), &mut |e| effects.push(e))
+            .unwrap();
+        let descriptor = |compatible| DeviceDescriptor {
+            bus,
+            match_data: MatchData::compatible(compatible).unwrap(),
+            resources: Resources::default(),
+        };
+        let request = Request::AddDevice {
+            parent: None,
+            descriptor: descriptor("a"),
+        };
+        manager.submit(client, request, &mut |e| effects.push(e)).unwrap();
+        let Some(Effect::Callback(probe)) = effects.pop() else {
+            panic!("expected a probe");
+        };
+        manager
+            .callback_done(probe.pd, probe.id, CallbackStatus::Ok, &mut |_| {})
+            .unwrap();
+        let request = Request::AddDevice {
+            parent: Some(probe.device),
+            descriptor: descriptor("b"),
+        };
+        manager.submit(client, request, &mut |_| {}).unwrap();
+        manager.invariants().unwrap();
+        manager
+    }
+
+    #[test]
+    fn detects_a_binding_missing_from_the_driver_list() {
+        let mut manager = bound_manager();
+        manager.devices[0].driver = None;
+        assert!(manager.invariants().is_err());
+    }
+
+    #[test]
+    fn detects_a_binding_to_a_driver_that_does_not_match() {
+        let mut manager = bound_manager();
+        manager.drivers[0].match_table = MatchTable::compatible("other").unwrap();
+        let violation = manager.invariants().unwrap_err();
+        assert_eq!(violation.rule, "device bound to a driver that does not match it");
+    }
+
+    #[test]
+    fn detects_an_orphan_child() {
+        let mut manager = bound_manager();
+        manager.devices[1].parent = Some(5);
+        assert!(manager.invariants().is_err());
+    }
+
+    #[test]
+    fn detects_a_lock_held_by_a_finished_operation() {
+        let mut manager = bound_manager();
+        manager.devices[1].lock_owner = Some(3);
+        let violation = manager.invariants().unwrap_err();
+        assert_eq!(violation.rule, "lock owned by a finished operation");
+    }
+
+    #[test]
+    fn detects_a_leaked_callback_slot() {
+        let mut manager = bound_manager();
+        manager.slots_taken += 1;
+        assert_eq!(manager.invariants().unwrap_err().rule, "callback slots leaked");
+    }
+}
