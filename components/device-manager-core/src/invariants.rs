@@ -415,7 +415,9 @@ mod tests {
         };
         let client = Requester::Client(0);
         manager
-            .submit(client, Request::RegisterDriver(driver), &mut |e| effects.push(e))
+            .submit(client, Request::RegisterDriver(driver), &mut |e| {
+                effects.push(e)
+            })
             .unwrap();
         let descriptor = |compatible| DeviceDescriptor {
             bus,
@@ -426,7 +428,9 @@ mod tests {
             parent: None,
             descriptor: descriptor("a"),
         };
-        manager.submit(client, request, &mut |e| effects.push(e)).unwrap();
+        manager
+            .submit(client, request, &mut |e| effects.push(e))
+            .unwrap();
         let Some(Effect::Callback(probe)) = effects.pop() else {
             panic!("expected a probe");
         };
@@ -454,7 +458,10 @@ mod tests {
         let mut manager = bound_manager();
         manager.drivers[0].match_table = MatchTable::compatible("other").unwrap();
         let violation = manager.invariants().unwrap_err();
-        assert_eq!(violation.rule, "device bound to a driver that does not match it");
+        assert_eq!(
+            violation.rule,
+            "device bound to a driver that does not match it"
+        );
     }
 
     #[test]
@@ -476,6 +483,9 @@ mod tests {
     fn detects_a_leaked_callback_slot() {
         let mut manager = bound_manager();
         manager.slots_taken += 1;
-        assert_eq!(manager.invariants().unwrap_err().rule, "callback slots leaked");
+        assert_eq!(
+            manager.invariants().unwrap_err().rule,
+            "callback slots leaked"
+        );
     }
 }

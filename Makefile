@@ -1,0 +1,152 @@
+# Warden's top-level build: host tests (`make test`), the aarch64 no_std check, and the Microkit system image.
+#
+# Targets:
+#   test          deps, fmt check, clippy, host tests (release), loom tests, check-target
+#   check-target  build $(TARGET_CRATES) for aarch64-unknown-none with -Zbuild-std
+#   deps          check/install the toolchains (scripts/ensure-deps.sh)
+#   bench         device-manager-core's benchmark
+#   fuzz          the protocol crate's fuzzers (components/protocol/fuzz/run.sh)
+#   sim           the host platform simulation (not built yet)
+#   all, qemu     the Microkit system image and running it (need MICROKIT_SDK)
+#   clean         remove build outputs
+#
+# Toolchains: host steps use `cargo` from PATH (rustup stable). check-target uses a rustup
+# nightly with rust-src when there is one, else Debian's /usr/bin/rustc + /usr/bin/cargo with
+# RUSTC_BOOTSTRAP=1 (rustup cannot download rust-src here). Debian's rustc has sysroot /usr, so
+# -Zbuild-std finds the library source at /usr/lib/rustlib/src/rust/library (-> /usr/src/
+# rustc-<version>/library, package rust-web-src) by itself: no __CARGO_TESTS_ONLY_SRC_ROOT or
+# --sysroot setting is needed. See scripts/check-target.sh.
+
+# --- Microkit conventions (the SDK's example Makefiles use the same names) -----------------
+MICROKIT_SDK ?=
+MICROKIT_BOARD ?= qemu_virt_aarch64
+MICROKIT_CONFIG ?= debug
+BUILD_DIR ?= build
+
+# --- Rust ----------------------------------------------------------------------------------
+HOST_CARGO ?= cargo
+# The no_std crates that run on seL4: each must build for the bare-metal target.
+TARGET_CRATES ?= device-manager-core
+TARGET ?= aarch64-unknown-none
+# Kept apart from the host build in target/ so neither clobbers the other.
+TARGET_CARGO_TARGET_DIR ?= target/aarch64
+# Rustflags for the target build's own units (space-separated; empty allows warnings).
+TARGET_RUSTFLAGS ?= -Dwarnings
+LOOM_TEST := components/protocol/tests/loom.rs
+FUZZ_SCRIPT := components/protocol/fuzz/run.sh
+
+# --- QEMU (for `make qemu`, once the image exists) -------------------------------------------
+QEMU ?= qemu-system-aarch64
+SYSTEM_IMAGE := $(BUILD_DIR)/loader.img
+QEMU_FLAGS := -machine virt,virtualization=on -cpu cortex-a53 -m size=2G -nographic \
+	-serial mon:stdio -device loader,file=$(SYSTEM_IMAGE),addr=0x70000000,cpu-num=0
+
+# Host steps must not see nightly features unlocked by a stray RUSTC_BOOTSTRAP; check-target
+# sets it itself where it needs it.
+unexport RUSTC_BOOTSTRAP
+
+banner = @printf '\n==> %s\n' "$(1)"
+
+.DEFAULT_GOAL := all
+.PHONY: all qemu system-image sdk-check test deps fmt-check clippy host-test loom \
+	check-target bench fuzz sim clean
+
+# --- Microkit system image ------------------------------------------------------------------
+all: system-image
+
+system-image: sdk-check
+	@echo "error: the protection-domain crates and system.xml for $(MICROKIT_BOARD) arrive with the seL4-target issue (issue 5);" >&2
+	@echo "       nothing to build into $(SYSTEM_IMAGE) yet (the host checks are 'make test')." >&2
+	@exit 1
+
+qemu: system-image
+	$(QEMU) $(QEMU_FLAGS)
+
+sdk-check:
+	@if [ -z "$(MICROKIT_SDK)" ]; then \
+		echo "error: MICROKIT_SDK is not set." >&2; \
+		echo "       Set it to an unpacked Microkit SDK, e.g. make MICROKIT_SDK=/path/to/microkit-sdk-2.3.0" >&2; \
+		echo "       The SDK is downloaded from the seL4 Microkit releases (seL4/microkit), not from any package registry." >&2; \
+		exit 2; \
+	fi
+	@if [ ! -x "$(MICROKIT_SDK)/bin/microkit" ]; then \
+		echo "error: MICROKIT_SDK=$(MICROKIT_SDK) has no bin/microkit: it is not an unpacked Microkit SDK." >&2; \
+		echo "       Set it to one, e.g. make MICROKIT_SDK=/path/to/microkit-sdk-2.3.0" >&2; \
+		echo "       The SDK is downloaded from the seL4 Microkit releases (seL4/microkit), not from any package registry." >&2; \
+		exit 2; \
+	fi
+	@if [ ! -d "$(MICROKIT_SDK)/board/$(MICROKIT_BOARD)/$(MICROKIT_CONFIG)" ]; then \
+		echo "error: the SDK has no board/$(MICROKIT_BOARD)/$(MICROKIT_CONFIG); set MICROKIT_BOARD / MICROKIT_CONFIG." >&2; \
+		echo "       boards in this SDK: $$(ls "$(MICROKIT_SDK)/board" 2>/dev/null | tr '\n' ' ')" >&2; \
+		exit 2; \
+	fi
+
+# --- Host checks ------------------------------------------------------------------------------
+# Each step is a sub-make, one per recipe line, so the order holds even under `make -j` and
+# the first failing step stops `make test`.
+test:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory fmt-check
+	@$(MAKE) --no-print-directory clippy
+	@$(MAKE) --no-print-directory host-test
+	@$(MAKE) --no-print-directory loom
+	@$(MAKE) --no-print-directory check-target
+	@printf '\n==> make test: all steps passed\n'
+
+deps:
+	$(call banner,deps: toolchains (scripts/ensure-deps.sh))
+	@bash scripts/ensure-deps.sh
+
+fmt-check:
+	$(call banner,fmt: cargo fmt --all -- --check)
+	$(HOST_CARGO) fmt --all -- --check
+
+clippy:
+	$(call banner,clippy: cargo clippy --workspace --all-targets -- -D warnings)
+	$(HOST_CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Release: the model checker and the property tests are far faster optimised.
+host-test:
+	$(call banner,test: cargo test --workspace --release)
+	$(HOST_CARGO) test --workspace --release
+
+loom:
+	$(call banner,loom: warden-protocol's loom tests)
+	@if [ -f "$(LOOM_TEST)" ]; then \
+		echo 'RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(HOST_CARGO) test -p warden-protocol --release --test loom'; \
+		RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(HOST_CARGO) test -p warden-protocol --release --test loom; \
+	else \
+		echo "skipped: $(LOOM_TEST) does not exist yet"; \
+	fi
+
+check-target:
+	$(call banner,check-target: $(TARGET_CRATES) for $(TARGET) with -Zbuild-std)
+	@TARGET="$(TARGET)" CARGO_TARGET_DIR="$(TARGET_CARGO_TARGET_DIR)" \
+		TARGET_RUSTFLAGS="$(TARGET_RUSTFLAGS)" bash scripts/check-target.sh $(TARGET_CRATES)
+
+# --- Benchmarks and fuzzing ------------------------------------------------------------------
+bench:
+	$(call banner,bench: cargo bench -p device-manager-core --bench core)
+	$(HOST_CARGO) bench -p device-manager-core --bench core
+
+fuzz:
+	$(call banner,fuzz: $(FUZZ_SCRIPT))
+	@if [ -f "$(FUZZ_SCRIPT)" ]; then \
+		bash "$(FUZZ_SCRIPT)"; \
+	else \
+		echo "fuzzing is not set up yet: $(FUZZ_SCRIPT) does not exist"; \
+	fi
+
+# --- Host simulation -------------------------------------------------------------------------
+# PLACEHOLDER (issue 4): replace this whole target with the real run of the host platform
+# (`warden-host system.xml`) once it exists.
+sim:
+	$(call banner,sim: host platform simulation)
+	@echo "sim: not available yet: the host platform (issue 4, 'warden-host system.xml') is not built."
+	@echo "sim: nothing was run; this target will run it once issue 4 lands."
+
+# --- Cleaning --------------------------------------------------------------------------------
+# `cargo clean` removes target/, including target/aarch64 and target/loom.
+clean:
+	$(HOST_CARGO) clean
+	rm -rf "$(BUILD_DIR)"
