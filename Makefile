@@ -26,7 +26,7 @@ BUILD_DIR ?= build
 # --- Rust ----------------------------------------------------------------------------------
 HOST_CARGO ?= cargo
 # The no_std crates that run on seL4: each must build for the bare-metal target.
-TARGET_CRATES ?= device-manager-core
+TARGET_CRATES ?= device-manager-core warden-protocol
 TARGET ?= aarch64-unknown-none
 # Kept apart from the host build in target/ so neither clobbers the other.
 TARGET_CARGO_TARGET_DIR ?= target/aarch64

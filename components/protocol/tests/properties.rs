@@ -1,0 +1,327 @@
+//! Property tests of the codec: every message round-trips through both transports, and no byte
+//! string makes a decoder panic (what decodes re-encodes to the same bytes).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+use proptest::prelude::*;
+use warden_protocol::ppc::{decode_call, encode_call, is_ppc_opcode, MAX_REGISTERS};
+use warden_protocol::{
+    decode, encode, fuzzing, CallbackId, Compatible, DeviceState, EventKind, Handle, MatchData,
+    MatchEntry, Message, MmioWindow, Outcome, PowerTarget, Resources, Status,
+};
+
+fn handle() -> impl Strategy<Value = Handle> {
+    (any::<u32>(), any::<u32>()).prop_map(|(index, generation)| Handle { index, generation })
+}
+
+fn callback() -> impl Strategy<Value = CallbackId> {
+    (any::<u32>(), any::<u64>()).prop_map(|(operation, sequence)| CallbackId {
+        operation,
+        sequence,
+    })
+}
+
+fn text<const N: usize>() -> impl Strategy<Value = heapless::String<N>> {
+    proptest::string::string_regex(&format!("[ -~]{{1,{N}}}"))
+        .unwrap()
+        .prop_map(|s| heapless::String::try_from(s.as_str()).unwrap())
+}
+
+fn match_data() -> impl Strategy<Value = MatchData> {
+    (
+        proptest::collection::vec(text::<40>(), 0..=4),
+        proptest::option::of(any::<u32>()),
+    )
+        .prop_map(|(names, bus_id)| MatchData {
+            compatible: names.into_iter().collect(),
+            bus_id,
+        })
+}
+
+fn resources(channels: bool) -> impl Strategy<Value = Resources> {
+    let irq = if channels { 0..=61u32 } else { 0..=u32::MAX };
+    (
+        proptest::collection::vec((any::<u64>(), 1..=u64::MAX), 0..=4),
+        proptest::collection::vec(irq, 0..=4),
+    )
+        .prop_map(|(windows, irqs)| Resources {
+            mmio: windows
+                .into_iter()
+                .map(|(address, size)| {
+                    let size = size.min(u64::MAX - address).max(1);
+                    let address = address.min(u64::MAX - (size - 1));
+                    MmioWindow { address, size }
+                })
+                .collect(),
+            irqs: irqs.into_iter().collect(),
+        })
+}
+
+fn status() -> impl Strategy<Value = Status> {
+    (0..=13u16).prop_map(|code| Status::from_code(code).unwrap())
+}
+
+fn status_and_detail() -> impl Strategy<Value = (Status, u16)> {
+    (status(), any::<u16>())
+        .prop_map(|(status, detail)| (status, if status == Status::Failed { detail } else { 0 }))
+}
+
+fn power_target() -> impl Strategy<Value = PowerTarget> {
+    prop_oneof![
+        Just(PowerTarget::All),
+        handle().prop_map(PowerTarget::Device)
+    ]
+}
+
+fn message() -> impl Strategy<Value = Message> {
+    let callbacks = prop_oneof![
+        (callback(), handle()).prop_map(|(callback, device)| Message::Remove { callback, device }),
+        (callback(), handle()).prop_map(|(callback, device)| Message::Suspend { callback, device }),
+        (callback(), handle()).prop_map(|(callback, device)| Message::Resume { callback, device }),
+        (callback(), handle())
+            .prop_map(|(callback, device)| Message::Shutdown { callback, device }),
+        (
+            callback(),
+            handle(),
+            handle(),
+            match_data(),
+            resources(true)
+        )
+            .prop_map(
+                |(callback, device, driver, match_data, resources)| Message::Probe {
+                    callback,
+                    device,
+                    driver,
+                    match_data,
+                    resources
+                }
+            ),
+    ];
+    let entry = prop_oneof![
+        text::<40>().prop_map(MatchEntry::Compatible),
+        any::<u32>().prop_map(MatchEntry::BusId)
+    ];
+    let from_drivers = prop_oneof![
+        (text::<32>(), proptest::collection::vec(entry, 1..=8)).prop_map(|(name, entries)| {
+            Message::Register {
+                name,
+                match_table: entries.into_iter().collect(),
+            }
+        }),
+        (callback(), status_and_detail()).prop_map(|(callback, (status, detail))| {
+            Message::CallbackDone {
+                callback,
+                status,
+                detail,
+            }
+        }),
+        (
+            callback(),
+            handle(),
+            handle(),
+            match_data(),
+            resources(false)
+        )
+            .prop_map(
+                |(callback, parent, bus, match_data, resources)| Message::AddChild {
+                    callback,
+                    parent,
+                    bus,
+                    match_data,
+                    resources
+                }
+            ),
+        (callback(), handle())
+            .prop_map(|(callback, child)| Message::RemoveChild { callback, child }),
+        any::<u64>().prop_map(|sequence| Message::Alive { sequence }),
+    ];
+    let from_clients = prop_oneof![
+        (handle(), handle()).prop_map(|(device, driver)| Message::Bind { device, driver }),
+        handle().prop_map(|device| Message::Unbind { device }),
+        handle().prop_map(|device| Message::RemoveDevice { device }),
+        Just(Message::Rescan),
+        power_target().prop_map(Message::SuspendDevice),
+        power_target().prop_map(Message::ResumeDevice),
+        handle().prop_map(|device| Message::QueryDevice { device }),
+        any::<u64>().prop_map(|cursor| Message::QueryTree { cursor }),
+        any::<u64>().prop_map(|mask| Message::Subscribe { mask }),
+    ];
+    let outcome = prop_oneof![
+        Just(Outcome::None),
+        (handle(), proptest::option::of(handle()))
+            .prop_map(|(device, driver)| Outcome::Device { device, driver }),
+        (handle(), any::<u32>()).prop_map(|(driver, bound)| Outcome::Driver { driver, bound }),
+    ];
+    let kind = prop_oneof![
+        Just(EventKind::DeviceAdded),
+        Just(EventKind::DeviceRemoved),
+        Just(EventKind::Bound),
+        Just(EventKind::Unbound),
+        Just(EventKind::Suspended),
+        Just(EventKind::Resumed),
+        Just(EventKind::DriverDied),
+    ];
+    let state = prop_oneof![
+        Just(DeviceState::Active),
+        Just(DeviceState::Suspended),
+        Just(DeviceState::ShutDown)
+    ];
+    let to_clients = prop_oneof![
+        (status_and_detail(), outcome).prop_map(|((status, detail), outcome)| {
+            Message::Completion {
+                status,
+                detail,
+                outcome,
+            }
+        }),
+        (kind, handle(), handle()).prop_map(|(kind, device, driver)| Message::Event {
+            kind,
+            device,
+            driver
+        }),
+        (
+            handle(),
+            proptest::option::of(handle()),
+            proptest::option::of(handle()),
+            state,
+            match_data()
+        )
+            .prop_map(
+                |(device, parent, driver, state, match_data)| Message::DeviceInfo {
+                    device,
+                    parent,
+                    driver,
+                    state,
+                    match_data
+                }
+            ),
+    ];
+    prop_oneof![callbacks, from_drivers, from_clients, to_clients]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_message_round_trips_on_a_queue(message in message(), request_id in any::<u32>()) {
+        let mut buffer = [0u8; 1024];
+        let length = encode(request_id, &message, &mut buffer).unwrap();
+        let (decoded_id, decoded) = decode(&buffer[..length]).unwrap();
+        prop_assert_eq!(decoded_id, request_id);
+        prop_assert_eq!(&decoded, &message);
+        // Any truncation is an error, not a panic or a different message.
+        prop_assert!(decode(&buffer[..length - 1]).is_err());
+    }
+
+    #[test]
+    fn every_call_round_trips_in_message_registers(message in message()) {
+        let mut registers = [0u64; MAX_REGISTERS];
+        match encode_call(&message, &mut registers) {
+            Ok(info) => {
+                prop_assert!(is_ppc_opcode(message.opcode()));
+                let decoded = decode_call(info, &registers[..usize::from(info.count)]).unwrap();
+                prop_assert_eq!(decoded, message);
+            }
+            Err(_) => prop_assert!(!is_ppc_opcode(message.opcode())),
+        }
+    }
+
+    #[test]
+    fn any_bytes_decode_to_a_message_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        fuzzing::decode_message(&bytes);
+        fuzzing::decode_call_registers(&bytes);
+        fuzzing::hostile_producer(&bytes);
+    }
+
+    #[test]
+    fn a_valid_header_with_any_body_is_safe(opcode in any::<u16>(), body in proptest::collection::vec(any::<u8>(), 0..520)) {
+        // Random bodies under a well-formed header reach the body decoders.
+        let mut bytes = std::vec::Vec::new();
+        bytes.extend_from_slice(&warden_protocol::wire::MAGIC.to_le_bytes());
+        bytes.extend_from_slice(&warden_protocol::wire::VERSION.to_le_bytes());
+        bytes.extend_from_slice(&opcode.to_le_bytes());
+        bytes.extend_from_slice(&7u32.to_le_bytes());
+        bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        fuzzing::decode_message(&bytes);
+    }
+}
+
+#[test]
+fn typed_errors_name_the_problem() {
+    use warden_protocol::DecodeError;
+    let mut buffer = [0u8; 1024];
+    let message = Message::Unbind {
+        device: Handle {
+            index: 1,
+            generation: 2,
+        },
+    };
+    let length = encode(5, &message, &mut buffer).unwrap();
+    let mut bad = buffer;
+    bad[0] ^= 1;
+    assert!(matches!(
+        decode(&bad[..length]),
+        Err(DecodeError::BadMagic(_))
+    ));
+    let mut bad = buffer;
+    bad[4] = 9;
+    assert_eq!(decode(&bad[..length]), Err(DecodeError::BadVersion(9)));
+    let mut bad = buffer;
+    bad[6] = 0x77;
+    assert_eq!(
+        decode(&bad[..length]),
+        Err(DecodeError::UnknownOpcode(0x0277))
+    );
+    assert!(matches!(
+        decode(&buffer[..length + 1]),
+        Err(DecodeError::BadLength { .. })
+    ));
+    assert!(matches!(
+        decode(&buffer[..3]),
+        Err(DecodeError::TooShort { .. })
+    ));
+    // A probe whose IRQ channel is out of Microkit's range.
+    let probe = Message::Probe {
+        callback: CallbackId {
+            operation: 1,
+            sequence: 2,
+        },
+        device: Handle {
+            index: 0,
+            generation: 0,
+        },
+        driver: Handle {
+            index: 0,
+            generation: 0,
+        },
+        match_data: MatchData::default(),
+        resources: Resources {
+            mmio: heapless::Vec::new(),
+            irqs: heapless::Vec::from_slice(&[62]).unwrap(),
+        },
+    };
+    let length = encode(1, &probe, &mut buffer).unwrap();
+    assert_eq!(
+        decode(&buffer[..length]),
+        Err(DecodeError::ChannelOutOfRange(62))
+    );
+    // A compatible string with bytes after its NUL.
+    let named = Message::DeviceInfo {
+        device: Handle {
+            index: 0,
+            generation: 0,
+        },
+        parent: None,
+        driver: None,
+        state: DeviceState::Active,
+        match_data: MatchData {
+            compatible: heapless::Vec::from_slice(&[Compatible::try_from("arm,pl011").unwrap()])
+                .unwrap(),
+            bus_id: None,
+        },
+    };
+    let length = encode(1, &named, &mut buffer).unwrap();
+    let string_at = length - 160 + 12;
+    buffer[string_at] = b'x';
+    assert_eq!(decode(&buffer[..length]), Err(DecodeError::BadString));
+}
