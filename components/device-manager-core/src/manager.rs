@@ -569,18 +569,23 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
     /// probed like any new device (it has its own lock).
     ///
     /// # Errors
-    /// [`Error::NoSuchCallback`], [`Error::NotPermitted`] (wrong PD, or a callback other than
-    /// probe/resume), [`Error::StaleBus`], [`Error::NoSpace`].
+    /// [`Error::NoSuchCallback`], [`Error::NotPermitted`] (wrong PD, `parent` is not the
+    /// callback's device, or a callback other than probe/resume), [`Error::StaleBus`],
+    /// [`Error::NoSpace`].
     pub fn child_add(
         &mut self,
         pd: PdId,
         callback: CallbackId,
+        parent: DeviceId,
         descriptor: &DeviceDescriptor,
         out: &mut dyn FnMut(Effect),
     ) -> Result<DeviceId, Error> {
         let (_, flight) = self.authorize_callback(pd, callback)?;
         self.stats.events += 1;
-        if !matches!(flight.kind, CallbackKind::Probe | CallbackKind::Resume) {
+        let holds_parent = self
+            .resolve_device(parent)
+            .is_ok_and(|parent| parent == flight.device);
+        if !holds_parent || !matches!(flight.kind, CallbackKind::Probe | CallbackKind::Resume) {
             return Err(Error::NotPermitted);
         }
         let child = self.create_device(Some(flight.device), descriptor, true)?;

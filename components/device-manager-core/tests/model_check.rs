@@ -252,9 +252,13 @@ impl Model for System {
                 state.child_added.push(callback.id);
                 let child = descriptor(self.bus, "leaf");
                 // May be refused (no room): the bridge then just answers.
-                let _ = state
-                    .manager
-                    .child_add(callback.pd, callback.id, &child, &mut out);
+                let _ = state.manager.child_add(
+                    callback.pd,
+                    callback.id,
+                    callback.device,
+                    &child,
+                    &mut out,
+                );
             }
             Action::Reply(callback, status) => {
                 state.pending.retain(|pending| pending.id != callback.id);

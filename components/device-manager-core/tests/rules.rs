@@ -274,6 +274,13 @@ fn rule_05c_device_add_from_a_callback_needs_its_owner() {
     let mut forged = probe;
     forged.pd = PdId(9);
     assert_eq!(h.child_add(forged, "leaf"), Err(Error::NotPermitted));
+    // Naming a parent other than the device the callback holds is refused too.
+    let other = h.add_device(None, "unrelated");
+    let other = h.device_of(other);
+    assert_eq!(
+        h.child_add_under(probe, other, "leaf"),
+        Err(Error::NotPermitted)
+    );
     h.reply(probe, Status::Ok);
     assert_eq!(
         h.child_add(probe, "leaf"),
@@ -288,7 +295,7 @@ fn rule_05c_device_add_from_a_callback_needs_its_owner() {
         "not during remove"
     );
     h.reply(remove, Status::Ok);
-    assert_eq!(h.manager.devices().count(), 1);
+    assert_eq!(h.manager.devices().count(), 2, "no child was added");
 }
 
 /// Rule 5: `device_del` removes children depth-first before the parent, calling each bound

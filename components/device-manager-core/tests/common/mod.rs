@@ -119,11 +119,33 @@ impl Harness {
     pub fn child_add(&mut self, callback: Callback, compatible: &str) -> Result<DeviceId, Error> {
         let mut effects = Vec::new();
         let descriptor = descriptor(self.bus, compatible);
-        let result = self
-            .manager
-            .child_add(callback.pd, callback.id, &descriptor, &mut |effect| {
-                effects.push(effect)
-            });
+        let result = self.manager.child_add(
+            callback.pd,
+            callback.id,
+            callback.device,
+            &descriptor,
+            &mut |effect| effects.push(effect),
+        );
+        self.absorb(effects);
+        result
+    }
+
+    /// `__device_add` naming a parent other than the callback's device.
+    pub fn child_add_under(
+        &mut self,
+        callback: Callback,
+        parent: DeviceId,
+        compatible: &str,
+    ) -> Result<DeviceId, Error> {
+        let mut effects = Vec::new();
+        let descriptor = descriptor(self.bus, compatible);
+        let result = self.manager.child_add(
+            callback.pd,
+            callback.id,
+            parent,
+            &descriptor,
+            &mut |effect| effects.push(effect),
+        );
         self.absorb(effects);
         result
     }

@@ -1,0 +1,187 @@
+//! Writes a seed corpus for the fuzz targets: one valid encoding of every message kind (queue
+//! and PPC forms) and a few ring scripts. `cargo run -p warden-protocol --example seed_corpus`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a one-off tool"
+)]
+
+use std::path::Path;
+use warden_protocol::ppc::{encode_call, MAX_REGISTERS};
+use warden_protocol::{
+    encode, CallbackId, Compatible, DeviceState, EventKind, Handle, MatchData, MatchEntry, Message,
+    MmioWindow, Outcome, PowerTarget, Resources, Status,
+};
+
+fn samples() -> Vec<Message> {
+    let handle = Handle {
+        index: 3,
+        generation: 1,
+    };
+    let callback = CallbackId {
+        operation: 2,
+        sequence: 17,
+    };
+    let match_data = MatchData {
+        compatible: heapless::Vec::from_slice(&[
+            Compatible::try_from("virtio,mmio").unwrap(),
+            Compatible::try_from("arm,pl011").unwrap(),
+        ])
+        .unwrap(),
+        bus_id: Some(2),
+    };
+    let resources = Resources {
+        mmio: heapless::Vec::from_slice(&[MmioWindow {
+            address: 0x0a00_3e00,
+            size: 0x200,
+        }])
+        .unwrap(),
+        irqs: heapless::Vec::from_slice(&[3]).unwrap(),
+    };
+    vec![
+        Message::Probe {
+            callback,
+            device: handle,
+            driver: handle,
+            match_data: match_data.clone(),
+            resources: resources.clone(),
+        },
+        Message::Remove {
+            callback,
+            device: handle,
+        },
+        Message::Suspend {
+            callback,
+            device: handle,
+        },
+        Message::Resume {
+            callback,
+            device: handle,
+        },
+        Message::Shutdown {
+            callback,
+            device: handle,
+        },
+        Message::Register {
+            name: "virtio-blk".try_into().unwrap(),
+            match_table: heapless::Vec::from_slice(&[
+                MatchEntry::BusId(2),
+                MatchEntry::Compatible(Compatible::try_from("virtio,device2").unwrap()),
+            ])
+            .unwrap(),
+        },
+        Message::CallbackDone {
+            callback,
+            status: Status::Failed,
+            detail: 5,
+        },
+        Message::CallbackDone {
+            callback,
+            status: Status::Defer,
+            detail: 0,
+        },
+        Message::AddChild {
+            callback,
+            parent: handle,
+            bus: handle,
+            match_data: match_data.clone(),
+            resources,
+        },
+        Message::RemoveChild {
+            callback,
+            child: handle,
+        },
+        Message::Alive { sequence: 9 },
+        Message::Bind {
+            device: handle,
+            driver: handle,
+        },
+        Message::Unbind { device: handle },
+        Message::RemoveDevice { device: handle },
+        Message::Rescan,
+        Message::SuspendDevice(PowerTarget::All),
+        Message::ResumeDevice(PowerTarget::Device(handle)),
+        Message::QueryDevice { device: handle },
+        Message::QueryTree { cursor: 4 },
+        Message::Subscribe { mask: 0xfe },
+        Message::Completion {
+            status: Status::Ok,
+            detail: 0,
+            outcome: Outcome::Device {
+                device: handle,
+                driver: Some(handle),
+            },
+        },
+        Message::Completion {
+            status: Status::Ok,
+            detail: 0,
+            outcome: Outcome::Driver {
+                driver: handle,
+                bound: 3,
+            },
+        },
+        Message::Event {
+            kind: EventKind::Bound,
+            device: handle,
+            driver: handle,
+        },
+        Message::DeviceInfo {
+            device: handle,
+            parent: Some(handle),
+            driver: None,
+            state: DeviceState::Suspended,
+            match_data,
+        },
+    ]
+}
+
+fn main() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    for target in ["decode_message", "decode_call", "hostile_producer"] {
+        std::fs::create_dir_all(corpus.join(target)).unwrap();
+    }
+    for (index, message) in samples().iter().enumerate() {
+        let mut buffer = [0u8; 1024];
+        let length = encode(index as u32, message, &mut buffer).unwrap();
+        std::fs::write(
+            corpus.join(format!("decode_message/seed-{index:02}")),
+            &buffer[..length],
+        )
+        .unwrap();
+        let mut registers = [0u64; MAX_REGISTERS];
+        if let Ok(info) = encode_call(message, &mut registers) {
+            let mut bytes = info.label.to_le_bytes().to_vec();
+            bytes.extend_from_slice(&info.count.to_le_bytes());
+            for register in &registers[..usize::from(info.count)] {
+                bytes.extend_from_slice(&register.to_le_bytes());
+            }
+            std::fs::write(corpus.join(format!("decode_call/seed-{index:02}")), bytes).unwrap();
+        }
+    }
+    // Ring scripts: (selector, word, value) steps; selector 0 pops.
+    let scripts: [&[[u8; 6]]; 4] = [
+        &[[1, 0, 1, 0, 0, 0], [1, 4, 3, 0, 0, 0], [0, 0, 0, 0, 0, 0]],
+        &[[1, 0, 200, 0, 0, 0], [0, 0, 0, 0, 0, 0]],
+        &[
+            [1, 0, 2, 0, 0, 0],
+            [1, 4, 255, 255, 0, 0],
+            [1, 36, 8, 0, 0, 0],
+            [0, 0, 0, 0, 0, 0],
+        ],
+        &[
+            [1, 1, 9, 0, 0, 0],
+            [1, 2, 1, 0, 0, 0],
+            [0, 0, 0, 0, 0, 0],
+            [1, 0, 5, 0, 0, 0],
+            [0, 0, 0, 0, 0, 0],
+        ],
+    ];
+    for (index, script) in scripts.iter().enumerate() {
+        let bytes: Vec<u8> = script.iter().flatten().copied().collect();
+        std::fs::write(
+            corpus.join(format!("hostile_producer/seed-{index:02}")),
+            bytes,
+        )
+        .unwrap();
+    }
+}

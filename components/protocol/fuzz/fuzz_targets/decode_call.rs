@@ -1,0 +1,6 @@
+//! Fuzz target: `warden_protocol::fuzzing::decode_call_registers` on arbitrary input.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    warden_protocol::fuzzing::decode_call_registers(data);
+});

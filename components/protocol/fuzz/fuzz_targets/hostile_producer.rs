@@ -1,0 +1,6 @@
+//! Fuzz target: `warden_protocol::fuzzing::hostile_producer` on arbitrary input.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    warden_protocol::fuzzing::hostile_producer(data);
+});
