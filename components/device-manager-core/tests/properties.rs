@@ -20,19 +20,41 @@ const CLASSES: [&str; 3] = ["class-a", "class-b", "class-c"];
 
 #[derive(Clone, Debug)]
 enum Action {
-    AddDevice { parent: Option<u8>, class: u8 },
-    ChildFromCallback { callback: u8, class: u8 },
+    AddDevice {
+        parent: Option<u8>,
+        class: u8,
+    },
+    ChildFromCallback {
+        callback: u8,
+        class: u8,
+    },
     DeleteDevice(u8),
-    Register { class: u8, pd: u8 },
+    Register {
+        class: u8,
+        pd: u8,
+    },
     Unregister(u8),
-    Bind { device: u8, driver: u8 },
-    Reply { callback: u8, status: u8 },
+    Bind {
+        device: u8,
+        driver: u8,
+    },
+    Reply {
+        callback: u8,
+        status: u8,
+    },
     Suspend(u8),
     Resume(u8),
     SuspendAll,
     ResumeAll,
     Rescan,
     Die(u8),
+    /// Forged input from a misbehaving PD: raw handles and callback ids.
+    Forged {
+        what: u8,
+        index: u32,
+        generation: u32,
+        pd: u8,
+    },
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -52,6 +74,8 @@ fn action() -> impl Strategy<Value = Action> {
         1 => Just(Action::ResumeAll),
         1 => Just(Action::Rescan),
         1 => (1..5u8).prop_map(Action::Die),
+        2 => (0..6u8, 0..70u32, 0..3u32, 0..6u8)
+            .prop_map(|(what, index, generation, pd)| Action::Forged { what, index, generation, pd }),
     ]
 }
 
@@ -120,6 +144,15 @@ fn apply(h: &mut Harness, accepted: &mut Vec<RequestId>, action: &Action) {
             h.pd_died(u32::from(pd));
             None
         }
+        Action::Forged {
+            what,
+            index,
+            generation,
+            pd,
+        } => {
+            accepted.extend(forged(h, what, index, generation, pd));
+            None
+        }
     };
     if let Some(request) = request {
         // Refusals at the door (no room) are backpressure, not completions.
@@ -127,6 +160,71 @@ fn apply(h: &mut Harness, accepted: &mut Vec<RequestId>, action: &Action) {
             accepted.push(id);
         }
     }
+}
+
+/// A misbehaving driver PD sends whatever it likes: every call must answer with an error or
+/// act within the driver's authority, and never panic (the harness checks the invariants).
+fn forged(h: &mut Harness, what: u8, index: u32, generation: u32, pd: u8) -> Option<RequestId> {
+    use device_manager_core::{CallbackId, DeviceId, DriverId, PdId, Requester};
+    let device = DeviceId::from_parts(index, generation);
+    let driver = DriverId::from_parts(index % 20, generation);
+    let pd = PdId(u32::from(pd));
+    let callback = CallbackId::from_parts(index % 40, u64::from(generation) + u64::from(index));
+    let mut effects = Vec::new();
+    let mut out = |effect| effects.push(effect);
+    let accepted = match what {
+        0 => {
+            let replied = h
+                .manager
+                .callback_done(pd, callback, CallbackStatus::Ok, &mut out);
+            if replied.is_ok() {
+                // A guess that hit one of this PD's own callbacks is a real reply.
+                h.pending.retain(|pending| pending.id != callback);
+            }
+            None
+        }
+        1 => {
+            let descriptor = common::descriptor(h.bus, CLASSES[0]);
+            let _ = h
+                .manager
+                .child_add(pd, callback, device, &descriptor, &mut out);
+            None
+        }
+        2 => {
+            let _ = h.manager.child_remove(pd, callback, device, &mut out);
+            None
+        }
+        3 => {
+            let request = Request::DeleteDevice(device);
+            h.manager
+                .submit(Requester::Driver(pd), request, &mut out)
+                .ok()
+        }
+        4 => {
+            let request = Request::UnregisterDriver(driver);
+            h.manager
+                .submit(Requester::Driver(pd), request, &mut out)
+                .ok()
+        }
+        _ => {
+            let request = Request::Bind { device, driver };
+            h.manager
+                .submit(Requester::Driver(pd), request, &mut out)
+                .ok()
+        }
+    };
+    // Whatever was accepted is tracked like any other effect.
+    for effect in effects {
+        match effect {
+            device_manager_core::Effect::Callback(callback) => {
+                h.pending.push(callback);
+                h.sent.push(callback);
+            }
+            device_manager_core::Effect::Complete(completion) => h.completions.push(completion),
+        }
+    }
+    h.manager.invariants().unwrap();
+    accepted
 }
 
 fn settle(h: &mut Harness, accepted: &mut Vec<RequestId>) {
