@@ -1,0 +1,130 @@
+//! The system-description checks, tested the way the microkit tool tests its parser: a folder
+//! of small invalid descriptions, each ending with the error it must produce
+//! (`<!-- expect: LINE:COLUMN: message -->`), and a folder of valid ones that must parse.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::path::Path;
+use warden_host::sdf;
+
+fn fixtures(folder: &str) -> Vec<std::path::PathBuf> {
+    let directory = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sdf")
+        .join(folder);
+    let mut files: Vec<_> = std::fs::read_dir(directory)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "xml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_invalid_description_gives_its_located_error() {
+    let files = fixtures("invalid");
+    assert!(files.len() >= 30, "only {} invalid fixtures", files.len());
+    let mut failures = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        let start = text
+            .rfind("<!-- expect: ")
+            .unwrap_or_else(|| panic!("{}: no expectation", path.display()));
+        let expected = text[start + "<!-- expect: ".len()..]
+            .trim_end()
+            .trim_end_matches("-->")
+            .trim();
+        match sdf::parse("fixture.xml", &text) {
+            Ok(_) => failures.push(format!("{}: parsed, expected {expected}", path.display())),
+            Err(error) => {
+                assert_eq!(error.file, "fixture.xml");
+                let got = format!("{}:{}: {}", error.line, error.column, error.message);
+                if got != expected {
+                    failures.push(format!(
+                        "{}:\n  expected {expected}\n  got      {got}",
+                        path.display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_valid_description_parses() {
+    let files = fixtures("valid");
+    assert!(files.len() >= 4);
+    for path in files {
+        if let Err(error) = sdf::parse_file(&path) {
+            panic!("{error}");
+        }
+    }
+}
+
+#[test]
+fn parsed_values_follow_the_microkit_defaults() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdf/valid/parent_restarts_child.xml");
+    let system = sdf::parse_file(&path).unwrap();
+    let [manager, driver] = &system.protection_domains[..] else {
+        panic!("two protection domains expected");
+    };
+    assert_eq!(manager.parent, None);
+    assert_eq!(driver.parent, Some((0, 1)));
+    assert_eq!(
+        (manager.budget, manager.period, manager.stack_size),
+        (1000, 1000, 0x1000)
+    );
+    assert!(!driver.maps[0].cached);
+    assert!(driver.maps[1].permissions.read && driver.maps[1].permissions.write);
+    assert_eq!(driver.irqs[0].id, 2);
+    assert_eq!(system.memory_regions[1].page_size, 0x20_0000);
+    let client_server =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdf/valid/client_server.xml");
+    let system = sdf::parse_file(&client_server).unwrap();
+    let channel = &system.channels[0];
+    assert!(channel.ends[0].pp && !channel.ends[0].notify);
+    assert_eq!(
+        system.memory_regions[0].size, 0x1000,
+        "underscores in numbers"
+    );
+}
+
+#[test]
+fn the_check_command_reports_and_exits() {
+    let binary = env!("CARGO_BIN_EXE_warden-host");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdf");
+    let valid = std::process::Command::new(binary)
+        .arg("check")
+        .arg(root.join("valid/ping_pong.xml"))
+        .output()
+        .unwrap();
+    assert_eq!(valid.status.code(), Some(0));
+    let stdout = String::from_utf8(valid.stdout).unwrap();
+    assert!(
+        stdout.contains("ok (2 protection domains, 0 memory regions, 1 channels)"),
+        "{stdout}"
+    );
+    let invalid_path = root.join("invalid/pp_to_equal_priority.xml");
+    let invalid = std::process::Command::new(binary)
+        .arg("check")
+        .arg(&invalid_path)
+        .output()
+        .unwrap();
+    assert_eq!(invalid.status.code(), Some(1));
+    let stderr = String::from_utf8(invalid.stderr).unwrap();
+    assert!(
+        stderr.starts_with(&format!("{}:4:3: ", invalid_path.display())),
+        "{stderr}"
+    );
+    let missing = std::process::Command::new(binary)
+        .args(["check", "/nonexistent.xml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+}
