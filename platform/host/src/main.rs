@@ -1,5 +1,4 @@
-//! `warden-host`: checks a Microkit system description (`check`); running one (`run`) is not
-//! built yet and says so.
+//! `warden-host`: checks a Microkit system description (`check`) or runs it on Linux (`run`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,10 +23,16 @@ enum Command {
         /// The system description (system.xml).
         file: PathBuf,
     },
-    /// Run a system description, one process per protection domain (not built yet: exits 2).
+    /// Run a system description, one process per protection domain, until --timeout.
     Run {
         /// The system description (system.xml).
         file: PathBuf,
+        /// Stop every protection domain after this many seconds.
+        #[arg(long)]
+        timeout: Option<f64>,
+        /// Write every notification, call, fault and restart to this file as JSON lines.
+        #[arg(long)]
+        trace: Option<PathBuf>,
     },
 }
 
@@ -49,12 +54,22 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Run { file } => {
-            eprintln!(
-                "warden-host run {}: running a system is not built yet (issue 4); 'check' validates it",
-                file.display()
-            );
-            ExitCode::from(2)
+        Command::Run {
+            file,
+            timeout,
+            trace,
+        } => {
+            let options = warden_host::launcher::Options {
+                timeout: timeout.map(std::time::Duration::from_secs_f64),
+                trace,
+            };
+            match warden_host::launcher::run(&file, &options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("warden-host: {error}");
+                    ExitCode::from(1)
+                }
+            }
         }
     }
 }

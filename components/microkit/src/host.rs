@@ -1,0 +1,191 @@
+//! The host backend: a PD is a Linux process connected to the `warden-host` launcher, which
+//! plays the Microkit kernel. Entry points arrive as frames; `notify`, `irq_ack`, `pp_call`,
+//! `restart` and `stop` are frames to the launcher (see [`crate::host_protocol`]). The message
+//! registers are this process's own array, as the IPC buffer is on seL4.
+
+use std::os::unix::net::UnixStream;
+use std::sync::{Mutex, OnceLock};
+
+use crate::host_protocol::{read_frame, write_frame, FromPd, Message, ToPd, MAX_REGISTERS};
+use crate::{Channel, ChannelSet, Child, Handler, MessageInfo};
+
+static CONNECTION: OnceLock<Mutex<UnixStream>> = OnceLock::new();
+static REGISTERS: Mutex<[u64; MAX_REGISTERS]> = Mutex::new([0; MAX_REGISTERS]);
+
+/// Why a PD could not run on the host platform.
+#[derive(Debug)]
+pub enum HostError {
+    /// Not started by `warden-host` (its environment variables are missing or wrong).
+    NotLaunched(&'static str),
+    /// The launcher's socket failed.
+    Io(std::io::Error),
+    /// The launcher sent a frame this PD cannot decode.
+    Protocol,
+}
+
+impl core::fmt::Display for HostError {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NotLaunched(what) => write!(
+                formatter,
+                "this program is a Warden protection domain: run it with warden-host ({what} is not set)"
+            ),
+            Self::Io(error) => write!(formatter, "connection to warden-host: {error}"),
+            Self::Protocol => write!(formatter, "malformed frame from warden-host"),
+        }
+    }
+}
+
+fn environment(name: &'static str) -> Result<String, HostError> {
+    std::env::var(name).map_err(|_| HostError::NotLaunched(name))
+}
+
+fn send(frame: &FromPd) -> Result<(), HostError> {
+    let connection = CONNECTION
+        .get()
+        .ok_or(HostError::NotLaunched("the connection"))?;
+    let mut stream = connection.lock().map_err(|_| HostError::Protocol)?;
+    write_frame(&mut *stream, &frame.encode()).map_err(HostError::Io)
+}
+
+fn receive() -> Result<ToPd, HostError> {
+    let connection = CONNECTION
+        .get()
+        .ok_or(HostError::NotLaunched("the connection"))?;
+    let mut stream = connection.lock().map_err(|_| HostError::Protocol)?;
+    let payload = read_frame(&mut *stream).map_err(HostError::Io)?;
+    ToPd::decode(&payload).ok_or(HostError::Protocol)
+}
+
+/// Ends the process when the launcher is gone or misbehaves: without it there is no system.
+fn fatal(error: &HostError) -> ! {
+    eprintln!("{error}");
+    std::process::exit(70)
+}
+
+fn load_registers(message: &Message) -> MessageInfo {
+    if let Ok(mut registers) = REGISTERS.lock() {
+        for (slot, value) in registers.iter_mut().zip(&message.registers) {
+            *slot = *value;
+        }
+    }
+    MessageInfo::new(message.label, message.registers.len() as u8)
+}
+
+fn store_registers(info: MessageInfo) -> Message {
+    let count = usize::from(info.count()).min(MAX_REGISTERS);
+    let registers = REGISTERS
+        .lock()
+        .map(|registers| registers.iter().take(count).copied().collect())
+        .unwrap_or_default();
+    Message {
+        label: info.label(),
+        registers,
+    }
+}
+
+pub(crate) fn get_mr(index: usize) -> u64 {
+    REGISTERS
+        .lock()
+        .ok()
+        .and_then(|registers| registers.get(index).copied())
+        .unwrap_or(0)
+}
+
+pub(crate) fn set_mr(index: usize, value: u64) {
+    if let Ok(mut registers) = REGISTERS.lock() {
+        if let Some(slot) = registers.get_mut(index) {
+            *slot = value;
+        }
+    }
+}
+
+pub(crate) fn notify(channel: Channel) {
+    if let Err(error) = send(&FromPd::Notify(channel.index())) {
+        fatal(&error);
+    }
+}
+
+pub(crate) fn irq_ack(channel: Channel) {
+    if let Err(error) = send(&FromPd::IrqAck(channel.index())) {
+        fatal(&error);
+    }
+}
+
+pub(crate) fn restart(child: Child) {
+    if let Err(error) = send(&FromPd::Restart(child.index())) {
+        fatal(&error);
+    }
+}
+
+pub(crate) fn stop(child: Child) {
+    if let Err(error) = send(&FromPd::Stop(child.index())) {
+        fatal(&error);
+    }
+}
+
+pub(crate) fn pp_call(channel: Channel, info: MessageInfo) -> MessageInfo {
+    let call = FromPd::Call(channel.index(), store_registers(info));
+    let reply = send(&call).and_then(|()| receive());
+    match reply {
+        Ok(ToPd::CallReturn(message)) => load_registers(&message),
+        Ok(_) => fatal(&HostError::Protocol),
+        Err(error) => fatal(&error),
+    }
+}
+
+/// Runs a PD on the host platform: connects to the launcher, runs `init` when told, then serves
+/// entry points until the launcher goes away. A handler error ends the process, which the
+/// launcher reports as a fault (to the parent, if there is one).
+///
+/// # Errors
+/// Only at start-up, when the process was not started by `warden-host`.
+pub fn run<H: Handler>(init: impl FnOnce() -> H) -> Result<(), HostError> {
+    let socket = environment("WARDEN_HOST_SOCKET")?;
+    let pd: u32 = environment("WARDEN_PD_INDEX")?
+        .parse()
+        .map_err(|_| HostError::NotLaunched("a numeric WARDEN_PD_INDEX"))?;
+    let incarnation: u32 = environment("WARDEN_PD_INCARNATION")?
+        .parse()
+        .map_err(|_| HostError::NotLaunched("a numeric WARDEN_PD_INCARNATION"))?;
+    let stream = UnixStream::connect(socket).map_err(HostError::Io)?;
+    let _ = CONNECTION.set(Mutex::new(stream));
+    send(&FromPd::Hello { pd, incarnation })?;
+    match receive()? {
+        ToPd::Init => {}
+        _ => return Err(HostError::Protocol),
+    }
+    let mut handler = init();
+    send(&FromPd::EntryDone { reply: None })?;
+    loop {
+        let entry = match receive() {
+            Ok(entry) => entry,
+            // The launcher closed the connection: the system is shutting down.
+            Err(HostError::Io(_)) => return Ok(()),
+            Err(error) => fatal(&error),
+        };
+        let reply = match entry {
+            ToPd::Notified(bits) => handler.notified(ChannelSet::from_bits(bits)).map(|()| None),
+            ToPd::Protected(channel, message) => {
+                let info = load_registers(&message);
+                match Channel::try_new(channel) {
+                    Some(channel) => handler
+                        .protected(channel, info)
+                        .map(|reply| Some(store_registers(reply))),
+                    None => fatal(&HostError::Protocol),
+                }
+            }
+            ToPd::Fault(child, label) => handler
+                .fault(Child::new(child), MessageInfo::new(label, 0))
+                .map(|resume| resume.map(store_registers)),
+            ToPd::Init | ToPd::CallReturn(_) => fatal(&HostError::Protocol),
+        };
+        match reply {
+            Ok(reply) => send(&FromPd::EntryDone { reply })?,
+            Err(error) => {
+                eprintln!("entry point failed: {error}");
+                std::process::exit(1);
+            }
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! `warden-host run`: one Linux process per protection domain, with the launcher playing the
+//! Microkit kernel. The rules of event delivery live in `warden-host-kernel`; this module is
+//! the I/O around it: processes, the socket each PD talks on, fault detection from exit
+//! statuses, log prefixing and the trace.
+//!
+//! `program_image path="NAME.elf"` runs the host build of the same PD crate: the executable
+//! `NAME` in the directory that holds `warden-host` (cargo puts every binary of a workspace
+//! there).
+//!
+//! Restarts: on seL4 `microkit_pd_restart` only resets the program counter (memory is kept);
+//! on the host a restart starts a fresh process (memory is lost). Warden's PDs therefore keep
+//! nothing across a restart that they do not re-create in `init`, which is correct on both.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use warden_host_kernel::{
+    Action, ChannelEnd, Entry, FaultKind, Kernel, MessageInfo, PdConfig, CHANNELS,
+};
+use warden_microkit::host_protocol::{read_frame, write_frame, FromPd, Message, ToPd};
+
+use crate::sdf::{self, System};
+
+/// Options of a run.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Stop every PD after this long.
+    pub timeout: Option<Duration>,
+    /// Write every notification, call, fault and restart here as JSON lines.
+    pub trace: Option<PathBuf>,
+}
+
+/// Why a run could not start or go on.
+#[derive(Debug)]
+pub enum LaunchError {
+    /// The system description is invalid.
+    Description(sdf::SdfError),
+    /// Something the host platform cannot run yet.
+    Unsupported(String),
+    /// A program image has no host build.
+    MissingProgram(String, PathBuf),
+    /// An operating-system call failed.
+    Io(String, std::io::Error),
+}
+
+impl std::fmt::Display for LaunchError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Description(error) => write!(formatter, "{error}"),
+            Self::Unsupported(what) => write!(formatter, "not supported on the host platform yet: {what}"),
+            Self::MissingProgram(pd, path) => write!(
+                formatter,
+                "protection domain '{pd}': no host build of its program image at {} (build the PD crate first)",
+                path.display()
+            ),
+            Self::Io(what, error) => write!(formatter, "{what}: {error}"),
+        }
+    }
+}
+
+enum Event {
+    Connected(usize, u32, UnixStream),
+    Frame(usize, u32, FromPd),
+}
+
+struct Process {
+    name: String,
+    program: PathBuf,
+    child: Option<Child>,
+    incarnation: u32,
+    connection: Option<UnixStream>,
+    queued: VecDeque<ToPd>,
+}
+
+/// Kernel configurations from a checked system description.
+#[must_use]
+pub fn kernel_config(system: &System) -> Vec<PdConfig> {
+    let mut configs: Vec<PdConfig> = system
+        .protection_domains
+        .iter()
+        .map(|pd| PdConfig {
+            name: pd.name.clone(),
+            parent: pd.parent.map(|(parent, id)| (parent, id as u8)),
+            channels: [None; CHANNELS],
+            irqs: pd.irqs.iter().fold(0, |bits, irq| bits | 1 << irq.id),
+        })
+        .collect();
+    for channel in &system.channels {
+        let [first, second] = &channel.ends;
+        for (end, other) in [(first, second), (second, first)] {
+            if let Some(slot) = configs
+                .get_mut(end.pd)
+                .and_then(|config| config.channels.get_mut(end.id as usize))
+            {
+                *slot = Some(ChannelEnd {
+                    peer: other.pd,
+                    peer_id: other.id as u8,
+                    may_notify: end.notify,
+                    may_call: end.pp,
+                });
+            }
+        }
+    }
+    configs
+}
+
+struct Launcher {
+    processes: Vec<Process>,
+    socket: PathBuf,
+    trace: Option<std::fs::File>,
+}
+
+/// Runs a system description until `timeout` (or forever).
+///
+/// # Errors
+/// An invalid description, a missing program, or a failing system call at start-up.
+pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
+    let system = sdf::parse_file(file).map_err(LaunchError::Description)?;
+    if let Some(pd) = system
+        .protection_domains
+        .iter()
+        .find(|pd| !pd.maps.is_empty())
+    {
+        return Err(LaunchError::Unsupported(format!(
+            "memory regions (protection domain '{}' maps one)",
+            pd.name
+        )));
+    }
+    let directory = std::env::current_exe()
+        .map_err(|error| LaunchError::Io("locating warden-host".into(), error))?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut processes = Vec::new();
+    for pd in &system.protection_domains {
+        let stem = pd
+            .program_image
+            .strip_suffix(".elf")
+            .unwrap_or(&pd.program_image);
+        let program = directory.join(stem);
+        if !program.is_file() {
+            return Err(LaunchError::MissingProgram(pd.name.clone(), program));
+        }
+        processes.push(Process {
+            name: pd.name.clone(),
+            program,
+            child: None,
+            incarnation: 0,
+            connection: None,
+            queued: VecDeque::new(),
+        });
+    }
+    let runtime = std::env::temp_dir().join(format!("warden-host-{}", std::process::id()));
+    std::fs::create_dir_all(&runtime)
+        .map_err(|error| LaunchError::Io(format!("creating {}", runtime.display()), error))?;
+    let socket = runtime.join("kernel.sock");
+    let listener = UnixListener::bind(&socket)
+        .map_err(|error| LaunchError::Io(format!("binding {}", socket.display()), error))?;
+    let trace = match &options.trace {
+        Some(path) => Some(
+            std::fs::File::create(path)
+                .map_err(|error| LaunchError::Io(format!("creating {}", path.display()), error))?,
+        ),
+        None => None,
+    };
+    let (sender, receiver) = channel();
+    std::thread::spawn(move || accept(&listener, &sender));
+    let mut launcher = Launcher {
+        processes,
+        socket,
+        trace,
+    };
+    let (mut kernel, actions) = Kernel::new(kernel_config(&system));
+    let result = launcher.start_all().map(|()| {
+        launcher.perform(&mut kernel, actions);
+        launcher.serve(&mut kernel, &receiver, options.timeout);
+    });
+    launcher.shut_down();
+    let _ = std::fs::remove_dir_all(&runtime);
+    result
+}
+
+fn accept(listener: &UnixListener, events: &Sender<Event>) {
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let events = events.clone();
+        std::thread::spawn(move || {
+            let hello = read_frame(&mut stream)
+                .ok()
+                .and_then(|frame| FromPd::decode(&frame));
+            let Some(FromPd::Hello { pd, incarnation }) = hello else {
+                return;
+            };
+            let pd = pd as usize;
+            let Ok(writer) = stream.try_clone() else {
+                return;
+            };
+            if events
+                .send(Event::Connected(pd, incarnation, writer))
+                .is_err()
+            {
+                return;
+            }
+            while let Ok(frame) = read_frame(&mut stream) {
+                // A malformed frame from a PD is dropped; the PD gains nothing by it.
+                if let Some(frame) = FromPd::decode(&frame) {
+                    if events.send(Event::Frame(pd, incarnation, frame)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Launcher {
+    fn name(&self, pd: usize) -> &str {
+        self.processes
+            .get(pd)
+            .map_or("?", |process| process.name.as_str())
+    }
+
+    fn record(&mut self, line: &str) {
+        if let Some(trace) = &mut self.trace {
+            let _ = writeln!(trace, "{line}");
+        }
+    }
+
+    fn start_all(&mut self) -> Result<(), LaunchError> {
+        for pd in 0..self.processes.len() {
+            self.spawn(pd)?;
+        }
+        Ok(())
+    }
+
+    fn spawn(&mut self, pd: usize) -> Result<(), LaunchError> {
+        let socket = self.socket.clone();
+        let Some(process) = self.processes.get_mut(pd) else {
+            return Ok(());
+        };
+        process.incarnation += 1;
+        process.connection = None;
+        let mut child = Command::new(&process.program)
+            .env("WARDEN_HOST_SOCKET", &socket)
+            .env("WARDEN_PD_INDEX", pd.to_string())
+            .env("WARDEN_PD_INCARNATION", process.incarnation.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|error| {
+                LaunchError::Io(format!("starting {}", process.program.display()), error)
+            })?;
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|out| Box::new(out) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|err| Box::new(err) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let name = process.name.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    println!("[{name}] {line}");
+                }
+            });
+        }
+        process.child = Some(child);
+        Ok(())
+    }
+
+    fn kill(&mut self, pd: usize) {
+        if let Some(process) = self.processes.get_mut(pd) {
+            if let Some(mut child) = process.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            process.connection = None;
+            process.queued.clear();
+        }
+    }
+
+    fn shut_down(&mut self) {
+        for pd in 0..self.processes.len() {
+            self.kill(pd);
+        }
+    }
+
+    fn send(&mut self, pd: usize, frame: ToPd) {
+        let Some(process) = self.processes.get_mut(pd) else {
+            return;
+        };
+        match &mut process.connection {
+            Some(stream) => {
+                if write_frame(stream, &frame.encode()).is_err() {
+                    process.connection = None;
+                }
+            }
+            None => process.queued.push_back(frame),
+        }
+    }
+
+    fn perform(&mut self, kernel: &mut Kernel, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Enter(pd, entry) => {
+                    let frame = match entry {
+                        Entry::Init => ToPd::Init,
+                        Entry::Notified(bits) => ToPd::Notified(bits),
+                        Entry::Protected {
+                            channel,
+                            info,
+                            registers,
+                        } => ToPd::Protected(
+                            channel,
+                            Message {
+                                label: info.label,
+                                registers,
+                            },
+                        ),
+                        Entry::Fault { child, info } => ToPd::Fault(child, info.label),
+                    };
+                    self.send(pd, frame);
+                }
+                Action::ReturnFromCall(pd, info, registers) => {
+                    self.send(
+                        pd,
+                        ToPd::CallReturn(Message {
+                            label: info.label,
+                            registers,
+                        }),
+                    );
+                }
+                Action::Restart(pd) => {
+                    let line = format!("{{\"event\":\"restart\",\"pd\":\"{}\"}}", self.name(pd));
+                    self.record(&line);
+                    println!("warden-host: restarting '{}'", self.name(pd));
+                    self.kill(pd);
+                    if let Err(error) = self.spawn(pd) {
+                        eprintln!("warden-host: {error}");
+                        let _ = kernel.fault(pd, FaultKind::UnknownSyscall);
+                    }
+                }
+                Action::Stop(pd) => {
+                    println!("warden-host: stopping '{}'", self.name(pd));
+                    self.kill(pd);
+                }
+                Action::Dead(pd, kind) => {
+                    eprintln!(
+                        "warden-host: '{}' faulted ({kind:?}) and has no parent: it is dead for good",
+                        self.name(pd)
+                    );
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, kernel: &mut Kernel, pd: usize, frame: FromPd) {
+        let name = self.name(pd).to_string();
+        let result = match frame {
+            FromPd::Hello { .. } => Ok(Vec::new()),
+            FromPd::EntryDone { reply } => kernel.entry_returned(
+                pd,
+                reply.map(|message| {
+                    let info = MessageInfo {
+                        label: message.label,
+                        count: message.registers.len() as u16,
+                    };
+                    (info, message.registers)
+                }),
+            ),
+            FromPd::Notify(channel) => {
+                self.record(&format!(
+                    "{{\"event\":\"notify\",\"pd\":\"{name}\",\"channel\":{channel}}}"
+                ));
+                kernel.notify(pd, channel)
+            }
+            FromPd::IrqAck(channel) => kernel.irq_ack(pd, channel),
+            FromPd::Call(channel, message) => {
+                self.record(&format!(
+                    "{{\"event\":\"ppcall\",\"pd\":\"{name}\",\"channel\":{channel},\"label\":{}}}",
+                    message.label
+                ));
+                let info = MessageInfo {
+                    label: message.label,
+                    count: message.registers.len() as u16,
+                };
+                let result = kernel.call(pd, channel, info, message.registers);
+                if result.is_err() {
+                    // As libmicrokit: the call is refused and returns an empty message.
+                    self.send(pd, ToPd::CallReturn(Message::default()));
+                }
+                result
+            }
+            FromPd::Restart(child) => kernel.restart(pd, child),
+            FromPd::Stop(child) => kernel.stop(pd, child),
+        };
+        match result {
+            Ok(actions) => self.perform(kernel, actions),
+            Err(refusal) => eprintln!("[{name}] refused by the kernel: {refusal:?}"),
+        }
+    }
+
+    /// Looks for PD processes that ended by themselves: each is a fault.
+    fn reap(&mut self, kernel: &mut Kernel) {
+        for pd in 0..self.processes.len() {
+            let exited = self
+                .processes
+                .get_mut(pd)
+                .and_then(|process| process.child.as_mut())
+                .and_then(|child| child.try_wait().ok().flatten());
+            let Some(status) = exited else { continue };
+            if let Some(process) = self.processes.get_mut(pd) {
+                process.child = None;
+                process.connection = None;
+            }
+            let kind = match status.signal() {
+                Some(11 | 7) => FaultKind::VmFault,
+                Some(_) => FaultKind::UserException,
+                None if status.code() == Some(101) => FaultKind::UserException,
+                None => FaultKind::UnknownSyscall,
+            };
+            let name = self.name(pd).to_string();
+            eprintln!("warden-host: '{name}' faulted: {status} ({kind:?})");
+            self.record(&format!(
+                "{{\"event\":\"fault\",\"pd\":\"{name}\",\"kind\":\"{kind:?}\",\"label\":{}}}",
+                kind as u64
+            ));
+            let actions = kernel.fault(pd, kind);
+            self.perform(kernel, actions);
+        }
+    }
+
+    fn serve(
+        &mut self,
+        kernel: &mut Kernel,
+        events: &std::sync::mpsc::Receiver<Event>,
+        timeout: Option<Duration>,
+    ) {
+        let started = Instant::now();
+        loop {
+            if timeout.is_some_and(|limit| started.elapsed() >= limit) {
+                println!("warden-host: timeout reached, stopping every protection domain");
+                return;
+            }
+            match events.recv_timeout(Duration::from_millis(10)) {
+                Ok(Event::Connected(pd, incarnation, mut stream)) => {
+                    let Some(process) = self.processes.get_mut(pd) else {
+                        continue;
+                    };
+                    if process.incarnation != incarnation {
+                        continue;
+                    }
+                    let mut healthy = true;
+                    while let Some(frame) = process.queued.pop_front() {
+                        healthy &= write_frame(&mut stream, &frame.encode()).is_ok();
+                    }
+                    if healthy {
+                        process.connection = Some(stream);
+                    }
+                }
+                Ok(Event::Frame(pd, incarnation, frame)) => {
+                    let current = self.processes.get(pd).map(|process| process.incarnation);
+                    if current == Some(incarnation) {
+                        self.handle(kernel, pd, frame);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            self.reap(kernel);
+        }
+    }
+}

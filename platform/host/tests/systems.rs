@@ -1,0 +1,138 @@
+//! Whole systems on the host platform: `warden-host run` starts one process per PD and plays
+//! the Microkit kernel. Ping-pong over notifications, a protected procedure call, and a parent
+//! that restarts a crashing child; after each run no PD process is left behind.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::path::Path;
+use std::process::Command;
+
+fn run(system: &str, extra: &[&str]) -> (i32, String, String) {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/systems")
+        .join(system);
+    let output = Command::new(env!("CARGO_BIN_EXE_warden-host"))
+        .arg("run")
+        .arg(file)
+        .args(["--timeout", "1.5"])
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// No process of these example programs is still running.
+fn assert_no_orphans(programs: &[&str]) {
+    let listing = Command::new("ps").args(["-eo", "comm="]).output().unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    for program in programs {
+        assert!(
+            !listing.lines().any(|line| line.trim() == *program),
+            "{program} outlived the launcher"
+        );
+    }
+}
+
+#[test]
+fn ping_pong_over_notifications() {
+    let (code, stdout, stderr) = run("ping_pong.xml", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    for round in 1..=5 {
+        assert!(
+            stdout.contains(&format!("[ping] ping: pong {round} received")),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("[ping] ping: done after 5 round trips"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("[pong] pong: notified on channel 0").count(),
+        5,
+        "{stdout}"
+    );
+    assert_no_orphans(&["example_ping", "example_pong"]);
+}
+
+#[test]
+fn protected_procedure_call_blocks_until_the_reply() {
+    let (code, stdout, stderr) = run("client_server.xml", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("[client] client: 20 * 2 = 40 (label 0)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[client] client: 21 * 2 = 42 (label 0)"),
+        "{stdout}"
+    );
+    // The client prints each result after the server handled that call: the call blocked.
+    let first_call = stdout.find("[server] server: call 1").unwrap();
+    let first_result = stdout.find("[client] client: 20 * 2").unwrap();
+    assert!(first_call < first_result, "{stdout}");
+    assert_no_orphans(&["example_client", "example_server"]);
+}
+
+#[test]
+fn a_parent_receives_its_childs_faults_and_restarts_it() {
+    let trace = std::env::temp_dir().join(format!("warden-trace-{}.jsonl", std::process::id()));
+    let (code, stdout, stderr) = run("restart_child.xml", &["--trace", trace.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout
+            .matches("[parent] parent: child 4 faulted (label 3)")
+            .count(),
+        2,
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("[crasher] crasher: starting").count(),
+        2,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("warden-host: restarting 'crasher'"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("warden-host: stopping 'crasher'"),
+        "{stdout}"
+    );
+    let trace_text = std::fs::read_to_string(&trace).unwrap();
+    let _ = std::fs::remove_file(&trace);
+    let events: Vec<&str> = trace_text.lines().collect();
+    assert_eq!(
+        events,
+        [
+            r#"{"event":"fault","pd":"crasher","kind":"UserException","label":3}"#,
+            r#"{"event":"restart","pd":"crasher"}"#,
+            r#"{"event":"fault","pd":"crasher","kind":"UserException","label":3}"#,
+        ]
+    );
+    assert_no_orphans(&["example_parent", "example_crasher"]);
+}
+
+#[test]
+fn a_missing_program_is_a_clear_error() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdf/valid/ping_pong.xml");
+    let output = Command::new(env!("CARGO_BIN_EXE_warden-host"))
+        .arg("run")
+        .arg(file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("protection domain 'ping': no host build of its program image"),
+        "{stderr}"
+    );
+}
