@@ -21,6 +21,8 @@ pub enum HostError {
     Io(std::io::Error),
     /// The launcher sent a frame this PD cannot decode.
     Protocol,
+    /// A memory region could not be mapped.
+    Mapping(String),
 }
 
 impl core::fmt::Display for HostError {
@@ -32,6 +34,7 @@ impl core::fmt::Display for HostError {
             ),
             Self::Io(error) => write!(formatter, "connection to warden-host: {error}"),
             Self::Protocol => write!(formatter, "malformed frame from warden-host"),
+            Self::Mapping(error) => write!(formatter, "memory region: {error}"),
         }
     }
 }
@@ -148,6 +151,7 @@ pub fn run<H: Handler>(init: impl FnOnce() -> H) -> Result<(), HostError> {
     let incarnation: u32 = environment("WARDEN_PD_INCARNATION")?
         .parse()
         .map_err(|_| HostError::NotLaunched("a numeric WARDEN_PD_INCARNATION"))?;
+    crate::mapping::map_regions().map_err(HostError::Mapping)?;
     let stream = UnixStream::connect(socket).map_err(HostError::Io)?;
     let _ = CONNECTION.set(Mutex::new(stream));
     send(&FromPd::Hello { pd, incarnation })?;

@@ -5,9 +5,11 @@
 //! PD crates never ask which platform they run on. On Linux (the host platform) the backend in
 //! `host` talks to the `warden-host` launcher, which plays the Microkit kernel's part; the seL4
 //! backend (libmicrokit) arrives with the seL4-target issue.
+#![deny(unsafe_code)]
 
 mod host;
 pub mod host_protocol;
+mod mapping;
 
 pub use host::{run, HostError};
 
@@ -189,6 +191,19 @@ pub fn get_mr(index: usize) -> u64 {
 /// Sets message register `index` (0–119); out-of-range indices are ignored.
 pub fn set_mr(index: usize, value: u64) {
     host::set_mr(index, value);
+}
+
+/// The memory region mapped with `setvar_vaddr="symbol"`, as shared bytes (`None` if this PD
+/// has no such map). Accesses are atomic: the region is shared with other PDs.
+#[must_use]
+pub fn memory_region(symbol: &str) -> Option<&'static [core::sync::atomic::AtomicU8]> {
+    mapping::memory_region(symbol)
+}
+
+/// The value the system description patches into `symbol` (`setvar_vaddr`, `setvar_size`).
+#[must_use]
+pub fn setvar(symbol: &str) -> Option<u64> {
+    mapping::setvar(symbol)
 }
 
 /// A PD's event handler: what `init` returns.

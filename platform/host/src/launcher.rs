@@ -7,6 +7,11 @@
 //! `NAME` in the directory that holds `warden-host` (cargo puts every binary of a workspace
 //! there).
 //!
+//! Memory regions: each is a file in the run's directory (removed at the end), mapped shared by
+//! every PD that maps it, at the description's vaddr with its permissions, so a write to a
+//! read-only map faults as it does on seL4. Device memory (a region with `phys_addr`) needs a
+//! device model, and mapping one without is an error naming the address.
+//!
 //! Restarts: on seL4 `microkit_pd_restart` only resets the program counter (memory is kept);
 //! on the host a restart starts a fresh process (memory is lost). Warden's PDs therefore keep
 //! nothing across a restart that they do not re-create in `init`, which is correct on both.
@@ -76,6 +81,10 @@ struct Process {
     incarnation: u32,
     connection: Option<UnixStream>,
     queued: VecDeque<ToPd>,
+    /// `WARDEN_PD_MAPS` for the PD: `path,vaddr,size,perms,setvar;…`.
+    maps: String,
+    /// `WARDEN_PD_SETVARS`: `symbol=value;…`.
+    setvars: String,
 }
 
 /// Kernel configurations from a checked system description.
@@ -122,15 +131,19 @@ struct Launcher {
 /// An invalid description, a missing program, or a failing system call at start-up.
 pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     let system = sdf::parse_file(file).map_err(LaunchError::Description)?;
-    if let Some(pd) = system
-        .protection_domains
-        .iter()
-        .find(|pd| !pd.maps.is_empty())
-    {
-        return Err(LaunchError::Unsupported(format!(
-            "memory regions (protection domain '{}' maps one)",
-            pd.name
-        )));
+    for region in &system.memory_regions {
+        if let Some(address) = region.phys_addr {
+            let mapped = system
+                .protection_domains
+                .iter()
+                .any(|pd| pd.maps.iter().any(|map| map.region == region.name));
+            if mapped {
+                return Err(LaunchError::Unsupported(format!(
+                    "memory region '{}' is device memory at 0x{address:x}, and no device model exists for that address yet",
+                    region.name
+                )));
+            }
+        }
     }
     let directory = std::env::current_exe()
         .map_err(|error| LaunchError::Io("locating warden-host".into(), error))?
@@ -154,11 +167,59 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
             incarnation: 0,
             connection: None,
             queued: VecDeque::new(),
+            maps: String::new(),
+            setvars: String::new(),
         });
     }
     let runtime = std::env::temp_dir().join(format!("warden-host-{}", std::process::id()));
     std::fs::create_dir_all(&runtime)
         .map_err(|error| LaunchError::Io(format!("creating {}", runtime.display()), error))?;
+    // Each memory region is a file in the run's directory, mapped by every PD that maps it.
+    for region in &system.memory_regions {
+        let path = runtime.join(format!("region-{}", region.name));
+        std::fs::File::create(&path)
+            .and_then(|file| file.set_len(region.size))
+            .map_err(|error| LaunchError::Io(format!("creating {}", path.display()), error))?;
+    }
+    for (process, pd) in processes.iter_mut().zip(&system.protection_domains) {
+        let mut maps = Vec::new();
+        let mut setvars = Vec::new();
+        for map in &pd.maps {
+            let Some(region) = system
+                .memory_regions
+                .iter()
+                .find(|region| region.name == map.region)
+            else {
+                continue;
+            };
+            let permissions = map.permissions;
+            let perms: String = [
+                (permissions.read, 'r'),
+                (permissions.write, 'w'),
+                (permissions.execute, 'x'),
+            ]
+            .iter()
+            .filter(|(set, _)| *set)
+            .map(|(_, letter)| *letter)
+            .collect();
+            let setvar = map.setvar_vaddr.clone().unwrap_or_default();
+            let path = runtime.join(format!("region-{}", region.name));
+            maps.push(format!(
+                "{},{:x},{:x},{perms},{setvar}",
+                path.display(),
+                map.vaddr,
+                region.size
+            ));
+            if let Some(symbol) = &map.setvar_vaddr {
+                setvars.push(format!("{symbol}={:x}", map.vaddr));
+            }
+            if let Some(symbol) = &map.setvar_size {
+                setvars.push(format!("{symbol}={:x}", region.size));
+            }
+        }
+        process.maps = maps.join(";");
+        process.setvars = setvars.join(";");
+    }
     let socket = runtime.join("kernel.sock");
     let listener = UnixListener::bind(&socket)
         .map_err(|error| LaunchError::Io(format!("binding {}", socket.display()), error))?;
@@ -250,6 +311,8 @@ impl Launcher {
             .env("WARDEN_HOST_SOCKET", &socket)
             .env("WARDEN_PD_INDEX", pd.to_string())
             .env("WARDEN_PD_INCARNATION", process.incarnation.to_string())
+            .env("WARDEN_PD_MAPS", &process.maps)
+            .env("WARDEN_PD_SETVARS", &process.setvars)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

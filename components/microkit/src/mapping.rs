@@ -1,0 +1,113 @@
+//! Memory regions on the host platform: the launcher gives each region a file and tells the PD
+//! (`WARDEN_PD_MAPS`) where to map it and with which permissions; this module maps them at the
+//! system description's virtual addresses. The only `unsafe` of the crate.
+#![allow(
+    unsafe_code,
+    reason = "mapping shared memory at a fixed address needs mmap"
+)]
+
+use std::sync::atomic::AtomicU8;
+use std::sync::OnceLock;
+
+use rustix::mm::{mmap, MapFlags, ProtFlags};
+
+/// One region mapped into this PD.
+#[derive(Debug)]
+struct Mapped {
+    setvar: String,
+    region: &'static [AtomicU8],
+}
+
+static MAPPED: OnceLock<Vec<Mapped>> = OnceLock::new();
+static SETVARS: OnceLock<Vec<(String, u64)>> = OnceLock::new();
+
+fn number(text: &str) -> Result<u64, String> {
+    u64::from_str_radix(text.trim_start_matches("0x"), 16)
+        .map_err(|_| format!("bad number '{text}'"))
+}
+
+/// Maps every region listed in `WARDEN_PD_MAPS` (`path,vaddr,size,perms,setvar;…`, numbers in
+/// hex) and records `WARDEN_PD_SETVARS` (`symbol=value;…`).
+pub(crate) fn map_regions() -> Result<(), String> {
+    let mut mapped = Vec::new();
+    let maps = std::env::var("WARDEN_PD_MAPS").unwrap_or_default();
+    for entry in maps.split(';').filter(|entry| !entry.is_empty()) {
+        let fields: Vec<&str> = entry.split(',').collect();
+        let [path, vaddr, size, perms, setvar] = fields[..] else {
+            return Err(format!("bad map entry '{entry}'"));
+        };
+        let (vaddr, size) = (number(vaddr)?, number(size)?);
+        let length = usize::try_from(size).map_err(|_| "map too large".to_string())?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(perms.contains('w'))
+            .open(path)
+            .map_err(|error| format!("opening {path}: {error}"))?;
+        let mut protection = ProtFlags::empty();
+        for (letter, flag) in [
+            ('r', ProtFlags::READ),
+            ('w', ProtFlags::WRITE),
+            ('x', ProtFlags::EXEC),
+        ] {
+            if perms.contains(letter) {
+                protection |= flag;
+            }
+        }
+        // SAFETY: FIXED_NOREPLACE maps only where nothing of this process is mapped (it fails
+        // instead of replacing a mapping), so no existing Rust object is aliased or unmapped.
+        // The mapping is never unmapped, so the 'static slice below stays valid; it is shared
+        // with other processes, and every access to it goes through atomics.
+        let address = unsafe {
+            mmap(
+                vaddr as *mut core::ffi::c_void,
+                length,
+                protection,
+                MapFlags::SHARED | MapFlags::FIXED_NOREPLACE,
+                &file,
+                0,
+            )
+        }
+        .map_err(|error| format!("mapping {path} at 0x{vaddr:x}: {error}"))?;
+        if address as u64 != vaddr {
+            return Err(format!(
+                "the kernel mapped {path} at {address:?}, not 0x{vaddr:x}"
+            ));
+        }
+        // SAFETY: the pointer is the start of a live mapping of `length` bytes (above), and
+        // AtomicU8 has the layout of u8 with every bit pattern valid.
+        let region = unsafe { core::slice::from_raw_parts(address.cast::<AtomicU8>(), length) };
+        mapped.push(Mapped {
+            setvar: setvar.to_string(),
+            region,
+        });
+    }
+    let mut setvars = Vec::new();
+    let text = std::env::var("WARDEN_PD_SETVARS").unwrap_or_default();
+    for entry in text.split(';').filter(|entry| !entry.is_empty()) {
+        let (symbol, value) = entry
+            .split_once('=')
+            .ok_or(format!("bad setvar '{entry}'"))?;
+        setvars.push((symbol.to_string(), number(value)?));
+    }
+    let _ = MAPPED.set(mapped);
+    let _ = SETVARS.set(setvars);
+    Ok(())
+}
+
+/// The memory region whose map sets `symbol` (its `setvar_vaddr`), as bytes.
+pub(crate) fn memory_region(symbol: &str) -> Option<&'static [AtomicU8]> {
+    MAPPED
+        .get()?
+        .iter()
+        .find(|mapped| mapped.setvar == symbol)
+        .map(|mapped| mapped.region)
+}
+
+/// The value the system description gives `symbol` (`setvar_vaddr`, `setvar_size`, …).
+pub(crate) fn setvar(symbol: &str) -> Option<u64> {
+    SETVARS
+        .get()?
+        .iter()
+        .find(|(name, _)| name == symbol)
+        .map(|(_, value)| *value)
+}
