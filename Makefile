@@ -1,12 +1,13 @@
 # Warden's top-level build: host tests (`make test`), the aarch64 no_std check, and the Microkit system image.
 #
 # Targets:
-#   test          deps, fmt check, clippy, host tests (release), loom tests, check-target
+#   test          deps, fmt check, clippy, host tests (release), loom tests, sim-test, check-target
 #   check-target  build $(TARGET_CRATES) for aarch64-unknown-none with -Zbuild-std
 #   deps          check/install the toolchains (scripts/ensure-deps.sh)
 #   bench         device-manager-core's benchmark
 #   fuzz          the protocol crate's fuzzers (components/protocol/fuzz/run.sh)
-#   sim           the host platform simulation (not built yet)
+#   sim           system.xml on the host platform (warden-host run)
+#   sim-test      the same, with the expected story checked (part of test)
 #   all, qemu     the Microkit system image and running it (need MICROKIT_SDK)
 #   clean         remove build outputs
 #
@@ -49,7 +50,7 @@ banner = @printf '\n==> %s\n' "$(1)"
 
 .DEFAULT_GOAL := all
 .PHONY: all qemu system-image sdk-check test deps fmt-check clippy host-test loom \
-	check-target bench fuzz sim clean
+	check-target bench fuzz sim sim-test clean
 
 # --- Microkit system image ------------------------------------------------------------------
 all: system-image
@@ -90,6 +91,7 @@ test:
 	@$(MAKE) --no-print-directory clippy
 	@$(MAKE) --no-print-directory host-test
 	@$(MAKE) --no-print-directory loom
+	@$(MAKE) --no-print-directory sim-test
 	@$(MAKE) --no-print-directory check-target
 	@printf '\n==> make test: all steps passed\n'
 
@@ -138,12 +140,18 @@ fuzz:
 	fi
 
 # --- Host simulation -------------------------------------------------------------------------
-# PLACEHOLDER (issue 4): replace this whole target with the real run of the host platform
-# (`warden-host system.xml`) once it exists.
+# The top-level system.xml on the host platform: one process per PD, the launcher playing the
+# Microkit kernel (platform/host). Exits 0 after SIM_TIMEOUT seconds.
+SIM_TIMEOUT ?= 3
 sim:
-	$(call banner,sim: host platform simulation)
-	@echo "sim: not available yet: the host platform (issue 4, 'warden-host system.xml') is not built."
-	@echo "sim: nothing was run; this target will run it once issue 4 lands."
+	$(call banner,sim: system.xml on the host platform)
+	$(HOST_CARGO) build --workspace --bins
+	target/debug/warden-host run system.xml --timeout $(SIM_TIMEOUT)
+
+# The same run, with its story checked (part of make test).
+sim-test:
+	$(call banner,sim-test: system.xml on the host platform tells the expected story)
+	@scripts/sim-test.sh release
 
 # --- Cleaning --------------------------------------------------------------------------------
 # `cargo clean` removes target/, including target/aarch64 and target/loom.

@@ -200,6 +200,12 @@ pub fn memory_region(symbol: &str) -> Option<&'static [core::sync::atomic::Atomi
     mapping::memory_region(symbol)
 }
 
+/// The memory region mapped with `setvar_vaddr="symbol"`, as shared 32-bit words (for rings).
+#[must_use]
+pub fn memory_region_words(symbol: &str) -> Option<&'static [core::sync::atomic::AtomicU32]> {
+    mapping::memory_region_words(symbol)
+}
+
 /// The value the system description patches into `symbol` (`setvar_vaddr`, `setvar_size`).
 #[must_use]
 pub fn setvar(symbol: &str) -> Option<u64> {

@@ -103,6 +103,26 @@ pub(crate) fn memory_region(symbol: &str) -> Option<&'static [AtomicU8]> {
         .map(|mapped| mapped.region)
 }
 
+/// The same region as 32-bit words (for the shared-memory rings): `None` if there is no such
+/// map or its size is not a multiple of 4.
+pub(crate) fn memory_region_words(symbol: &str) -> Option<&'static [std::sync::atomic::AtomicU32]> {
+    let bytes = memory_region(symbol)?;
+    let pointer = bytes.as_ptr();
+    let aligned = pointer.align_offset(core::mem::align_of::<std::sync::atomic::AtomicU32>()) == 0;
+    if !aligned || bytes.len() % 4 != 0 {
+        return None;
+    }
+    // SAFETY: the region is a live page-aligned mapping that is never unmapped (see
+    // `map_regions`), the pointer is 4-aligned (checked), the length is whole words (checked),
+    // and AtomicU32 accepts every bit pattern; all accesses are atomic.
+    Some(unsafe {
+        core::slice::from_raw_parts(
+            pointer.cast::<std::sync::atomic::AtomicU32>(),
+            bytes.len() / 4,
+        )
+    })
+}
+
 /// The value the system description gives `symbol` (`setvar_vaddr`, `setvar_size`, …).
 pub(crate) fn setvar(symbol: &str) -> Option<u64> {
     SETVARS

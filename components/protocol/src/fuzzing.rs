@@ -66,14 +66,15 @@ pub fn decode_call_registers(data: &[u8]) {
     }
 }
 
-/// A hostile producer: the input is a script of writes of any value to any word of a 4-slot
+/// A hostile producer: the input is a script of writes of any value to any word of a 2-slot
 /// ring (header included), interleaved with pops by an honest consumer. The consumer must never
 /// panic, read out of bounds, return a length beyond a slot, or loop.
 ///
 /// # Panics
 /// If the consumer returns an impossible result.
 pub fn hostile_producer(data: &[u8]) {
-    const CAPACITY: u32 = 4;
+    // Two slots: 260 words, nearly all reachable by the script's one-byte word index.
+    const CAPACITY: u32 = 2;
     const WORDS: usize = RingMemory::words_needed(CAPACITY);
     let storage = RingStorage::<WORDS>::new();
     let Ok(memory) = RingMemory::new(storage.words(), CAPACITY) else {

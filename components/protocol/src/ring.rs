@@ -10,8 +10,8 @@
 //! | 1 | `tail`: messages ever consumed | consumer (store-release) |
 //! | 2 | `consumer_wants_signal` | consumer sets, producer clears |
 //! | 3 | reserved (zero) | nobody |
-//! | 4 + s·32 | slot s: payload length in bytes | producer |
-//! | 5 + s·32 … | slot s: payload, 124 bytes | producer |
+//! | 4 + s·128 | slot s: payload length in bytes | producer |
+//! | 5 + s·128 … | slot s: payload, up to 508 bytes | producer |
 //!
 //! The capacity is not in shared memory: each side takes it from its own configuration (the
 //! system description), so a peer cannot change it. Each side keeps its own index privately and
@@ -39,8 +39,9 @@ use crate::sync::{fence, AtomicU32, Ordering};
 
 /// Words in the ring header.
 pub const HEADER_WORDS: usize = 4;
-/// Words per slot (one length word and the payload).
-pub const SLOT_WORDS: usize = 32;
+/// Words per slot (one length word and the payload): 512 bytes, so that the largest message of
+/// the protocol (a `Register`, 440 bytes with its header) fits one slot.
+pub const SLOT_WORDS: usize = 128;
 /// Largest payload of one slot, in bytes.
 pub const SLOT_BYTES: usize = (SLOT_WORDS - 1) * 4;
 

@@ -325,3 +325,40 @@ fn typed_errors_name_the_problem() {
     buffer[string_at] = b'x';
     assert_eq!(decode(&buffer[..length]), Err(DecodeError::BadString));
 }
+
+#[test]
+fn every_message_fits_one_ring_slot() {
+    use warden_protocol::message::{body_length, opcode};
+    let header = core::mem::size_of::<warden_protocol::wire::Header>();
+    let opcodes = [
+        opcode::PROBE,
+        opcode::REMOVE,
+        opcode::SUSPEND,
+        opcode::RESUME,
+        opcode::SHUTDOWN,
+        opcode::REGISTER,
+        opcode::CALLBACK_DONE,
+        opcode::ADD_CHILD,
+        opcode::REMOVE_CHILD,
+        opcode::ALIVE,
+        opcode::BIND,
+        opcode::UNBIND,
+        opcode::REMOVE_DEVICE,
+        opcode::RESCAN,
+        opcode::SUSPEND_DEVICE,
+        opcode::RESUME_DEVICE,
+        opcode::QUERY_DEVICE,
+        opcode::QUERY_TREE,
+        opcode::SUBSCRIBE,
+        opcode::COMPLETION,
+        opcode::EVENT,
+        opcode::DEVICE_INFO,
+    ];
+    for code in opcodes {
+        let length = header + body_length(code).unwrap();
+        assert!(
+            length <= warden_protocol::ring::SLOT_BYTES,
+            "opcode {code:#06x}: {length} bytes"
+        );
+    }
+}
