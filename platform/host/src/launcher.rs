@@ -12,6 +12,11 @@
 //! read-only map faults as it does on seL4. Device memory (a region with `phys_addr`) needs a
 //! device model, and mapping one without is an error naming the address.
 //!
+//! Scheduling: the host runs every PD as an ordinary process. Priorities, budgets, periods and
+//! passive PDs are checked in the description and the priority rule of calls is enforced, but
+//! they do not shape the host's scheduling; the Microkit's ordering guarantees (one entry point
+//! at a time, notifications before calls, blocking calls) come from the kernel model.
+//!
 //! Restarts: on seL4 `microkit_pd_restart` only resets the program counter (memory is kept);
 //! on the host a restart starts a fresh process (memory is lost). Warden's PDs therefore keep
 //! nothing across a restart that they do not re-create in `init`, which is correct on both.
@@ -19,10 +24,13 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use warden_host_kernel::{
@@ -230,6 +238,14 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
         ),
         None => None,
     };
+    // Ctrl-C and SIGTERM stop the run cleanly: every PD process is killed and the run's
+    // directory (sockets and shared memory) removed. The PDs are in their own process group, so
+    // a Ctrl-C at the terminal reaches the launcher only.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    if let Err(error) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
+        eprintln!("warden-host: cannot catch Ctrl-C ({error}); --timeout still stops the run");
+    }
     let (sender, receiver) = channel();
     std::thread::spawn(move || accept(&listener, &sender));
     let mut launcher = Launcher {
@@ -240,7 +256,7 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     let (mut kernel, actions) = Kernel::new(kernel_config(&system));
     let result = launcher.start_all().map(|()| {
         launcher.perform(&mut kernel, actions);
-        launcher.serve(&mut kernel, &receiver, options.timeout);
+        launcher.serve(&mut kernel, &receiver, options.timeout, &interrupted);
     });
     launcher.shut_down();
     let _ = std::fs::remove_dir_all(&runtime);
@@ -313,6 +329,7 @@ impl Launcher {
             .env("WARDEN_PD_INCARNATION", process.incarnation.to_string())
             .env("WARDEN_PD_MAPS", &process.maps)
             .env("WARDEN_PD_SETVARS", &process.setvars)
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -511,9 +528,14 @@ impl Launcher {
         kernel: &mut Kernel,
         events: &std::sync::mpsc::Receiver<Event>,
         timeout: Option<Duration>,
+        interrupted: &AtomicBool,
     ) {
         let started = Instant::now();
         loop {
+            if interrupted.load(Ordering::SeqCst) {
+                println!("warden-host: interrupted, stopping every protection domain");
+                return;
+            }
             if timeout.is_some_and(|limit| started.elapsed() >= limit) {
                 println!("warden-host: timeout reached, stopping every protection domain");
                 return;

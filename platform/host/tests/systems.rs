@@ -12,6 +12,16 @@
 use std::path::Path;
 use std::process::Command;
 
+/// The systems share example programs, and the orphan check looks for them by name: run one
+/// system at a time.
+static ONE_SYSTEM_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    ONE_SYSTEM_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn run(system: &str, extra: &[&str]) -> (i32, String, String) {
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/systems")
@@ -44,6 +54,7 @@ fn assert_no_orphans(programs: &[&str]) {
 
 #[test]
 fn ping_pong_over_notifications() {
+    let _guard = exclusive();
     let (code, stdout, stderr) = run("ping_pong.xml", &[]);
     assert_eq!(code, 0, "{stderr}");
     for round in 1..=5 {
@@ -66,6 +77,7 @@ fn ping_pong_over_notifications() {
 
 #[test]
 fn protected_procedure_call_blocks_until_the_reply() {
+    let _guard = exclusive();
     let (code, stdout, stderr) = run("client_server.xml", &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
@@ -88,6 +100,7 @@ fn protected_procedure_call_blocks_until_the_reply() {
 
 #[test]
 fn a_parent_receives_its_childs_faults_and_restarts_it() {
+    let _guard = exclusive();
     let trace = std::env::temp_dir().join(format!("warden-trace-{}.jsonl", std::process::id()));
     let (code, stdout, stderr) = run("restart_child.xml", &["--trace", trace.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
@@ -127,6 +140,7 @@ fn a_parent_receives_its_childs_faults_and_restarts_it() {
 
 #[test]
 fn a_missing_program_is_a_clear_error() {
+    let _guard = exclusive();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdf/valid/ping_pong.xml");
     let output = Command::new(env!("CARGO_BIN_EXE_warden-host"))
         .arg("run")
@@ -143,6 +157,7 @@ fn a_missing_program_is_a_clear_error() {
 
 #[test]
 fn a_write_to_a_read_only_map_faults() {
+    let _guard = exclusive();
     let (code, stdout, stderr) = run("read_only_map.xml", &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
@@ -167,6 +182,7 @@ fn a_write_to_a_read_only_map_faults() {
 
 #[test]
 fn device_memory_without_a_model_is_an_error_naming_the_address() {
+    let _guard = exclusive();
     let file =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdf/valid/parent_restarts_child.xml");
     let output = Command::new(env!("CARGO_BIN_EXE_warden-host"))
@@ -180,4 +196,33 @@ fn device_memory_without_a_model_is_an_error_naming_the_address() {
         stderr.contains("memory region 'uart' is device memory at 0x9000000"),
         "{stderr}"
     );
+}
+
+#[test]
+fn interrupting_the_launcher_stops_every_pd_and_cleans_up() {
+    let _guard = exclusive();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/systems/client_server.xml");
+    let launcher = Command::new(env!("CARGO_BIN_EXE_warden-host"))
+        .arg("run")
+        .arg(file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let runtime = std::env::temp_dir().join(format!("warden-host-{}", launcher.id()));
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert!(runtime.exists(), "the run's directory exists while it runs");
+    let killed = Command::new("kill")
+        .args(["-INT", &launcher.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = launcher.wait_with_output().unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("warden-host: interrupted, stopping every protection domain"),
+        "{stdout}"
+    );
+    assert!(!runtime.exists(), "no shared memory or socket left behind");
+    assert_no_orphans(&["example_client", "example_server"]);
 }
