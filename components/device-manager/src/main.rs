@@ -450,7 +450,7 @@ impl Handler for DeviceManager {
 
 fn main() -> Result<(), warden_microkit::HostError> {
     warden_microkit::run(|| {
-        println!("manager: starting");
+        log::info!("device manager starting (log output goes to the debug console)");
         DeviceManager::new()
     })
 }

@@ -10,6 +10,24 @@ use crate::host_protocol::{read_frame, write_frame, FromPd, Message, ToPd, MAX_R
 use crate::{Channel, ChannelSet, Child, Handler, MessageInfo};
 
 static CONNECTION: OnceLock<Mutex<UnixStream>> = OnceLock::new();
+
+/// `log` records go to the PD's debug console: on the host, standard output, which the
+/// launcher prefixes with the PD's name (on seL4, `microkit_dbg_puts`).
+struct DebugConsole;
+
+impl log::Log for DebugConsole {
+    fn enabled(&self, _metadata: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        println!("{}: {}", record.level(), record.args());
+    }
+
+    fn flush(&self) {}
+}
+
+static DEBUG_CONSOLE: DebugConsole = DebugConsole;
 static REGISTERS: Mutex<[u64; MAX_REGISTERS]> = Mutex::new([0; MAX_REGISTERS]);
 
 /// Why a PD could not run on the host platform.
@@ -151,6 +169,9 @@ pub fn run<H: Handler>(init: impl FnOnce() -> H) -> Result<(), HostError> {
     let incarnation: u32 = environment("WARDEN_PD_INCARNATION")?
         .parse()
         .map_err(|_| HostError::NotLaunched("a numeric WARDEN_PD_INCARNATION"))?;
+    if log::set_logger(&DEBUG_CONSOLE).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
     crate::mapping::map_regions().map_err(HostError::Mapping)?;
     let stream = UnixStream::connect(socket).map_err(HostError::Io)?;
     let _ = CONNECTION.set(Mutex::new(stream));

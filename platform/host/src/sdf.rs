@@ -4,7 +4,7 @@
 //! Elements and attributes: `system` holds `protection_domain`, `memory_region` and `channel`.
 //! A `protection_domain` has `name`, `priority` (0–254, default 0), `budget` (µs, default 1000),
 //! `period` (default: the budget), `passive`, `stack_size` (4 KiB–16 MiB, page multiple,
-//! default 4 KiB), `smc`, `cpu`, and `id` when nested in a parent; it holds one `program_image`
+//! default 4 KiB), `smc`, `cpu`, `fpu`, and `id` when nested in a parent; it holds one `program_image`
 //! (`path`, `path_for_symbols`), `map` (`mr`, `vaddr`, `perms`, `cached`, `setvar_vaddr`,
 //! `setvar_size`), `irq` (`irq`, `id`, `trigger`), `setvar` (`symbol`, `region_paddr`) and
 //! child `protection_domain`s. A `memory_region` has `name`, `size`, `page_size` (0x1000 or
@@ -139,6 +139,8 @@ pub struct ProtectionDomain {
     pub stack_size: u64,
     /// May make SMC calls.
     pub smc: bool,
+    /// Uses the floating-point unit (default true).
+    pub fpu: bool,
     /// CPU core.
     pub cpu: Option<u64>,
     /// The program's path.
@@ -408,6 +410,7 @@ impl Parser<'_, '_> {
             "stack_size",
             "smc",
             "cpu",
+            "fpu",
         ];
         if parent.is_some() {
             allowed.push("id");
@@ -462,6 +465,7 @@ impl Parser<'_, '_> {
             passive: self.boolean(node, "passive", false)?,
             stack_size,
             smc: self.boolean(node, "smc", false)?,
+            fpu: self.boolean(node, "fpu", true)?,
             cpu: self.optional_number(node, "cpu")?,
             program_image: String::new(),
             maps: Vec::new(),
