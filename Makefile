@@ -27,7 +27,7 @@ BUILD_DIR ?= build
 # --- Rust ----------------------------------------------------------------------------------
 HOST_CARGO ?= cargo
 # The no_std crates that run on seL4: each must build for the bare-metal target.
-TARGET_CRATES ?= device-manager-core warden-protocol
+TARGET_CRATES ?= device-manager-core warden-protocol warden-microkit device-manager demo-driver
 TARGET ?= aarch64-unknown-none
 # Kept apart from the host build in target/ so neither clobbers the other.
 TARGET_CARGO_TARGET_DIR ?= target/aarch64
@@ -53,14 +53,51 @@ banner = @printf '\n==> %s\n' "$(1)"
 	check-target bench fuzz sim sim-test clean
 
 # --- Microkit system image ------------------------------------------------------------------
+# Every PD binary is built for $(TARGET) and linked by rust-lld against the SDK's libmicrokit.a
+# and Warden's C shim (components/microkit/build.rs compiles it with $(CROSS_CC) and the SDK's
+# headers), with the SDK's microkit.ld; the microkit tool then packs them with the board's
+# system description into $(SYSTEM_IMAGE).
+BOARD_DIR = $(MICROKIT_SDK)/board/$(MICROKIT_BOARD)/$(MICROKIT_CONFIG)
+CROSS_CC ?= aarch64-linux-gnu-gcc
+CROSS_AR ?= aarch64-linux-gnu-ar
+# The PD crates and the binaries (program_image NAME.elf) they provide.
+PD_CRATES ?= device-manager demo-driver
+PD_BINARIES ?= device_manager demo_driver
+# The board's system description: the top-level one for QEMU virt, the others under platform/.
+SYSTEM_FILE_qemu_virt_aarch64 := system.xml
+SYSTEM_FILE_odroidc4 := platform/odroidc4/system.xml
+SYSTEM_FILE ?= $(SYSTEM_FILE_$(MICROKIT_BOARD))
+SYSTEM_REPORT := $(BUILD_DIR)/report.txt
+# Release for the image: the PDs' debug output is kept (log records, panics) either way.
+PD_PROFILE ?= release
+PD_PROFILE_DIR = $(if $(filter dev,$(PD_PROFILE)),debug,$(PD_PROFILE))
+
 all: system-image
 
 system-image: sdk-check
-	@echo "error: the protection-domain crates and system.xml for $(MICROKIT_BOARD) arrive with the seL4-target issue (issue 5);" >&2
-	@echo "       nothing to build into $(SYSTEM_IMAGE) yet (the host checks are 'make test')." >&2
-	@exit 1
+	@if [ -z "$(SYSTEM_FILE)" ]; then \
+		echo "error: no system description for MICROKIT_BOARD=$(MICROKIT_BOARD) (Warden has qemu_virt_aarch64 and odroidc4)." >&2; \
+		exit 2; \
+	fi
+	$(call banner,image: PD binaries for $(TARGET) ($(MICROKIT_BOARD)/$(MICROKIT_CONFIG)))
+	@mkdir -p "$(BUILD_DIR)"
+	@MICROKIT_BOARD_DIR="$(abspath $(BOARD_DIR))" WARDEN_CC="$(CROSS_CC)" WARDEN_AR="$(CROSS_AR)" \
+		TARGET="$(TARGET)" CARGO_TARGET_DIR="$(TARGET_CARGO_TARGET_DIR)" PROFILE="$(PD_PROFILE)" \
+		LINK_SCRIPT="$(abspath $(BOARD_DIR))/lib/microkit.ld" \
+		bash scripts/build-pds.sh $(PD_CRATES)
+	@for binary in $(PD_BINARIES); do \
+		cp "$(TARGET_CARGO_TARGET_DIR)/$(TARGET)/$(PD_PROFILE_DIR)/$$binary" "$(BUILD_DIR)/$$binary.elf" || exit 1; \
+	done
+	$(call banner,image: $(MICROKIT_SDK)/bin/microkit $(SYSTEM_FILE))
+	"$(MICROKIT_SDK)/bin/microkit" "$(SYSTEM_FILE)" --search-path "$(BUILD_DIR)" \
+		--board "$(MICROKIT_BOARD)" --config "$(MICROKIT_CONFIG)" \
+		-o "$(SYSTEM_IMAGE)" -r "$(SYSTEM_REPORT)"
+	@echo "image: $(SYSTEM_IMAGE) (report: $(SYSTEM_REPORT))"
 
 qemu: system-image
+	@if [ "$(MICROKIT_BOARD)" != qemu_virt_aarch64 ]; then \
+		echo "error: make qemu boots MICROKIT_BOARD=qemu_virt_aarch64, not $(MICROKIT_BOARD)." >&2; exit 2; \
+	fi
 	$(QEMU) $(QEMU_FLAGS)
 
 sdk-check:

@@ -2,6 +2,9 @@
 # Builds each given no_std crate for the bare-metal seL4 target with -Zbuild-std (used by `make check-target`).
 #
 # Usage: scripts/check-target.sh CRATE...
+# Each crate's library is built (compiled to machine code); a crate with PD binaries also has
+# its binaries checked (`cargo check --bins`: everything but the final link, which needs the
+# SDK's libmicrokit.a and is done by `make` with MICROKIT_SDK).
 # Environment:
 #   TARGET            target triple (default aarch64-unknown-none)
 #   CARGO_TARGET_DIR  where to build (default target/aarch64, away from the host build)
@@ -9,12 +12,7 @@
 #                     cargo gives the standard library's units --cap-lints allow, so they are
 #                     unaffected; set it empty to allow warnings)
 #
-# Toolchain: a rustup nightly with rust-src if there is one (`cargo +nightly`); otherwise
-# Debian's rustc/cargo (/usr/bin, installed by scripts/ensure-deps.sh) with RUSTC_BOOTSTRAP=1.
-# Debian's rustc reports sysroot /usr, so cargo finds the library source for -Zbuild-std at
-# /usr/lib/rustlib/src/rust/library (a symlink into /usr/src/rustc-<version>, from
-# rust-web-src) with no extra setting: neither __CARGO_TESTS_ONLY_SRC_ROOT nor --sysroot is
-# needed. The standard library's own crates.io dependencies are fetched by cargo as usual.
+# Toolchain: see scripts/target-toolchain.sh.
 set -euo pipefail
 
 if [[ $# -eq 0 ]]; then
@@ -25,33 +23,8 @@ fi
 target=${TARGET:-aarch64-unknown-none}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/aarch64}
 read -ra rustflags <<<"${TARGET_RUSTFLAGS--Dwarnings}"
-build_std=("-Zbuild-std=core,alloc,compiler_builtins" "-Zbuild-std-features=compiler-builtins-mem")
-
-have_nightly_rust_src() {
-    command -v rustup >/dev/null 2>&1 || return 1
-    rustup toolchain list 2>/dev/null | grep -q '^nightly' || return 1
-    rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'
-}
-
-if have_nightly_rust_src; then
-    echo "check-target: toolchain: rustup nightly (with rust-src)"
-    target_cargo=(env -u RUSTC -u RUSTC_BOOTSTRAP cargo +nightly)
-else
-    for tool in /usr/bin/rustc /usr/bin/cargo; do
-        if [[ ! -x $tool ]]; then
-            echo "check-target: $tool is missing; run 'make deps' (installs Debian's rustc-web, cargo-web, rust-web-src, lld-22)." >&2
-            exit 1
-        fi
-    done
-    src="$(/usr/bin/rustc --print sysroot)/lib/rustlib/src/rust/library"
-    if [[ ! -f $src/core/src/lib.rs ]]; then
-        echo "check-target: the standard library source is missing at $src; run 'make deps' (package rust-web-src)." >&2
-        exit 1
-    fi
-    echo "check-target: toolchain: $(/usr/bin/rustc --version) + $(/usr/bin/cargo --version), RUSTC_BOOTSTRAP=1"
-    echo "check-target: build-std source: $src -> $(readlink -f "$src")"
-    target_cargo=(env RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo)
-fi
+# shellcheck source=scripts/target-toolchain.sh
+source "$(dirname "${BASH_SOURCE[0]}")/target-toolchain.sh"
 
 # Cargo.lock belongs to the host toolchain (rustup stable), which writes it during
 # `cargo test`. Let that cargo create or refresh it first, so the target build can run with
@@ -66,15 +39,33 @@ if [[ ${#rustflags[@]} -gt 0 ]]; then
     flags_config=(--config "target.$target.rustflags = [${toml%, }]")
 fi
 
+# The binary targets of a workspace crate (PD crates have one; libraries none).
+bins_of() {
+    cargo metadata --format-version 1 --no-deps | python3 -c '
+import json, sys
+for package in json.load(sys.stdin)["packages"]:
+    if package["name"] == sys.argv[1]:
+        print(" ".join(t["name"] for t in package["targets"] if "bin" in t["kind"]))
+' "$1"
+}
+
 # One build per crate: features are then resolved for that crate alone, so a crate that only
 # builds thanks to features another crate enables is caught.
 for crate in "$@"; do
     echo "check-target: building $crate for $target"
-    if ! "${target_cargo[@]}" build --locked -p "$crate" --target "$target" \
+    if ! "${target_cargo[@]}" build --locked -p "$crate" --lib --target "$target" \
         "${build_std[@]}" "${flags_config[@]}"; then
         echo "check-target: $crate does not build for $target (see above)." >&2
         echo "check-target: if cargo says the lock file needs updating or cannot be parsed, run 'cargo generate-lockfile' with the host cargo and make sure Cargo.lock's version is one the target toolchain's cargo reads." >&2
         exit 1
+    fi
+    if [[ -n $(bins_of "$crate") ]]; then
+        echo "check-target: checking the PD binaries of $crate for $target"
+        if ! "${target_cargo[@]}" check --locked -p "$crate" --bins --target "$target" \
+            "${build_std[@]}" "${flags_config[@]}"; then
+            echo "check-target: the binaries of $crate do not compile for $target (see above)." >&2
+            exit 1
+        fi
     fi
 done
 echo "check-target: OK: $* build for $target"

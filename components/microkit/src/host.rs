@@ -21,7 +21,11 @@ impl log::Log for DebugConsole {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        println!("{}: {}", record.level(), record.args());
+        if record.level() == log::Level::Info {
+            println!("{}", record.args());
+        } else {
+            println!("{}: {}", record.level(), record.args());
+        }
     }
 
     fn flush(&self) {}

@@ -2,16 +2,108 @@
 //! rust-sel4's `sel4-microkit`: a PD is `init() -> impl Handler`; the handler's entry points are
 //! `notified`, `protected` and `fault`; channels can `notify`, `irq_ack` and `pp_call`.
 //!
-//! PD crates never ask which platform they run on. On Linux (the host platform) the backend in
-//! `host` talks to the `warden-host` launcher, which plays the Microkit kernel's part; the seL4
-//! backend (libmicrokit) arrives with the seL4-target issue.
+//! PD crates never ask which platform they run on: the build target chooses the backend. On
+//! Linux (the host platform, any target with an OS) the backend in `host` talks to the
+//! `warden-host` launcher, which plays the Microkit kernel's part. On bare metal
+//! (`target_os = "none"`, the seL4 Microkit) the backend in `sel4` calls libmicrokit through a
+//! small C shim (`src/sel4/shim.c`, compiled by `build.rs` against the SDK's `microkit.h`).
+//!
+//! A PD crate is a `no_std` + `alloc` library holding its handler, and a two-line binary:
+//!
+//! ```ignore
+//! #![cfg_attr(target_os = "none", no_std, no_main)]
+//! warden_microkit::protection_domain!(my_pd::init);
+//! ```
+//!
+//! which becomes `fn main` on the host and the `init` entry point on seL4. Shared memory
+//! regions are reached with [`memory_region_words!`], which reads the `setvar_vaddr` and
+//! `setvar_size` symbols the Microkit tool patches (on the host: what the launcher passes).
+//!
+//! # What a restarted PD can rely on
+//! `microkit_pd_restart` writes only the program counter: memory, `.data` and `.bss` are not
+//! restored. Warden's `Child::restart` writes the PC (`_start`) *and* the stack pointer (the top
+//! of the PD's stack, below the IPC-buffer guard page), so a restarted PD starts on a fresh
+//! stack rather than below the frame it faulted in. The runtime then re-initialises what it
+//! owns: the old handler is abandoned (not dropped: its memory is about to be reused), the PD's
+//! heap is reset to empty, and `init` builds a new handler. A PD must therefore keep all of its
+//! state in its handler (no `static` state of its own), and must re-initialise its side of any
+//! shared memory (ring indices) in `init`, since shared regions keep their contents. On the host
+//! platform a restart starts a new process, which gives the same guarantees and more.
+#![cfg_attr(target_os = "none", no_std)]
 #![deny(unsafe_code)]
 
-mod host;
-pub mod host_protocol;
-mod mapping;
+extern crate alloc;
 
+#[cfg(not(target_os = "none"))]
+mod host;
+#[cfg(not(target_os = "none"))]
+pub mod host_protocol;
+#[cfg(not(target_os = "none"))]
+mod mapping;
+#[cfg(target_os = "none")]
+#[doc(hidden)]
+pub mod sel4;
+
+#[cfg(not(target_os = "none"))]
+use host as backend;
+#[cfg(target_os = "none")]
+use sel4 as backend;
+
+#[cfg(not(target_os = "none"))]
 pub use host::{run, HostError};
+
+/// Declares a protection domain: `protection_domain!(path::to::init)`, where `init` returns
+/// the PD's [`Handler`]. On the host it defines `fn main`, which connects to `warden-host`; on
+/// seL4 it defines the `init` entry point libmicrokit calls (and calls again after a restart).
+/// The binary crate must be `#![cfg_attr(target_os = "none", no_std, no_main)]`.
+#[macro_export]
+macro_rules! protection_domain {
+    ($init:path) => {
+        #[cfg(not(target_os = "none"))]
+        fn main() {
+            if let Err(error) = $crate::run($init) {
+                ::std::eprintln!("{error}");
+                ::std::process::exit(1);
+            }
+        }
+
+        /// The Microkit `init` entry point: builds this PD's handler.
+        #[cfg(target_os = "none")]
+        #[no_mangle]
+        pub extern "C" fn init() {
+            $crate::sel4::start($init);
+        }
+    };
+}
+
+/// The shared memory region this PD maps with `setvar_vaddr="VADDR" setvar_size="SIZE"`, as
+/// 32-bit words (for Warden's rings): `memory_region_words!(VADDR, SIZE)` evaluates to
+/// `Option<&'static [AtomicU32]>`, `None` if the system description gives no such map (or an
+/// unaligned one). On seL4 the macro defines the two 8-byte symbols the Microkit tool patches
+/// (the tool refuses a system whose setvar symbols are missing from the ELF); on the host the
+/// launcher passes the same values by name.
+#[macro_export]
+macro_rules! memory_region_words {
+    ($vaddr:ident, $size:ident) => {{
+        #[cfg(target_os = "none")]
+        let region = {
+            #[no_mangle]
+            #[used]
+            #[link_section = ".data"]
+            #[allow(non_upper_case_globals)]
+            static $vaddr: $crate::sel4::PatchedVariable = $crate::sel4::PatchedVariable::new();
+            #[no_mangle]
+            #[used]
+            #[link_section = ".data"]
+            #[allow(non_upper_case_globals)]
+            static $size: $crate::sel4::PatchedVariable = $crate::sel4::PatchedVariable::new();
+            $crate::sel4::region_words($vaddr.get(), $size.get())
+        };
+        #[cfg(not(target_os = "none"))]
+        let region = $crate::memory_region_words(::core::stringify!($vaddr));
+        region
+    }};
+}
 
 /// Highest channel id.
 pub const MAX_CHANNEL: u8 = 61;
@@ -55,18 +147,18 @@ impl Channel {
 
     /// `microkit_notify`: signal the PD at the other end.
     pub fn notify(self) {
-        host::notify(self);
+        backend::notify(self);
     }
 
     /// `microkit_irq_ack`: unmask this IRQ channel.
     pub fn irq_ack(self) {
-        host::irq_ack(self);
+        backend::irq_ack(self);
     }
 
     /// `microkit_ppcall`: call the PD at the other end; blocks until its `protected` returns.
     #[must_use]
     pub fn pp_call(self, message: MessageInfo) -> MessageInfo {
-        host::pp_call(self, message)
+        backend::pp_call(self, message)
     }
 }
 
@@ -118,15 +210,15 @@ impl Child {
         self.0
     }
 
-    /// `microkit_pd_restart`: run the child's `init` again. Memory is not restored (on seL4 only
-    /// the program counter is reset); a restarted PD must not rely on its statics.
+    /// `microkit_pd_restart`: run the child's `init` again on a fresh stack. Memory is not
+    /// restored; see the crate docs for what a restarted PD can rely on.
     pub fn restart(self) {
-        host::restart(self);
+        backend::restart(self);
     }
 
     /// `microkit_pd_stop`: stop the child for good.
     pub fn stop(self) {
-        host::stop(self);
+        backend::stop(self);
     }
 }
 
@@ -185,28 +277,34 @@ impl MessageInfo {
 /// Message register `index` (0–119) of this PD's IPC buffer.
 #[must_use]
 pub fn get_mr(index: usize) -> u64 {
-    host::get_mr(index)
+    backend::get_mr(index)
 }
 
 /// Sets message register `index` (0–119); out-of-range indices are ignored.
 pub fn set_mr(index: usize, value: u64) {
-    host::set_mr(index, value);
+    backend::set_mr(index, value);
 }
 
 /// The memory region mapped with `setvar_vaddr="symbol"`, as shared bytes (`None` if this PD
-/// has no such map). Accesses are atomic: the region is shared with other PDs.
+/// has no such map). Accesses are atomic: the region is shared with other PDs. Host only: PD
+/// code uses [`memory_region_words!`], which works on both platforms.
+#[cfg(not(target_os = "none"))]
 #[must_use]
 pub fn memory_region(symbol: &str) -> Option<&'static [core::sync::atomic::AtomicU8]> {
     mapping::memory_region(symbol)
 }
 
 /// The memory region mapped with `setvar_vaddr="symbol"`, as shared 32-bit words (for rings).
+/// Host only: PD code uses [`memory_region_words!`].
+#[cfg(not(target_os = "none"))]
 #[must_use]
 pub fn memory_region_words(symbol: &str) -> Option<&'static [core::sync::atomic::AtomicU32]> {
     mapping::memory_region_words(symbol)
 }
 
 /// The value the system description patches into `symbol` (`setvar_vaddr`, `setvar_size`).
+/// Host only.
+#[cfg(not(target_os = "none"))]
 #[must_use]
 pub fn setvar(symbol: &str) -> Option<u64> {
     mapping::setvar(symbol)
@@ -268,6 +366,8 @@ fn unexpected<E>(what: &str) -> E {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use alloc::vec::Vec;
 
     #[test]
     fn channel_sets_iterate_in_ascending_order() {
