@@ -70,6 +70,8 @@ SYSTEM_FILE ?= $(SYSTEM_FILE_$(MICROKIT_BOARD))
 SYSTEM_REPORT := $(BUILD_DIR)/report.txt
 # Release for the image: the PDs' debug output is kept (log records, panics) either way.
 PD_PROFILE ?= release
+# Cargo features for the PD build, e.g. PD_FEATURES=demo-driver/crash-once (restart demo).
+PD_FEATURES ?=
 PD_PROFILE_DIR = $(if $(filter dev,$(PD_PROFILE)),debug,$(PD_PROFILE))
 
 all: system-image
@@ -79,11 +81,12 @@ system-image: sdk-check
 		echo "error: no system description for MICROKIT_BOARD=$(MICROKIT_BOARD) (Warden has qemu_virt_aarch64 and odroidc4)." >&2; \
 		exit 2; \
 	fi
+	@$(MAKE) --no-print-directory deps
 	$(call banner,image: PD binaries for $(TARGET) ($(MICROKIT_BOARD)/$(MICROKIT_CONFIG)))
 	@mkdir -p "$(BUILD_DIR)"
 	@MICROKIT_BOARD_DIR="$(abspath $(BOARD_DIR))" WARDEN_CC="$(CROSS_CC)" WARDEN_AR="$(CROSS_AR)" \
 		TARGET="$(TARGET)" CARGO_TARGET_DIR="$(TARGET_CARGO_TARGET_DIR)" PROFILE="$(PD_PROFILE)" \
-		LINK_SCRIPT="$(abspath $(BOARD_DIR))/lib/microkit.ld" \
+		LINK_SCRIPT="$(abspath $(BOARD_DIR))/lib/microkit.ld" PD_FEATURES="$(PD_FEATURES)" \
 		bash scripts/build-pds.sh $(PD_CRATES)
 	@for binary in $(PD_BINARIES); do \
 		cp "$(TARGET_CARGO_TARGET_DIR)/$(TARGET)/$(PD_PROFILE_DIR)/$$binary" "$(BUILD_DIR)/$$binary.elf" || exit 1; \

@@ -8,6 +8,7 @@
 #   LINK_SCRIPT         the SDK's microkit.ld
 #   TARGET, CARGO_TARGET_DIR, PROFILE (release|dev)
 #   WARDEN_CC, WARDEN_AR  the cross C compiler and archiver for the libmicrokit shim
+#   PD_FEATURES         optional cargo features, e.g. demo-driver/crash-once
 #
 # Toolchain as in scripts/check-target.sh (rustup nightly with rust-src, else Debian's rustc
 # with RUSTC_BOOTSTRAP=1). The link: rust-lld with microkit.ld, --gc-sections (without it all of
@@ -22,12 +23,24 @@ profile=${PROFILE:-release}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/aarch64}
 export MICROKIT_BOARD_DIR
 
-for tool in "${WARDEN_CC:-aarch64-linux-gnu-gcc}" "${WARDEN_AR:-aarch64-linux-gnu-ar}"; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "build-pds: $tool is missing: install Debian's gcc-aarch64-linux-gnu (or set CROSS_CC / CROSS_AR)." >&2
-        exit 1
-    fi
-done
+cross_tools=("${WARDEN_CC:-aarch64-linux-gnu-gcc}" "${WARDEN_AR:-aarch64-linux-gnu-ar}")
+missing_cross_tools() {
+    local tool
+    for tool in "${cross_tools[@]}"; do
+        command -v "$tool" >/dev/null 2>&1 || echo "$tool"
+    done
+}
+if [[ -n $(missing_cross_tools) && $(id -u) -eq 0 && -z ${WARDEN_CC:-} ]]; then
+    echo "build-pds: installing Debian's gcc-aarch64-linux-gnu (the libmicrokit shim's compiler)"
+    DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=900 update
+    DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=900 install -y \
+        --no-install-recommends gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu
+fi
+if [[ -n $(missing_cross_tools) ]]; then
+    echo "build-pds: missing: $(missing_cross_tools | tr '\n' ' ')" >&2
+    echo "build-pds: install Debian's gcc-aarch64-linux-gnu, or set CROSS_CC / CROSS_AR to an aarch64 C compiler and archiver." >&2
+    exit 1
+fi
 
 # shellcheck source=scripts/target-toolchain.sh
 source scripts/target-toolchain.sh
@@ -39,4 +52,4 @@ for crate in "$@"; do
 done
 flags="\"-Clink-arg=-T$LINK_SCRIPT\", \"-Clink-arg=--gc-sections\", \"-Clink-arg=--undefined=_start\""
 "${target_cargo[@]}" build --locked --profile "$profile" "${packages[@]}" --bins --target "$target" \
-    "${build_std[@]}" --config "target.$target.rustflags = [$flags]"
+    ${PD_FEATURES:+--features "$PD_FEATURES"} "${build_std[@]}" --config "target.$target.rustflags = [$flags]"

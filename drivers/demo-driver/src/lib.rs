@@ -134,6 +134,8 @@ impl DemoDriver {
                                 .first()
                                 .map(|name| name.as_str())
                                 .unwrap_or("?");
+                            #[cfg(feature = "crash-once")]
+                            crash_once();
                             info!(
                                 "driver: probe of device {}:{} ({name}): bound",
                                 device.index, device.generation
@@ -191,6 +193,21 @@ fn register() {
             info!("driver: registration answered {status:?}")
         }
         other => info!("driver: unexpected registration reply {other:?}"),
+    }
+}
+
+/// Fault injection (feature `crash-once`): panics the first time it runs in this PD's memory.
+/// On seL4 a restart does not restore memory, so the flag survives and the restarted driver
+/// goes on; that is the point of the demonstration (and the reason it is seL4-only).
+#[cfg(feature = "crash-once")]
+fn crash_once() {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    static CRASHED: AtomicBool = AtomicBool::new(false);
+    if !CRASHED.swap(true, Ordering::Relaxed) {
+        #[allow(clippy::panic, reason = "fault injection: the feature exists to panic")]
+        {
+            panic!("driver: crash-once: deliberate panic in the first probe")
+        }
     }
 }
 

@@ -341,6 +341,6 @@ static DEBUG_CONSOLE: DebugConsole = DebugConsole;
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    let _ = writeln!(DebugWriter, "[{}] panicked: {info}", name());
+    let _ = writeln!(DebugWriter, "[{}] {info}", name());
     crash()
 }
