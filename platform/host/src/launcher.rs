@@ -77,9 +77,20 @@ impl std::fmt::Display for LaunchError {
     }
 }
 
+/// What the connection threads tell the launcher: which PD and incarnation a connection claims
+/// to be, and the process id the kernel says is at the other end (`SO_PEERCRED`), which is what
+/// makes the claim believable: a PD process cannot speak for another PD.
 enum Event {
-    Connected(usize, u32, UnixStream),
-    Frame(usize, u32, FromPd),
+    Connected(Claim, UnixStream),
+    Frame(Claim, FromPd),
+}
+
+/// A connection's claimed PD and incarnation, and its peer's process id.
+#[derive(Clone, Copy)]
+struct Claim {
+    pd: usize,
+    incarnation: u32,
+    peer: Option<u32>,
 }
 
 struct Process {
@@ -274,20 +285,25 @@ fn accept(listener: &UnixListener, events: &Sender<Event>) {
             let Some(FromPd::Hello { pd, incarnation }) = hello else {
                 return;
             };
-            let pd = pd as usize;
+            let claim = Claim {
+                pd: pd as usize,
+                incarnation,
+                peer: rustix::net::sockopt::socket_peercred(&stream)
+                    .ok()
+                    .and_then(|credentials| {
+                        u32::try_from(credentials.pid.as_raw_nonzero().get()).ok()
+                    }),
+            };
             let Ok(writer) = stream.try_clone() else {
                 return;
             };
-            if events
-                .send(Event::Connected(pd, incarnation, writer))
-                .is_err()
-            {
+            if events.send(Event::Connected(claim, writer)).is_err() {
                 return;
             }
             while let Ok(frame) = read_frame(&mut stream) {
                 // A malformed frame from a PD is dropped; the PD gains nothing by it.
                 if let Some(frame) = FromPd::decode(&frame) {
-                    if events.send(Event::Frame(pd, incarnation, frame)).is_err() {
+                    if events.send(Event::Frame(claim, frame)).is_err() {
                         return;
                     }
                 }
@@ -297,6 +313,16 @@ fn accept(listener: &UnixListener, events: &Sender<Event>) {
 }
 
 impl Launcher {
+    /// Is `claim` the current incarnation of its PD, from that PD's own process? Anything else
+    /// (an old incarnation, or another process claiming the PD's identity) is ignored.
+    fn believes(&self, claim: Claim) -> bool {
+        self.processes.get(claim.pd).is_some_and(|process| {
+            process.incarnation == claim.incarnation
+                && claim.peer.is_some()
+                && process.child.as_ref().map(Child::id) == claim.peer
+        })
+    }
+
     fn name(&self, pd: usize) -> &str {
         self.processes
             .get(pd)
@@ -541,13 +567,18 @@ impl Launcher {
                 return;
             }
             match events.recv_timeout(Duration::from_millis(10)) {
-                Ok(Event::Connected(pd, incarnation, mut stream)) => {
-                    let Some(process) = self.processes.get_mut(pd) else {
-                        continue;
-                    };
-                    if process.incarnation != incarnation {
+                Ok(Event::Connected(claim, mut stream)) => {
+                    if !self.believes(claim) {
+                        println!(
+                            "warden-host: refused a connection claiming to be '{}' (process {:?})",
+                            self.name(claim.pd),
+                            claim.peer
+                        );
                         continue;
                     }
+                    let Some(process) = self.processes.get_mut(claim.pd) else {
+                        continue;
+                    };
                     let mut healthy = true;
                     while let Some(frame) = process.queued.pop_front() {
                         healthy &= write_frame(&mut stream, &frame.encode()).is_ok();
@@ -556,10 +587,9 @@ impl Launcher {
                         process.connection = Some(stream);
                     }
                 }
-                Ok(Event::Frame(pd, incarnation, frame)) => {
-                    let current = self.processes.get(pd).map(|process| process.incarnation);
-                    if current == Some(incarnation) {
-                        self.handle(kernel, pd, frame);
+                Ok(Event::Frame(claim, frame)) => {
+                    if self.believes(claim) {
+                        self.handle(kernel, claim.pd, frame);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}

@@ -139,6 +139,26 @@ fn a_parent_receives_its_childs_faults_and_restarts_it() {
 }
 
 #[test]
+fn a_pd_cannot_speak_for_another_pd() {
+    let _guard = exclusive();
+    let (code, stdout, stderr) = run("impostor.xml", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("[impostor] impostor: sent a notification as 'victim'"),
+        "the impostor must have tried: {stdout}"
+    );
+    assert!(
+        stdout.contains("warden-host: refused a connection claiming to be 'victim'"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("pong: notified"),
+        "the forged notification reached pong: {stdout}"
+    );
+    assert_no_orphans(&["example_impostor", "example_pong"]);
+}
+
+#[test]
 fn a_missing_program_is_a_clear_error() {
     let _guard = exclusive();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdf/valid/ping_pong.xml");
