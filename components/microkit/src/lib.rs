@@ -26,9 +26,10 @@
 //! stack rather than below the frame it faulted in. The runtime then re-initialises what it
 //! owns: the old handler is abandoned (not dropped: its memory is about to be reused), the PD's
 //! heap is reset to empty, and `init` builds a new handler. A PD must therefore keep all of its
-//! state in its handler (no `static` state of its own), and must re-initialise its side of any
-//! shared memory (ring indices) in `init`, since shared regions keep their contents. On the host
-//! platform a restart starts a new process, which gives the same guarantees and more.
+//! state in its handler (no `static` state of its own), and must take up its side of shared
+//! memory again in `init`: shared regions keep their contents (Warden's rings continue from the
+//! head and tail indices stored in the region). On the host platform a restart starts a new
+//! process, which gives the same guarantees and more.
 #![cfg_attr(target_os = "none", no_std)]
 #![deny(unsafe_code)]
 

@@ -329,6 +329,23 @@ impl Launcher {
             .map_or("?", |process| process.name.as_str())
     }
 
+    /// The PD's name as a JSON string (quoted and escaped) for the trace.
+    fn json_name(&self, pd: usize) -> String {
+        let mut json = String::from("\"");
+        for character in self.name(pd).chars() {
+            match character {
+                '"' => json.push_str("\\\""),
+                '\\' => json.push_str("\\\\"),
+                control if control.is_control() => {
+                    json.push_str(&format!("\\u{:04x}", u32::from(control)));
+                }
+                other => json.push(other),
+            }
+        }
+        json.push('"');
+        json
+    }
+
     fn record(&mut self, line: &str) {
         if let Some(trace) = &mut self.trace {
             let _ = writeln!(trace, "{line}");
@@ -450,7 +467,7 @@ impl Launcher {
                     );
                 }
                 Action::Restart(pd) => {
-                    let line = format!("{{\"event\":\"restart\",\"pd\":\"{}\"}}", self.name(pd));
+                    let line = format!("{{\"event\":\"restart\",\"pd\":{}}}", self.json_name(pd));
                     self.record(&line);
                     println!("warden-host: restarting '{}'", self.name(pd));
                     self.kill(pd);
@@ -475,6 +492,7 @@ impl Launcher {
 
     fn handle(&mut self, kernel: &mut Kernel, pd: usize, frame: FromPd) {
         let name = self.name(pd).to_string();
+        let json_name = self.json_name(pd);
         let result = match frame {
             FromPd::Hello { .. } => Ok(Vec::new()),
             FromPd::EntryDone { reply } => kernel.entry_returned(
@@ -488,23 +506,27 @@ impl Launcher {
                 }),
             ),
             FromPd::Notify(channel) => {
-                self.record(&format!(
-                    "{{\"event\":\"notify\",\"pd\":\"{name}\",\"channel\":{channel}}}"
-                ));
-                kernel.notify(pd, channel)
+                let result = kernel.notify(pd, channel);
+                if result.is_ok() {
+                    self.record(&format!(
+                        "{{\"event\":\"notify\",\"pd\":{json_name},\"channel\":{channel}}}"
+                    ));
+                }
+                result
             }
             FromPd::IrqAck(channel) => kernel.irq_ack(pd, channel),
             FromPd::Call(channel, message) => {
-                self.record(&format!(
-                    "{{\"event\":\"ppcall\",\"pd\":\"{name}\",\"channel\":{channel},\"label\":{}}}",
-                    message.label
-                ));
+                let label = message.label;
                 let info = MessageInfo {
                     label: message.label,
                     count: message.registers.len() as u16,
                 };
                 let result = kernel.call(pd, channel, info, message.registers);
-                if result.is_err() {
+                if result.is_ok() {
+                    self.record(&format!(
+                        "{{\"event\":\"ppcall\",\"pd\":{json_name},\"channel\":{channel},\"label\":{label}}}"
+                    ));
+                } else {
                     // As libmicrokit: the call is refused and returns an empty message.
                     self.send(pd, ToPd::CallReturn(Message::default()));
                 }
@@ -515,7 +537,12 @@ impl Launcher {
         };
         match result {
             Ok(actions) => self.perform(kernel, actions),
-            Err(refusal) => eprintln!("[{name}] refused by the kernel: {refusal:?}"),
+            Err(refusal) => {
+                eprintln!("[{name}] refused by the kernel: {refusal:?}");
+                self.record(&format!(
+                    "{{\"event\":\"refused\",\"pd\":{json_name},\"reason\":\"{refusal:?}\"}}"
+                ));
+            }
         }
     }
 
@@ -541,7 +568,8 @@ impl Launcher {
             let name = self.name(pd).to_string();
             eprintln!("warden-host: '{name}' faulted: {status} ({kind:?})");
             self.record(&format!(
-                "{{\"event\":\"fault\",\"pd\":\"{name}\",\"kind\":\"{kind:?}\",\"label\":{}}}",
+                "{{\"event\":\"fault\",\"pd\":{},\"kind\":\"{kind:?}\",\"label\":{}}}",
+                self.json_name(pd),
                 kind as u64
             ));
             let actions = kernel.fault(pd, kind);

@@ -55,8 +55,20 @@ fn assert_no_orphans(programs: &[&str]) {
 #[test]
 fn ping_pong_over_notifications() {
     let _guard = exclusive();
-    let (code, stdout, stderr) = run("ping_pong.xml", &[]);
+    let trace = std::env::temp_dir().join(format!("warden-ping-{}.jsonl", std::process::id()));
+    let (code, stdout, stderr) = run("ping_pong.xml", &["--trace", trace.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
+    let trace_text = std::fs::read_to_string(&trace).unwrap();
+    let _ = std::fs::remove_file(&trace);
+    // Every notification each side made is in the trace: ping starts the first round.
+    for (pd, count) in [("ping", 5), ("pong", 5)] {
+        let line = format!(r#"{{"event":"notify","pd":"{pd}","channel":0}}"#);
+        assert_eq!(
+            trace_text.lines().filter(|event| *event == line).count(),
+            count,
+            "{trace_text}"
+        );
+    }
     for round in 1..=5 {
         assert!(
             stdout.contains(&format!("[ping] ping: pong {round} received")),
