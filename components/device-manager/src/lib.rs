@@ -18,7 +18,6 @@
 extern crate alloc;
 
 use alloc::boxed::Box;
-use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use log::info;
@@ -28,10 +27,10 @@ use device_manager_core::{
     Effect, Error, MatchData, MatchEntry, MatchTable, MmioRange, Name, PdId, Request, Requester,
     Resources,
 };
-use warden_microkit::{get_mr, set_mr, Channel, ChannelSet, Child, Handler, MessageInfo};
+use warden_microkit::{fatal, get_mr, set_mr, Channel, ChannelSet, Child, Handler, MessageInfo};
 use warden_protocol::ppc::{decode_call, encode_call, MAX_REGISTERS};
 use warden_protocol::ring::SLOT_BYTES;
-use warden_protocol::{Consumer, Producer, RingMemory};
+use warden_protocol::{Consumer, Outbox, Producer, RingMemory};
 
 /// What this PD expects of the system description.
 pub mod interface {
@@ -58,32 +57,23 @@ type Core = device_manager_core::Manager<64, 16, 2, 32>;
 pub struct DeviceManager {
     core: Box<Core>,
     bus: BusId,
-    to_driver: Producer<'static>,
+    /// Probes and other callbacks for the driver, queued while its ring is full.
+    to_driver: Outbox<'static>,
     from_driver: Consumer<'static>,
-    /// Messages the full ring could not take yet (backpressure, never loss).
-    unsent: VecDeque<Vec<u8>>,
 }
 
+/// The ring in the region mapped as `symbol`; a PD without it cannot run.
 fn ring(
     symbol: &str,
     words: Option<&'static [core::sync::atomic::AtomicU32]>,
 ) -> RingMemory<'static> {
-    let Some(words) = words else {
-        fatal(format_args!("no memory region mapped as '{symbol}'"))
-    };
+    let words = words.unwrap_or_else(|| {
+        fatal(format_args!(
+            "manager: no memory region mapped as '{symbol}'"
+        ))
+    });
     RingMemory::new(words, RING_CAPACITY)
-        .unwrap_or_else(|error| fatal(format_args!("ring '{symbol}': {error:?}")))
-}
-
-/// A broken system description: nothing sensible can run. The panic is a fault of this PD.
-fn fatal(message: core::fmt::Arguments<'_>) -> ! {
-    #[allow(
-        clippy::panic,
-        reason = "a PD whose system description is broken cannot run; its fault says why"
-    )]
-    {
-        panic!("manager: {message}")
-    }
+        .unwrap_or_else(|error| fatal(format_args!("manager: ring '{symbol}': {error:?}")))
 }
 
 fn wire_handle(index: u32, generation: u32) -> warden_protocol::Handle {
@@ -111,15 +101,14 @@ impl DeviceManager {
         let mut core = Box::new(Core::new(Config::PER_DEVICE));
         let bus = core
             .add_bus("platform")
-            .unwrap_or_else(|error| fatal(format_args!("no bus: {error:?}")));
+            .unwrap_or_else(|error| fatal(format_args!("manager: no bus: {error:?}")));
         let to_driver = warden_microkit::memory_region_words!(to_driver, to_driver_size);
         let from_driver = warden_microkit::memory_region_words!(from_driver, from_driver_size);
         let mut manager = Self {
             core,
             bus,
-            to_driver: Producer::new(ring("to_driver", to_driver)),
+            to_driver: Outbox::new(Producer::new(ring("to_driver", to_driver))),
             from_driver: Consumer::new(ring("from_driver", from_driver)),
-            unsent: VecDeque::new(),
         };
         // Ask the driver for a notification when it puts its first message on the ring.
         let _ = manager.from_driver.arm_signal();
@@ -294,43 +283,22 @@ impl DeviceManager {
                 device,
             },
         };
-        let mut buffer = [0u8; SLOT_BYTES];
-        match warden_protocol::encode(0, &message, &mut buffer) {
-            Ok(length) => self
-                .unsent
-                .push_back(buffer.get(..length).unwrap_or_default().to_vec()),
+        match self.to_driver.send(0, &message) {
+            Ok(true) => DRIVER.notify(),
+            Ok(false) => {}
             Err(error) => info!("manager: cannot encode {message:?}: {error:?}"),
-        }
-        self.flush();
-    }
-
-    fn flush(&mut self) {
-        let mut sent = false;
-        while let Some(bytes) = self.unsent.front() {
-            if self.to_driver.try_push(bytes).is_err() {
-                break;
-            }
-            self.unsent.pop_front();
-            sent = true;
-        }
-        if sent && self.to_driver.signal_needed() {
-            DRIVER.notify();
         }
     }
 
     fn drain_driver_ring(&mut self) {
         let mut buffer = [0u8; SLOT_BYTES];
         loop {
-            match self.from_driver.try_pop(&mut buffer) {
+            match self.from_driver.pop_or_arm(&mut buffer) {
                 Ok(Some(length)) => {
                     let bytes = buffer.get(..length).unwrap_or_default();
                     self.handle_driver_message(bytes);
                 }
-                Ok(None) => {
-                    if self.from_driver.arm_signal() {
-                        return;
-                    }
-                }
+                Ok(None) => return,
                 Err(error) => {
                     info!("manager: driver ring is corrupt ({error:?}); ignoring it");
                     return;
@@ -421,7 +389,10 @@ impl Handler for DeviceManager {
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
         if channels.contains(DRIVER) {
             self.drain_driver_ring();
-            self.flush();
+            // The driver also signals when it has made room on our ring.
+            if self.to_driver.flush() {
+                DRIVER.notify();
+            }
         }
         Ok(())
     }

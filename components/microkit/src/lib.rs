@@ -353,6 +353,19 @@ pub trait Handler {
     }
 }
 
+/// Stops this PD with a fault, saying why: for a PD that cannot run at all (its system
+/// description lacks a region it needs, say). The message goes to the debug console and the
+/// fault to the PD's parent, on both platforms (a panic is a fault).
+pub fn fatal(why: core::fmt::Arguments<'_>) -> ! {
+    #[allow(
+        clippy::panic,
+        reason = "a PD that cannot run faults, and its parent decides what follows"
+    )]
+    {
+        panic!("{why}")
+    }
+}
+
 /// The default entry points fail on purpose, as libmicrokit's weak defaults do.
 fn unexpected<E>(what: &str) -> E {
     #[allow(

@@ -53,6 +53,8 @@ extern crate std;
 #[cfg(not(loom))]
 pub mod fuzzing;
 pub mod message;
+#[cfg(feature = "alloc")]
+pub mod outbox;
 pub mod ppc;
 pub mod ring;
 #[cfg(not(loom))]
@@ -65,4 +67,6 @@ pub use message::{
     EncodeError, EventKind, Handle, MatchData, MatchEntry, Message, MmioWindow, Outcome,
     PowerTarget, Resources, Status,
 };
+#[cfg(feature = "alloc")]
+pub use outbox::Outbox;
 pub use ring::{Consumer, Producer, RingError, RingMemory, RingStorage};

@@ -287,6 +287,26 @@ impl<'a> Consumer<'a> {
         true
     }
 
+    /// Takes the next message like [`Consumer::try_pop`]; when the ring is empty, arms the
+    /// signal ([`Consumer::arm_signal`]) and looks once more, so `Ok(None)` means "empty, and
+    /// the producer will notify for the next message": the loop every consumer PD runs when
+    /// notified is `while let Some(length) = consumer.pop_or_arm(&mut buffer)? { … }`.
+    ///
+    /// Consumer side only; the orderings are those of `try_pop` and `arm_signal`. Each
+    /// iteration either returns or finds a message, so a hostile producer cannot make it spin.
+    ///
+    /// # Errors
+    /// As [`Consumer::try_pop`].
+    pub fn pop_or_arm(&mut self, out: &mut [u8]) -> Result<Option<usize>, RingError> {
+        if let Some(length) = self.try_pop(out)? {
+            return Ok(Some(length));
+        }
+        if self.arm_signal() {
+            return Ok(None);
+        }
+        self.try_pop(out)
+    }
+
     /// No message waiting.
     #[must_use]
     pub fn is_empty(&self) -> bool {

@@ -9,15 +9,14 @@
 
 extern crate alloc;
 
-use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use log::info;
 
-use warden_microkit::{get_mr, set_mr, ChannelSet, Handler, MessageInfo};
+use warden_microkit::{fatal, get_mr, set_mr, ChannelSet, Handler, MessageInfo};
 use warden_protocol::ppc::{decode_call, encode_call, MAX_REGISTERS};
 use warden_protocol::ring::SLOT_BYTES;
 use warden_protocol::{
-    CallbackId, Compatible, Consumer, MatchEntry, Message, Producer, RingMemory, Status,
+    CallbackId, Compatible, Consumer, MatchEntry, Message, Outbox, Producer, RingMemory, Status,
 };
 
 /// What this PD expects of the system description.
@@ -36,36 +35,26 @@ pub mod interface {
 use interface::MANAGER;
 const RING_CAPACITY: u32 = 15;
 
+/// The ring in the region mapped as `symbol`; a PD without it cannot run.
 fn ring(
     symbol: &str,
     words: Option<&'static [core::sync::atomic::AtomicU32]>,
 ) -> RingMemory<'static> {
-    let Some(words) = words else {
-        fatal(format_args!("no memory region mapped as '{symbol}'"))
-    };
+    let words = words.unwrap_or_else(|| {
+        fatal(format_args!(
+            "driver: no memory region mapped as '{symbol}'"
+        ))
+    });
     RingMemory::new(words, RING_CAPACITY)
-        .unwrap_or_else(|error| fatal(format_args!("ring '{symbol}': {error:?}")))
-}
-
-/// A broken system description: nothing sensible can run. The panic is a fault of this PD,
-/// which its parent (the manager) receives.
-fn fatal(message: core::fmt::Arguments<'_>) -> ! {
-    #[allow(
-        clippy::panic,
-        reason = "a PD whose system description is broken cannot run; its fault says why"
-    )]
-    {
-        panic!("driver: {message}")
-    }
+        .unwrap_or_else(|error| fatal(format_args!("driver: ring '{symbol}': {error:?}")))
 }
 
 /// The demo driver PD's handler.
 pub struct DemoDriver {
     from_manager: Consumer<'static>,
-    to_manager: Producer<'static>,
-    /// Replies the full ring could not take yet: backpressure, never loss (a lost reply would
-    /// leave the device locked by its callback).
-    unsent: VecDeque<Vec<u8>>,
+    /// Replies, queued while the ring is full: a lost reply would leave the device locked by
+    /// its callback.
+    to_manager: Outbox<'static>,
 }
 
 impl DemoDriver {
@@ -75,26 +64,10 @@ impl DemoDriver {
             status: Status::Ok,
             detail: 0,
         };
-        let mut buffer = [0u8; SLOT_BYTES];
-        if let Ok(length) = warden_protocol::encode(0, &message, &mut buffer) {
-            self.unsent
-                .push_back(buffer.get(..length).unwrap_or_default().to_vec());
-        }
-        self.flush();
-    }
-
-    /// Puts queued replies on the ring while it has room, and signals the manager if it asked.
-    fn flush(&mut self) {
-        let mut sent = false;
-        while let Some(bytes) = self.unsent.front() {
-            if self.to_manager.try_push(bytes).is_err() {
-                break;
-            }
-            self.unsent.pop_front();
-            sent = true;
-        }
-        if sent && self.to_manager.signal_needed() {
-            MANAGER.notify();
+        match self.to_manager.send(0, &message) {
+            Ok(true) => MANAGER.notify(),
+            Ok(false) => {}
+            Err(error) => log::error!("driver: cannot encode a reply: {error:?}"),
         }
     }
 }
@@ -106,7 +79,9 @@ impl Handler for DemoDriver {
         if channels.contains(MANAGER) {
             self.drain()?;
             // The manager also signals when it has made room on our ring.
-            self.flush();
+            if self.to_manager.flush() {
+                MANAGER.notify();
+            }
         }
         Ok(())
     }
@@ -117,7 +92,7 @@ impl DemoDriver {
     fn drain(&mut self) -> Result<(), &'static str> {
         let mut buffer = [0u8; SLOT_BYTES];
         loop {
-            match self.from_manager.try_pop(&mut buffer) {
+            match self.from_manager.pop_or_arm(&mut buffer) {
                 Ok(Some(length)) => {
                     match warden_protocol::decode(buffer.get(..length).unwrap_or_default()) {
                         Ok((
@@ -153,11 +128,7 @@ impl DemoDriver {
                         Err(error) => info!("driver: malformed message {error:?}"),
                     }
                 }
-                Ok(None) => {
-                    if self.from_manager.arm_signal() {
-                        return Ok(());
-                    }
-                }
+                Ok(None) => return Ok(()),
                 Err(_) => return Err("the manager's ring is corrupt"),
             }
         }
@@ -219,8 +190,7 @@ pub fn init() -> DemoDriver {
     let to_manager = warden_microkit::memory_region_words!(to_manager, to_manager_size);
     let mut driver = DemoDriver {
         from_manager: Consumer::new(ring("from_manager", from_manager)),
-        to_manager: Producer::new(ring("to_manager", to_manager)),
-        unsent: VecDeque::new(),
+        to_manager: Outbox::new(Producer::new(ring("to_manager", to_manager))),
     };
     register();
     // Probes may have been queued during the registration call.
