@@ -1,0 +1,2 @@
+//! PL011 UART driver PD: console output and line input (skeleton).
+#![cfg_attr(not(test), no_std)]
