@@ -27,7 +27,9 @@ BUILD_DIR ?= build
 # --- Rust ----------------------------------------------------------------------------------
 HOST_CARGO ?= cargo
 # The no_std crates that run on seL4: each must build for the bare-metal target.
-TARGET_CRATES ?= device-manager-core warden-protocol warden-microkit device-manager demo-driver
+TARGET_CRATES ?= device-manager-core warden-protocol warden-registers warden-microkit warden-board \
+	warden-virtio warden-dma warden-driver device-manager demo-driver pl011-driver pl031-driver \
+	meson-uart-driver virtio-mmio-bus virtio-blk-driver virtio-rng-driver warden-client
 TARGET ?= aarch64-unknown-none
 # Kept apart from the host build in target/ so neither clobbers the other.
 TARGET_CARGO_TARGET_DIR ?= target/aarch64
@@ -39,8 +41,17 @@ FUZZ_SCRIPT := components/protocol/fuzz/run.sh
 # --- QEMU (for `make qemu`, once the image exists) -------------------------------------------
 QEMU ?= qemu-system-aarch64
 SYSTEM_IMAGE := $(BUILD_DIR)/loader.img
+# The disk the block client checks (it writes sector 1) and the entropy source; modern
+# (version 2) virtio-mmio, which is what Warden's transport drives.
+DISK_IMAGE ?= $(BUILD_DIR)/disk.img
 QEMU_FLAGS := -machine virt,virtualization=on -cpu cortex-a53 -m size=2G -nographic \
-	-serial mon:stdio -device loader,file=$(SYSTEM_IMAGE),addr=0x70000000,cpu-num=0
+	-serial mon:stdio -device loader,file=$(SYSTEM_IMAGE),addr=0x70000000,cpu-num=0 \
+	-global virtio-mmio.force-legacy=false \
+	-drive file=$(DISK_IMAGE),if=none,format=raw,id=disk0 -device virtio-blk-device,drive=disk0 \
+	-device virtio-rng-device
+# The board's device tree blob, which the device manager embeds: QEMU's own (dumped with the
+# machine options above) or a board description under platform/ (scripts/board-dtb.sh).
+BOARD_DTB = $(BUILD_DIR)/board/$(MICROKIT_BOARD).dtb
 
 # Host steps must not see nightly features unlocked by a stray RUSTC_BOOTSTRAP; check-target
 # sets it itself where it needs it.
@@ -50,7 +61,7 @@ banner = @printf '\n==> %s\n' "$(1)"
 
 .DEFAULT_GOAL := all
 .PHONY: all qemu system-image sdk-check test deps fmt-check clippy host-test loom \
-	check-target bench fuzz sim sim-test clean
+	check-target bench fuzz sim sim-test clean board-dtb
 
 # --- Microkit system image ------------------------------------------------------------------
 # Every PD binary is built for $(TARGET) and linked by rust-lld against the SDK's libmicrokit.a
@@ -61,8 +72,14 @@ BOARD_DIR = $(MICROKIT_SDK)/board/$(MICROKIT_BOARD)/$(MICROKIT_CONFIG)
 CROSS_CC ?= aarch64-linux-gnu-gcc
 CROSS_AR ?= aarch64-linux-gnu-ar
 # The PD crates and the binaries (program_image NAME.elf) they provide.
-PD_CRATES ?= device-manager demo-driver
-PD_BINARIES ?= device_manager demo_driver
+PD_CRATES_qemu_virt_aarch64 := device-manager pl011-driver pl031-driver virtio-mmio-bus \
+	virtio-blk-driver virtio-rng-driver warden-client
+PD_BINARIES_qemu_virt_aarch64 := device_manager pl011_driver pl031_driver virtio_mmio_bus \
+	virtio_blk_driver virtio_rng_driver client
+PD_CRATES_odroidc4 := device-manager demo-driver
+PD_BINARIES_odroidc4 := device_manager demo_driver
+PD_CRATES ?= $(PD_CRATES_$(MICROKIT_BOARD))
+PD_BINARIES ?= $(PD_BINARIES_$(MICROKIT_BOARD))
 # The board's system description: the top-level one for QEMU virt, the others under platform/.
 SYSTEM_FILE_qemu_virt_aarch64 := system.xml
 SYSTEM_FILE_odroidc4 := platform/odroidc4/system.xml
@@ -82,9 +99,10 @@ system-image: sdk-check
 		exit 2; \
 	fi
 	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory board-dtb
 	$(call banner,image: PD binaries for $(TARGET) ($(MICROKIT_BOARD)/$(MICROKIT_CONFIG)))
 	@mkdir -p "$(BUILD_DIR)"
-	@MICROKIT_BOARD_DIR="$(abspath $(BOARD_DIR))" WARDEN_CC="$(CROSS_CC)" WARDEN_AR="$(CROSS_AR)" \
+	@WARDEN_BOARD_DTB="$(abspath $(BOARD_DTB))" MICROKIT_BOARD_DIR="$(abspath $(BOARD_DIR))" WARDEN_CC="$(CROSS_CC)" WARDEN_AR="$(CROSS_AR)" \
 		TARGET="$(TARGET)" CARGO_TARGET_DIR="$(TARGET_CARGO_TARGET_DIR)" PROFILE="$(PD_PROFILE)" \
 		LINK_SCRIPT="$(abspath $(BOARD_DIR))/lib/microkit.ld" PD_FEATURES="$(PD_FEATURES)" \
 		bash scripts/build-pds.sh $(PD_CRATES)
@@ -97,11 +115,20 @@ system-image: sdk-check
 		-o "$(SYSTEM_IMAGE)" -r "$(SYSTEM_REPORT)"
 	@echo "image: $(SYSTEM_IMAGE) (report: $(SYSTEM_REPORT))"
 
-qemu: system-image
+qemu: system-image $(DISK_IMAGE)
 	@if [ "$(MICROKIT_BOARD)" != qemu_virt_aarch64 ]; then \
 		echo "error: make qemu boots MICROKIT_BOARD=qemu_virt_aarch64, not $(MICROKIT_BOARD)." >&2; exit 2; \
 	fi
 	$(QEMU) $(QEMU_FLAGS)
+
+# The board's DTB (see BOARD_DTB); always regenerated, it takes a fraction of a second.
+board-dtb:
+	@mkdir -p "$(dir $(BOARD_DTB))"
+	@bash scripts/board-dtb.sh "$(MICROKIT_BOARD)" "$(BOARD_DTB)"
+
+$(DISK_IMAGE):
+	@mkdir -p "$(dir $@)"
+	truncate -s 1M "$@"
 
 sdk-check:
 	@if [ -z "$(MICROKIT_SDK)" ]; then \
@@ -182,11 +209,19 @@ fuzz:
 # --- Host simulation -------------------------------------------------------------------------
 # The top-level system.xml on the host platform: one process per PD, the launcher playing the
 # Microkit kernel (platform/host). Exits 0 after SIM_TIMEOUT seconds.
-SIM_TIMEOUT ?= 3
-sim:
+# The board is QEMU virt's (its DTB, modelled devices), with the disk image and an entropy
+# source plugged in as `make qemu` does; standard input is the console. While it runs,
+# `target/debug/warden-host control $(BUILD_DIR)/control.sock plug blk=IMAGE` (or `unplug
+# 0xa000000`, `devices`) hot-plugs a virtio device.
+SIM_TIMEOUT ?= 5
+sim: $(DISK_IMAGE)
 	$(call banner,sim: system.xml on the host platform)
+	@$(MAKE) --no-print-directory board-dtb MICROKIT_BOARD=qemu_virt_aarch64
 	$(HOST_CARGO) build --workspace --bins
-	target/debug/warden-host run system.xml --timeout $(SIM_TIMEOUT)
+	@rm -f "$(BUILD_DIR)/control.sock"
+	target/debug/warden-host run system.xml --board $(BUILD_DIR)/board/qemu_virt_aarch64.dtb \
+		--virtio blk=$(DISK_IMAGE) --virtio rng --control $(BUILD_DIR)/control.sock \
+		--timeout $(SIM_TIMEOUT)
 
 # The same run, with its story checked (part of make test).
 sim-test:

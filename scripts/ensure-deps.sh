@@ -96,6 +96,37 @@ if [[ -z $missing ]]; then
     say "rust-lld: $RUST_LLD -> $(readlink -f "$RUST_LLD")"
 fi
 
+# --- 3. Board tools: QEMU dumps the QEMU virt DTB, dtc compiles the Odroid C4's. -------------
+# The device manager embeds the board's DTB at build time (scripts/board-dtb.sh), and
+# warden-host models the devices it lists, so host builds and tests need these too.
+readonly BOARD_PACKAGES=(qemu-system-arm device-tree-compiler)
+missing_board_tools() {
+    command -v qemu-system-aarch64 >/dev/null 2>&1 || echo "qemu-system-aarch64 (package qemu-system-arm)"
+    command -v dtc >/dev/null 2>&1 || echo "dtc (package device-tree-compiler)"
+}
+missing=$(missing_board_tools)
+if [[ -n $missing ]]; then
+    if [[ $(id -u) -eq 0 ]]; then
+        say "installing from Debian (${BOARD_PACKAGES[*]}) because these are missing:"
+        indent "$missing"
+        export DEBIAN_FRONTEND=noninteractive
+        apt_opts=(-o DPkg::Lock::Timeout=900 -q)
+        apt-get "${apt_opts[@]}" update
+        apt-get "${apt_opts[@]}" install -y --no-install-recommends "${BOARD_PACKAGES[@]}"
+        missing=$(missing_board_tools)
+    fi
+    if [[ -n $missing ]]; then
+        warn "MISSING (needed to build the device manager's board DTB):"
+        indent "$missing" >&2
+        warn "  fix (as root): apt-get install -y --no-install-recommends ${BOARD_PACKAGES[*]}"
+        status=1
+    fi
+fi
+if [[ -z $missing ]]; then
+    say "qemu: $(qemu-system-aarch64 --version | head -n 1)"
+    say "dtc: $(dtc --version 2>&1 | head -n 1)"
+fi
+
 if [[ $status -ne 0 ]]; then
     warn "some dependencies are missing (see above)."
     exit "$status"

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# System test of `make sim`: runs system.xml on the host platform and checks the story it tells.
+# System test of `make sim`: runs system.xml on the host platform (QEMU virt's board, modelled)
+# and checks the story it tells: the board's tree loaded, drivers registering, the virtio-mmio
+# bus adding children in its probe, the disk checked by the client, entropy, the time, the
+# console's line input, then hot-plugging a second disk and unplugging it, with nothing leaked.
 #
 # Usage: scripts/sim-test.sh [debug|release]   (default release; builds the binaries first)
 set -euo pipefail
@@ -8,38 +11,136 @@ profile=${1:-release}
 flag=()
 [[ $profile == release ]] && flag=(--release)
 cargo build --workspace --bins "${flag[@]}"
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-status=0
-"target/$profile/warden-host" run system.xml --timeout 3 >"$log" 2>&1 || status=$?
-cat "$log"
+host="target/$profile/warden-host"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+log=$work/log
+bash scripts/board-dtb.sh qemu_virt_aarch64 "$work/board.dtb"
+truncate -s 1M "$work/disk.img"
+truncate -s 2M "$work/second.img"
+control=$work/control.sock
 failures=0
+checks=0
+fail() {
+    echo "sim-test: FAILED: $*"
+    failures=$((failures + 1))
+}
+# Waits (up to 15 s) for a line of the log matching the extended regex $1.
+wait_for() {
+    for _ in $(seq 150); do
+        grep -qE -- "$1" "$log" && return 0
+        sleep 0.1
+    done
+    fail "timed out waiting for: $1"
+    return 1
+}
+
+# The console's input: one line once the console is up, then nothing until the run ends.
+mkfifo "$work/console"
+"$host" run system.xml --board "$work/board.dtb" --virtio "blk=$work/disk.img" --virtio rng \
+    --control "$control" --timeout 30 <"$work/console" >"$log" 2>&1 &
+launcher=$!
+exec 3>"$work/console"
+
+status=0
+if wait_for 'client: flushed; disk check done' && wait_for 'console: PL011 bound' \
+    && wait_for 'device tree \(48 devices'; then
+    echo "hello warden" >&3
+    wait_for "console: line 'hello warden'" || true
+    # Hot-plug a second disk, then unplug it.
+    "$host" control "$control" plug "blk=$work/second.img" >>"$work/control.log" 2>&1 \
+        || fail "plug refused: $(cat "$work/control.log")"
+    if wait_for 'at 0xa000000: 4096 sectors' && wait_for 'device tree \(49 devices, 37 bound\)'; then
+        "$host" control "$control" unplug 0xa000000 >>"$work/control.log" 2>&1 \
+            || fail "unplug refused: $(cat "$work/control.log")"
+        wait_for 'device id 2 -> 0' || true
+        wait_for 'device tree \(48 devices, 36 bound\):' || true
+        sleep 0.3
+    fi
+    "$host" control "$control" unplug 0xa000000 >"$work/refused.log" 2>&1 \
+        && fail "unplugging an empty transport was accepted"
+fi
+kill -TERM "$launcher" 2>/dev/null || true
+wait "$launcher" || status=$?
+exec 3>&-
+cat "$log"
+echo "--- control socket answers:"
+cat "$work/control.log" "$work/refused.log" 2>/dev/null || true
+
 expect() {
-    if grep -qF -- "$1" "$log"; then
+    checks=$((checks + 1))
+    if grep -qE -- "$1" "$log"; then
         echo "sim-test: ok: $1"
     else
-        echo "sim-test: MISSING: $1"
-        failures=$((failures + 1))
+        fail "missing: $1"
     fi
 }
-expect "[device_manager] manager: board device arm,pl011 at 0x9000000, irq 33"
-expect "[demo_driver] driver: registering 'demo-uart' for arm,pl011"
-expect "[device_manager] manager: driver PD registers 'demo-uart'"
-expect "[device_manager] manager: probing device 0:0 (arm,pl011) with the driver PD"
-expect "[demo_driver] driver: probe of device 0:0 (arm,pl011): bound"
-expect "[device_manager] manager: driver 0:0 registered, bound to 1 device(s)"
-expect "manager:   0:0 arm,pl011 -> demo-uart"
-expect "manager:   1:0 arm,pl031 -> (unbound)"
-if [[ $status -ne 0 ]]; then
-    echo "sim-test: warden-host exited with $status"
-    failures=$((failures + 1))
+# The board's tree, from QEMU's own DTB.
+expect 'manager: board device tree loaded: 46 devices'
+expect 'manager:   [0-9]+:0 arm,pl061 @0x9030000 irq 39 -> \(unbound\)'
+# Drivers registering; the bus driver's __device_add while its probe holds the transport.
+for name in pl011-console pl031-rtc virtio-mmio virtio-blk virtio-rng; do
+    expect "manager: driver PD [0-9] registers '$name'"
+done
+expect 'added child [0-9]+:0 \(virtio,device2\) under 34:0 \(__device_add, parent locked by its probe\)'
+expect 'added child [0-9]+:0 \(virtio,device4\) under 33:0 \(__device_add'
+expect 'blk: disk [0-9]+:0 at 0xa003e00: 2048 sectors of 512 bytes \(1024 KiB\), 2 DMA pages in use; serving the block client'
+# The client's story.
+expect 'client: sector 0 read: '
+expect 'client: sector 1 read back: all 512 bytes match the pattern \(verified\)'
+expect 'client: 16 random bytes from virtio-rng: [0-9a-f]{32}$'
+expect 'client: the PL031 says it is 20[0-9][0-9]-[0-9]{2}-[0-9]{2}T'
+expect '\[console\] warden: got .hello warden.'
+# The final tree with its bindings.
+expect 'manager:     [0-9]+:0 virtio,device2 @0xa003e00 irq 79 -> virtio-blk'
+expect 'manager:     [0-9]+:0 virtio,device4 @0xa003c00 irq 78 -> virtio-rng'
+expect 'manager:   [0-9]+:0 arm,pl011 @0x9000000 irq 33 -> pl011-console'
+expect 'manager:   [0-9]+:0 arm,pl031 @0x9010000 irq 34 -> pl031-rtc'
+# Hot-plug: added, bound; unplug: the child removed before the transport; nothing leaked.
+expect 'virtio-mmio: hot-plug at the transport with irq 48: device id 0 -> 2'
+expect 'added child [0-9]+:0 \(virtio,device2\) under 3:0 \(__device_add'
+expect 'blk: disk [0-9]+:0 at 0xa000000: 4096 sectors of 512 bytes \(2048 KiB\), 4 DMA pages in use$'
+expect 'virtio-mmio: hot-plug at the transport with irq 48: device id 2 -> 0'
+expect 'blk: disk [0-9]+:0 removed \(2 DMA pages in use\)'
+expect 'virtio-mmio: transport 3:0 let go \(its child was removed first\)'
+checks=$((checks + 1))
+if grep -q '^error: the transport at 0xa000000 is empty' "$work/refused.log" 2>/dev/null; then
+    echo "sim-test: ok: unplugging the empty transport was refused with a clear error"
+else
+    fail "unplugging the empty transport: $(cat "$work/refused.log" 2>/dev/null)"
 fi
-for program in device_manager demo_driver; do
+checks=$((checks + 1))
+child_removed=$(grep -nE 'removing device [0-9]+:0 \(virtio,device2\) from driver PD 4' "$log" | tail -n 1 | cut -d: -f1)
+transport_removed=$(grep -nE 'removing device 3:0 \(virtio,mmio\) from driver PD 3' "$log" | tail -n 1 | cut -d: -f1)
+if [[ -n $child_removed && -n $transport_removed && $child_removed -lt $transport_removed ]]; then
+    echo "sim-test: ok: the unplugged disk was removed before its transport"
+else
+    fail "the unplugged disk was not removed before its transport"
+fi
+checks=$((checks + 1))
+if [[ $(grep -E 'device tree \([0-9]+ devices' "$log" | tail -n 1) == *"(48 devices, 36 bound)"* ]]; then
+    echo "sim-test: ok: after the unplug the tree is as before the plug (48 devices, 36 bound)"
+else
+    fail "after the unplug the tree differs: $(grep -E 'device tree \(' "$log" | tail -n 1)"
+fi
+# What the client wrote reached the disk image (through the virtio-blk model).
+checks=$((checks + 1))
+written=$(od -An -tx1 -j 512 -N 4 "$work/disk.img" | tr -d ' \n')
+if [[ $written == a5a2abb0 ]]; then
+    echo "sim-test: ok: sector 1 of the image holds the client's pattern ($written…)"
+else
+    fail "sector 1 of the image holds $written, not the client's pattern a5a2abb0…"
+fi
+checks=$((checks + 1))
+if [[ $status -ne 0 ]]; then
+    fail "warden-host exited with $status"
+fi
+for program in device_manager pl011_driver pl031_driver virtio_mmio_bus virtio_blk_driver \
+    virtio_rng_driver client; do
+    checks=$((checks + 1))
     if pgrep -x "$program" >/dev/null; then
-        echo "sim-test: $program outlived the launcher"
-        failures=$((failures + 1))
+        fail "$program outlived the launcher"
     fi
 done
-passed=$((8 + 3 - failures))
-echo "sim-test: $passed passed, $failures failed"
+echo "sim-test: $((checks - failures)) passed, $failures failed"
 [[ $failures -eq 0 ]]

@@ -1,3 +1,94 @@
-//! The board's devices, read from its flattened device tree (skeleton).
+//! The board's devices, read from its flattened device tree (DTB).
+//!
+//! The device manager's initial device tree comes from the board's DTB: for QEMU virt the blob
+//! QEMU itself dumps, for the Odroid C4 `platform/odroidc4/board.dts` compiled by dtc (both
+//! made by `scripts/board-dtb.sh`). [`Board::devices`] lists every node with a `compatible`
+//! property, in tree order, with its MMIO windows translated to CPU-physical addresses and its
+//! interrupts as GIC interrupt ids: what a driver needs mapped and routed.
+//!
+//! The blob is untrusted input and nothing here panics on it or allocates. The `fdt` crate
+//! (0.1.5) panics on malformed blobs (it indexes, unwraps and asserts on the structure block),
+//! so [`Board::new`] first checks the header and the whole structure block itself, and only then
+//! lets `fdt` read the root node; the device walk is this crate's own bounds-checked reader,
+//! because it needs each node's ancestors (for `ranges` and the interrupt parent), which `fdt`
+//! does not expose.
 #![no_std]
 #![forbid(unsafe_code)]
+
+mod blob;
+mod devices;
+mod error;
+
+pub use devices::{BoardDevice, Devices, Window};
+pub use error::BoardError;
+
+/// How many compatible strings, MMIO windows and interrupts a [`BoardDevice`] holds.
+pub const CAPACITY: usize = 4;
+
+/// How deeply nodes may nest (the root is depth 0). Real boards stay below 10; the bound keeps
+/// the walk allocation-free.
+pub const MAX_DEPTH: usize = 16;
+
+/// A board's device tree blob, checked and ready to be read.
+#[derive(Clone, Copy)]
+pub struct Board<'a> {
+    blob: blob::Blob<'a>,
+    tree: fdt::Fdt<'a>,
+}
+
+impl core::fmt::Debug for Board<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Board")
+            .field("model", &self.model())
+            .field("compatible", &self.compatible())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Board<'a> {
+    /// Checks the blob: the header (magic, version 17, `totalsize` within `dtb`, every block
+    /// inside it) and the whole structure block (see [`BoardError`] for what is reported).
+    ///
+    /// # Errors
+    /// Any of the blob-level [`BoardError`]s when the blob is truncated or malformed.
+    pub fn new(dtb: &'a [u8]) -> Result<Self, BoardError<'a>> {
+        let (whole, blob) = blob::parse_header(dtb)?;
+        blob::validate(blob)?;
+        // Only after `validate`: from here on `fdt` sees a tree it reads without panicking.
+        let tree = fdt::Fdt::new(whole).map_err(|_| BoardError::BadHeader { field: "magic" })?;
+        Ok(Self { blob, tree })
+    }
+
+    /// The root's `model`, e.g. `"linux,dummy-virt"`.
+    #[must_use]
+    pub fn model(&self) -> Option<&'a str> {
+        let value = self.tree.find_node("/")?.property("model")?.value;
+        first_string(value)
+    }
+
+    /// The root's first (most specific) `compatible` string, e.g. `"hardkernel,odroid-c4"`.
+    #[must_use]
+    pub fn compatible(&self) -> Option<&'a str> {
+        let value = self.tree.find_node("/")?.property("compatible")?.value;
+        first_string(value)
+    }
+
+    /// The board's devices in tree order, parents before children: every node with a
+    /// `compatible` property except the root and what lies under `/cpus`, `/chosen`,
+    /// `/aliases` and `/reserved-memory`. Disabled devices are included.
+    ///
+    /// A node that cannot be read (too many windows, a malformed property, an untranslatable
+    /// address) is an `Err` item naming it, and the walk goes on with the next node.
+    #[must_use]
+    pub fn devices(&self) -> Devices<'_, 'a> {
+        Devices::new(self.blob)
+    }
+}
+
+/// The first string of a string or string-list value, if it is NUL-terminated, non-empty UTF-8.
+fn first_string(value: &[u8]) -> Option<&str> {
+    let end = value.iter().position(|&byte| byte == 0)?;
+    core::str::from_utf8(value.get(..end)?)
+        .ok()
+        .filter(|string| !string.is_empty())
+}

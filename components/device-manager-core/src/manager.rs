@@ -853,6 +853,12 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             Request::DeleteDevice(device) => self.devices[self.resolve_device(*device)?]
                 .parent
                 .is_some_and(bound_to_pd),
+            // A driver may let go of a device bound to it (Linux `device_release_driver`) and
+            // ask for a device to be bound to one of its own drivers (`device_attach`), as a
+            // bus driver does to re-probe a transport whose device was plugged in or out: the
+            // bind waits for the device's lock, so it runs after the unbind.
+            Request::Unbind(device) => bound_to_pd(self.resolve_device(*device)?),
+            Request::Bind { driver, .. } => self.drivers[self.resolve_driver(*driver)?].pd == pd,
             _ => false,
         };
         if allowed {

@@ -689,6 +689,41 @@ fn driver_requests_need_authority() {
         h.try_submit(as_driver(1), Request::RegisterDriver(forged)),
         Err(Error::NotPermitted)
     );
+    assert_eq!(
+        h.try_submit(as_driver(2), Request::Unbind(mine)),
+        Err(Error::NotPermitted),
+        "only the PD whose driver has the device may unbind it"
+    );
+    assert_eq!(
+        h.try_submit(as_driver(1), Request::Unbind(other)),
+        Err(Error::NotPermitted),
+        "a device bound to no driver of the PD"
+    );
+    assert_eq!(
+        h.try_submit(
+            as_driver(2),
+            Request::Bind {
+                device: mine,
+                driver
+            }
+        ),
+        Err(Error::NotPermitted),
+        "a driver of another PD"
+    );
+    assert_eq!(
+        h.try_submit(as_driver(1), Request::Rescan),
+        Err(Error::NotPermitted)
+    );
+    assert!(h.try_submit(as_driver(1), Request::Unbind(mine)).is_ok());
+    assert!(h
+        .try_submit(
+            as_driver(1),
+            Request::Bind {
+                device: mine,
+                driver
+            }
+        )
+        .is_ok());
     assert!(h
         .try_submit(as_driver(1), Request::UnregisterDriver(driver))
         .is_ok());

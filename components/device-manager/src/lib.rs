@@ -1,13 +1,26 @@
 //! The device-manager PD: the daemon of the 2005 reply, running `device-manager-core`.
 //!
-//! Channels: 1 — the driver PD (it calls `protected` to register; both sides notify when they
-//! put a message on a ring). Memory: `to_driver` (ring, manager → driver) and `from_driver`
-//! (ring, driver → manager). The driver PD is this PD's child 1, so its faults arrive at
-//! `fault`. Everything a driver sends is decoded and checked (`warden-protocol`), and what it
-//! asks for is checked against its authority by the core.
+//! **The board.** The initial device tree is the board's device tree blob, embedded at build
+//! time (`build.rs`: the DTB QEMU dumps for `qemu_virt_aarch64`, `platform/odroidc4/board.dts`
+//! for the Odroid C4; `WARDEN_BOARD_DTB` overrides). Every node with a `compatible` becomes a
+//! device on the platform bus, under its nearest device ancestor, with its compatible strings,
+//! physical MMIO windows and GIC INTIDs; nodes no driver claims stay in the tree, unbound. A
+//! node the board crate cannot describe, or one more than the core has room for, is reported
+//! and left out; the manager goes on with the rest.
 //!
-//! The board's devices are, until the device-tree issue lands, the two the QEMU virt board has
-//! at fixed addresses (PL011 and PL031).
+//! **Driver PDs.** Up to eight, each this PD's child `n` (1–8) on channel `n`, with a ring
+//! pair `to_drivern` / `from_drivern` (setvar symbols; the driver side's are in
+//! `warden-driver`). A driver PD calls `protected` to register (`Register`), and from inside a
+//! probe or resume to add or remove children (`AddChild`, the `__device_add` path, and
+//! `RemoveChild`); it answers callbacks with `CallbackDone` on its ring. Whatever a driver sends
+//! is decoded and checked (`warden-protocol`), and what it asks for is checked against its
+//! authority by the core. A driver PD that faults is cleaned up (`pd_died`: its callbacks fail,
+//! its devices are unbound, its drivers removed) and restarted.
+//!
+//! **Buses.** Two, created in this order so their handles are fixed
+//! (`warden_driver::bus`): `platform` (the board's devices) and `virtio` (devices found behind
+//! virtio-mmio transports). A driver whose match table names a `virtio,device…` compatible
+//! serves the virtio bus; any other the platform bus.
 //!
 //! The crate is `no_std` + `alloc` so the same code runs on seL4 and on the host; `main.rs` is
 //! the PD binary. The channel ids and setvar symbols it uses are in [`interface`], which a test
@@ -20,68 +33,113 @@ extern crate alloc;
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use log::info;
+use core::sync::atomic::AtomicU32;
+use log::{info, warn};
 
 use device_manager_core::{
-    BusId, CallbackId, CallbackKind, CallbackStatus, Config, DeviceDescriptor, DriverDescriptor,
-    Effect, Error, MatchData, MatchEntry, MatchTable, MmioRange, Name, PdId, Request, Requester,
-    Resources,
+    BusId, CallbackId, CallbackKind, CallbackStatus, Config, DeviceDescriptor, DeviceId,
+    DriverDescriptor, Effect, Error, MatchData, MatchEntry, MatchTable, MmioRange, Name, Outcome,
+    PdId, Request, RequestId, Requester, Resources,
 };
-use warden_microkit::{fatal, get_mr, set_mr, Channel, ChannelSet, Child, Handler, MessageInfo};
+use warden_microkit::{get_mr, set_mr, Channel, ChannelSet, Child, Handler, MessageInfo};
 use warden_protocol::ppc::{decode_call, encode_call, MAX_REGISTERS};
 use warden_protocol::ring::SLOT_BYTES;
-use warden_protocol::{Consumer, Outbox, Producer, RingMemory};
+use warden_protocol::{Consumer, Message, Outbox, Producer, RingMemory, Status};
 
 /// What this PD expects of the system description.
 pub mod interface {
-    use warden_microkit::Channel;
-
-    /// The channel to the driver PD (the driver calls `protected` on it; both sides notify).
-    pub const DRIVER: Channel = Channel::new(1);
-    /// The driver PD's child id.
-    pub const DRIVER_CHILD: u8 = 1;
-    /// The setvar symbols of the maps this PD needs: (vaddr symbol, size symbol).
-    pub const REGIONS: [(&str, &str); 2] = [
-        ("to_driver", "to_driver_size"),
-        ("from_driver", "from_driver_size"),
-    ];
+    /// Driver PDs: child id and channel id `n` for `n` in 1..=8.
+    pub const DRIVER_PDS: core::ops::RangeInclusive<u8> = 1..=8;
+    /// The setvar symbols of driver PD `n`'s rings: (vaddr symbol, size symbol), manager →
+    /// driver then driver → manager.
+    #[must_use]
+    pub fn driver_regions(n: u8) -> [(alloc::string::String, alloc::string::String); 2] {
+        use alloc::format;
+        [
+            (format!("to_driver{n}"), format!("to_driver{n}_size")),
+            (format!("from_driver{n}"), format!("from_driver{n}_size")),
+        ]
+    }
 }
 
-use interface::DRIVER;
-const DRIVER_PD: PdId = PdId(interface::DRIVER_CHILD as u32);
+/// The board's device tree blob (see `build.rs`).
+pub static BOARD_DTB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/board.dtb"));
+
 const RING_CAPACITY: u32 = 15;
 
-type Core = device_manager_core::Manager<64, 16, 2, 32>;
+type Core = device_manager_core::Manager<96, 16, 2, 32>;
+type Words = Option<&'static [AtomicU32]>;
+
+/// The rings of driver PDs 1–8, as the system description maps them (`None`: not mapped).
+fn driver_ring_words() -> [(Words, Words); 8] {
+    use warden_microkit::memory_region_words as words;
+    [
+        (
+            words!(to_driver1, to_driver1_size),
+            words!(from_driver1, from_driver1_size),
+        ),
+        (
+            words!(to_driver2, to_driver2_size),
+            words!(from_driver2, from_driver2_size),
+        ),
+        (
+            words!(to_driver3, to_driver3_size),
+            words!(from_driver3, from_driver3_size),
+        ),
+        (
+            words!(to_driver4, to_driver4_size),
+            words!(from_driver4, from_driver4_size),
+        ),
+        (
+            words!(to_driver5, to_driver5_size),
+            words!(from_driver5, from_driver5_size),
+        ),
+        (
+            words!(to_driver6, to_driver6_size),
+            words!(from_driver6, from_driver6_size),
+        ),
+        (
+            words!(to_driver7, to_driver7_size),
+            words!(from_driver7, from_driver7_size),
+        ),
+        (
+            words!(to_driver8, to_driver8_size),
+            words!(from_driver8, from_driver8_size),
+        ),
+    ]
+}
+
+/// One driver PD as the manager sees it.
+struct DriverPd {
+    channel: Channel,
+    /// Callbacks, queued while its ring is full.
+    to_driver: Outbox<'static>,
+    from_driver: Consumer<'static>,
+    /// Drivers it registered (names, for the log).
+    registered: usize,
+}
 
 /// The device-manager PD's handler.
 pub struct DeviceManager {
     core: Box<Core>,
-    bus: BusId,
-    /// Probes and other callbacks for the driver, queued while its ring is full.
-    to_driver: Outbox<'static>,
-    from_driver: Consumer<'static>,
-}
-
-/// The ring in the region mapped as `symbol`; a PD without it cannot run.
-fn ring(
-    symbol: &str,
-    words: Option<&'static [core::sync::atomic::AtomicU32]>,
-) -> RingMemory<'static> {
-    let words = words.unwrap_or_else(|| {
-        fatal(format_args!(
-            "manager: no memory region mapped as '{symbol}'"
-        ))
-    });
-    RingMemory::new(words, RING_CAPACITY)
-        .unwrap_or_else(|error| fatal(format_args!("manager: ring '{symbol}': {error:?}")))
+    platform: BusId,
+    virtio: BusId,
+    drivers: Vec<DriverPd>,
+    /// Bindings at the last tree printout: print again only when they changed.
+    printed: Vec<(DeviceId, Option<String>)>,
+    /// While the board is loaded the tree is printed once, at the end.
+    loading: bool,
 }
 
 fn wire_handle(index: u32, generation: u32) -> warden_protocol::Handle {
     warden_protocol::Handle { index, generation }
 }
 
-fn status_code(error: Error) -> warden_protocol::Status {
-    use warden_protocol::Status;
+fn device_handle(device: DeviceId) -> warden_protocol::Handle {
+    wire_handle(device.index(), device.generation())
+}
+
+fn status_code(error: Error) -> Status {
     match error {
         Error::StaleDevice | Error::StaleDriver | Error::StaleBus => Status::StaleHandle,
         Error::NoSuchCallback => Status::NoSuchObject,
@@ -96,58 +154,183 @@ fn status_code(error: Error) -> warden_protocol::Status {
     }
 }
 
+/// The core's match data for wire match data (strings that do not fit are dropped).
+fn core_match_data(wire: &warden_protocol::MatchData) -> MatchData {
+    let mut data = MatchData {
+        bus_id: wire.bus_id,
+        ..MatchData::default()
+    };
+    for name in &wire.compatible {
+        if let Ok(name) = device_manager_core::Compatible::try_from(name.as_str()) {
+            let _ = data.compatible.push(name);
+        }
+    }
+    data
+}
+
+fn core_resources(wire: &warden_protocol::Resources) -> Resources {
+    let mut resources = Resources::default();
+    for window in &wire.mmio {
+        let _ = resources.mmio.push(MmioRange {
+            base: window.address,
+            size: window.size,
+        });
+    }
+    for irq in &wire.irqs {
+        let _ = resources.irqs.push(*irq);
+    }
+    resources
+}
+
 impl DeviceManager {
     fn new() -> Self {
         let mut core = Box::new(Core::new(Config::PER_DEVICE));
-        let bus = core
-            .add_bus("platform")
-            .unwrap_or_else(|error| fatal(format_args!("manager: no bus: {error:?}")));
-        let to_driver = warden_microkit::memory_region_words!(to_driver, to_driver_size);
-        let from_driver = warden_microkit::memory_region_words!(from_driver, from_driver_size);
+        let platform = core.add_bus("platform");
+        let virtio = core.add_bus("virtio");
+        let (Ok(platform), Ok(virtio)) = (platform, virtio) else {
+            warden_microkit::fatal(format_args!("manager: cannot create the buses"));
+        };
+        let mut drivers = Vec::new();
+        for (n, (to_driver, from_driver)) in interface::DRIVER_PDS.zip(driver_ring_words()) {
+            let (Some(to_driver), Some(from_driver)) = (to_driver, from_driver) else {
+                continue;
+            };
+            let rings = (
+                RingMemory::new(to_driver, RING_CAPACITY),
+                RingMemory::new(from_driver, RING_CAPACITY),
+            );
+            let (Ok(to_driver), Ok(from_driver)) = rings else {
+                warn!("manager: driver PD {n}'s rings are too small; it is left out");
+                continue;
+            };
+            let from_driver = Consumer::new(from_driver);
+            // Ask for a notification when the driver puts its first message on the ring.
+            let _ = from_driver.arm_signal();
+            drivers.push(DriverPd {
+                channel: Channel::new(n),
+                to_driver: Outbox::new(Producer::new(to_driver)),
+                from_driver,
+                registered: 0,
+            });
+        }
         let mut manager = Self {
             core,
-            bus,
-            to_driver: Outbox::new(Producer::new(ring("to_driver", to_driver))),
-            from_driver: Consumer::new(ring("from_driver", from_driver)),
+            platform,
+            virtio,
+            drivers,
+            printed: Vec::new(),
+            loading: true,
         };
-        // Ask the driver for a notification when it puts its first message on the ring.
-        let _ = manager.from_driver.arm_signal();
-        for (compatible, base, irq) in [
-            ("arm,pl011", 0x0900_0000, 33),
-            ("arm,pl031", 0x0901_0000, 34),
-        ] {
-            let mut resources = Resources::default();
-            let _ = resources.mmio.push(MmioRange { base, size: 0x1000 });
-            let _ = resources.irqs.push(irq);
-            let descriptor = DeviceDescriptor {
-                bus,
-                match_data: MatchData::compatible(compatible).unwrap_or_default(),
-                resources,
-            };
-            info!("manager: board device {compatible} at 0x{base:x}, irq {irq}");
-            manager.submit(
-                Requester::Client(0),
-                Request::AddDevice {
-                    parent: None,
-                    descriptor,
-                },
-            );
-        }
+        manager.load_board();
+        manager.loading = false;
+        manager.print_tree_if_changed();
         manager
     }
 
-    fn submit(&mut self, requester: Requester, request: Request) {
-        let mut effects = Vec::new();
-        if let Err(error) = self
-            .core
-            .submit(requester, request, &mut |effect| effects.push(effect))
-        {
-            info!("manager: request refused: {error:?}");
+    /// Adds the board's devices from its DTB (see the crate docs).
+    fn load_board(&mut self) {
+        let board = match warden_board::Board::new(BOARD_DTB) {
+            Ok(board) => board,
+            Err(error) => {
+                warn!("manager: the board's device tree is unusable: {error}; no board devices");
+                return;
+            }
+        };
+        info!(
+            "manager: board '{}': reading its device tree",
+            board.model().or(board.compatible()).unwrap_or("?"),
+        );
+        // The manager's device for each board device, by its index in the DTB's sequence.
+        let mut added: Vec<Option<DeviceId>> = Vec::new();
+        let (mut count, mut disabled) = (0, 0);
+        for device in board.devices() {
+            let device = match device {
+                Ok(device) => device,
+                Err(error) => {
+                    warn!("manager: board: {error}; node left out");
+                    added.push(None);
+                    continue;
+                }
+            };
+            let mut descriptor = DeviceDescriptor {
+                bus: self.platform,
+                match_data: MatchData::default(),
+                resources: Resources::default(),
+            };
+            for name in &device.compatible {
+                if let Ok(name) = device_manager_core::Compatible::try_from(*name) {
+                    let _ = descriptor.match_data.compatible.push(name);
+                }
+            }
+            for window in &device.mmio {
+                let _ = descriptor.resources.mmio.push(MmioRange {
+                    base: window.base,
+                    size: window.size,
+                });
+            }
+            for irq in &device.irqs {
+                let _ = descriptor.resources.irqs.push(*irq);
+            }
+            let parent = device
+                .parent
+                .and_then(|index| added.get(index).copied().flatten());
+            if !device.enabled {
+                // A disabled node is in the tree, but no driver may have it.
+                disabled += 1;
+                descriptor.match_data.compatible.clear();
+                if let Ok(name) = device_manager_core::Compatible::try_from("disabled") {
+                    let _ = descriptor.match_data.compatible.push(name);
+                }
+            }
+            let result = self.add_device(parent, descriptor);
+            match result {
+                Ok(id) => {
+                    count += 1;
+                    added.push(Some(id));
+                }
+                Err(error) => {
+                    warn!(
+                        "manager: board node '{}' not added: {error:?}",
+                        device.path_name
+                    );
+                    added.push(None);
+                }
+            }
         }
-        self.carry_out(effects);
+        info!(
+            "manager: board device tree loaded: {count} devices ({disabled} disabled), waiting for drivers"
+        );
     }
 
-    fn compatible(&self, device: device_manager_core::DeviceId) -> String {
+    /// `device_add` from the manager itself; returns the new device.
+    fn add_device(
+        &mut self,
+        parent: Option<DeviceId>,
+        descriptor: DeviceDescriptor,
+    ) -> Result<DeviceId, Error> {
+        let mut effects = Vec::new();
+        let request = self.core.submit(
+            Requester::Client(0),
+            Request::AddDevice { parent, descriptor },
+            &mut |effect| effects.push(effect),
+        )?;
+        let mut outcome = Err(Error::Busy);
+        for effect in &effects {
+            if let Effect::Complete(completion) = effect {
+                if completion.request == request {
+                    outcome = match completion.result {
+                        Ok(Outcome::Device { device, .. }) => Ok(device),
+                        Ok(_) => Err(Error::Busy),
+                        Err(error) => Err(error),
+                    };
+                }
+            }
+        }
+        self.carry_out(effects);
+        outcome
+    }
+
+    fn compatible(&self, device: DeviceId) -> String {
         self.core
             .device(device)
             .ok()
@@ -160,77 +343,115 @@ impl DeviceManager {
             .unwrap_or_default()
     }
 
+    fn driver_name(&self, device: DeviceId) -> Option<String> {
+        let driver = self.core.device(device).ok()?.driver?;
+        Some(self.core.driver(driver).ok()?.name.to_string())
+    }
+
     fn carry_out(&mut self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
                 Effect::Callback(callback) => self.send_callback(&callback),
-                Effect::Complete(completion) => match completion.result {
-                    Ok(device_manager_core::Outcome::Device {
-                        device,
-                        driver: Some(driver),
-                    }) => {
-                        let name = self
-                            .core
-                            .driver(driver)
-                            .map(|info| info.name.to_string())
-                            .unwrap_or_default();
-                        info!(
-                            "manager: device {}:{} ({}) bound to driver '{name}'",
-                            device.index(),
-                            device.generation(),
-                            self.compatible(device)
-                        );
-                    }
-                    Ok(device_manager_core::Outcome::Device {
-                        device,
-                        driver: None,
-                    }) => info!(
-                        "manager: device {}:{} ({}) added, no driver yet",
-                        device.index(),
-                        device.generation(),
-                        self.compatible(device)
-                    ),
-                    Ok(device_manager_core::Outcome::Driver { driver, bound }) => info!(
-                        "manager: driver {}:{} registered, bound to {bound} device(s)",
-                        driver.index(),
-                        driver.generation()
-                    ),
-                    Ok(device_manager_core::Outcome::Done) => {}
-                    Err(error) => info!(
-                        "manager: request {:?} failed: {error:?}",
-                        completion.request
-                    ),
-                },
+                Effect::Complete(completion) => {
+                    self.completed(completion.request, completion.result)
+                }
             }
         }
-        self.print_tree_if_quiescent();
+        self.print_tree_if_changed();
     }
 
-    fn print_tree_if_quiescent(&self) {
-        if !self.core.is_quiescent() {
-            return;
-        }
-        info!("manager: device tree:");
-        for device in self.core.devices() {
-            let driver = self
-                .core
-                .device(device)
-                .ok()
-                .and_then(|info| info.driver)
-                .and_then(|driver| {
-                    self.core
-                        .driver(driver)
-                        .ok()
-                        .map(|info| info.name.to_string())
-                });
-            info!(
-                "manager:   {}:{} {} -> {}",
+    fn completed(&mut self, request: RequestId, result: Result<Outcome, Error>) {
+        match result {
+            Ok(Outcome::Device {
+                device,
+                driver: Some(_),
+            }) => info!(
+                "manager: device {}:{} ({}) bound to driver '{}'",
                 device.index(),
                 device.generation(),
                 self.compatible(device),
-                driver.as_deref().unwrap_or("(unbound)")
-            );
+                self.driver_name(device).unwrap_or_default()
+            ),
+            Ok(Outcome::Driver { driver, bound }) => info!(
+                "manager: driver {}:{} registered, bound to {bound} device(s)",
+                driver.index(),
+                driver.generation()
+            ),
+            Ok(_) => {}
+            Err(error) => info!("manager: request {request:?} failed: {error:?}"),
         }
+    }
+
+    /// Prints the device tree when the manager is idle and the bindings changed since the
+    /// last printout.
+    fn print_tree_if_changed(&mut self) {
+        if self.loading || !self.core.is_quiescent() {
+            return;
+        }
+        let bindings: Vec<(DeviceId, Option<String>)> = self
+            .core
+            .devices()
+            .map(|device| (device, self.driver_name(device)))
+            .collect();
+        if bindings == self.printed {
+            return;
+        }
+        self.printed = bindings;
+        let bound = self
+            .printed
+            .iter()
+            .filter(|(_, driver)| driver.is_some())
+            .count();
+        info!(
+            "manager: device tree ({} devices, {bound} bound):",
+            self.printed.len()
+        );
+        let roots: Vec<DeviceId> = self.core.roots().collect();
+        for root in roots {
+            self.print_subtree(root, 1);
+        }
+    }
+
+    fn print_subtree(&self, device: DeviceId, depth: usize) {
+        let driver = self.driver_name(device);
+        let resources = self
+            .core
+            .device(device)
+            .ok()
+            .map(|info| {
+                let mut text = String::new();
+                if let Some(window) = info.resources.mmio.first() {
+                    text.push_str(&alloc::format!(" @0x{:x}", window.base));
+                }
+                if let Some(irq) = info.resources.irqs.first() {
+                    text.push_str(&alloc::format!(" irq {irq}"));
+                }
+                text
+            })
+            .unwrap_or_default();
+        info!(
+            "manager: {:indent$}{}:{} {}{resources} -> {}",
+            "",
+            device.index(),
+            device.generation(),
+            self.compatible(device),
+            driver.as_deref().unwrap_or("(unbound)"),
+            indent = depth * 2
+        );
+        let children: Vec<DeviceId> = self
+            .core
+            .children(device)
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        for child in children {
+            self.print_subtree(child, depth + 1);
+        }
+    }
+
+    fn pd_index(&self, pd: PdId) -> Option<usize> {
+        self.drivers
+            .iter()
+            .position(|driver| u32::from(driver.channel.index()) == pd.0)
     }
 
     fn send_callback(&mut self, callback: &device_manager_core::Callback) {
@@ -238,10 +459,11 @@ impl DeviceManager {
             operation: callback.id.operation(),
             sequence: callback.id.sequence(),
         };
-        let device = wire_handle(callback.device.index(), callback.device.generation());
+        let device = device_handle(callback.device);
         let message = match callback.kind {
             CallbackKind::Probe => {
                 let mut match_data = warden_protocol::MatchData::default();
+                let mut resources = warden_protocol::Resources::default();
                 if let Ok(info) = self.core.device(callback.device) {
                     for name in &info.match_data.compatible {
                         if let Ok(name) = warden_protocol::Compatible::try_from(name.as_str()) {
@@ -249,110 +471,149 @@ impl DeviceManager {
                         }
                     }
                     match_data.bus_id = info.match_data.bus_id;
+                    for window in &info.resources.mmio {
+                        let _ = resources.mmio.push(warden_protocol::MmioWindow {
+                            address: window.base,
+                            size: window.size,
+                        });
+                    }
+                    for irq in &info.resources.irqs {
+                        let _ = resources.irqs.push(*irq);
+                    }
                 }
                 info!(
-                    "manager: probing device {}:{} ({}) with the driver PD",
+                    "manager: probing device {}:{} ({}) with driver PD {}",
                     device.index,
                     device.generation,
-                    self.compatible(callback.device)
+                    self.compatible(callback.device),
+                    callback.pd.0
                 );
-                warden_protocol::Message::Probe {
+                Message::Probe {
                     callback: id,
                     device,
                     driver: wire_handle(callback.driver.index(), callback.driver.generation()),
                     match_data,
-                    // The driver's view of the device (its vaddrs and IRQ channels) comes from
-                    // the system description once drivers map devices (the drivers issue).
-                    resources: warden_protocol::Resources::default(),
+                    resources,
                 }
             }
-            CallbackKind::Remove => warden_protocol::Message::Remove {
+            CallbackKind::Remove => {
+                info!(
+                    "manager: removing device {}:{} ({}) from driver PD {}",
+                    device.index,
+                    device.generation,
+                    self.compatible(callback.device),
+                    callback.pd.0
+                );
+                Message::Remove {
+                    callback: id,
+                    device,
+                }
+            }
+            CallbackKind::Suspend => Message::Suspend {
                 callback: id,
                 device,
             },
-            CallbackKind::Suspend => warden_protocol::Message::Suspend {
+            CallbackKind::Resume => Message::Resume {
                 callback: id,
                 device,
             },
-            CallbackKind::Resume => warden_protocol::Message::Resume {
-                callback: id,
-                device,
-            },
-            CallbackKind::Shutdown => warden_protocol::Message::Shutdown {
+            CallbackKind::Shutdown => Message::Shutdown {
                 callback: id,
                 device,
             },
         };
-        match self.to_driver.send(0, &message) {
-            Ok(true) => DRIVER.notify(),
-            Ok(false) => {}
-            Err(error) => info!("manager: cannot encode {message:?}: {error:?}"),
+        let Some(index) = self.pd_index(callback.pd) else {
+            warn!("manager: callback for unknown driver PD {}", callback.pd.0);
+            return;
+        };
+        if let Some(driver) = self.drivers.get_mut(index) {
+            match driver.to_driver.send(0, &message) {
+                Ok(true) => driver.channel.notify(),
+                Ok(false) => {}
+                Err(error) => warn!("manager: cannot encode {message:?}: {error:?}"),
+            }
         }
     }
 
-    fn drain_driver_ring(&mut self) {
+    fn drain_driver_ring(&mut self, index: usize) {
         let mut buffer = [0u8; SLOT_BYTES];
         loop {
-            match self.from_driver.pop_or_arm(&mut buffer) {
+            let Some(driver) = self.drivers.get_mut(index) else {
+                return;
+            };
+            let pd = PdId(u32::from(driver.channel.index()));
+            match driver.from_driver.pop_or_arm(&mut buffer) {
                 Ok(Some(length)) => {
                     let bytes = buffer.get(..length).unwrap_or_default();
-                    self.handle_driver_message(bytes);
+                    self.handle_driver_message(pd, bytes);
                 }
                 Ok(None) => return,
                 Err(error) => {
-                    info!("manager: driver ring is corrupt ({error:?}); ignoring it");
+                    warn!(
+                        "manager: driver PD {}'s ring is corrupt ({error:?}); ignoring it",
+                        pd.0
+                    );
                     return;
                 }
             }
         }
     }
 
-    fn handle_driver_message(&mut self, bytes: &[u8]) {
+    fn handle_driver_message(&mut self, pd: PdId, bytes: &[u8]) {
         let message = match warden_protocol::decode(bytes) {
             Ok((_, message)) => message,
             Err(error) => {
-                info!("manager: malformed message from the driver: {error:?}");
+                warn!(
+                    "manager: malformed message from driver PD {}: {error:?}",
+                    pd.0
+                );
                 return;
             }
         };
         match message {
-            warden_protocol::Message::CallbackDone {
+            Message::CallbackDone {
                 callback,
                 status,
                 detail,
             } => {
                 let status = match status {
-                    warden_protocol::Status::Ok => CallbackStatus::Ok,
-                    warden_protocol::Status::NotMine => CallbackStatus::NotMine,
-                    warden_protocol::Status::Defer => CallbackStatus::Defer,
+                    Status::Ok => CallbackStatus::Ok,
+                    Status::NotMine => CallbackStatus::NotMine,
+                    Status::Defer => CallbackStatus::Defer,
                     _ => CallbackStatus::Failed(detail),
                 };
                 let id = CallbackId::from_parts(callback.operation, callback.sequence);
                 let mut effects = Vec::new();
                 if let Err(error) = self
                     .core
-                    .callback_done(DRIVER_PD, id, status, &mut |effect| effects.push(effect))
+                    .callback_done(pd, id, status, &mut |effect| effects.push(effect))
                 {
-                    info!("manager: refused the driver's reply: {error:?}");
+                    warn!("manager: refused driver PD {}'s answer: {error:?}", pd.0);
                 }
                 self.carry_out(effects);
             }
-            other => info!("manager: unexpected message from the driver: {other:?}"),
+            other => warn!(
+                "manager: unexpected message from driver PD {}: {other:?}",
+                pd.0
+            ),
         }
     }
 
     fn register(
         &mut self,
+        pd: PdId,
         name: &str,
         entries: &[warden_protocol::MatchEntry],
-    ) -> warden_protocol::Status {
+    ) -> Status {
         let mut match_table = MatchTable::default();
+        let mut virtio = false;
         for entry in entries {
             let entry = match entry {
                 warden_protocol::MatchEntry::Compatible(name) => {
+                    virtio |= name.starts_with("virtio,device");
                     match device_manager_core::Compatible::try_from(name.as_str()) {
                         Ok(name) => MatchEntry::Compatible(name),
-                        Err(()) => return warden_protocol::Status::Malformed,
+                        Err(()) => return Status::Malformed,
                     }
                 }
                 warden_protocol::MatchEntry::BusId(id) => MatchEntry::BusId(*id),
@@ -360,26 +621,159 @@ impl DeviceManager {
             let _ = match_table.entries.push(entry);
         }
         let Ok(name) = Name::try_from(name) else {
-            return warden_protocol::Status::Malformed;
+            return Status::Malformed;
         };
-        info!("manager: driver PD registers '{name}'");
+        let bus = if virtio { self.virtio } else { self.platform };
+        info!(
+            "manager: driver PD {} registers '{name}' on the {} bus",
+            pd.0,
+            if virtio { "virtio" } else { "platform" }
+        );
+        if let Some(driver) = self
+            .pd_index(pd)
+            .and_then(|index| self.drivers.get_mut(index))
+        {
+            driver.registered += 1;
+        }
         let descriptor = DriverDescriptor {
-            bus: self.bus,
-            pd: DRIVER_PD,
+            bus,
+            pd,
             name,
             match_table,
         };
         let mut effects = Vec::new();
         let result = self.core.submit(
-            Requester::Driver(DRIVER_PD),
+            Requester::Driver(pd),
             Request::RegisterDriver(descriptor),
             &mut |effect| effects.push(effect),
         );
         self.carry_out(effects);
         match result {
-            Ok(_) => warden_protocol::Status::Ok,
+            Ok(_) => Status::Ok,
             Err(error) => status_code(error),
         }
+    }
+
+    fn bus_of(&self, handle: warden_protocol::Handle) -> Option<BusId> {
+        [self.platform, self.virtio]
+            .into_iter()
+            .find(|bus| bus.index() == handle.index && bus.generation() == handle.generation)
+    }
+
+    /// A driver's `__device_add` from inside its probe or resume.
+    fn add_child(
+        &mut self,
+        pd: PdId,
+        callback: warden_protocol::CallbackId,
+        parent: warden_protocol::Handle,
+        bus: warden_protocol::Handle,
+        match_data: &warden_protocol::MatchData,
+        resources: &warden_protocol::Resources,
+    ) -> Message {
+        let Some(bus) = self.bus_of(bus) else {
+            return completion(Status::StaleHandle, warden_protocol::Outcome::None);
+        };
+        let descriptor = DeviceDescriptor {
+            bus,
+            match_data: core_match_data(match_data),
+            resources: core_resources(resources),
+        };
+        let parent = DeviceId::from_parts(parent.index, parent.generation);
+        let callback = CallbackId::from_parts(callback.operation, callback.sequence);
+        let mut effects = Vec::new();
+        let result = self
+            .core
+            .child_add(pd, callback, parent, &descriptor, &mut |effect| {
+                effects.push(effect)
+            });
+        let reply = match result {
+            Ok(child) => {
+                info!(
+                    "manager: driver PD {} added child {}:{} ({}) under {}:{} (__device_add, parent locked by its probe)",
+                    pd.0,
+                    child.index(),
+                    child.generation(),
+                    self.compatible(child),
+                    parent.index(),
+                    parent.generation()
+                );
+                completion(
+                    Status::Ok,
+                    warden_protocol::Outcome::Device {
+                        device: device_handle(child),
+                        driver: None,
+                    },
+                )
+            }
+            Err(error) => {
+                warn!("manager: refused driver PD {}'s child: {error:?}", pd.0);
+                completion(status_code(error), warden_protocol::Outcome::None)
+            }
+        };
+        self.carry_out(effects);
+        reply
+    }
+
+    /// A request a driver may make outside a callback (the core checks its authority); it is
+    /// queued like any other, and the answer says only whether it was accepted.
+    fn driver_request(&mut self, pd: PdId, request: Request) -> Message {
+        let mut effects = Vec::new();
+        let result = self
+            .core
+            .submit(Requester::Driver(pd), request, &mut |effect| {
+                effects.push(effect)
+            });
+        self.carry_out(effects);
+        match result {
+            Ok(_) => completion(Status::Ok, warden_protocol::Outcome::None),
+            Err(error) => {
+                warn!("manager: refused driver PD {}'s request: {error:?}", pd.0);
+                completion(status_code(error), warden_protocol::Outcome::None)
+            }
+        }
+    }
+
+    /// A driver's `__device_del` from inside a callback on the parent.
+    fn remove_child(
+        &mut self,
+        pd: PdId,
+        callback: warden_protocol::CallbackId,
+        child: warden_protocol::Handle,
+    ) -> Message {
+        let child = DeviceId::from_parts(child.index, child.generation);
+        let callback = CallbackId::from_parts(callback.operation, callback.sequence);
+        let name = self.compatible(child);
+        let mut effects = Vec::new();
+        let result = self
+            .core
+            .child_remove(pd, callback, child, &mut |effect| effects.push(effect));
+        self.carry_out(effects);
+        match result {
+            Ok(()) => {
+                info!(
+                    "manager: driver PD {} removed child {}:{} ({name})",
+                    pd.0,
+                    child.index(),
+                    child.generation()
+                );
+                completion(Status::Ok, warden_protocol::Outcome::None)
+            }
+            Err(error) => {
+                warn!(
+                    "manager: refused driver PD {}'s child removal: {error:?}",
+                    pd.0
+                );
+                completion(status_code(error), warden_protocol::Outcome::None)
+            }
+        }
+    }
+}
+
+fn completion(status: Status, outcome: warden_protocol::Outcome) -> Message {
+    Message::Completion {
+        status,
+        detail: 0,
+        outcome,
     }
 }
 
@@ -387,11 +781,19 @@ impl Handler for DeviceManager {
     type Error = &'static str;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
-        if channels.contains(DRIVER) {
-            self.drain_driver_ring();
+        for index in 0..self.drivers.len() {
+            let Some(channel) = self.drivers.get(index).map(|driver| driver.channel) else {
+                continue;
+            };
+            if !channels.contains(channel) {
+                continue;
+            }
+            self.drain_driver_ring(index);
             // The driver also signals when it has made room on our ring.
-            if self.to_driver.flush() {
-                DRIVER.notify();
+            if let Some(driver) = self.drivers.get_mut(index) {
+                if driver.to_driver.flush() {
+                    channel.notify();
+                }
             }
         }
         Ok(())
@@ -402,7 +804,8 @@ impl Handler for DeviceManager {
         channel: Channel,
         message: MessageInfo,
     ) -> Result<MessageInfo, Self::Error> {
-        if channel != DRIVER {
+        let pd = PdId(u32::from(channel.index()));
+        if self.pd_index(pd).is_none() {
             return Ok(MessageInfo::new(0, 0));
         }
         let count = usize::from(message.count()).min(MAX_REGISTERS);
@@ -411,25 +814,61 @@ impl Handler for DeviceManager {
             label: message.label(),
             count: count as u16,
         };
-        let status = match decode_call(info, &registers) {
-            Ok(warden_protocol::Message::Register { name, match_table }) => {
-                self.register(&name, &match_table)
+        let reply = match decode_call(info, &registers) {
+            Ok(Message::Register { name, match_table }) => completion(
+                self.register(pd, &name, &match_table),
+                warden_protocol::Outcome::None,
+            ),
+            Ok(Message::AddChild {
+                callback,
+                parent,
+                bus,
+                match_data,
+                resources,
+            }) => self.add_child(pd, callback, parent, bus, &match_data, &resources),
+            Ok(Message::RemoveChild { callback, child }) => self.remove_child(pd, callback, child),
+            Ok(Message::Unbind { device }) => {
+                info!(
+                    "manager: driver PD {} lets go of device {}:{} ({})",
+                    pd.0,
+                    device.index,
+                    device.generation,
+                    self.compatible(DeviceId::from_parts(device.index, device.generation))
+                );
+                self.driver_request(
+                    pd,
+                    Request::Unbind(DeviceId::from_parts(device.index, device.generation)),
+                )
+            }
+            Ok(Message::Bind { device, driver }) => {
+                info!(
+                    "manager: driver PD {} asks to bind device {}:{} again",
+                    pd.0, device.index, device.generation
+                );
+                self.driver_request(
+                    pd,
+                    Request::Bind {
+                        device: DeviceId::from_parts(device.index, device.generation),
+                        driver: device_manager_core::DriverId::from_parts(
+                            driver.index,
+                            driver.generation,
+                        ),
+                    },
+                )
             }
             Ok(other) => {
-                info!("manager: unexpected call from the driver: {other:?}");
-                warden_protocol::Status::NotPermitted
+                warn!(
+                    "manager: unexpected call from driver PD {}: {other:?}",
+                    pd.0
+                );
+                completion(Status::NotPermitted, warden_protocol::Outcome::None)
             }
             Err(error) => {
-                info!("manager: malformed call from the driver: {error:?}");
-                warden_protocol::Status::Malformed
+                warn!("manager: malformed call from driver PD {}: {error:?}", pd.0);
+                completion(Status::Malformed, warden_protocol::Outcome::None)
             }
         };
-        let reply = warden_protocol::Message::Completion {
-            status,
-            detail: 0,
-            outcome: warden_protocol::Outcome::None,
-        };
-        let mut out = [0u64; warden_protocol::ppc::MAX_REGISTERS];
+        let mut out = [0u64; MAX_REGISTERS];
         let info = encode_call(&reply, &mut out).map_err(|_| "cannot encode a completion")?;
         for (index, value) in out.iter().take(usize::from(info.count)).enumerate() {
             set_mr(index, *value);
@@ -442,7 +881,7 @@ impl Handler for DeviceManager {
         child: Child,
         message: MessageInfo,
     ) -> Result<Option<MessageInfo>, Self::Error> {
-        info!(
+        warn!(
             "manager: driver PD {} faulted (label {}); cleaning up and restarting it",
             child.index(),
             message.label()

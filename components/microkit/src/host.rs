@@ -149,6 +149,35 @@ pub(crate) fn stop(child: Child) {
     }
 }
 
+/// A device register load: the launcher's model of the device answers. An address outside
+/// this PD's device maps is a VM fault, as on seL4: the launcher ends the process.
+pub(crate) fn register_read(address: u64, width: warden_registers::Width) -> u32 {
+    let access = FromPd::RegisterRead {
+        address,
+        width: width.bytes() as u8,
+    };
+    match send(&access).and_then(|()| receive()) {
+        Ok(ToPd::RegisterValue(value)) => value,
+        Ok(_) => fatal(&HostError::Protocol),
+        Err(error) => fatal(&error),
+    }
+}
+
+/// A device register store; returns once the model has acted on it, so accesses stay in
+/// program order with everything else the PD does.
+pub(crate) fn register_write(address: u64, width: warden_registers::Width, value: u32) {
+    let access = FromPd::RegisterWrite {
+        address,
+        width: width.bytes() as u8,
+        value,
+    };
+    match send(&access).and_then(|()| receive()) {
+        Ok(ToPd::RegisterValue(_)) => {}
+        Ok(_) => fatal(&HostError::Protocol),
+        Err(error) => fatal(&error),
+    }
+}
+
 pub(crate) fn pp_call(channel: Channel, info: MessageInfo) -> MessageInfo {
     let call = FromPd::Call(channel.index(), store_registers(info));
     let reply = send(&call).and_then(|()| receive());
@@ -207,7 +236,9 @@ pub fn run<H: Handler>(init: impl FnOnce() -> H) -> Result<(), HostError> {
             ToPd::Fault(child, label) => handler
                 .fault(Child::new(child), MessageInfo::new(label, 0))
                 .map(|resume| resume.map(store_registers)),
-            ToPd::Init | ToPd::CallReturn(_) => fatal(&HostError::Protocol),
+            ToPd::Init | ToPd::CallReturn(_) | ToPd::RegisterValue(_) => {
+                fatal(&HostError::Protocol)
+            }
         };
         match reply {
             Ok(reply) => send(&FromPd::EntryDone { reply })?,

@@ -44,6 +44,22 @@ pub enum FromPd {
     Restart(u8),
     /// `microkit_pd_stop`.
     Stop(u8),
+    /// A load from device memory (the launcher's device model answers with `RegisterValue`).
+    RegisterRead {
+        /// The PD's virtual address.
+        address: u64,
+        /// Bytes: 1, 2 or 4.
+        width: u8,
+    },
+    /// A store to device memory (answered with `RegisterValue(0)` once the model has acted).
+    RegisterWrite {
+        /// The PD's virtual address.
+        address: u64,
+        /// Bytes: 1, 2 or 4.
+        width: u8,
+        /// The value (its low `width` bytes).
+        value: u32,
+    },
 }
 
 /// What the launcher sends a PD.
@@ -59,6 +75,8 @@ pub enum ToPd {
     Fault(u8, u64),
     /// The `pp_call` returned.
     CallReturn(Message),
+    /// A device register access completed (the value read; 0 for a write).
+    RegisterValue(u32),
 }
 
 fn put_message(out: &mut Vec<u8>, message: &Message) {
@@ -131,6 +149,21 @@ impl FromPd {
             }
             Self::Restart(child) => out.extend_from_slice(&[6, *child]),
             Self::Stop(child) => out.extend_from_slice(&[7, *child]),
+            Self::RegisterRead { address, width } => {
+                out.push(8);
+                out.extend_from_slice(&address.to_le_bytes());
+                out.push(*width);
+            }
+            Self::RegisterWrite {
+                address,
+                width,
+                value,
+            } => {
+                out.push(9);
+                out.extend_from_slice(&address.to_le_bytes());
+                out.push(*width);
+                out.extend_from_slice(&u64::from(*value).to_le_bytes());
+            }
         }
         out
     }
@@ -160,6 +193,15 @@ impl FromPd {
             }
             6 => Self::Restart(reader.byte()?),
             7 => Self::Stop(reader.byte()?),
+            8 => Self::RegisterRead {
+                address: reader.word()?,
+                width: reader.byte()?,
+            },
+            9 => Self::RegisterWrite {
+                address: reader.word()?,
+                width: reader.byte()?,
+                value: u32::try_from(reader.word()?).ok()?,
+            },
             _ => return None,
         };
         reader.end(value)
@@ -189,6 +231,10 @@ impl ToPd {
                 out.push(20);
                 put_message(&mut out, message);
             }
+            Self::RegisterValue(value) => {
+                out.push(21);
+                out.extend_from_slice(&u64::from(*value).to_le_bytes());
+            }
         }
         out
     }
@@ -209,6 +255,7 @@ impl ToPd {
                 Self::Fault(child, reader.word()?)
             }
             20 => Self::CallReturn(reader.message()?),
+            21 => Self::RegisterValue(u32::try_from(reader.word()?).ok()?),
             _ => return None,
         };
         reader.end(value)
@@ -269,6 +316,15 @@ mod tests {
             FromPd::Call(2, message.clone()),
             FromPd::Restart(1),
             FromPd::Stop(1),
+            FromPd::RegisterRead {
+                address: 0x500_0050,
+                width: 4,
+            },
+            FromPd::RegisterWrite {
+                address: 0x500_0051,
+                width: 1,
+                value: 0xab,
+            },
         ] {
             assert_eq!(FromPd::decode(&frame.encode()), Some(frame));
         }
@@ -278,6 +334,7 @@ mod tests {
             ToPd::Protected(5, message.clone()),
             ToPd::Fault(1, 6),
             ToPd::CallReturn(message),
+            ToPd::RegisterValue(0xffff_ffff),
         ] {
             assert_eq!(ToPd::decode(&frame.encode()), Some(frame));
         }

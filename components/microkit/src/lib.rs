@@ -35,6 +35,7 @@
 
 extern crate alloc;
 
+pub mod device;
 #[cfg(not(target_os = "none"))]
 mod host;
 #[cfg(not(target_os = "none"))]
@@ -50,8 +51,10 @@ use host as backend;
 #[cfg(target_os = "none")]
 use sel4 as backend;
 
+pub use device::{DeviceRegion, DeviceRegisters};
 #[cfg(not(target_os = "none"))]
 pub use host::{run, HostError};
+pub use warden_registers::{Registers, Width};
 
 /// Declares a protection domain: `protection_domain!(path::to::init)`, where `init` returns
 /// the PD's [`Handler`]. On the host it defines `fn main`, which connects to `warden-host`; on
@@ -103,6 +106,44 @@ macro_rules! memory_region_words {
         #[cfg(not(target_os = "none"))]
         let region = $crate::memory_region_words(::core::stringify!($vaddr));
         region
+    }};
+}
+
+/// A region this PD maps with `setvar_vaddr="VADDR" setvar_size="SIZE"` and whose physical
+/// address a `<setvar symbol="PADDR" region_paddr="..."/>` gives: `device_region!(VADDR, SIZE,
+/// PADDR)` evaluates to `Option<DeviceRegion>` (`None` if the description gives no such map).
+/// Used for device memory (`phys_addr` regions) and for DMA memory, whose physical addresses
+/// a device is given. On seL4 the macro defines the three symbols the Microkit tool patches;
+/// on the host the launcher passes the same values by name.
+#[macro_export]
+macro_rules! device_region {
+    ($vaddr:ident, $size:ident, $paddr:ident) => {{
+        #[cfg(target_os = "none")]
+        let values = {
+            #[no_mangle]
+            #[used]
+            #[link_section = ".data"]
+            #[allow(non_upper_case_globals)]
+            static $vaddr: $crate::sel4::PatchedVariable = $crate::sel4::PatchedVariable::new();
+            #[no_mangle]
+            #[used]
+            #[link_section = ".data"]
+            #[allow(non_upper_case_globals)]
+            static $size: $crate::sel4::PatchedVariable = $crate::sel4::PatchedVariable::new();
+            #[no_mangle]
+            #[used]
+            #[link_section = ".data"]
+            #[allow(non_upper_case_globals)]
+            static $paddr: $crate::sel4::PatchedVariable = $crate::sel4::PatchedVariable::new();
+            ($vaddr.get(), $size.get(), $paddr.get())
+        };
+        #[cfg(not(target_os = "none"))]
+        let values = (
+            $crate::setvar(::core::stringify!($vaddr)).unwrap_or(0),
+            $crate::setvar(::core::stringify!($size)).unwrap_or(0),
+            $crate::setvar(::core::stringify!($paddr)).unwrap_or(0),
+        );
+        $crate::DeviceRegion::new(values.0, values.1, values.2)
     }};
 }
 

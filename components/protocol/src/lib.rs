@@ -15,7 +15,7 @@
 //!
 //! | opcode | message | direction | body fields | reply | errors; manager's authority check |
 //! |---|---|---|---|---|---|
-//! | 0x0001 | `Probe` | manager → driver | callback, device, driver, match data, resources (driver's vaddrs, IRQ channels 0–61) | `CallbackDone` Ok / NotMine / Defer / Failed | — |
+//! | 0x0001 | `Probe` | manager → driver | callback, device, driver, match data, resources (physical MMIO windows, GIC INTIDs 0–1019; the driver finds them in its own maps and IRQs) | `CallbackDone` Ok / NotMine / Defer / Failed | — |
 //! | 0x0002 | `Remove` | manager → driver | callback, device | `CallbackDone` | — |
 //! | 0x0003 | `Suspend` | manager → driver | callback, device | `CallbackDone` | — |
 //! | 0x0004 | `Resume` | manager → driver | callback, device | `CallbackDone` | — |
@@ -25,8 +25,8 @@
 //! | 0x0103 | `AddChild` | driver → manager (PPC) | callback, parent, bus, match data, resources (physical) | `Completion` (child handle) | NotPermitted unless the caller's probe/resume callback is in flight on `parent` |
 //! | 0x0104 | `RemoveChild` | driver → manager (PPC) | callback, child | `Completion` | NotPermitted unless `child` is a child of the callback's device; Busy if it is bound or locked |
 //! | 0x0105 | `Alive` | driver → manager (PPC) | sequence | `Completion` | — |
-//! | 0x0201 | `Bind` | client → manager | device, driver | `Completion` (device, driver) | StaleHandle, Busy, NoMatch |
-//! | 0x0202 | `Unbind` | client → manager | device | `Completion` | StaleHandle |
+//! | 0x0201 | `Bind` | client → manager (or a driver, PPC, naming its own driver) | device, driver | `Completion` (device, driver) | StaleHandle, Busy, NoMatch |
+//! | 0x0202 | `Unbind` | client → manager (or a driver, PPC) | device | `Completion` | StaleHandle; a driver may unbind only a device bound to it |
 //! | 0x0203 | `RemoveDevice` | client → manager | device | `Completion` | StaleHandle; a driver may remove only children of devices bound to it |
 //! | 0x0204 | `Rescan` | client → manager | (zero) | `Completion` | — |
 //! | 0x0205 | `SuspendDevice` | client → manager | all flag, device | `Completion` | StaleHandle, Failed |
@@ -57,6 +57,8 @@ pub mod message;
 pub mod outbox;
 pub mod ppc;
 pub mod ring;
+#[cfg(not(loom))]
+pub mod services;
 #[cfg(not(loom))]
 pub mod shared;
 mod sync;

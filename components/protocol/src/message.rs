@@ -15,6 +15,8 @@ use crate::wire::{
 
 /// Highest channel id a Microkit PD has (ids are 0–61; channels and IRQs share them).
 pub const MAX_CHANNEL: u32 = 61;
+/// Highest GIC interrupt id a device may have (1020–1023 are special).
+pub const MAX_INTID: u32 = 1019;
 
 /// A device or driver handle: (index, generation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -71,7 +73,7 @@ pub struct MmioWindow {
 pub struct Resources {
     /// MMIO windows.
     pub mmio: Vec<MmioWindow, MAX_MMIO>,
-    /// IRQ channel ids (probe) or GIC INTIDs (add-child).
+    /// Interrupts as GIC INTIDs (SPI n is 32 + n), 0–1019.
     pub irqs: Vec<u32, MAX_IRQS>,
 }
 
@@ -210,7 +212,8 @@ pub enum Message {
         driver: Handle,
         /// What the device is.
         match_data: MatchData,
-        /// MMIO windows at the driver's virtual addresses; IRQ channel ids (0–61).
+        /// MMIO windows at physical addresses and GIC INTIDs, as the device tree gives them:
+        /// the driver finds them in the maps and IRQs its system description grants it.
         resources: Resources,
     },
     /// Manager → driver: let go of the device.
@@ -449,8 +452,8 @@ pub enum DecodeError {
     BadCount,
     /// A flag is neither 0 nor 1.
     BadFlag,
-    /// An IRQ channel id above 61.
-    ChannelOutOfRange(u32),
+    /// An interrupt that is not a GIC INTID a device can have (0–1019).
+    InterruptOutOfRange(u32),
     /// An MMIO window that is empty or wraps around.
     BadWindow,
     /// An unknown status code.
@@ -829,7 +832,7 @@ pub(crate) fn decode_body(opcode: u16, body: &[u8]) -> Result<Message, DecodeErr
                 device: handle_from(&wire.device),
                 driver: handle_from(&wire.driver),
                 match_data: match_from(&wire.match_data)?,
-                resources: resources_from(&wire.resources, true)?,
+                resources: resources_from(&wire.resources)?,
             }
         }
         opcode::REMOVE | opcode::SUSPEND | opcode::RESUME | opcode::SHUTDOWN => {
@@ -900,7 +903,7 @@ pub(crate) fn decode_body(opcode: u16, body: &[u8]) -> Result<Message, DecodeErr
                 parent: handle_from(&wire.parent),
                 bus: handle_from(&wire.bus),
                 match_data: match_from(&wire.match_data)?,
-                resources: resources_from(&wire.resources, false)?,
+                resources: resources_from(&wire.resources)?,
             }
         }
         opcode::REMOVE_CHILD => {
@@ -1172,7 +1175,7 @@ fn resources_wire(resources: &Resources) -> ResourcesWire {
     wire
 }
 
-fn resources_from(wire: &ResourcesWire, channels: bool) -> Result<Resources, DecodeError> {
+fn resources_from(wire: &ResourcesWire) -> Result<Resources, DecodeError> {
     let (mmio_count, irq_count) = (usize::from(wire.mmio_count), usize::from(wire.irq_count));
     if mmio_count > MAX_MMIO || irq_count > MAX_IRQS {
         return Err(DecodeError::BadCount);
@@ -1201,8 +1204,8 @@ fn resources_from(wire: &ResourcesWire, channels: bool) -> Result<Resources, Dec
             }
             continue;
         }
-        if channels && irq > MAX_CHANNEL {
-            return Err(DecodeError::ChannelOutOfRange(irq));
+        if irq > MAX_INTID {
+            return Err(DecodeError::InterruptOutOfRange(irq));
         }
         resources
             .irqs

@@ -10,7 +10,8 @@
 //! synchronously, so no request id is needed. The largest body sent this way (`REGISTER`,
 //! 424 bytes) needs 53 registers; seL4 allows 120 (`seL4_MsgMaxLength`) and libmicrokit's
 //! `microkit_mr_set`/`microkit_mr_get` reach all of them. Calls: `REGISTER`, `ADD_CHILD`,
-//! `REMOVE_CHILD`, `CALLBACK_DONE`, `ALIVE`, `QUERY_DEVICE`, `QUERY_TREE`; replies:
+//! `REMOVE_CHILD`, `CALLBACK_DONE`, `ALIVE`, `BIND`, `UNBIND` (a driver letting go of its device and binding it
+//! again, as a bus driver does on hot-plug), `QUERY_DEVICE`, `QUERY_TREE`; replies:
 //! `COMPLETION` and `DEVICE_INFO`.
 
 use crate::message::{
@@ -39,6 +40,8 @@ pub fn is_ppc_opcode(code: u16) -> bool {
             | opcode::REMOVE_CHILD
             | opcode::CALLBACK_DONE
             | opcode::ALIVE
+            | opcode::BIND
+            | opcode::UNBIND
             | opcode::QUERY_DEVICE
             | opcode::QUERY_TREE
             | opcode::COMPLETION

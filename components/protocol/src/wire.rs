@@ -99,7 +99,7 @@ pub struct ResourcesWire {
     pub reserved: [u8; 6],
     /// Windows; unused ones zero.
     pub mmio: [MmioWire; MAX_MMIO],
-    /// Interrupts: IRQ channel ids (0–61) in a probe, GIC INTIDs in an add-child.
+    /// Interrupts: GIC INTIDs (0–1019).
     pub irqs: [U32; MAX_IRQS],
 }
 

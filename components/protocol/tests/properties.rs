@@ -37,8 +37,8 @@ fn match_data() -> impl Strategy<Value = MatchData> {
         })
 }
 
-fn resources(channels: bool) -> impl Strategy<Value = Resources> {
-    let irq = if channels { 0..=61u32 } else { 0..=u32::MAX };
+fn resources() -> impl Strategy<Value = Resources> {
+    let irq = 0..=warden_protocol::message::MAX_INTID;
     (
         proptest::collection::vec((any::<u64>(), 1..=u64::MAX), 0..=4),
         proptest::collection::vec(irq, 0..=4),
@@ -79,22 +79,15 @@ fn message() -> impl Strategy<Value = Message> {
         (callback(), handle()).prop_map(|(callback, device)| Message::Resume { callback, device }),
         (callback(), handle())
             .prop_map(|(callback, device)| Message::Shutdown { callback, device }),
-        (
-            callback(),
-            handle(),
-            handle(),
-            match_data(),
-            resources(true)
-        )
-            .prop_map(
-                |(callback, device, driver, match_data, resources)| Message::Probe {
-                    callback,
-                    device,
-                    driver,
-                    match_data,
-                    resources
-                }
-            ),
+        (callback(), handle(), handle(), match_data(), resources()).prop_map(
+            |(callback, device, driver, match_data, resources)| Message::Probe {
+                callback,
+                device,
+                driver,
+                match_data,
+                resources
+            }
+        ),
     ];
     let entry = prop_oneof![
         text::<40>().prop_map(MatchEntry::Compatible),
@@ -114,22 +107,15 @@ fn message() -> impl Strategy<Value = Message> {
                 detail,
             }
         }),
-        (
-            callback(),
-            handle(),
-            handle(),
-            match_data(),
-            resources(false)
-        )
-            .prop_map(
-                |(callback, parent, bus, match_data, resources)| Message::AddChild {
-                    callback,
-                    parent,
-                    bus,
-                    match_data,
-                    resources
-                }
-            ),
+        (callback(), handle(), handle(), match_data(), resources()).prop_map(
+            |(callback, parent, bus, match_data, resources)| Message::AddChild {
+                callback,
+                parent,
+                bus,
+                match_data,
+                resources
+            }
+        ),
         (callback(), handle())
             .prop_map(|(callback, child)| Message::RemoveChild { callback, child }),
         any::<u64>().prop_map(|sequence| Message::Alive { sequence }),
@@ -280,7 +266,7 @@ fn typed_errors_name_the_problem() {
         decode(&buffer[..3]),
         Err(DecodeError::TooShort { .. })
     ));
-    // A probe whose IRQ channel is out of Microkit's range.
+    // A probe whose interrupt is not a GIC INTID a device can have.
     let probe = Message::Probe {
         callback: CallbackId {
             operation: 1,
@@ -297,13 +283,13 @@ fn typed_errors_name_the_problem() {
         match_data: MatchData::default(),
         resources: Resources {
             mmio: heapless::Vec::new(),
-            irqs: heapless::Vec::from_slice(&[62]).unwrap(),
+            irqs: heapless::Vec::from_slice(&[1020]).unwrap(),
         },
     };
     let length = encode(1, &probe, &mut buffer).unwrap();
     assert_eq!(
         decode(&buffer[..length]),
-        Err(DecodeError::ChannelOutOfRange(62))
+        Err(DecodeError::InterruptOutOfRange(1020))
     );
     // A compatible string with bytes after its NUL.
     let named = Message::DeviceInfo {

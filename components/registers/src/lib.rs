@@ -98,6 +98,68 @@ impl<R: Registers + ?Sized> Registers for &R {
     }
 }
 
+/// The identification registers every ARM PrimeCell peripheral (PL011, PL031, PL061, …) has
+/// at the end of its 4 KiB window, each register's low byte packed little-endian
+/// (`PeriphID0` in bits 0-7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrimeCellIdentification {
+    /// `PeriphID0..3` (offsets 0xFE0-0xFEC).
+    pub peripheral: u32,
+    /// `PCellID0..3` (offsets 0xFF0-0xFFC).
+    pub primecell: u32,
+}
+
+impl PrimeCellIdentification {
+    /// Offset of `PeriphID0`.
+    pub const PERIPH_ID0: usize = 0xFE0;
+    /// Offset of `PCellID0`.
+    pub const PCELL_ID0: usize = 0xFF0;
+    /// The PrimeCell component identification every PrimeCell carries (0x0D, 0xF0, 0x05, 0xB1).
+    pub const PRIMECELL: u32 = 0xB105_F00D;
+    /// The designer code of ARM ('A').
+    pub const DESIGNER_ARM: u8 = 0x41;
+
+    /// Reads the eight identification registers.
+    pub fn read<R: Registers>(registers: &R) -> Self {
+        let packed = |base: usize| {
+            (0..4).fold(0u32, |word, index| {
+                let byte = registers.read32(base + 4 * index) & 0xFF;
+                word | (byte << (8 * index))
+            })
+        };
+        Self {
+            peripheral: packed(Self::PERIPH_ID0),
+            primecell: packed(Self::PCELL_ID0),
+        }
+    }
+
+    /// The part number: `PeriphID0` and the low nibble of `PeriphID1`.
+    #[must_use]
+    pub const fn part_number(self) -> u16 {
+        (self.peripheral & 0xFFF) as u16
+    }
+
+    /// The designer: the high nibble of `PeriphID1` and the low nibble of `PeriphID2`.
+    #[must_use]
+    pub const fn designer(self) -> u8 {
+        ((self.peripheral >> 12) & 0xFF) as u8
+    }
+
+    /// The revision: the high nibble of `PeriphID2`.
+    #[must_use]
+    pub const fn revision(self) -> u8 {
+        ((self.peripheral >> 20) & 0xF) as u8
+    }
+
+    /// Whether this identifies ARM's PrimeCell `part` (any revision).
+    #[must_use]
+    pub const fn is_arm_part(self, part: u16) -> bool {
+        self.primecell == Self::PRIMECELL
+            && self.part_number() == part
+            && self.designer() == Self::DESIGNER_ARM
+    }
+}
+
 /// A window of memory-mapped device registers (the seL4 implementation).
 #[derive(Debug)]
 pub struct Mmio {
@@ -165,6 +227,7 @@ impl Registers for Mmio {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
 
@@ -197,7 +260,6 @@ mod tests {
         mmio.write32(16, 1);
         mmio.write32(14, 1);
         assert_eq!(mmio.read32(12), 0);
-        drop(mmio);
         assert_eq!(words[1], 0x1234_ab78);
     }
 }

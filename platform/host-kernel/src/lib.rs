@@ -269,6 +269,20 @@ impl Kernel {
         Ok(self.dispatch(pd))
     }
 
+    /// A device model lowered the (level-triggered) interrupt line of `pd`'s IRQ channel
+    /// `channel` before the PD saw it: as at a GIC, an interrupt that is no longer asserted is
+    /// not delivered, neither now nor after the acknowledgement. One already delivered stays
+    /// delivered (and masked until acknowledged).
+    ///
+    /// # Errors
+    /// [`Refusal::InvalidChannel`] if `pd` has no IRQ with that id.
+    pub fn lower_irq(&mut self, pd: PdIndex, channel: u8) -> Result<(), Refusal> {
+        let bit = self.irq_bit(pd, channel)?;
+        let state = self.state(pd)?;
+        state.raised_while_masked &= !bit;
+        Ok(())
+    }
+
     /// `microkit_irq_ack(channel)` from `pd`: unmask; an interrupt raised meanwhile is delivered.
     ///
     /// # Errors
@@ -638,6 +652,24 @@ mod tests {
             vec![Action::ReturnFromCall(CLIENT, info(2), vec![8])]
         );
         assert!(kernel.notify(CLIENT, 0).is_ok(), "the caller runs again");
+    }
+
+    #[test]
+    fn a_lowered_line_is_not_delivered_after_the_acknowledgement() {
+        let mut kernel = system();
+        let first = kernel.raise_irq(SERVER, 7).unwrap();
+        assert_eq!(first, vec![Action::Enter(SERVER, Entry::Notified(1 << 7))]);
+        kernel.entry_returned(SERVER, None).unwrap();
+        assert!(kernel.raise_irq(SERVER, 7).unwrap().is_empty(), "masked");
+        kernel.lower_irq(SERVER, 7).unwrap();
+        kernel.state[SERVER].run = Run::Busy(Busy::Notified);
+        kernel.irq_ack(SERVER, 7).unwrap();
+        let after = kernel.entry_returned(SERVER, None).unwrap();
+        assert!(
+            after.is_empty(),
+            "the line went low before the acknowledgement: {after:?}"
+        );
+        assert_eq!(kernel.lower_irq(SERVER, 6), Err(Refusal::InvalidChannel(6)));
     }
 
     #[test]

@@ -9,8 +9,15 @@
 //!
 //! Memory regions: each is a file in the run's directory (removed at the end), mapped shared by
 //! every PD that maps it, at the description's vaddr with its permissions, so a write to a
-//! read-only map faults as it does on seL4. Device memory (a region with `phys_addr`) needs a
-//! device model, and mapping one without is an error naming the address.
+//! read-only map faults as it does on seL4. Regions without `phys_addr` get physical addresses
+//! from the board's RAM (for `<setvar region_paddr>` and DMA). Device memory (a region with
+//! `phys_addr`) is served by the board's device models (`--board FILE.dtb`; see [`crate::devices`]):
+//! mapping one with no model behind it is an error naming the address.
+//!
+//! Control socket (`--control PATH`): one command per line, answered with one line (`ok …` or
+//! `error: …`): `plug blk=IMAGE`, `plug rng`, `unplug ADDRESS`, `devices`. Plugging raises the
+//! transport's interrupt (a configuration change), which is how the virtio-mmio bus driver learns
+//! of it; see `warden-devices`.
 //!
 //! Scheduling: the host runs every PD as an ordinary process. Priorities, budgets, periods and
 //! passive PDs are checked in the description and the priority rule of calls is enforced, but
@@ -38,6 +45,7 @@ use warden_host_kernel::{
 };
 use warden_microkit::host_protocol::{read_frame, write_frame, FromPd, Message, ToPd};
 
+use crate::devices::{region_paddrs, Board, VirtioSpec};
 use crate::sdf::{self, System};
 
 /// Options of a run.
@@ -47,6 +55,12 @@ pub struct Options {
     pub timeout: Option<Duration>,
     /// Write every notification, call, fault and restart here as JSON lines.
     pub trace: Option<PathBuf>,
+    /// The board's device tree blob: device models for its devices.
+    pub board: Option<PathBuf>,
+    /// Virtio devices plugged in at start-up.
+    pub virtio: Vec<VirtioSpec>,
+    /// Where to listen for control commands (hot-plug).
+    pub control: Option<PathBuf>,
 }
 
 /// Why a run could not start or go on.
@@ -83,6 +97,10 @@ impl std::fmt::Display for LaunchError {
 enum Event {
     Connected(Claim, UnixStream),
     Frame(Claim, FromPd),
+    /// Bytes typed at the launcher's standard input: the console UART's receive line.
+    Input(Vec<u8>),
+    /// A command on the control socket, and where to answer.
+    Control(String, UnixStream),
 }
 
 /// A connection's claimed PD and incarnation, and its peer's process id.
@@ -142,6 +160,7 @@ struct Launcher {
     processes: Vec<Process>,
     socket: PathBuf,
     trace: Option<std::fs::File>,
+    board: Board,
 }
 
 /// Runs a system description until `timeout` (or forever).
@@ -150,20 +169,11 @@ struct Launcher {
 /// An invalid description, a missing program, or a failing system call at start-up.
 pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     let system = sdf::parse_file(file).map_err(LaunchError::Description)?;
-    for region in &system.memory_regions {
-        if let Some(address) = region.phys_addr {
-            let mapped = system
-                .protection_domains
-                .iter()
-                .any(|pd| pd.maps.iter().any(|map| map.region == region.name));
-            if mapped {
-                return Err(LaunchError::Unsupported(format!(
-                    "memory region '{}' is device memory at 0x{address:x}, and no device model exists for that address yet",
-                    region.name
-                )));
-            }
-        }
-    }
+    let paddrs = region_paddrs(&system);
+    // The board first: a device region with no model behind it is a mistake in the
+    // description (or the wrong --board), whatever else is missing.
+    Board::new(options.board.as_deref(), &system, &paddrs, &[])
+        .map_err(LaunchError::Unsupported)?;
     let directory = std::env::current_exe()
         .map_err(|error| LaunchError::Io("locating warden-host".into(), error))?
         .parent()
@@ -194,11 +204,34 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     std::fs::create_dir_all(&runtime)
         .map_err(|error| LaunchError::Io(format!("creating {}", runtime.display()), error))?;
     // Each memory region is a file in the run's directory, mapped by every PD that maps it.
+    let mut region_files = Vec::new();
     for region in &system.memory_regions {
         let path = runtime.join(format!("region-{}", region.name));
         std::fs::File::create(&path)
             .and_then(|file| file.set_len(region.size))
             .map_err(|error| LaunchError::Io(format!("creating {}", path.display()), error))?;
+        region_files.push(path);
+    }
+    let mut board = match Board::new(options.board.as_deref(), &system, &paddrs, &region_files) {
+        Ok(board) => board,
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&runtime);
+            return Err(LaunchError::Unsupported(error));
+        }
+    };
+    for spec in &options.virtio {
+        match board.plug(spec, true) {
+            Ok(placed) => println!("warden-host: virtio {placed}"),
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&runtime);
+                return Err(LaunchError::Unsupported(format!(
+                    "--virtio {spec:?}: {error}"
+                )));
+            }
+        }
+    }
+    for line in board.summary() {
+        println!("warden-host: board: {line}");
     }
     for (process, pd) in processes.iter_mut().zip(&system.protection_domains) {
         let mut maps = Vec::new();
@@ -211,6 +244,16 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
             else {
                 continue;
             };
+            if let Some(symbol) = &map.setvar_vaddr {
+                setvars.push(format!("{symbol}={:x}", map.vaddr));
+            }
+            if let Some(symbol) = &map.setvar_size {
+                setvars.push(format!("{symbol}={:x}", region.size));
+            }
+            // Device memory is not mapped: its accesses go to the board's models.
+            if region.phys_addr.is_some() {
+                continue;
+            }
             let permissions = map.permissions;
             let perms: String = [
                 (permissions.read, 'r'),
@@ -229,11 +272,15 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
                 map.vaddr,
                 region.size
             ));
-            if let Some(symbol) = &map.setvar_vaddr {
-                setvars.push(format!("{symbol}={:x}", map.vaddr));
-            }
-            if let Some(symbol) = &map.setvar_size {
-                setvars.push(format!("{symbol}={:x}", region.size));
+        }
+        for setvar in &pd.setvars {
+            if let Some(index) = system
+                .memory_regions
+                .iter()
+                .position(|region| region.name == setvar.region)
+            {
+                let paddr = paddrs.get(index).copied().unwrap_or_default();
+                setvars.push(format!("{}={paddr:x}", setvar.symbol));
             }
         }
         process.maps = maps.join(";");
@@ -258,11 +305,20 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
         eprintln!("warden-host: cannot catch Ctrl-C ({error}); --timeout still stops the run");
     }
     let (sender, receiver) = channel();
+    if let Some(path) = &options.control {
+        let control = UnixListener::bind(path)
+            .map_err(|error| LaunchError::Io(format!("binding {}", path.display()), error))?;
+        let events = sender.clone();
+        std::thread::spawn(move || accept_control(&control, &events));
+    }
+    let input = sender.clone();
+    std::thread::spawn(move || read_console(&input));
     std::thread::spawn(move || accept(&listener, &sender));
     let mut launcher = Launcher {
         processes,
         socket,
         trace,
+        board,
     };
     let (mut kernel, actions) = Kernel::new(kernel_config(&system));
     let result = launcher.start_all().map(|()| {
@@ -271,7 +327,59 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     });
     launcher.shut_down();
     let _ = std::fs::remove_dir_all(&runtime);
+    if let Some(path) = &options.control {
+        let _ = std::fs::remove_file(path);
+    }
     result
+}
+
+/// Sends one command to a running launcher's control socket; returns its answer.
+///
+/// # Errors
+/// The socket's.
+pub fn control(socket: &Path, command: &str) -> std::io::Result<String> {
+    let mut stream = UnixStream::connect(socket)?;
+    writeln!(stream, "{command}")?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer)?;
+    Ok(answer.trim_end().to_string())
+}
+
+/// The console: the launcher's standard input, line by line, to the board's UART.
+fn read_console(events: &Sender<Event>) {
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match stdin.lock().read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                if events.send(Event::Input(line.as_bytes().to_vec())).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn accept_control(listener: &UnixListener, events: &Sender<Event>) {
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let events = events.clone();
+        std::thread::spawn(move || {
+            let Ok(reader) = stream.try_clone() else {
+                return;
+            };
+            for line in BufReader::new(reader).lines().map_while(Result::ok) {
+                let Ok(answer) = stream.try_clone() else {
+                    return;
+                };
+                if events.send(Event::Control(line, answer)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
 }
 
 fn accept(listener: &UnixListener, events: &Sender<Event>) {
@@ -534,6 +642,18 @@ impl Launcher {
             }
             FromPd::Restart(child) => kernel.restart(pd, child),
             FromPd::Stop(child) => kernel.stop(pd, child),
+            FromPd::RegisterRead { address, width } => {
+                self.register_access(kernel, pd, address, width, None);
+                Ok(Vec::new())
+            }
+            FromPd::RegisterWrite {
+                address,
+                width,
+                value,
+            } => {
+                self.register_access(kernel, pd, address, width, Some(value));
+                Ok(Vec::new())
+            }
         };
         match result {
             Ok(actions) => self.perform(kernel, actions),
@@ -544,6 +664,82 @@ impl Launcher {
                 ));
             }
         }
+    }
+
+    /// A load or store to device memory: the model answers, or the PD takes a VM fault.
+    fn register_access(
+        &mut self,
+        kernel: &mut Kernel,
+        pd: usize,
+        address: u64,
+        width: u8,
+        write: Option<u32>,
+    ) {
+        match self.board.access(pd, address, width, write) {
+            Some(value) => self.send(pd, ToPd::RegisterValue(value)),
+            None => {
+                let what = if write.is_some() {
+                    "store to"
+                } else {
+                    "load from"
+                };
+                eprintln!(
+                    "warden-host: '{}' faulted: {what} 0x{address:x} ({width} bytes), which is not in its device maps (VmFault)",
+                    self.name(pd)
+                );
+                self.kill(pd);
+                self.faulted(kernel, pd, FaultKind::VmFault);
+            }
+        }
+    }
+
+    /// Raises or lowers every routed interrupt line as the models drive it.
+    fn update_lines(&mut self, kernel: &mut Kernel) {
+        for line in self.board.lines() {
+            if line.asserted {
+                if let Ok(actions) = kernel.raise_irq(line.pd, line.channel) {
+                    self.perform(kernel, actions);
+                }
+            } else {
+                let _ = kernel.lower_irq(line.pd, line.channel);
+            }
+        }
+    }
+
+    fn control(&mut self, command: &str) -> String {
+        let mut words = command.split_whitespace();
+        let result = match (words.next(), words.next(), words.next()) {
+            (Some("plug"), Some(spec), None) => spec
+                .parse::<VirtioSpec>()
+                .and_then(|spec| self.board.plug(&spec, false)),
+            (Some("unplug"), Some(address), None) => {
+                u64::from_str_radix(address.trim_start_matches("0x"), 16)
+                    .map_err(|_| format!("'{address}' is not a hexadecimal address"))
+                    .and_then(|base| self.board.unplug(base))
+            }
+            (Some("devices"), None, None) => Ok(self.board.summary().join("; ")),
+            _ => Err(format!(
+                "unknown command '{command}': use plug blk=IMAGE, plug rng, unplug ADDRESS or devices"
+            )),
+        };
+        match result {
+            Ok(text) => {
+                println!("warden-host: {command}: {text}");
+                format!("ok {text}")
+            }
+            Err(error) => format!("error: {error}"),
+        }
+    }
+
+    /// The fault of a PD whose process is gone: recorded, and delivered to its parent.
+    fn faulted(&mut self, kernel: &mut Kernel, pd: usize, kind: FaultKind) {
+        self.record(&format!(
+            "{{\"event\":\"fault\",\"pd\":{},\"kind\":\"{kind:?}\",\"label\":{}}}",
+            self.json_name(pd),
+            kind as u64
+        ));
+        let actions = kernel.fault(pd, kind);
+        self.perform(kernel, actions);
     }
 
     /// Looks for PD processes that ended by themselves: each is a fault.
@@ -567,13 +763,7 @@ impl Launcher {
             };
             let name = self.name(pd).to_string();
             eprintln!("warden-host: '{name}' faulted: {status} ({kind:?})");
-            self.record(&format!(
-                "{{\"event\":\"fault\",\"pd\":{},\"kind\":\"{kind:?}\",\"label\":{}}}",
-                self.json_name(pd),
-                kind as u64
-            ));
-            let actions = kernel.fault(pd, kind);
-            self.perform(kernel, actions);
+            self.faulted(kernel, pd, kind);
         }
     }
 
@@ -620,9 +810,15 @@ impl Launcher {
                         self.handle(kernel, claim.pd, frame);
                     }
                 }
+                Ok(Event::Input(bytes)) => self.board.console_input(&bytes),
+                Ok(Event::Control(command, mut stream)) => {
+                    let answer = self.control(&command);
+                    let _ = writeln!(stream, "{answer}");
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
+            self.update_lines(kernel);
             self.reap(kernel);
         }
     }

@@ -33,6 +33,25 @@ enum Command {
         /// Write every notification, call, fault and restart to this file as JSON lines.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// The board's device tree blob (e.g. build/board/qemu_virt_aarch64.dtb): its PL011,
+        /// PL031 and virtio-mmio devices are modelled, the PL011 as the console on stdio.
+        #[arg(long)]
+        board: Option<PathBuf>,
+        /// Plug a virtio device in at start-up: blk=IMAGE or rng (repeatable; the first takes
+        /// the highest transport, as QEMU does).
+        #[arg(long, value_name = "DEVICE")]
+        virtio: Vec<warden_host::devices::VirtioSpec>,
+        /// Listen here for control commands: plug blk=IMAGE, plug rng, unplug ADDRESS, devices.
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// Send one command to a running system's control socket and print the answer.
+    Control {
+        /// The control socket (run --control).
+        socket: PathBuf,
+        /// The command, e.g. plug blk=disk.img, unplug 0xa000000, devices.
+        #[arg(required = true)]
+        command: Vec<String>,
     },
 }
 
@@ -54,14 +73,36 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Control { socket, command } => {
+            match warden_host::launcher::control(&socket, &command.join(" ")) {
+                Ok(answer) if answer.starts_with("ok") => {
+                    println!("{answer}");
+                    ExitCode::SUCCESS
+                }
+                Ok(answer) => {
+                    eprintln!("{answer}");
+                    ExitCode::from(1)
+                }
+                Err(error) => {
+                    eprintln!("warden-host: {}: {error}", socket.display());
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Run {
             file,
             timeout,
             trace,
+            board,
+            virtio,
+            control,
         } => {
             let options = warden_host::launcher::Options {
                 timeout: timeout.map(std::time::Duration::from_secs_f64),
                 trace,
+                board,
+                virtio,
+                control,
             };
             match warden_host::launcher::run(&file, &options) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -38,52 +38,117 @@ fn has_the_shape_warden_needs(system: &sdf::System) {
         .position(|pd| pd.name == "device_manager")
         .unwrap();
     assert_eq!(pds[manager].parent, None, "the manager is a root PD");
+    // Every driver PD (it maps the manager's ring as `from_manager`) is the manager's child n,
+    // on the manager's channel n, with rings to_drivern / from_drivern on the manager's side.
     for (index, pd) in pds.iter().enumerate() {
-        if index == manager {
+        if !pd
+            .maps
+            .iter()
+            .any(|map| map.setvar_vaddr.as_deref() == Some("from_manager"))
+        {
             continue;
         }
-        assert_eq!(
-            pd.parent.map(|(parent, _)| parent),
-            Some(manager),
-            "'{}' must be a child of the device manager",
-            pd.name
-        );
+        let Some((parent, n)) = pd.parent else {
+            panic!(
+                "driver PD '{}' must be a child of the device manager",
+                pd.name
+            );
+        };
+        assert_eq!(parent, manager, "'{}' must be the manager's child", pd.name);
         assert!(
-            pds[manager].priority > pd.priority,
-            "'{}' must have a lower priority",
+            device_manager::interface::DRIVER_PDS.contains(&(n as u8)),
+            "'{}': child id {n} is not a driver PD slot",
             pd.name
         );
+        let [to_driver, from_driver] = device_manager::interface::driver_regions(n as u8);
+        for ((manager_vaddr, manager_size), driver_symbols) in [to_driver, from_driver]
+            .iter()
+            .zip(warden_driver::MANAGER_REGIONS)
+        {
+            let manager_map = map_with(&pds[manager], (manager_vaddr, manager_size));
+            let driver_map = map_with(pd, driver_symbols);
+            assert_eq!(
+                manager_map.region, driver_map.region,
+                "'{manager_vaddr}' (manager) and '{}' ('{}') must be one ring",
+                driver_symbols.0, pd.name
+            );
+        }
+        let channel = channel_between(system, manager, index)
+            .unwrap_or_else(|| panic!("no channel between the manager and '{}'", pd.name));
+        for end in &channel.ends {
+            let (expected, pp) = if end.pd == manager {
+                (n, false)
+            } else {
+                (u64::from(warden_driver::MANAGER.index()), true)
+            };
+            assert_eq!(end.id, expected, "channel id of '{}'", pds[end.pd].name);
+            assert_eq!(end.pp, pp, "pp of '{}'", pds[end.pd].name);
+        }
     }
+    // The Microkit's rule for calls: the callee has a higher priority than the caller.
     for channel in &system.channels {
         for (caller, callee) in [
             (&channel.ends[0], &channel.ends[1]),
             (&channel.ends[1], &channel.ends[0]),
         ] {
             if caller.pp {
-                assert_eq!(callee.pd, manager, "only calls into the device manager");
+                assert!(
+                    pds[callee.pd].priority > pds[caller.pd].priority,
+                    "'{}' calls '{}', which must have a higher priority",
+                    pds[caller.pd].name,
+                    pds[callee.pd].name
+                );
             }
         }
     }
-    // Every region the manager maps is mapped by exactly one driver too (a ring has two ends).
-    for map in &pds[manager].maps {
-        let others = pds
+}
+
+fn channel_between(system: &sdf::System, first: usize, second: usize) -> Option<&sdf::Channel> {
+    system.channels.iter().find(|channel| {
+        let ends = [channel.ends[0].pd, channel.ends[1].pd];
+        ends.contains(&first) && ends.contains(&second)
+    })
+}
+
+/// `pd`'s end of a channel with id `id` goes to `peer`.
+fn has_channel(system: &sdf::System, pd: usize, id: u8, peer: usize) {
+    let found = system.channels.iter().any(|channel| {
+        let [first, second] = &channel.ends;
+        (first.pd == pd && first.id == u64::from(id) && second.pd == peer)
+            || (second.pd == pd && second.id == u64::from(id) && first.pd == peer)
+    });
+    assert!(
+        found,
+        "'{}' has no channel {id} to '{}'",
+        system.protection_domains[pd].name, system.protection_domains[peer].name
+    );
+}
+
+/// `pd` maps a device or DMA region under (vaddr, size) symbols and learns its physical
+/// address from a `region_paddr` setvar of the same region.
+fn device_map(pd: &sdf::ProtectionDomain, (vaddr, size, paddr): (&str, &str, &str)) -> String {
+    let map = map_with(pd, (vaddr, size));
+    let setvar = pd
+        .setvars
+        .iter()
+        .find(|setvar| setvar.symbol == paddr)
+        .unwrap_or_else(|| panic!("'{}' has no <setvar symbol=\"{paddr}\">", pd.name));
+    assert_eq!(
+        setvar.region, map.region,
+        "'{}': '{paddr}' must be the physical address of the region mapped as '{vaddr}'",
+        pd.name
+    );
+    map.region.clone()
+}
+
+fn has_irq(pd: &sdf::ProtectionDomain, irq: u32, channel: u8) {
+    assert!(
+        pd.irqs
             .iter()
-            .enumerate()
-            .filter(|(index, pd)| {
-                *index != manager && pd.maps.iter().any(|other| other.region == map.region)
-            })
-            .count();
-        assert_eq!(
-            others, 1,
-            "region '{}' must be shared with one driver",
-            map.region
-        );
-        assert!(
-            map.setvar_vaddr.is_some(),
-            "the manager finds '{}' by its setvar",
-            map.region
-        );
-    }
+            .any(|entry| entry.irq == u64::from(irq) && entry.id == u64::from(channel)),
+        "'{}' needs <irq irq=\"{irq}\" id=\"{channel}\"/>",
+        pd.name
+    );
 }
 
 fn pd_index(system: &sdf::System, name: &str) -> usize {
@@ -111,52 +176,97 @@ fn map_with<'a>(pd: &'a sdf::ProtectionDomain, (vaddr, size): (&str, &str)) -> &
 }
 
 #[test]
-fn the_pd_crates_and_the_system_descriptions_agree() {
-    use demo_driver::interface as driver;
-    use device_manager::interface as manager;
-    for description in DESCRIPTIONS {
-        let system = parse(description);
-        let manager_index = pd_index(&system, "device_manager");
-        let driver_index = pd_index(&system, "demo_driver");
-        let pds = &system.protection_domains;
-        assert_eq!(
-            pds[driver_index].parent,
-            Some((manager_index, u64::from(manager::DRIVER_CHILD))),
-            "{description}: the demo driver must be the manager's child {}",
-            manager::DRIVER_CHILD
+fn the_pd_crates_and_the_qemu_virt_system_description_agree() {
+    let system = parse("system.xml");
+    let pds = &system.protection_domains;
+    let index = |name| pd_index(&system, name);
+    let (manager, uart, rtc, bus, blk, rng, client) = (
+        index("device_manager"),
+        index("uart_driver"),
+        index("rtc_driver"),
+        index("virtio_mmio_bus"),
+        index("blk_driver"),
+        index("rng_driver"),
+        index("client"),
+    );
+    for driver in [uart, rtc, bus, blk, rng] {
+        assert_eq!(pds[driver].parent.map(|(parent, _)| parent), Some(manager));
+    }
+    {
+        use pl011_driver::interface as uart_interface;
+        device_map(&pds[uart], uart_interface::DEVICE_REGIONS[0]);
+        has_irq(&pds[uart], 33, uart_interface::UART_IRQ.index());
+    }
+    {
+        use pl031_driver::interface as rtc_interface;
+        device_map(&pds[rtc], rtc_interface::DEVICE_REGIONS[0]);
+        has_channel(&system, rtc, rtc_interface::CLIENT.index(), client);
+        has_channel(
+            &system,
+            client,
+            warden_client::interface::CLOCK.index(),
+            rtc,
         );
-        // The channel between them has the ids each crate uses, and the driver calls.
-        let channel = system
-            .channels
-            .iter()
-            .find(|channel| {
-                let ends = [channel.ends[0].pd, channel.ends[1].pd];
-                ends.contains(&manager_index) && ends.contains(&driver_index)
-            })
-            .unwrap_or_else(|| panic!("{description}: no manager-driver channel"));
-        for end in &channel.ends {
-            let (expected, pp) = if end.pd == manager_index {
-                (manager::DRIVER.index(), false)
-            } else {
-                (driver::MANAGER.index(), true)
-            };
-            assert_eq!(
-                end.id,
-                u64::from(expected),
-                "{description}: channel id of '{}'",
-                pds[end.pd].name
-            );
-            assert_eq!(end.pp, pp, "{description}: pp of '{}'", pds[end.pd].name);
+    }
+    {
+        use virtio_mmio_bus::interface as bus_interface;
+        device_map(&pds[bus], bus_interface::DEVICE_REGIONS[0]);
+        for (intid, channel) in bus_interface::HOTPLUG_IRQS {
+            has_irq(&pds[bus], intid, channel.index());
         }
-        // Each ring is one memory region, mapped under the symbols each side reads.
-        for (manager_symbols, driver_symbols) in manager::REGIONS.iter().zip(driver::REGIONS) {
-            let manager_map = map_with(&pds[manager_index], *manager_symbols);
-            let driver_map = map_with(&pds[driver_index], driver_symbols);
+    }
+    {
+        use virtio_blk_driver::interface as blk_interface;
+        for symbols in blk_interface::DEVICE_REGIONS {
+            device_map(&pds[blk], symbols);
+        }
+        has_irq(&pds[blk], 79, blk_interface::DISK_IRQ.index());
+        has_channel(&system, blk, blk_interface::CLIENT.index(), client);
+        has_channel(
+            &system,
+            client,
+            warden_client::interface::BLOCK.index(),
+            blk,
+        );
+        // The queue pair and the data region are shared with the client, symbol for symbol.
+        for symbols in warden_client::interface::REGIONS {
+            assert!(blk_interface::REGIONS.contains(&symbols));
             assert_eq!(
-                manager_map.region, driver_map.region,
-                "{description}: '{}' (manager) and '{}' (driver) must be one ring",
-                manager_symbols.0, driver_symbols.0
+                map_with(&pds[blk], symbols).region,
+                map_with(&pds[client], symbols).region,
+                "'{}' must be one region for the driver and the client",
+                symbols.0
             );
         }
     }
+    {
+        use virtio_rng_driver::interface as rng_interface;
+        for symbols in rng_interface::DEVICE_REGIONS {
+            device_map(&pds[rng], symbols);
+        }
+        has_irq(&pds[rng], 78, rng_interface::DEVICE_IRQ.index());
+        has_channel(&system, rng, rng_interface::CLIENT.index(), client);
+        has_channel(
+            &system,
+            client,
+            warden_client::interface::ENTROPY.index(),
+            rng,
+        );
+    }
+    // The virtio drivers share the transports' region (each maps it; seL4 allows that for
+    // device memory), but each has its own DMA region.
+    let virtio = device_map(&pds[bus], ("virtio_vaddr", "virtio_size", "virtio_paddr"));
+    for driver in [blk, rng] {
+        assert_eq!(
+            device_map(
+                &pds[driver],
+                ("virtio_vaddr", "virtio_size", "virtio_paddr")
+            ),
+            virtio
+        );
+    }
+    assert_ne!(
+        device_map(&pds[blk], ("dma_vaddr", "dma_size", "dma_paddr")),
+        device_map(&pds[rng], ("dma_vaddr", "dma_size", "dma_paddr"))
+    );
 }

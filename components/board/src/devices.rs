@@ -1,0 +1,563 @@
+//! The walk over the tree that turns nodes into [`BoardDevice`]s: CPU-physical windows through
+//! every bus's `ranges`, GIC interrupt ids through the interrupt-parent chain.
+
+use crate::blob::{Blob, Cursor, NodeProperties, Token};
+use crate::error::BoardError;
+use crate::{Board, CAPACITY, MAX_DEPTH};
+
+/// A CPU-physical MMIO window of a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// First byte, as the CPU addresses it.
+    pub base: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+/// One device of the board: a node with a `compatible` property.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardDevice<'a> {
+    /// The node's name, e.g. `pl011@9000000`.
+    pub path_name: &'a str,
+    /// The node's depth in the tree (the root's children are at depth 1).
+    pub depth: usize,
+    /// Index, in the [`Board::devices`] sequence, of the nearest ancestor that is itself a
+    /// device. The sequence counts every item, errors included, so enumerate it before
+    /// filtering out errors.
+    pub parent: Option<usize>,
+    /// The `compatible` strings, most specific first.
+    pub compatible: heapless::Vec<&'a str, CAPACITY>,
+    /// The `reg` windows, translated to CPU-physical addresses through every ancestor's
+    /// `ranges`.
+    pub mmio: heapless::Vec<Window, CAPACITY>,
+    /// The `interrupts`, as GIC interrupt ids (INTIDs): SPI n is 32 + n, PPI n is 16 + n
+    /// (GICv3 extended ranges: ESPI n is 4096 + n, EPPI n is 1056 + n). `interrupts-extended`
+    /// is not read (neither supported board uses it).
+    pub irqs: heapless::Vec<u32, CAPACITY>,
+    /// The node has `interrupts` whose controller is not an Arm GIC (a GPIO interrupt
+    /// controller, an `interrupt-map` nexus, or none found), so they are not INTIDs and
+    /// `irqs` is left empty.
+    pub interrupt_parent_not_gic: bool,
+    /// `status` is absent, `"okay"` or `"ok"`. Disabled devices are still listed, so that the
+    /// device manager can show them unbound.
+    pub enabled: bool,
+}
+
+/// Top-level nodes whose subtrees describe no devices, though they may carry `compatible`.
+const NOT_DEVICES: [&str; 4] = ["cpus", "chosen", "aliases", "reserved-memory"];
+
+/// `compatible` strings of the Arm GICs whose interrupt specifiers [`gic_intid`] reads.
+const GIC_V2: [&str; 10] = [
+    "arm,arm11mp-gic",
+    "arm,arm1176jzf-devchip-gic",
+    "arm,cortex-a15-gic",
+    "arm,cortex-a5-gic",
+    "arm,cortex-a7-gic",
+    "arm,cortex-a9-gic",
+    "arm,eb11mp-gic",
+    "arm,gic-400",
+    "arm,pl390",
+    "arm,tc11mp-gic",
+];
+const GIC_V3: [&str; 1] = ["arm,gic-v3"];
+
+/// How many `interrupt-parent` hops to follow before giving up (a loop in a corrupt tree must
+/// not hang the manager).
+const MAX_INTERRUPT_PARENT_HOPS: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GicVersion {
+    V2,
+    V3,
+}
+
+/// The interrupt controller a node's `interrupts` belong to.
+#[derive(Debug, Clone, Copy)]
+enum Controller<'a> {
+    Gic {
+        name: &'a str,
+        version: GicVersion,
+        cells: Option<&'a [u8]>,
+    },
+    NotGic,
+}
+
+/// An ancestor of the node being read: what its descendants need from it.
+#[derive(Debug, Clone, Copy)]
+struct Frame<'a> {
+    name: &'a str,
+    properties: NodeProperties<'a>,
+    gic: Option<GicVersion>,
+    /// This node and everything under it are not devices (see [`NOT_DEVICES`]).
+    not_devices: bool,
+    /// Its index in the devices sequence, if it is a device.
+    device_index: Option<usize>,
+}
+
+/// The board's devices in tree order (parents before children); see [`Board::devices`].
+#[derive(Debug)]
+pub struct Devices<'b, 'a> {
+    blob: Blob<'a>,
+    cursor: Cursor<'a>,
+    ancestors: heapless::Vec<Frame<'a>, MAX_DEPTH>,
+    yielded: usize,
+    finished: bool,
+    /// The last `interrupt-parent` phandle resolved and its controller: nearly every node
+    /// inherits the root's, and resolving means walking the whole tree.
+    last_controller: Option<(u32, Controller<'a>)>,
+    _board: core::marker::PhantomData<&'b Board<'a>>,
+}
+
+impl<'b, 'a> Devices<'b, 'a> {
+    pub(crate) fn new(blob: Blob<'a>) -> Self {
+        Self {
+            blob,
+            cursor: Cursor::new(blob),
+            ancestors: heapless::Vec::new(),
+            yielded: 0,
+            finished: false,
+            last_controller: None,
+            _board: core::marker::PhantomData,
+        }
+    }
+
+    fn fail(&mut self, error: BoardError<'a>) -> Option<Result<BoardDevice<'a>, BoardError<'a>>> {
+        self.finished = true;
+        Some(Err(error))
+    }
+
+    /// Reads the node `name`, whose properties are `properties`; `self.ancestors` holds its
+    /// ancestors (not the node itself).
+    fn describe(
+        &mut self,
+        name: &'a str,
+        properties: &NodeProperties<'a>,
+    ) -> Result<BoardDevice<'a>, BoardError<'a>> {
+        let compatible = string_list(name, properties.compatible.unwrap_or_default())?;
+        let mmio = self.windows(name, properties.reg)?;
+        let (irqs, interrupt_parent_not_gic) = match properties.interrupts {
+            None | Some([]) => (heapless::Vec::new(), false),
+            Some(interrupts) => match self.interrupt_controller(name, properties)? {
+                Controller::Gic {
+                    name: controller,
+                    version,
+                    cells,
+                } => (
+                    gic_intids(name, controller, version, cells, interrupts)?,
+                    false,
+                ),
+                Controller::NotGic => (heapless::Vec::new(), true),
+            },
+        };
+        Ok(BoardDevice {
+            path_name: name,
+            depth: self.ancestors.len(),
+            parent: self
+                .ancestors
+                .iter()
+                .rev()
+                .find_map(|frame| frame.device_index),
+            compatible,
+            mmio,
+            irqs,
+            interrupt_parent_not_gic,
+            enabled: matches!(
+                properties.status,
+                None | Some(b"okay\0" | b"ok\0" | b"okay" | b"ok")
+            ),
+        })
+    }
+
+    /// The node's `reg` windows, translated to CPU-physical addresses.
+    fn windows(
+        &self,
+        name: &'a str,
+        reg: Option<&'a [u8]>,
+    ) -> Result<heapless::Vec<Window, CAPACITY>, BoardError<'a>> {
+        let mut windows = heapless::Vec::new();
+        let Some(reg) = reg.filter(|reg| !reg.is_empty()) else {
+            return Ok(windows);
+        };
+        let bus = self.ancestors.last().ok_or(BoardError::BadProperty {
+            node: name,
+            property: "reg",
+        })?;
+        let address_cells = bus_cells(name, bus, CellKind::Address)?;
+        let size_cells = bus_cells(name, bus, CellKind::Size)?;
+        let entry = (address_cells + size_cells) * 4;
+        if reg.len() % entry != 0 {
+            return Err(BoardError::BadProperty {
+                node: name,
+                property: "reg",
+            });
+        }
+        if reg.len() / entry > CAPACITY {
+            return Err(BoardError::TooMany {
+                node: name,
+                what: "reg windows",
+            });
+        }
+        for chunk in reg.chunks_exact(entry) {
+            let (address, size) = chunk.split_at(address_cells * 4);
+            let (address, size) = (big_endian(address), big_endian(size));
+            if address.checked_add(size).is_none() {
+                return Err(BoardError::BadProperty {
+                    node: name,
+                    property: "reg",
+                });
+            }
+            let base = self.translate(name, address, size)?;
+            windows
+                .push(Window { base, size })
+                .map_err(|_| BoardError::TooMany {
+                    node: name,
+                    what: "reg windows",
+                })?;
+        }
+        Ok(windows)
+    }
+
+    /// Translates `[address, address + size)` of the node's parent bus up through each
+    /// ancestor's `ranges` to the root's (CPU-physical) address space.
+    fn translate(&self, name: &'a str, mut address: u64, size: u64) -> Result<u64, BoardError<'a>> {
+        // Each bus below the root maps its children's space into its own parent's space.
+        for level in (1..self.ancestors.len()).rev() {
+            let (Some(bus), Some(above)) =
+                (self.ancestors.get(level), self.ancestors.get(level - 1))
+            else {
+                break;
+            };
+            let not_translatable = BoardError::NotTranslatable {
+                node: name,
+                bus: bus.name,
+                address,
+            };
+            let ranges = bus.properties.ranges.ok_or(not_translatable)?;
+            if ranges.is_empty() {
+                continue; // an empty `ranges` is the identity mapping
+            }
+            let child_cells = bus_cells(name, bus, CellKind::Address)?;
+            let parent_cells = bus_cells(name, above, CellKind::Address)?;
+            let length_cells = bus_cells(name, bus, CellKind::Size)?;
+            let entry = (child_cells + parent_cells + length_cells) * 4;
+            if ranges.len() % entry != 0 {
+                return Err(BoardError::BadParentProperty {
+                    node: name,
+                    parent: bus.name,
+                    property: "ranges",
+                });
+            }
+            address = ranges
+                .chunks_exact(entry)
+                .find_map(|range| {
+                    let (child, rest) = range.split_at(child_cells * 4);
+                    let (parent, length) = rest.split_at(parent_cells * 4);
+                    let offset = address.checked_sub(big_endian(child))?;
+                    // The whole window must lie inside the range, not just its first byte.
+                    if offset.checked_add(size)? > big_endian(length) {
+                        return None;
+                    }
+                    big_endian(parent).checked_add(offset)
+                })
+                .ok_or(not_translatable)?;
+        }
+        Ok(address)
+    }
+
+    /// Finds the controller the node's `interrupts` belong to as Linux's `of_irq_find_parent`
+    /// does: follow `interrupt-parent` if the node has one, else go up the tree, until a node
+    /// with `#interrupt-cells`.
+    fn interrupt_controller(
+        &mut self,
+        name: &'a str,
+        properties: &NodeProperties<'a>,
+    ) -> Result<Controller<'a>, BoardError<'a>> {
+        let mut reference = properties.interrupt_parent;
+        if reference.is_none() {
+            for frame in self.ancestors.iter().rev() {
+                if frame.properties.interrupt_cells.is_some() {
+                    return Ok(controller_of(frame.name, frame.gic, &frame.properties));
+                }
+                if let Some(parent) = frame.properties.interrupt_parent {
+                    reference = Some(parent);
+                    break;
+                }
+            }
+        }
+        let Some(reference) = reference else {
+            return Ok(Controller::NotGic);
+        };
+        let bad_reference = BoardError::BadProperty {
+            node: name,
+            property: "interrupt-parent",
+        };
+        let first = u32_value(reference).ok_or(bad_reference)?;
+        if let Some((phandle, controller)) = self.last_controller {
+            if phandle == first {
+                return Ok(controller);
+            }
+        }
+        let mut phandle = first;
+        for _ in 0..MAX_INTERRUPT_PARENT_HOPS {
+            let (target, target_properties) =
+                find_phandle(self.blob, phandle)?.ok_or(bad_reference)?;
+            if target_properties.interrupt_cells.is_some() {
+                let gic = gic_version(target_properties.compatible);
+                let controller = controller_of(target, gic, &target_properties);
+                self.last_controller = Some((first, controller));
+                return Ok(controller);
+            }
+            // A node without `#interrupt-cells` passes its children's interrupts on: through
+            // its own `interrupt-parent`, or else its tree parent, which a phandle lookup does
+            // not know; such trees are not GIC-direct, so treat them as not GIC.
+            match target_properties.interrupt_parent.and_then(u32_value) {
+                Some(next) => phandle = next,
+                None => break,
+            }
+        }
+        Ok(Controller::NotGic)
+    }
+}
+
+impl<'a> Iterator for Devices<'_, 'a> {
+    type Item = Result<BoardDevice<'a>, BoardError<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.finished {
+            let at = self.cursor.offset();
+            let token = match self.cursor.next_token() {
+                Ok(token) => token,
+                Err(error) => return self.fail(error),
+            };
+            match token {
+                Token::BeginNode(name) => {
+                    let properties = match self.cursor.node_properties() {
+                        Ok(properties) => properties,
+                        Err(error) => return self.fail(error),
+                    };
+                    let depth = self.ancestors.len();
+                    let not_devices = match (depth, self.ancestors.last()) {
+                        (1, _) => NOT_DEVICES.contains(&base_name(name)),
+                        (_, Some(parent)) => parent.not_devices,
+                        (_, None) => false,
+                    };
+                    let is_device = depth > 0 && !not_devices && properties.compatible.is_some();
+                    let described = is_device.then(|| self.describe(name, &properties));
+                    let frame = Frame {
+                        name,
+                        properties,
+                        gic: gic_version(properties.compatible),
+                        not_devices,
+                        device_index: is_device.then_some(self.yielded),
+                    };
+                    if self.ancestors.push(frame).is_err() {
+                        return self.fail(BoardError::TooDeep { offset: at });
+                    }
+                    if let Some(result) = described {
+                        self.yielded += 1;
+                        return Some(result);
+                    }
+                }
+                Token::EndNode => {
+                    if self.ancestors.pop().is_none() {
+                        return self.fail(BoardError::Malformed {
+                            offset: at,
+                            reason: "end of a node never begun",
+                        });
+                    }
+                }
+                Token::Property { .. } => {
+                    return self.fail(BoardError::Malformed {
+                        offset: at,
+                        reason: "a property after a child node",
+                    });
+                }
+                Token::End => self.finished = true,
+            }
+        }
+        None
+    }
+}
+
+impl core::iter::FusedIterator for Devices<'_, '_> {}
+
+/// The node name without its unit address.
+fn base_name(name: &str) -> &str {
+    name.split('@').next().unwrap_or(name)
+}
+
+/// A big-endian number of one or two cells (callers pass 4 or 8 bytes).
+fn big_endian(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(0, |value, &byte| (value << 8) | u64::from(byte))
+}
+
+fn u32_value(bytes: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(bytes.try_into().ok()?))
+}
+
+#[derive(Clone, Copy)]
+enum CellKind {
+    Address,
+    Size,
+}
+
+/// The bus's `#address-cells` or `#size-cells` (devicetree defaults 2 and 1), as a number of
+/// cells Warden reads: 1 or 2.
+fn bus_cells<'a>(node: &'a str, bus: &Frame<'a>, kind: CellKind) -> Result<usize, BoardError<'a>> {
+    let (raw, default, property) = match kind {
+        CellKind::Address => (bus.properties.address_cells, 2, "#address-cells"),
+        CellKind::Size => (bus.properties.size_cells, 1, "#size-cells"),
+    };
+    let cells = match raw {
+        None => default,
+        Some(bytes) => u32_value(bytes).unwrap_or(0),
+    };
+    match cells {
+        1 | 2 => Ok(cells as usize),
+        _ => Err(BoardError::BadParentProperty {
+            node,
+            parent: display_name(bus.name),
+            property,
+        }),
+    }
+}
+
+/// The root's name is empty in the blob; errors call it `/`.
+fn display_name(name: &str) -> &str {
+    if name.is_empty() {
+        "/"
+    } else {
+        name
+    }
+}
+
+/// The strings of a string-list property (`compatible`), each NUL-terminated and non-empty.
+fn string_list<'a>(
+    node: &'a str,
+    bytes: &'a [u8],
+) -> Result<heapless::Vec<&'a str, CAPACITY>, BoardError<'a>> {
+    let bad = BoardError::BadProperty {
+        node,
+        property: "compatible",
+    };
+    let Some((&0, body)) = bytes.split_last() else {
+        return Err(bad);
+    };
+    let mut strings = heapless::Vec::new();
+    for piece in body.split(|&byte| byte == 0) {
+        let string = core::str::from_utf8(piece).map_err(|_| bad)?;
+        if string.is_empty() {
+            return Err(bad);
+        }
+        strings.push(string).map_err(|_| BoardError::TooMany {
+            node,
+            what: "compatible strings",
+        })?;
+    }
+    Ok(strings)
+}
+
+fn gic_version(compatible: Option<&[u8]>) -> Option<GicVersion> {
+    compatible?.split(|&byte| byte == 0).find_map(|piece| {
+        let string = core::str::from_utf8(piece).ok()?;
+        if GIC_V2.contains(&string) {
+            Some(GicVersion::V2)
+        } else if GIC_V3.contains(&string) {
+            Some(GicVersion::V3)
+        } else {
+            None
+        }
+    })
+}
+
+fn controller_of<'a>(
+    name: &'a str,
+    gic: Option<GicVersion>,
+    properties: &NodeProperties<'a>,
+) -> Controller<'a> {
+    match gic {
+        Some(version) => Controller::Gic {
+            name,
+            version,
+            cells: properties.interrupt_cells,
+        },
+        None => Controller::NotGic,
+    }
+}
+
+/// The node with `phandle` (or `linux,phandle`), by walking the whole (validated) tree.
+fn find_phandle<'a>(
+    blob: Blob<'a>,
+    phandle: u32,
+) -> Result<Option<(&'a str, NodeProperties<'a>)>, BoardError<'a>> {
+    let mut cursor = Cursor::new(blob);
+    loop {
+        match cursor.next_token()? {
+            Token::BeginNode(name) => {
+                let properties = cursor.node_properties()?;
+                if properties.phandle.and_then(u32_value) == Some(phandle) {
+                    return Ok(Some((name, properties)));
+                }
+            }
+            Token::End => return Ok(None),
+            Token::EndNode | Token::Property { .. } => {}
+        }
+    }
+}
+
+/// The node's `interrupts`, specifiers of the GIC `controller`, as INTIDs.
+fn gic_intids<'a>(
+    node: &'a str,
+    controller: &'a str,
+    version: GicVersion,
+    cells: Option<&'a [u8]>,
+    interrupts: &'a [u8],
+) -> Result<heapless::Vec<u32, CAPACITY>, BoardError<'a>> {
+    let bad_cells = BoardError::BadParentProperty {
+        node,
+        parent: controller,
+        property: "#interrupt-cells",
+    };
+    // GICv2 specifiers are <type number flags>; GICv3 may add a fourth cell (the PPI partition).
+    let cells = match (cells.and_then(u32_value).ok_or(bad_cells)?, version) {
+        (3, _) => 3,
+        (4, GicVersion::V3) => 4,
+        _ => return Err(bad_cells),
+    };
+    let entry = cells * 4;
+    if interrupts.len() % entry != 0 {
+        return Err(BoardError::BadProperty {
+            node,
+            property: "interrupts",
+        });
+    }
+    if interrupts.len() / entry > CAPACITY {
+        return Err(BoardError::TooMany {
+            node,
+            what: "interrupts",
+        });
+    }
+    let mut intids = heapless::Vec::new();
+    for specifier in interrupts.chunks_exact(entry) {
+        let word = |index: usize| specifier.get(index * 4..index * 4 + 4).and_then(u32_value);
+        let intid = match (word(0), word(1), version) {
+            (Some(0), Some(spi @ 0..=987), _) => 32 + spi,
+            (Some(1), Some(ppi @ 0..=15), _) => 16 + ppi,
+            (Some(2), Some(espi @ 0..=1023), GicVersion::V3) => 4096 + espi,
+            (Some(3), Some(eppi @ 0..=63), GicVersion::V3) => 1056 + eppi,
+            _ => {
+                return Err(BoardError::BadProperty {
+                    node,
+                    property: "interrupts",
+                })
+            }
+        };
+        intids.push(intid).map_err(|_| BoardError::TooMany {
+            node,
+            what: "interrupts",
+        })?;
+    }
+    Ok(intids)
+}

@@ -1,0 +1,462 @@
+//! Hand-written trees (compiled by dtc) for what real boards rarely show: capacity limits,
+//! malformed properties, disabled nodes, nesting, buses without `ranges`, non-GIC interrupts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use common::{all_devices, compile_dts, device};
+use warden_board::{Board, BoardError, Window};
+
+const TREE: &str = r#"
+/dts-v1/;
+/ {
+    #address-cells = <1>;
+    #size-cells = <1>;
+    compatible = "test,board", "test,family";
+    model = "Warden test board";
+    interrupt-parent = <&gic>;
+
+    cpus {
+        #address-cells = <1>;
+        #size-cells = <0>;
+        cpu@0 { compatible = "arm,cortex-a53"; device_type = "cpu"; reg = <0>; };
+    };
+    chosen { compatible = "test,not-a-device"; };
+    aliases { compatible = "test,not-a-device"; };
+    reserved-memory {
+        #address-cells = <1>;
+        #size-cells = <1>;
+        ranges;
+        pool@100000 { compatible = "shared-dma-pool"; reg = <0x100000 0x1000>; };
+    };
+    memory@40000000 { device_type = "memory"; reg = <0x40000000 0x1000000>; };
+
+    gic: interrupt-controller@1000 {
+        compatible = "arm,gic-400";
+        reg = <0x1000 0x1000>, <0x2000 0x2000>;
+        interrupt-controller;
+        #interrupt-cells = <3>;
+    };
+    gpio_intc: gpio-interrupts@3000 {
+        compatible = "test,gpio-intc";
+        reg = <0x3000 0x100>;
+        interrupt-controller;
+        #interrupt-cells = <2>;
+        interrupts = <0 5 4>;
+    };
+    five-windows@4000 {
+        compatible = "test,five-windows";
+        reg = <0x4000 0x10>, <0x4100 0x10>, <0x4200 0x10>, <0x4300 0x10>, <0x4400 0x10>;
+    };
+    four-windows@4800 {
+        compatible = "test,four-windows";
+        reg = <0x4800 0x10>, <0x4900 0x10>, <0x4a00 0x10>, <0x4b00 0x10>;
+    };
+    odd-reg@5000 { compatible = "test,odd-reg"; reg = <0x5000 0x10 0x5100>; };
+    disabled@6000 { compatible = "test,disabled"; reg = <0x6000 0x100>; status = "disabled"; };
+    status-ok { compatible = "test,status-ok"; status = "ok"; };
+    five-compatible { compatible = "a,1", "a,2", "a,3", "a,4", "a,5"; };
+    five-interrupts {
+        compatible = "test,five-interrupts";
+        interrupts = <0 1 4>, <0 2 4>, <0 3 4>, <0 4 4>, <0 5 4>;
+    };
+    odd-interrupts { compatible = "test,odd-interrupts"; interrupts = <0 1 4 0>; };
+    bad-spi { compatible = "test,bad-spi"; interrupts = <0 988 4>; };
+    button {
+        compatible = "test,button";
+        interrupt-parent = <&gpio_intc>;
+        interrupts = <3 8>;
+    };
+    dangling {
+        compatible = "test,dangling";
+        interrupt-parent = <0x4242>;
+        interrupts = <0 1 4>;
+    };
+    bus@10000000 {
+        compatible = "simple-bus";
+        #address-cells = <1>;
+        #size-cells = <1>;
+        ranges = <0x0 0x10000000 0x100000>;
+        reg = <0x10000000 0x100000>;
+
+        child@2000 { compatible = "test,child"; reg = <0x2000 0x100>; interrupts = <1 3 4>; };
+        plain-node {
+            #address-cells = <1>;
+            #size-cells = <1>;
+            ranges;
+            grandchild@3000 { compatible = "test,grandchild"; reg = <0x3000 0x10>; };
+        };
+        wide-bus@8000 {
+            compatible = "simple-bus";
+            #address-cells = <2>;
+            #size-cells = <2>;
+            ranges = <0x1 0x0 0x8000 0x0 0x1000>;
+            reg = <0x8000 0x1000>;
+
+            deep@100000100 { compatible = "test,deep"; reg = <0x1 0x100 0x0 0x10>; };
+            outside@200000000 { compatible = "test,outside"; reg = <0x2 0x0 0x0 0x10>; };
+            straddling@100000ff8 { compatible = "test,straddling"; reg = <0x1 0xff8 0x0 0x10>; };
+        };
+    };
+    i2c@7000 {
+        compatible = "test,i2c";
+        reg = <0x7000 0x100>;
+        #address-cells = <1>;
+        #size-cells = <0>;
+        sensor@48 { compatible = "test,sensor"; reg = <0x48>; };
+    };
+    no-ranges-bus@9000 {
+        compatible = "test,bus";
+        reg = <0x9000 0x100>;
+        #address-cells = <1>;
+        #size-cells = <1>;
+        leaf@10 { compatible = "test,leaf"; reg = <0x10 0x4>; };
+        no-reg-leaf { compatible = "test,no-reg-leaf"; };
+    };
+};
+"#;
+
+#[test]
+fn hand_built_tree_reports_each_node_on_its_own() {
+    let blob = compile_dts(TREE);
+    let board = Board::new(&blob).unwrap();
+    assert_eq!(board.model(), Some("Warden test board"));
+    assert_eq!(board.compatible(), Some("test,board"));
+    let devices = all_devices(&board);
+
+    let names: Vec<String> = devices
+        .iter()
+        .map(|item| match item {
+            Ok(device) => device.path_name.to_owned(),
+            Err(error) => format!("error: {error}"),
+        })
+        .collect();
+    // Tree order; nothing from /cpus, /chosen, /aliases, /reserved-memory or memory.
+    assert_eq!(names.len(), 25, "{names:#?}");
+    assert!(names
+        .iter()
+        .all(|name| !name.contains("cpu@") && !name.contains("pool@")));
+
+    // Capacity: 5 windows is too many, 4 is not.
+    assert_eq!(
+        devices[2],
+        Err(BoardError::TooMany {
+            node: "five-windows@4000",
+            what: "reg windows"
+        })
+    );
+    assert_eq!(device(&devices, "four-windows@4800").1.mmio.len(), 4);
+    assert_eq!(
+        devices[4],
+        Err(BoardError::BadProperty {
+            node: "odd-reg@5000",
+            property: "reg"
+        })
+    );
+    assert!(devices[4]
+        .as_ref()
+        .unwrap_err()
+        .to_string()
+        .contains("odd-reg@5000"));
+
+    let (_, disabled) = device(&devices, "disabled@6000");
+    assert!(!disabled.enabled);
+    assert_eq!(
+        disabled.mmio.as_slice(),
+        [Window {
+            base: 0x6000,
+            size: 0x100
+        }]
+    );
+    assert!(device(&devices, "status-ok").1.enabled);
+    assert!(device(&devices, "gpio-interrupts@3000").1.enabled);
+    assert!(devices.contains(&Err(BoardError::TooMany {
+        node: "five-compatible",
+        what: "compatible strings"
+    })));
+    assert!(devices.contains(&Err(BoardError::TooMany {
+        node: "five-interrupts",
+        what: "interrupts"
+    })));
+    assert!(devices.contains(&Err(BoardError::BadProperty {
+        node: "odd-interrupts",
+        property: "interrupts"
+    })));
+    assert!(devices.contains(&Err(BoardError::BadProperty {
+        node: "bad-spi",
+        property: "interrupts"
+    })));
+    assert!(devices.contains(&Err(BoardError::BadProperty {
+        node: "dangling",
+        property: "interrupt-parent"
+    })));
+
+    // The GPIO interrupt controller's own interrupt goes to the GIC; the button's do not.
+    assert_eq!(
+        device(&devices, "gpio-interrupts@3000").1.irqs.as_slice(),
+        [37]
+    );
+    let (_, button) = device(&devices, "button");
+    assert!(button.irqs.is_empty() && button.interrupt_parent_not_gic);
+
+    // Nesting and translation.
+    let (bus_index, bus) = device(&devices, "bus@10000000");
+    assert_eq!((bus.depth, bus.parent), (1, None));
+    let (_, child) = device(&devices, "child@2000");
+    assert_eq!((child.depth, child.parent), (2, Some(bus_index)));
+    assert_eq!(
+        child.mmio.as_slice(),
+        [Window {
+            base: 0x1000_2000,
+            size: 0x100
+        }]
+    );
+    assert_eq!(child.irqs.as_slice(), [19]);
+    // `plain-node` is no device: the grandchild's parent is the bus above it.
+    let (_, grandchild) = device(&devices, "grandchild@3000");
+    assert_eq!((grandchild.depth, grandchild.parent), (3, Some(bus_index)));
+    assert_eq!(
+        grandchild.mmio.as_slice(),
+        [Window {
+            base: 0x1000_3000,
+            size: 0x10
+        }]
+    );
+    let (wide_index, wide) = device(&devices, "wide-bus@8000");
+    assert_eq!(
+        wide.mmio.as_slice(),
+        [Window {
+            base: 0x1000_8000,
+            size: 0x1000
+        }]
+    );
+    let (_, deep) = device(&devices, "deep@100000100");
+    assert_eq!((deep.depth, deep.parent), (3, Some(wide_index)));
+    assert_eq!(
+        deep.mmio.as_slice(),
+        [Window {
+            base: 0x1000_8100,
+            size: 0x10
+        }]
+    );
+    assert!(devices.contains(&Err(BoardError::NotTranslatable {
+        node: "outside@200000000",
+        bus: "wide-bus@8000",
+        address: 0x2_0000_0000
+    })));
+    // A window must fit in the range, not just start in it.
+    assert!(devices.contains(&Err(BoardError::NotTranslatable {
+        node: "straddling@100000ff8",
+        bus: "wide-bus@8000",
+        address: 0x1_0000_0ff8
+    })));
+
+    // I2C addresses are not CPU addresses: #size-cells 0 (and no `ranges`).
+    assert!(devices.contains(&Err(BoardError::BadParentProperty {
+        node: "sensor@48",
+        parent: "i2c@7000",
+        property: "#size-cells"
+    })));
+    let (bus_index, _) = device(&devices, "no-ranges-bus@9000");
+    assert!(devices.contains(&Err(BoardError::NotTranslatable {
+        node: "leaf@10",
+        bus: "no-ranges-bus@9000",
+        address: 0x10
+    })));
+    // An error item keeps its place in the sequence: the next node's parent index still holds.
+    let (_, no_reg_leaf) = device(&devices, "no-reg-leaf");
+    assert_eq!(no_reg_leaf.parent, Some(bus_index));
+    assert!(no_reg_leaf.mmio.is_empty());
+}
+
+#[test]
+fn gic_v3_specifiers_and_interrupt_parent_chains() {
+    let blob = compile_dts(
+        r#"
+/dts-v1/;
+/ {
+    #address-cells = <2>;
+    #size-cells = <2>;
+    interrupt-parent = <&redirect>;
+
+    gic: interrupt-controller@8000000 {
+        compatible = "arm,gic-v3";
+        reg = <0x0 0x8000000 0x0 0x10000>, <0x0 0x80a0000 0x0 0xf60000>;
+        interrupt-controller;
+        #interrupt-cells = <4>;
+    };
+    /* No #interrupt-cells: interrupts pass on through its own interrupt-parent. */
+    redirect: redirect {
+        interrupt-parent = <&gic>;
+    };
+    extended {
+        compatible = "test,extended";
+        interrupts = <0 1 4 0>, <1 2 4 0>, <2 3 4 0>, <3 4 4 0>;
+    };
+    bad-type {
+        compatible = "test,bad-type";
+        interrupts = <4 0 4 0>;
+    };
+};
+"#,
+    );
+    let board = Board::new(&blob).unwrap();
+    assert_eq!(board.model(), None);
+    assert_eq!(board.compatible(), None);
+    let devices = all_devices(&board);
+    let (_, extended) = device(&devices, "extended");
+    assert_eq!(extended.irqs.as_slice(), [33, 18, 4099, 1060]);
+    assert!(devices.contains(&Err(BoardError::BadProperty {
+        node: "bad-type",
+        property: "interrupts"
+    })));
+}
+
+#[test]
+fn three_cell_interrupts_of_a_gic_v2_with_four_cells_are_refused() {
+    let blob = compile_dts(
+        r#"
+/dts-v1/;
+/ {
+    #address-cells = <1>;
+    #size-cells = <1>;
+    gic: interrupt-controller@1000 {
+        compatible = "arm,cortex-a15-gic";
+        interrupt-controller;
+        #interrupt-cells = <4>;
+    };
+    device@2000 {
+        compatible = "test,device";
+        reg = <0x2000 0x10>;
+        interrupt-parent = <&gic>;
+        interrupts = <0 1 4 0>;
+    };
+};
+"#,
+    );
+    let board = Board::new(&blob).unwrap();
+    let devices = all_devices(&board);
+    let error = devices[1].as_ref().unwrap_err();
+    assert_eq!(
+        *error,
+        BoardError::BadParentProperty {
+            node: "device@2000",
+            parent: "interrupt-controller@1000",
+            property: "#interrupt-cells"
+        }
+    );
+    assert!(error.to_string().contains("device@2000"));
+}
+
+#[test]
+fn nodes_nested_too_deep_are_refused_as_a_whole() {
+    let mut source = String::from("/dts-v1/;\n/ {\n");
+    for level in 0..warden_board::MAX_DEPTH {
+        source.push_str(&format!("n{level} {{ compatible = \"test,n\";\n"));
+    }
+    for _ in 0..=warden_board::MAX_DEPTH {
+        source.push_str("};\n");
+    }
+    let blob = compile_dts(&source);
+    assert!(matches!(Board::new(&blob), Err(BoardError::TooDeep { .. })));
+
+    // One level less is fine, and every node's parent is the one above it.
+    let mut source = String::from("/dts-v1/;\n/ {\n");
+    for level in 0..warden_board::MAX_DEPTH - 1 {
+        source.push_str(&format!("n{level} {{ compatible = \"test,n\";\n"));
+    }
+    for _ in 0..warden_board::MAX_DEPTH {
+        source.push_str("};\n");
+    }
+    let blob = compile_dts(&source);
+    let board = Board::new(&blob).unwrap();
+    for (index, item) in board.devices().enumerate() {
+        let device = item.unwrap();
+        assert_eq!(device.depth, index + 1);
+        assert_eq!(device.parent, index.checked_sub(1));
+    }
+}
+
+/// Overwrites with `FDT_NOP`s the property `name` whose value is `value` (as a bootloader's
+/// `fdt_nop_property` does), or, with `name` empty, the whole childless node named `value`.
+fn nop_out(blob: &mut [u8], name: &str, value: &[u8]) {
+    let word = |blob: &[u8], at: usize| u32::from_be_bytes(blob[at..at + 4].try_into().unwrap());
+    let (structure, strings) = (word(blob, 8) as usize, word(blob, 12) as usize);
+    let mut at = structure;
+    let (start, end) = loop {
+        let token = word(blob, at);
+        if name.is_empty() && token == 1 && blob[at + 4..].starts_with(value) {
+            let length = (value.len() + 1).div_ceil(4) * 4;
+            let mut end = at + 4 + length;
+            // A childless node: its properties, then FDT_END_NODE.
+            while word(blob, end) == 3 {
+                end += 12 + (word(blob, end + 4) as usize).div_ceil(4) * 4;
+            }
+            assert_eq!(word(blob, end), 2, "a childless node");
+            break (at, end + 4);
+        }
+        if !name.is_empty() && token == 3 {
+            let length = word(blob, at + 4) as usize;
+            let name_at = strings + word(blob, at + 8) as usize;
+            if blob[name_at..].starts_with(name.as_bytes())
+                && blob[name_at + name.len()] == 0
+                && &blob[at + 12..at + 12 + length] == value
+            {
+                break (at, at + 12 + length.div_ceil(4) * 4);
+            }
+        }
+        at += 4;
+    };
+    for nop in (start..end).step_by(4) {
+        blob[nop..nop + 4].copy_from_slice(&4_u32.to_be_bytes());
+    }
+}
+
+#[test]
+fn nop_tokens_left_by_a_bootloader_are_skipped() {
+    let mut blob = compile_dts(
+        r#"
+/dts-v1/;
+/ {
+    nop-me = "first";
+    #address-cells = <1>;
+    #size-cells = <1>;
+    model = "NOP board";
+    compatible = "test,nop-board";
+    a@1000 { compatible = "test,a"; status = "disabled"; reg = <0x1000 0x10>; };
+    b@2000 { compatible = "test,b"; reg = <0x2000 0x10>; };
+    c@3000 { compatible = "test,c"; reg = <0x3000 0x10>; };
+};
+"#,
+    );
+    nop_out(&mut blob, "nop-me", b"first\0");
+    nop_out(&mut blob, "status", b"disabled\0");
+    nop_out(&mut blob, "", b"b@2000");
+    let board = Board::new(&blob).unwrap();
+    assert_eq!(board.model(), Some("NOP board"));
+    assert_eq!(board.compatible(), Some("test,nop-board"));
+    let devices = all_devices(&board);
+    assert_eq!(devices.len(), 2, "{devices:#?}");
+    let (_, a) = device(&devices, "a@1000");
+    assert!(a.enabled, "its status was removed");
+    assert_eq!(
+        a.mmio.as_slice(),
+        [Window {
+            base: 0x1000,
+            size: 0x10
+        }]
+    );
+    let (_, c) = device(&devices, "c@3000");
+    assert_eq!(
+        c.mmio.as_slice(),
+        [Window {
+            base: 0x3000,
+            size: 0x10
+        }]
+    );
+}

@@ -1,0 +1,468 @@
+//! The driver side of Warden's protocol, written once: [`DriverPd`] turns a [`Driver`] into a
+//! Microkit protection domain, the generic adapter of rust-sel4's driver crates.
+//!
+//! A driver PD follows one convention in the system description (checked by `warden-host`'s
+//! system-description test): channel 0 is the device manager (the driver's end may call it,
+//! `pp="true"`), and two rings are mapped with `setvar_vaddr="from_manager"
+//! setvar_size="from_manager_size"` (manager → driver) and `setvar_vaddr="to_manager"
+//! setvar_size="to_manager_size"` (driver → manager). The driver PD is a child of the manager,
+//! which restarts it when it faults.
+//!
+//! What the adapter does: in `init` it maps the rings and registers the driver's name and match
+//! table with the manager (a protected procedure call); then it decodes every callback on the
+//! manager's ring, calls the driver, and answers `CallbackDone` (queued in an [`Outbox`] while the
+//! ring is full: a lost answer would leave the device locked). Everything else that reaches the
+//! PD (device interrupts, client channels, calls from clients) goes to the driver. Messages from
+//! the manager are decoded and checked like any other untrusted input; a malformed one is logged
+//! and dropped.
+//!
+//! Inside `probe` (and `resume`), the callback holds the device's lock, so the driver may add
+//! children under it with [`Callback::add_child`] (`__device_add`) and remove idle ones with
+//! [`Callback::remove_child`] (`__device_del`): synchronous calls into the manager, which has a
+//! higher priority, as the Microkit requires of a call.
+#![cfg_attr(target_os = "none", no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use log::{error, info};
+
+use warden_microkit::{fatal, get_mr, set_mr, Channel, ChannelSet, Handler, MessageInfo};
+use warden_protocol::ppc::{decode_call, encode_call, MAX_REGISTERS};
+use warden_protocol::ring::SLOT_BYTES;
+use warden_protocol::{
+    CallbackId, Compatible, Consumer, Handle, MatchData, MatchEntry, Message, Outbox, Outcome,
+    Producer, Resources, RingMemory, Status,
+};
+
+/// The channel to the device manager, in every driver PD.
+pub const MANAGER: Channel = Channel::new(0);
+/// The setvar symbols of the two rings every driver PD maps: (vaddr symbol, size symbol).
+pub const MANAGER_REGIONS: [(&str, &str); 2] = [
+    ("from_manager", "from_manager_size"),
+    ("to_manager", "to_manager_size"),
+];
+/// Slots of each ring (the ring regions are 8 KiB: 15 slots of 512 bytes and the indices).
+const RING_CAPACITY: u32 = 15;
+
+/// The bus handles the manager gives the buses it creates (in this order, at start-up).
+pub mod bus {
+    use warden_protocol::Handle;
+
+    /// The platform bus: the board's devices from its device tree.
+    pub const PLATFORM: Handle = Handle {
+        index: 0,
+        generation: 0,
+    };
+    /// The virtio bus: the devices found behind virtio-mmio transports.
+    pub const VIRTIO: Handle = Handle {
+        index: 1,
+        generation: 0,
+    };
+}
+
+/// A callback in flight: it holds the device's lock until the driver answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Callback {
+    /// Its id (quoted to the manager).
+    pub id: CallbackId,
+    /// The device.
+    pub device: Handle,
+}
+
+/// A probe: the device, what it is and its resources, in physical terms (MMIO windows at
+/// physical addresses, GIC INTIDs). The driver finds them in its own maps and IRQs.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    /// The callback (for [`Callback::add_child`]).
+    pub callback: Callback,
+    /// The driver handle the manager probes with (a PD may host several drivers).
+    pub driver: Handle,
+    /// Compatible strings and bus id.
+    pub match_data: MatchData,
+    /// MMIO windows and interrupts.
+    pub resources: Resources,
+}
+
+impl Probe {
+    /// The most specific compatible string.
+    #[must_use]
+    pub fn compatible(&self) -> &str {
+        self.match_data
+            .compatible
+            .first()
+            .map_or("?", |name| name.as_str())
+    }
+}
+
+impl Probe {
+    /// The registers of the device's first MMIO window, found in one of `regions` (the
+    /// device maps this PD's system description grants it); `None` when the device has no
+    /// window or none of the maps holds it (the PD was not given this device).
+    #[must_use]
+    pub fn registers(
+        &self,
+        regions: &[Option<warden_microkit::DeviceRegion>],
+    ) -> Option<warden_microkit::DeviceRegisters> {
+        let window = self.resources.mmio.first()?;
+        regions
+            .iter()
+            .flatten()
+            .find_map(|region| region.registers(window.address, window.size))
+    }
+}
+
+/// A driver's answer to a callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Done (probe: bound).
+    Ok,
+    /// Probe: not this driver's device after all.
+    NotMine,
+    /// Probe: try again later.
+    Defer,
+    /// Failed, with a driver-specific detail.
+    Failed(u16),
+}
+
+impl Answer {
+    fn status(self) -> (Status, u16) {
+        match self {
+            Self::Ok => (Status::Ok, 0),
+            Self::NotMine => (Status::NotMine, 0),
+            Self::Defer => (Status::Defer, 0),
+            Self::Failed(detail) => (Status::Failed, detail),
+        }
+    }
+}
+
+/// What a driver implements. Callbacks run one at a time, each holding its device's lock.
+pub trait Driver {
+    /// The driver's name (at most 32 bytes).
+    fn name(&self) -> &str;
+    /// The compatible strings it binds to (1–8).
+    fn compatible(&self) -> &[&str];
+    /// Bind to a device: find its registers, reset it, start it.
+    fn probe(&mut self, probe: &Probe) -> Answer;
+    /// Let go of a device: stop it and forget it (children first: the manager removes a
+    /// device's children before its own remove).
+    fn remove(&mut self, callback: &Callback) -> Answer;
+    /// Quiesce a device for power-off.
+    fn shutdown(&mut self, callback: &Callback) -> Answer {
+        let _ = callback;
+        Answer::Ok
+    }
+    /// Enter a low-power state.
+    fn suspend(&mut self, callback: &Callback) -> Answer {
+        let _ = callback;
+        Answer::Ok
+    }
+    /// Leave it.
+    fn resume(&mut self, callback: &Callback) -> Answer {
+        let _ = callback;
+        Answer::Ok
+    }
+    /// Channels other than the manager's were signalled (device interrupts, clients).
+    fn notified(&mut self, channels: ChannelSet) {
+        let _ = channels;
+    }
+    /// A protected procedure call from a client (not the manager's channel). The default
+    /// answers an empty message.
+    fn protected(&mut self, channel: Channel, message: MessageInfo) -> MessageInfo {
+        let _ = (channel, message);
+        MessageInfo::new(0, 0)
+    }
+}
+
+/// Calls the manager with `message`; its answer, decoded (untrusted: a malformed answer is
+/// `Status::Malformed`).
+fn call_manager(message: &Message) -> Result<Message, Status> {
+    let mut registers = [0u64; MAX_REGISTERS];
+    let info = encode_call(message, &mut registers).map_err(|_| Status::Malformed)?;
+    for (index, value) in registers.iter().take(usize::from(info.count)).enumerate() {
+        set_mr(index, *value);
+    }
+    let reply = MANAGER.pp_call(MessageInfo::new(info.label, info.count as u8));
+    let count = usize::from(reply.count()).min(MAX_REGISTERS);
+    let words: Vec<u64> = (0..count).map(get_mr).collect();
+    let info = warden_protocol::ppc::MessageInfo {
+        label: reply.label(),
+        count: count as u16,
+    };
+    decode_call(info, &words).map_err(|_| Status::Malformed)
+}
+
+impl Callback {
+    /// `__device_add`: adds a child under this callback's device (which the callback holds
+    /// locked), on `bus` ([`bus`]); the manager probes it like any new device. Returns the
+    /// child's handle.
+    ///
+    /// # Errors
+    /// The manager's status (`NotPermitted` outside a probe/resume, `NoSpace`, …).
+    pub fn add_child(
+        &self,
+        bus: Handle,
+        match_data: MatchData,
+        resources: Resources,
+    ) -> Result<Handle, Status> {
+        let message = Message::AddChild {
+            callback: self.id,
+            parent: self.device,
+            bus,
+            match_data,
+            resources,
+        };
+        match call_manager(&message)? {
+            Message::Completion {
+                status: Status::Ok,
+                outcome: Outcome::Device { device, .. },
+                ..
+            } => Ok(device),
+            Message::Completion { status, .. } if status != Status::Ok => Err(status),
+            _ => Err(Status::Malformed),
+        }
+    }
+
+    /// `__device_del`: removes an idle child of this callback's device.
+    ///
+    /// # Errors
+    /// The manager's status (`Busy` if the child is bound, `NotPermitted`, …).
+    pub fn remove_child(&self, child: Handle) -> Result<(), Status> {
+        let message = Message::RemoveChild {
+            callback: self.id,
+            child,
+        };
+        match call_manager(&message)? {
+            Message::Completion {
+                status: Status::Ok, ..
+            } => Ok(()),
+            Message::Completion { status, .. } => Err(status),
+            _ => Err(Status::Malformed),
+        }
+    }
+}
+
+/// Lets go of `device`, which is bound to a driver of this PD (Linux
+/// `device_release_driver`): the manager removes the children its probe added, then calls this
+/// driver's `remove` — later, on the ring, since the device's lock may be busy.
+///
+/// # Errors
+/// The manager's status (`NotPermitted` if the device is not bound to this PD).
+pub fn unbind(device: Handle) -> Result<(), Status> {
+    expect_ok(call_manager(&Message::Unbind { device })?)
+}
+
+/// Asks the manager to bind `device` to `driver`, one of this PD's drivers (`device_attach`):
+/// the probe waits for the device's lock, so after [`unbind`] it re-probes the device.
+///
+/// # Errors
+/// The manager's status (`NotPermitted` if `driver` is not this PD's).
+pub fn bind(device: Handle, driver: Handle) -> Result<(), Status> {
+    expect_ok(call_manager(&Message::Bind { device, driver })?)
+}
+
+fn expect_ok(reply: Message) -> Result<(), Status> {
+    match reply {
+        Message::Completion {
+            status: Status::Ok, ..
+        } => Ok(()),
+        Message::Completion { status, .. } => Err(status),
+        _ => Err(Status::Malformed),
+    }
+}
+
+/// The ring in the region mapped as `symbol`; a driver PD without it cannot run.
+fn ring(
+    symbol: &str,
+    words: Option<&'static [core::sync::atomic::AtomicU32]>,
+) -> RingMemory<'static> {
+    let words = words.unwrap_or_else(|| {
+        fatal(format_args!(
+            "driver: no memory region mapped as '{symbol}'"
+        ))
+    });
+    RingMemory::new(words, RING_CAPACITY)
+        .unwrap_or_else(|error| fatal(format_args!("driver: ring '{symbol}': {error:?}")))
+}
+
+/// A driver as a protection domain (see the crate docs).
+pub struct DriverPd<D: Driver> {
+    driver: D,
+    from_manager: Consumer<'static>,
+    /// Answers, queued while the ring is full.
+    to_manager: Outbox<'static>,
+}
+
+impl<D: Driver> DriverPd<D> {
+    /// The PD's `init`: maps the rings, registers `driver` with the manager and serves the
+    /// probes the registration queued.
+    pub fn start(driver: D) -> Self {
+        let from_manager = warden_microkit::memory_region_words!(from_manager, from_manager_size);
+        let to_manager = warden_microkit::memory_region_words!(to_manager, to_manager_size);
+        let mut pd = Self {
+            driver,
+            from_manager: Consumer::new(ring("from_manager", from_manager)),
+            to_manager: Outbox::new(Producer::new(ring("to_manager", to_manager))),
+        };
+        pd.register();
+        // Probes may have been queued during the registration call.
+        if let Err(why) = pd.drain() {
+            error!("driver: {why}");
+        }
+        pd
+    }
+
+    /// The driver.
+    pub fn driver(&mut self) -> &mut D {
+        &mut self.driver
+    }
+
+    fn register(&mut self) {
+        let mut match_table = heapless::Vec::new();
+        for name in self.driver.compatible() {
+            match Compatible::try_from(*name) {
+                Ok(name) => {
+                    if match_table.push(MatchEntry::Compatible(name)).is_err() {
+                        error!("driver: more than 8 compatible strings; the rest are ignored");
+                        break;
+                    }
+                }
+                Err(()) => error!("driver: compatible '{name}' is too long; ignored"),
+            }
+        }
+        let Ok(name) = self.driver.name().try_into() else {
+            fatal(format_args!(
+                "driver: name '{}' is longer than 32 bytes",
+                self.driver.name()
+            ));
+        };
+        info!(
+            "driver: registering '{}' for {}",
+            self.driver.name(),
+            self.driver.compatible().join(", ")
+        );
+        match call_manager(&Message::Register { name, match_table }) {
+            Ok(Message::Completion {
+                status: Status::Ok, ..
+            }) => {}
+            Ok(Message::Completion { status, .. }) => {
+                error!("driver: the manager refused the registration: {status:?}");
+            }
+            other => error!("driver: unexpected answer to the registration: {other:?}"),
+        }
+    }
+
+    fn answer(&mut self, callback: CallbackId, answer: Answer) {
+        let (status, detail) = answer.status();
+        let message = Message::CallbackDone {
+            callback,
+            status,
+            detail,
+        };
+        match self.to_manager.send(0, &message) {
+            Ok(true) => MANAGER.notify(),
+            Ok(false) => {}
+            Err(why) => error!("driver: cannot encode an answer: {why:?}"),
+        }
+    }
+
+    /// Handles every message on the manager's ring, then asks for a notification for the next.
+    fn drain(&mut self) -> Result<(), &'static str> {
+        let mut buffer = [0u8; SLOT_BYTES];
+        loop {
+            let length = match self.from_manager.pop_or_arm(&mut buffer) {
+                Ok(Some(length)) => length,
+                Ok(None) => return Ok(()),
+                Err(_) => return Err("the manager's ring is corrupt"),
+            };
+            let message = match warden_protocol::decode(buffer.get(..length).unwrap_or_default()) {
+                Ok((_, message)) => message,
+                Err(why) => {
+                    error!("driver: malformed message from the manager: {why:?}");
+                    continue;
+                }
+            };
+            let (id, answer) = match message {
+                Message::Probe {
+                    callback,
+                    device,
+                    driver,
+                    match_data,
+                    resources,
+                } => {
+                    let probe = Probe {
+                        callback: Callback {
+                            id: callback,
+                            device,
+                        },
+                        driver,
+                        match_data,
+                        resources,
+                    };
+                    (callback, self.driver.probe(&probe))
+                }
+                Message::Remove { callback, device } => (
+                    callback,
+                    self.driver.remove(&Callback {
+                        id: callback,
+                        device,
+                    }),
+                ),
+                Message::Suspend { callback, device } => (
+                    callback,
+                    self.driver.suspend(&Callback {
+                        id: callback,
+                        device,
+                    }),
+                ),
+                Message::Resume { callback, device } => (
+                    callback,
+                    self.driver.resume(&Callback {
+                        id: callback,
+                        device,
+                    }),
+                ),
+                Message::Shutdown { callback, device } => (
+                    callback,
+                    self.driver.shutdown(&Callback {
+                        id: callback,
+                        device,
+                    }),
+                ),
+                other => {
+                    error!("driver: unexpected message from the manager: {other:?}");
+                    continue;
+                }
+            };
+            self.answer(id, answer);
+        }
+    }
+}
+
+impl<D: Driver> Handler for DriverPd<D> {
+    type Error = &'static str;
+
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
+        if channels.contains(MANAGER) {
+            self.drain()?;
+            // The manager also signals when it has made room on our ring.
+            if self.to_manager.flush() {
+                MANAGER.notify();
+            }
+        }
+        let others = ChannelSet::from_bits(channels.bits() & !(1 << MANAGER.index()));
+        if others.bits() != 0 {
+            self.driver.notified(others);
+        }
+        Ok(())
+    }
+
+    fn protected(
+        &mut self,
+        channel: Channel,
+        message: MessageInfo,
+    ) -> Result<MessageInfo, Self::Error> {
+        Ok(self.driver.protected(channel, message))
+    }
+}

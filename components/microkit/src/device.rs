@@ -1,0 +1,173 @@
+//! Device memory and DMA memory as a PD sees them: the regions its system description maps
+//! (`phys_addr` device regions and DMA regions), each known by its virtual address, size and
+//! physical address (the `setvar_vaddr`, `setvar_size` and `region_paddr` setvars), and the
+//! register windows of the devices inside them.
+//!
+//! A driver is told about a device in physical terms (MMIO windows, GIC INTIDs), as Linux is
+//! told by the device tree; [`DeviceRegion::registers`] finds the window inside one of the
+//! PD's own maps. A window outside every map is simply not reachable by this PD: the system
+//! description is what grants it.
+//!
+//! [`DeviceRegisters`] implements [`warden_registers::Registers`]: on seL4 it is volatile MMIO
+//! on the mapped window; on the host platform every access is a synchronous frame to the
+//! `warden-host` launcher, which hands it to its model of the device.
+
+use warden_registers::{access_ok, Registers, Width};
+
+/// One region this PD maps: virtual address, physical address, size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceRegion {
+    /// Where this PD maps it.
+    pub vaddr: u64,
+    /// Its physical address (`region_paddr`).
+    pub paddr: u64,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl DeviceRegion {
+    /// The region from its three setvar values; `None` if any is unpatched (zero).
+    #[must_use]
+    pub fn new(vaddr: u64, size: u64, paddr: u64) -> Option<Self> {
+        (vaddr != 0 && size != 0 && paddr != 0).then_some(Self { vaddr, paddr, size })
+    }
+
+    /// Does the physical window `base..base + size` lie inside this region?
+    #[must_use]
+    pub fn contains(&self, base: u64, size: u64) -> bool {
+        base >= self.paddr
+            && size != 0
+            && base
+                .checked_add(size)
+                .is_some_and(|end| end <= self.paddr + self.size)
+    }
+
+    /// The registers of the physical window `base..base + size`, if it lies in this region.
+    #[must_use]
+    pub fn registers(&self, base: u64, size: u64) -> Option<DeviceRegisters> {
+        if !self.contains(base, size) {
+            return None;
+        }
+        let vaddr = usize::try_from(self.vaddr + (base - self.paddr)).ok()?;
+        let size = usize::try_from(size).ok()?;
+        Some(DeviceRegisters::at(vaddr, size))
+    }
+
+    /// The virtual address of physical address `paddr` (DMA regions), if it is in the region.
+    #[must_use]
+    pub fn vaddr_of(&self, paddr: u64) -> Option<u64> {
+        self.contains(paddr, 1)
+            .then(|| self.vaddr + (paddr - self.paddr))
+    }
+}
+
+/// A device register window mapped into this PD (see the module docs).
+#[derive(Debug)]
+pub struct DeviceRegisters {
+    #[cfg(target_os = "none")]
+    mmio: warden_registers::Mmio,
+    #[cfg(not(target_os = "none"))]
+    vaddr: usize,
+    #[cfg(not(target_os = "none"))]
+    size: usize,
+}
+
+impl DeviceRegisters {
+    /// The window at `vaddr` of `size` bytes. Private: windows come from a [`DeviceRegion`],
+    /// which guarantees they lie in one of the PD's device maps.
+    fn at(vaddr: usize, size: usize) -> Self {
+        #[cfg(target_os = "none")]
+        {
+            #[allow(unsafe_code)]
+            // SAFETY: `DeviceRegion::registers` only makes windows inside a region the Microkit
+            // tool mapped into this PD (its setvars were patched from a `map` of a device
+            // region, which the tool maps uncached), for the PD's whole life; no Rust
+            // reference points into device memory.
+            let mmio = unsafe { warden_registers::Mmio::new(vaddr, size) };
+            Self { mmio }
+        }
+        #[cfg(not(target_os = "none"))]
+        {
+            Self { vaddr, size }
+        }
+    }
+
+    /// The window's virtual address.
+    #[must_use]
+    pub fn vaddr(&self) -> usize {
+        #[cfg(target_os = "none")]
+        {
+            self.mmio.base()
+        }
+        #[cfg(not(target_os = "none"))]
+        {
+            self.vaddr
+        }
+    }
+}
+
+impl Registers for DeviceRegisters {
+    fn size(&self) -> usize {
+        #[cfg(target_os = "none")]
+        {
+            self.mmio.size()
+        }
+        #[cfg(not(target_os = "none"))]
+        {
+            self.size
+        }
+    }
+
+    fn read(&self, offset: usize, width: Width) -> u32 {
+        #[cfg(target_os = "none")]
+        {
+            self.mmio.read(offset, width)
+        }
+        #[cfg(not(target_os = "none"))]
+        {
+            if !access_ok(offset, width, self.size) {
+                return width.all_ones();
+            }
+            crate::host::register_read((self.vaddr + offset) as u64, width)
+        }
+    }
+
+    fn write(&self, offset: usize, width: Width, value: u32) {
+        #[cfg(target_os = "none")]
+        {
+            self.mmio.write(offset, width, value);
+        }
+        #[cfg(not(target_os = "none"))]
+        {
+            if access_ok(offset, width, self.size) {
+                crate::host::register_write((self.vaddr + offset) as u64, width, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_found_only_inside_the_region() {
+        let region = DeviceRegion::new(0x500_0000, 0x4000, 0xa00_0000).unwrap();
+        let window = region.registers(0xa00_3e00, 0x200).unwrap();
+        assert_eq!(window.vaddr(), 0x500_3e00);
+        assert_eq!(window.size(), 0x200);
+        assert!(
+            region.registers(0xa00_3f00, 0x200).is_none(),
+            "runs past the end"
+        );
+        assert!(
+            region.registers(0x900_0000, 0x1000).is_none(),
+            "another device"
+        );
+        assert!(region.registers(u64::MAX - 4, 0x200).is_none(), "wraps");
+        assert!(region.registers(0xa00_0000, 0).is_none(), "empty");
+        assert_eq!(region.vaddr_of(0xa00_0010), Some(0x500_0010));
+        assert_eq!(region.vaddr_of(0xa00_4000), None);
+        assert!(DeviceRegion::new(0, 0x1000, 0x1000).is_none(), "unpatched");
+    }
+}

@@ -1,0 +1,220 @@
+//! What driver PDs serve their clients (the device classes), as opposed to what they say to the
+//! manager: block storage on a queue pair, entropy and the clock as protected procedure calls.
+//! Everything here crosses a PD boundary and is decoded with checks.
+//!
+//! **Block** (`virtio-blk` driver ↔ its client): requests and responses travel on two
+//! [`crate::ring`]s (client → driver, driver → client) with a notification on the channel
+//! between them, the sDDF way; the data lives in a region both map (`block_data`), and a
+//! request names an offset in it. The driver notifies the client when its disk is bound (the
+//! client starts then) and after each response it queues.
+//!
+//! | request | fields | response |
+//! |---|---|---|
+//! | [`BlockOperation::Read`] | id, sector, count (sectors of 512 bytes), data offset | id, [`BlockStatus`] |
+//! | [`BlockOperation::Write`] | same | same |
+//! | [`BlockOperation::Flush`] | id | same |
+//!
+//! **Entropy** (`virtio-rng` driver): call label [`ENTROPY`], register 0 = bytes wanted (1–32);
+//! reply label 0, the bytes in registers 0..n (little-endian, 8 per register) and, in the
+//! register after them, how many bytes came; reply label [`NOT_READY`] while no device is
+//! bound.
+//!
+//! **Clock** (PL031 driver): call label [`TIME`]; reply label 0 with register 0 = seconds since
+//! the Unix epoch, or [`NOT_READY`].
+
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Bytes of a sector.
+pub const SECTOR_BYTES: usize = 512;
+/// Call label: entropy.
+pub const ENTROPY: u64 = 1;
+/// Call label: the time.
+pub const TIME: u64 = 2;
+/// Reply label: no device is bound yet.
+pub const NOT_READY: u64 = 0xff;
+/// Most entropy bytes one call returns.
+pub const MAX_ENTROPY_BYTES: usize = 32;
+
+/// A block operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockOperation {
+    /// Read sectors into the data region.
+    Read = 1,
+    /// Write sectors from the data region.
+    Write = 2,
+    /// Make earlier writes durable.
+    Flush = 3,
+}
+
+/// How a block request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockStatus {
+    /// Done.
+    Ok = 0,
+    /// No disk is bound.
+    NotReady = 1,
+    /// Outside the disk or the data region, or malformed.
+    Invalid = 2,
+    /// The device reported an error.
+    DeviceError = 3,
+}
+
+/// A block request on the ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockRequest {
+    /// Chosen by the client, quoted in the response.
+    pub id: u32,
+    /// What to do.
+    pub operation: BlockOperation,
+    /// First sector.
+    pub sector: u64,
+    /// Sectors.
+    pub count: u32,
+    /// Offset of the data in the shared data region.
+    pub offset: u32,
+}
+
+/// A block response on the ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockResponse {
+    /// The request's id.
+    pub id: u32,
+    /// How it ended.
+    pub status: BlockStatus,
+}
+
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+struct RequestWire {
+    id: U32,
+    operation: U32,
+    sector: U64,
+    count: U32,
+    offset: U32,
+}
+
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+struct ResponseWire {
+    id: U32,
+    status: U32,
+}
+
+/// Bytes of an encoded request.
+pub const REQUEST_BYTES: usize = core::mem::size_of::<RequestWire>();
+/// Bytes of an encoded response.
+pub const RESPONSE_BYTES: usize = core::mem::size_of::<ResponseWire>();
+
+impl BlockRequest {
+    /// The request's bytes.
+    #[must_use]
+    pub fn encode(&self) -> [u8; REQUEST_BYTES] {
+        let wire = RequestWire {
+            id: U32::new(self.id),
+            operation: U32::new(self.operation as u32),
+            sector: U64::new(self.sector),
+            count: U32::new(self.count),
+            offset: U32::new(self.offset),
+        };
+        let mut out = [0u8; REQUEST_BYTES];
+        out.copy_from_slice(wire.as_bytes());
+        out
+    }
+
+    /// Decodes a request; `None` unless it is exactly one well-formed request.
+    #[must_use]
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let wire = RequestWire::read_from_bytes(bytes).ok()?;
+        let operation = match wire.operation.get() {
+            1 => BlockOperation::Read,
+            2 => BlockOperation::Write,
+            3 => BlockOperation::Flush,
+            _ => return None,
+        };
+        Some(Self {
+            id: wire.id.get(),
+            operation,
+            sector: wire.sector.get(),
+            count: wire.count.get(),
+            offset: wire.offset.get(),
+        })
+    }
+
+    /// The data bytes it covers, if they lie within a data region of `region_bytes`.
+    #[must_use]
+    pub fn data_range(&self, region_bytes: usize) -> Option<core::ops::Range<usize>> {
+        let start = usize::try_from(self.offset).ok()?;
+        let length = usize::try_from(self.count)
+            .ok()?
+            .checked_mul(SECTOR_BYTES)?;
+        let end = start.checked_add(length)?;
+        (end <= region_bytes).then_some(start..end)
+    }
+}
+
+impl BlockResponse {
+    /// The response's bytes.
+    #[must_use]
+    pub fn encode(&self) -> [u8; RESPONSE_BYTES] {
+        let wire = ResponseWire {
+            id: U32::new(self.id),
+            status: U32::new(self.status as u32),
+        };
+        let mut out = [0u8; RESPONSE_BYTES];
+        out.copy_from_slice(wire.as_bytes());
+        out
+    }
+
+    /// Decodes a response; `None` unless it is exactly one well-formed response.
+    #[must_use]
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let wire = ResponseWire::read_from_bytes(bytes).ok()?;
+        let status = match wire.status.get() {
+            0 => BlockStatus::Ok,
+            1 => BlockStatus::NotReady,
+            2 => BlockStatus::Invalid,
+            3 => BlockStatus::DeviceError,
+            _ => return None,
+        };
+        Some(Self {
+            id: wire.id.get(),
+            status,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_messages_round_trip_and_junk_is_refused() {
+        let request = BlockRequest {
+            id: 7,
+            operation: BlockOperation::Write,
+            sector: 1 << 40,
+            count: 2,
+            offset: 512,
+        };
+        assert_eq!(BlockRequest::decode(&request.encode()), Some(request));
+        assert_eq!(request.data_range(4096), Some(512..1536));
+        assert_eq!(request.data_range(1024), None, "past the region");
+        let huge = BlockRequest {
+            count: u32::MAX,
+            offset: u32::MAX,
+            ..request
+        };
+        assert_eq!(huge.data_range(1 << 20), None, "far past the region");
+        let mut bad = request.encode();
+        bad[4] = 9;
+        assert_eq!(BlockRequest::decode(&bad), None, "unknown operation");
+        assert_eq!(BlockRequest::decode(&request.encode()[..20]), None, "short");
+        let response = BlockResponse {
+            id: 7,
+            status: BlockStatus::DeviceError,
+        };
+        assert_eq!(BlockResponse::decode(&response.encode()), Some(response));
+        assert_eq!(BlockResponse::decode(&[0, 0, 0, 0, 4, 0, 0, 0]), None);
+    }
+}

@@ -1,0 +1,758 @@
+//! The Meson UART register block and the driver logic over [`Registers`].
+//!
+//! Register offsets and bits are those of Linux's `meson_uart.c` (`AML_UART_*`), checked
+//! against U-Boot's `serial_meson.c`, which agrees. Two fields come from elsewhere: the
+//! receive FIFO count in STATUS bits 0-6 (used by other Meson drivers and the S905X3
+//! datasheet, not by Linux) and RX_BUSY in STATUS bit 26 (datasheet only); this driver reads
+//! neither, they are named for diagnostics. Linux counts TX_FIFO_WERR as an overrun; some
+//! other drivers name STATUS bit 24 `RX_FIFO_OVERFLOW` instead — this driver clears whatever
+//! error bits are set and does not rely on either reading.
+
+use core::fmt;
+
+use warden_registers::Registers;
+
+/// Register offsets (4-byte registers).
+pub mod offset {
+    /// Write FIFO: a write queues one byte for transmission.
+    pub const WFIFO: usize = 0x00;
+    /// Read FIFO: a read pops one received byte.
+    pub const RFIFO: usize = 0x04;
+    /// Control register.
+    pub const CONTROL: usize = 0x08;
+    /// Status register.
+    pub const STATUS: usize = 0x0C;
+    /// Interrupt thresholds.
+    pub const MISC: usize = 0x10;
+    /// Baud rate generator ("new" baud register).
+    pub const REG5: usize = 0x14;
+}
+
+/// The bytes of register window the driver uses.
+pub const WINDOW_SIZE: usize = 0x18;
+
+/// CONTROL bits (`AML_UART_*` in `meson_uart.c`).
+pub mod control {
+    /// Transmitter enable.
+    pub const TX_EN: u32 = 1 << 12;
+    /// Receiver enable.
+    pub const RX_EN: u32 = 1 << 13;
+    /// Two-wire mode: no RTS/CTS flow control.
+    pub const TWO_WIRE_EN: u32 = 1 << 15;
+    /// Stop bits field (bits 16-17); 0 is one stop bit.
+    pub const STOP_BIT_LEN_MASK: u32 = 0b11 << 16;
+    /// Odd parity (with PARITY_EN).
+    pub const PARITY_TYPE: u32 = 1 << 18;
+    /// Parity enable.
+    pub const PARITY_EN: u32 = 1 << 19;
+    /// Data length field (bits 20-21); 0 is eight bits.
+    pub const DATA_LEN_MASK: u32 = 0b11 << 20;
+    /// Holds the transmit FIFO in reset while set. It does not clear itself.
+    pub const TX_RST: u32 = 1 << 22;
+    /// Holds the receive FIFO in reset while set. It does not clear itself.
+    pub const RX_RST: u32 = 1 << 23;
+    /// Clears the STATUS error bits while set. It does not clear itself ("It doesn't clear
+    /// to 0 automatically", `meson_uart.c`).
+    pub const CLEAR_ERR: u32 = 1 << 24;
+    /// Receive interrupt enable: raised while the receive FIFO holds at least MISC's count.
+    pub const RX_INT_EN: u32 = 1 << 27;
+    /// Transmit interrupt enable: raised while the transmit FIFO holds fewer than MISC's count.
+    pub const TX_INT_EN: u32 = 1 << 28;
+}
+
+/// STATUS bits.
+pub mod status {
+    /// Bytes in the receive FIFO (bits 0-6; not used by `meson_uart.c`).
+    pub const RX_COUNT_MASK: u32 = 0x7F;
+    /// A byte was received with a parity error.
+    pub const PARITY_ERR: u32 = 1 << 16;
+    /// A byte was received with a framing error (or a break).
+    pub const FRAME_ERR: u32 = 1 << 17;
+    /// WFIFO was written while full.
+    pub const TX_FIFO_WERR: u32 = 1 << 18;
+    /// Receive FIFO empty.
+    pub const RX_EMPTY: u32 = 1 << 20;
+    /// Transmit FIFO full.
+    pub const TX_FULL: u32 = 1 << 21;
+    /// Transmit FIFO empty.
+    pub const TX_EMPTY: u32 = 1 << 22;
+    /// The transmitter is shifting a byte out (`AML_UART_XMIT_BUSY`).
+    pub const TX_BUSY: u32 = 1 << 25;
+    /// The receiver is shifting a byte in (datasheet; not used by `meson_uart.c`).
+    pub const RX_BUSY: u32 = 1 << 26;
+    /// The error bits CONTROL's CLEAR_ERR clears (`AML_UART_ERR`).
+    pub const ERRORS: u32 = PARITY_ERR | FRAME_ERR | TX_FIFO_WERR;
+}
+
+/// MISC fields.
+pub mod misc {
+    /// The receive interrupt fires while the receive FIFO holds at least `count` bytes.
+    #[must_use]
+    pub const fn receive_interrupt_count(count: u8) -> u32 {
+        count as u32
+    }
+
+    /// The transmit interrupt fires while the transmit FIFO holds fewer than `count` bytes.
+    #[must_use]
+    pub const fn transmit_interrupt_count(count: u8) -> u32 {
+        (count as u32) << 8
+    }
+}
+
+/// REG5 bits.
+pub mod reg5 {
+    /// The divisor field (bits 0-22): the source clock divided by the baud rate, minus one.
+    pub const BAUD_MASK: u32 = 0x7F_FFFF;
+    /// Use REG5's divisor rather than the legacy one in CONTROL (`AML_UART_BAUD_USE`).
+    pub const USE_NEW: u32 = 1 << 23;
+    /// Take the baud clock from the crystal, divided by 3 (`AML_UART_BAUD_XTAL`).
+    pub const USE_XTAL_CLK: u32 = 1 << 24;
+    /// Divide the crystal by 2 instead of 3 (only some SoCs; not used here).
+    pub const XTAL_DIV2: u32 = 1 << 27;
+}
+
+/// The crystal of the GX/G12/SM1 SoCs, in Hz.
+pub const XTAL_HZ: u32 = 24_000_000;
+
+/// FIFO depth of the always-on UARTs (the Odroid C4's console); the EE UART_A has 128.
+pub const FIFO_DEPTH: usize = 64;
+
+/// How many times the driver polls STATUS for a condition before it gives up on the device.
+///
+/// One character at 9600 baud takes about a millisecond; this many register reads take far
+/// longer on any hardware this runs on, so running out means the device is stuck rather than
+/// slow.
+pub const SPIN_LIMIT: u32 = 100_000;
+
+/// The REG5 value for `baud_rate` from the crystal divided by 3, as `meson_uart.c` programs it
+/// (`DIV_ROUND_CLOSEST(24 MHz / 3, baud) - 1`), or `None` if the divisor would be zero or too
+/// wide for the field.
+#[must_use]
+pub const fn baud_register(baud_rate: u32) -> Option<u32> {
+    if baud_rate == 0 {
+        return None;
+    }
+    let source = XTAL_HZ / 3;
+    let divisor = (source + baud_rate / 2) / baud_rate;
+    if divisor == 0 || divisor - 1 > reg5::BAUD_MASK {
+        return None;
+    }
+    Some(reg5::USE_XTAL_CLK | reg5::USE_NEW | (divisor - 1))
+}
+
+/// Why a probe refused the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeError {
+    /// The window does not cover the registers the driver uses.
+    WindowTooSmall {
+        /// The window's size, in bytes.
+        size: usize,
+    },
+    /// STATUS reads as no UART can (transmit FIFO both full and empty, as all ones does):
+    /// nothing answers at this address. The UART has no identification register, so this
+    /// is the only check there is.
+    NoDevice {
+        /// What STATUS read.
+        status: u32,
+    },
+    /// The baud rate cannot be derived from the crystal.
+    InvalidBaudRate {
+        /// The baud rate asked for.
+        baud_rate: u32,
+    },
+}
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::WindowTooSmall { size } => write!(
+                formatter,
+                "register window of {size} bytes, need {WINDOW_SIZE}"
+            ),
+            Self::NoDevice { status } => {
+                write!(formatter, "no Meson UART: STATUS reads {status:#010x}")
+            }
+            Self::InvalidBaudRate { baud_rate } => write!(
+                formatter,
+                "{baud_rate} baud cannot be derived from the 24 MHz crystal"
+            ),
+        }
+    }
+}
+
+/// The transmitter did not take a byte within [`SPIN_LIMIT`] polls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxStuck {
+    /// How many bytes of the request went into the FIFO before it stopped draining.
+    pub written: usize,
+}
+
+impl fmt::Display for TxStuck {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "transmit FIFO stuck full after {} bytes",
+            self.written
+        )
+    }
+}
+
+/// What [`MesonUart::handle_interrupt`] found: the STATUS it read. The UART has no interrupt
+/// status register; its interrupt is a level derived from the FIFO counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InterruptCause {
+    status: u32,
+}
+
+impl InterruptCause {
+    /// The STATUS bits, as in [`status`].
+    #[must_use]
+    pub const fn bits(self) -> u32 {
+        self.status
+    }
+
+    /// Received data waits: read it with [`MesonUart::read_byte`] until it returns `None`,
+    /// which also lowers the interrupt.
+    #[must_use]
+    pub const fn data_received(self) -> bool {
+        self.status & status::RX_EMPTY == 0
+    }
+
+    /// The error bits that were set (and have been cleared).
+    #[must_use]
+    pub const fn errors(self) -> u32 {
+        self.status & status::ERRORS
+    }
+
+    /// Neither data nor errors: the interrupt was spurious or already handled.
+    #[must_use]
+    pub const fn is_spurious(self) -> bool {
+        !self.data_received() && self.errors() == 0
+    }
+}
+
+/// A Meson UART, reset and running 8N1 without flow control, receive interrupt enabled.
+#[derive(Debug)]
+pub struct MesonUart<R: Registers> {
+    registers: R,
+    receive_errors: u32,
+}
+
+impl<R: Registers> MesonUart<R> {
+    /// Resets the UART and programs it for 115200 baud.
+    ///
+    /// # Errors
+    /// As [`MesonUart::probe_with_baud_rate`].
+    pub fn probe(registers: R) -> Result<Self, ProbeError> {
+        Self::probe_with_baud_rate(registers, 115_200)
+    }
+
+    /// Resets the UART, whatever state a previous driver left it in, and programs it: both
+    /// FIFOs reset (discarding stale data), errors cleared, 8N1 two-wire, `baud_rate` from the
+    /// crystal, transmitter and receiver on, the receive interrupt at one byte. The transmit
+    /// interrupt stays off: [`MesonUart::write_bytes`] polls.
+    ///
+    /// # Errors
+    /// [`ProbeError::WindowTooSmall`], [`ProbeError::NoDevice`] or
+    /// [`ProbeError::InvalidBaudRate`]; the device has not been written to.
+    pub fn probe_with_baud_rate(registers: R, baud_rate: u32) -> Result<Self, ProbeError> {
+        let size = registers.size();
+        if size < WINDOW_SIZE {
+            return Err(ProbeError::WindowTooSmall { size });
+        }
+        let found = registers.read32(offset::STATUS);
+        if found & (status::TX_FULL | status::TX_EMPTY) == status::TX_FULL | status::TX_EMPTY {
+            return Err(ProbeError::NoDevice { status: found });
+        }
+        let baud = baud_register(baud_rate).ok_or(ProbeError::InvalidBaudRate { baud_rate })?;
+
+        // Read-modify-write, as Linux does: CONTROL's low bits hold the legacy divisor and
+        // other fields this driver has no reason to touch.
+        let mut value = registers.read32(offset::CONTROL);
+        value &= !(control::TX_INT_EN | control::RX_INT_EN | control::TX_EN | control::RX_EN);
+        registers.write32(offset::CONTROL, value);
+        // The reset and clear bits act while set and stay set until written back to 0.
+        let reset = control::TX_RST | control::RX_RST | control::CLEAR_ERR;
+        registers.write32(offset::CONTROL, value | reset);
+        value &= !reset;
+        registers.write32(offset::CONTROL, value);
+
+        value &= !(control::DATA_LEN_MASK
+            | control::PARITY_EN
+            | control::PARITY_TYPE
+            | control::STOP_BIT_LEN_MASK);
+        value |= control::TWO_WIRE_EN;
+        registers.write32(offset::CONTROL, value);
+        registers.write32(offset::REG5, baud);
+        registers.write32(
+            offset::MISC,
+            misc::receive_interrupt_count(1)
+                | misc::transmit_interrupt_count((FIFO_DEPTH / 2) as u8),
+        );
+        value |= control::TX_EN | control::RX_EN;
+        registers.write32(offset::CONTROL, value);
+        value |= control::RX_INT_EN;
+        registers.write32(offset::CONTROL, value);
+        Ok(Self {
+            registers,
+            receive_errors: 0,
+        })
+    }
+
+    /// The register window (for the PD glue and tests).
+    pub fn registers(&self) -> &R {
+        &self.registers
+    }
+
+    /// Received bytes dropped because a parity or framing error was flagged when they were
+    /// read.
+    #[must_use]
+    pub fn receive_errors(&self) -> u32 {
+        self.receive_errors
+    }
+
+    fn status(&self) -> u32 {
+        self.registers.read32(offset::STATUS)
+    }
+
+    fn clear_errors(&self) {
+        let value = self.registers.read32(offset::CONTROL);
+        self.registers
+            .write32(offset::CONTROL, value | control::CLEAR_ERR);
+        self.registers
+            .write32(offset::CONTROL, value & !control::CLEAR_ERR);
+    }
+
+    /// Queues `bytes` for transmission, waiting for FIFO space as needed.
+    ///
+    /// # Errors
+    /// [`TxStuck`] if the FIFO stays full for [`SPIN_LIMIT`] polls: the PD keeps running
+    /// rather than hang on a wedged transmitter.
+    pub fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), TxStuck> {
+        for (written, &byte) in bytes.iter().enumerate() {
+            if !(0..SPIN_LIMIT).any(|_| self.status() & status::TX_FULL == 0) {
+                return Err(TxStuck { written });
+            }
+            self.registers.write32(offset::WFIFO, u32::from(byte));
+        }
+        Ok(())
+    }
+
+    /// The next received byte, or `None` if the receive FIFO is empty.
+    ///
+    /// The error bits are not tied to a byte in the FIFO; like Linux, the driver blames the
+    /// byte it reads next. That byte is dropped and counted in [`MesonUart::receive_errors`],
+    /// and the errors are cleared.
+    pub fn read_byte(&mut self) -> Option<u8> {
+        // Bounded so a line producing errors faster than we read cannot keep us here.
+        for _ in 0..FIFO_DEPTH {
+            let found = self.status();
+            if found & status::RX_EMPTY != 0 {
+                return None;
+            }
+            let byte = (self.registers.read32(offset::RFIFO) & 0xFF) as u8;
+            if found & (status::PARITY_ERR | status::FRAME_ERR) == 0 {
+                return Some(byte);
+            }
+            self.clear_errors();
+            self.receive_errors = self.receive_errors.saturating_add(1);
+        }
+        None
+    }
+
+    /// Reads STATUS and clears any error bits. The interrupt stays raised while received data
+    /// waits, so drain it with [`MesonUart::read_byte`] before acking the IRQ.
+    pub fn handle_interrupt(&mut self) -> InterruptCause {
+        let found = self.status();
+        if found & status::ERRORS != 0 {
+            self.clear_errors();
+        }
+        InterruptCause { status: found }
+    }
+}
+
+impl<R: Registers> fmt::Write for MesonUart<R> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.write_bytes(text.as_bytes()).map_err(|_| fmt::Error)
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use core::cell::RefCell;
+    use std::collections::VecDeque;
+    use warden_registers::Width;
+
+    #[derive(Debug, Default)]
+    struct State {
+        control: u32,
+        misc: u32,
+        reg5: u32,
+        /// PARITY_ERR, FRAME_ERR, TX_FIFO_WERR as latched.
+        errors: u32,
+        receive_fifo: VecDeque<u8>,
+        transmit_fifo: VecDeque<u8>,
+        /// What has left the transmitter.
+        wire: Vec<u8>,
+        transmitter_stuck: bool,
+        register_reads: usize,
+    }
+
+    /// A model of the Meson UART: 64-byte FIFOs, STATUS derived from them, latched error
+    /// bits, reset and clear bits that act while set and never clear themselves (so a driver
+    /// that forgets to write them back leaves the FIFOs held in reset), a transmitter that
+    /// sends one byte per STATUS read (a character time), and an interrupt level computed
+    /// from the FIFO counts against MISC.
+    #[derive(Debug)]
+    struct ModelMesonUart {
+        state: RefCell<State>,
+    }
+
+    impl ModelMesonUart {
+        fn new() -> Self {
+            Self {
+                state: RefCell::new(State::default()),
+            }
+        }
+
+        fn held(state: &State, bit: u32) -> bool {
+            state.control & bit != 0
+        }
+
+        /// Bytes arriving on the line, taken if the receiver runs.
+        fn receive(&self, bytes: &[u8]) {
+            let mut state = self.state.borrow_mut();
+            if !Self::held(&state, control::RX_EN) || Self::held(&state, control::RX_RST) {
+                return;
+            }
+            for &byte in bytes {
+                if state.receive_fifo.len() < FIFO_DEPTH {
+                    state.receive_fifo.push_back(byte);
+                }
+            }
+        }
+
+        /// A byte arriving with a framing error.
+        fn receive_with_frame_error(&self, byte: u8) {
+            self.state.borrow_mut().errors |= status::FRAME_ERR;
+            self.receive(&[byte]);
+        }
+
+        fn interrupt_line(&self) -> bool {
+            let state = self.state.borrow();
+            let receive_count = (state.misc & 0xFF) as usize;
+            let transmit_count = ((state.misc >> 8) & 0xFF) as usize;
+            (Self::held(&state, control::RX_INT_EN)
+                && receive_count > 0
+                && state.receive_fifo.len() >= receive_count)
+                || (Self::held(&state, control::TX_INT_EN)
+                    && state.transmit_fifo.len() < transmit_count)
+        }
+
+        /// Lets a character time pass, as the driver's own STATUS polls do.
+        fn character_time(&self) -> u32 {
+            self.read32(offset::STATUS)
+        }
+
+        fn drain_transmitter(&self) {
+            while self.character_time() & status::TX_EMPTY == 0 {}
+        }
+
+        fn wire(&self) -> Vec<u8> {
+            self.state.borrow().wire.clone()
+        }
+    }
+
+    impl Registers for ModelMesonUart {
+        fn size(&self) -> usize {
+            0x1000
+        }
+
+        fn read(&self, offset: usize, width: Width) -> u32 {
+            if width != Width::U32 || !warden_registers::access_ok(offset, width, self.size()) {
+                return width.all_ones();
+            }
+            let mut state = self.state.borrow_mut();
+            state.register_reads += 1;
+            match offset {
+                offset::RFIFO => u32::from(state.receive_fifo.pop_front().unwrap_or(0)),
+                offset::CONTROL => state.control,
+                offset::STATUS => {
+                    if Self::held(&state, control::TX_EN)
+                        && !Self::held(&state, control::TX_RST)
+                        && !state.transmitter_stuck
+                    {
+                        if let Some(byte) = state.transmit_fifo.pop_front() {
+                            state.wire.push(byte);
+                        }
+                    }
+                    let mut value = state.receive_fifo.len().min(0x7F) as u32 | state.errors;
+                    if state.receive_fifo.is_empty() {
+                        value |= status::RX_EMPTY;
+                    }
+                    if state.transmit_fifo.len() >= FIFO_DEPTH {
+                        value |= status::TX_FULL;
+                    }
+                    if state.transmit_fifo.is_empty() {
+                        value |= status::TX_EMPTY;
+                    } else {
+                        value |= status::TX_BUSY;
+                    }
+                    value
+                }
+                offset::MISC => state.misc,
+                offset::REG5 => state.reg5,
+                _ => 0,
+            }
+        }
+
+        fn write(&self, offset: usize, width: Width, value: u32) {
+            if width != Width::U32 || !warden_registers::access_ok(offset, width, self.size()) {
+                return;
+            }
+            let mut state = self.state.borrow_mut();
+            match offset {
+                offset::WFIFO if !Self::held(&state, control::TX_RST) => {
+                    if state.transmit_fifo.len() < FIFO_DEPTH {
+                        state.transmit_fifo.push_back((value & 0xFF) as u8);
+                    } else {
+                        state.errors |= status::TX_FIFO_WERR;
+                    }
+                }
+                offset::CONTROL => {
+                    state.control = value;
+                    if value & control::TX_RST != 0 {
+                        state.transmit_fifo.clear();
+                    }
+                    if value & control::RX_RST != 0 {
+                        state.receive_fifo.clear();
+                    }
+                    if value & control::CLEAR_ERR != 0 {
+                        state.errors = 0;
+                    }
+                }
+                offset::MISC => state.misc = value,
+                offset::REG5 => state.reg5 = value,
+                _ => {}
+            }
+        }
+    }
+
+    fn probed(model: &ModelMesonUart) -> MesonUart<&ModelMesonUart> {
+        MesonUart::probe(model).unwrap()
+    }
+
+    #[test]
+    fn probe_programs_8n1_two_wire_at_115200_from_the_crystal() {
+        let model = ModelMesonUart::new();
+        let _uart = probed(&model);
+        let state = model.state.borrow();
+        assert_eq!(
+            state.control,
+            control::TX_EN | control::RX_EN | control::TWO_WIRE_EN | control::RX_INT_EN
+        );
+        // 24 MHz / 3 / 115200 = 69.4, rounded to 69, minus one.
+        assert_eq!(state.reg5, (1 << 24) | (1 << 23) | 68);
+        assert_eq!(state.misc, 1 | (32 << 8));
+    }
+
+    #[test]
+    fn baud_register_rounds_to_nearest_like_meson_uart_c() {
+        assert_eq!(
+            baud_register(115_200).map(|value| value & reg5::BAUD_MASK),
+            Some(68)
+        );
+        // 8 MHz / 9600 = 833.3.
+        assert_eq!(
+            baud_register(9_600).map(|value| value & reg5::BAUD_MASK),
+            Some(832)
+        );
+        // 8 MHz / 1.5 MHz = 5.33.
+        assert_eq!(
+            baud_register(1_500_000).map(|value| value & reg5::BAUD_MASK),
+            Some(4)
+        );
+        assert_eq!(
+            baud_register(8_000_000).map(|value| value & reg5::BAUD_MASK),
+            Some(0)
+        );
+        assert_eq!(baud_register(0), None);
+        assert_eq!(baud_register(20_000_000), None);
+    }
+
+    #[test]
+    fn probe_recovers_a_device_left_with_errors_and_stale_receive_data() {
+        let model = ModelMesonUart::new();
+        {
+            let mut state = model.state.borrow_mut();
+            // A crashed driver left 7 data bits, odd parity, two stop bits, flow control,
+            // the transmit interrupt on, the receive FIFO held in reset, every error latched,
+            // stale received bytes and bytes the disabled transmitter never sent.
+            state.control = (0b01 << 20)
+                | control::PARITY_EN
+                | control::PARITY_TYPE
+                | (0b01 << 16)
+                | control::TX_INT_EN
+                | control::RX_RST
+                | 0x0123;
+            state.errors = status::ERRORS;
+            state.receive_fifo = b"stale".iter().copied().collect();
+            state.transmit_fifo = b"old".iter().copied().collect();
+            state.misc = 0xFFFF;
+        }
+        let mut uart = probed(&model);
+        {
+            let state = model.state.borrow();
+            assert_eq!(
+                state.control,
+                control::TX_EN
+                    | control::RX_EN
+                    | control::TWO_WIRE_EN
+                    | control::RX_INT_EN
+                    | 0x0123
+            );
+            assert_eq!(state.errors, 0);
+            assert!(state.receive_fifo.is_empty());
+            assert!(state.transmit_fifo.is_empty());
+        }
+        assert!(!model.interrupt_line());
+        assert_eq!(uart.read_byte(), None);
+        model.receive(b"new");
+        assert_eq!(uart.read_byte(), Some(b'n'));
+        uart.write_bytes(b"ok").unwrap();
+        model.drain_transmitter();
+        assert_eq!(model.wire(), b"ok");
+    }
+
+    #[test]
+    fn probe_refuses_a_window_too_small_or_reading_all_ones() {
+        #[derive(Debug)]
+        struct Absent(usize);
+        impl Registers for Absent {
+            fn size(&self) -> usize {
+                self.0
+            }
+            fn read(&self, _offset: usize, width: Width) -> u32 {
+                width.all_ones()
+            }
+            fn write(&self, _offset: usize, _width: Width, _value: u32) {}
+        }
+        assert_eq!(
+            MesonUart::probe(Absent(0x10)).unwrap_err(),
+            ProbeError::WindowTooSmall { size: 0x10 }
+        );
+        assert_eq!(
+            MesonUart::probe(Absent(0x1000)).unwrap_err(),
+            ProbeError::NoDevice { status: u32::MAX }
+        );
+    }
+
+    #[test]
+    fn probe_refuses_unreachable_baud_rates_without_touching_the_device() {
+        let model = ModelMesonUart::new();
+        model.state.borrow_mut().control = control::TX_EN;
+        for baud_rate in [0, 20_000_000] {
+            assert_eq!(
+                MesonUart::probe_with_baud_rate(&model, baud_rate).unwrap_err(),
+                ProbeError::InvalidBaudRate { baud_rate }
+            );
+        }
+        assert_eq!(model.state.borrow().control, control::TX_EN);
+    }
+
+    #[test]
+    fn write_bytes_waits_for_fifo_space_and_everything_reaches_the_wire() {
+        let model = ModelMesonUart::new();
+        let mut uart = probed(&model);
+        let text: Vec<u8> = (0..200u8).map(|index| b'a' + index % 26).collect();
+        uart.write_bytes(&text).unwrap();
+        model.drain_transmitter();
+        assert_eq!(model.wire(), text);
+        assert_eq!(model.state.borrow().errors & status::TX_FIFO_WERR, 0);
+    }
+
+    #[test]
+    fn write_bytes_reports_a_stuck_transmitter_instead_of_hanging() {
+        let model = ModelMesonUart::new();
+        let mut uart = probed(&model);
+        model.state.borrow_mut().transmitter_stuck = true;
+        assert_eq!(
+            uart.write_bytes(&[b'#'; FIFO_DEPTH + 10]),
+            Err(TxStuck {
+                written: FIFO_DEPTH
+            })
+        );
+        assert!(model.state.borrow().register_reads <= SPIN_LIMIT as usize + 2 * FIFO_DEPTH + 10);
+        assert_eq!(model.state.borrow().errors & status::TX_FIFO_WERR, 0);
+    }
+
+    #[test]
+    fn formatted_output_goes_through_write_bytes() {
+        use core::fmt::Write as _;
+        let model = ModelMesonUart::new();
+        let mut uart = probed(&model);
+        write!(uart, "c{}", 4).unwrap();
+        model.drain_transmitter();
+        assert_eq!(model.wire(), b"c4");
+    }
+
+    #[test]
+    fn read_byte_returns_received_bytes_in_order_then_none() {
+        let model = ModelMesonUart::new();
+        let mut uart = probed(&model);
+        model.receive(b"ab");
+        assert_eq!(uart.read_byte(), Some(b'a'));
+        assert_eq!(uart.read_byte(), Some(b'b'));
+        assert_eq!(uart.read_byte(), None);
+    }
+
+    #[test]
+    fn read_byte_drops_a_byte_flagged_with_an_error_and_clears_the_error() {
+        let model = ModelMesonUart::new();
+        let mut uart = probed(&model);
+        model.receive_with_frame_error(0);
+        model.receive(b"x");
+        assert_eq!(uart.read_byte(), Some(b'x'));
+        assert_eq!(uart.receive_errors(), 1);
+        let state = model.state.borrow();
+        assert_eq!(state.errors, 0);
+        assert_eq!(state.control & control::CLEAR_ERR, 0);
+    }
+
+    #[test]
+    fn receive_interrupt_is_raised_by_one_byte_and_lowered_by_draining() {
+        let model = ModelMesonUart::new();
+        let mut uart = probed(&model);
+        assert!(!model.interrupt_line());
+        model.receive(b"z");
+        assert!(model.interrupt_line());
+        let cause = uart.handle_interrupt();
+        assert!(cause.data_received());
+        assert_eq!(cause.errors(), 0);
+        assert!(model.interrupt_line());
+        assert_eq!(uart.read_byte(), Some(b'z'));
+        assert!(!model.interrupt_line());
+        assert!(uart.handle_interrupt().is_spurious());
+    }
+
+    #[test]
+    fn handle_interrupt_reports_and_clears_errors() {
+        let model = ModelMesonUart::new();
+        let mut uart = probed(&model);
+        model.state.borrow_mut().errors = status::PARITY_ERR | status::TX_FIFO_WERR;
+        let cause = uart.handle_interrupt();
+        assert_eq!(cause.errors(), status::PARITY_ERR | status::TX_FIFO_WERR);
+        assert!(!cause.data_received());
+        assert!(!cause.is_spurious());
+        let state = model.state.borrow();
+        assert_eq!(state.errors, 0);
+        assert_eq!(state.control & control::CLEAR_ERR, 0);
+    }
+}
