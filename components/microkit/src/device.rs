@@ -12,7 +12,9 @@
 //! on the mapped window; on the host platform every access is a synchronous frame to the
 //! `warden-host` launcher, which hands it to its model of the device.
 
-use warden_registers::{access_ok, Registers, Width};
+#[cfg(not(target_os = "none"))]
+use warden_registers::access_ok;
+use warden_registers::{Registers, Width};
 
 /// One region this PD maps: virtual address, physical address, size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
