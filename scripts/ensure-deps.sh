@@ -20,6 +20,15 @@ say() { printf 'deps: %s\n' "$*"; }
 warn() { printf 'deps: %s\n' "$*" >&2; }
 indent() { while IFS= read -r line; do printf '  %s\n' "$line"; done <<<"$1"; }
 
+# apt-get install PACKAGE... (as root), waiting rather than failing if another apt/dpkg run
+# holds the lock.
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    local apt_opts=(-o DPkg::Lock::Timeout=900 -q)
+    apt-get "${apt_opts[@]}" update
+    apt-get "${apt_opts[@]}" install -y --no-install-recommends "$@"
+}
+
 # Where -Zbuild-std looks for the library source: <sysroot>/lib/rustlib/src/rust/library.
 rust_src_dir() {
     local sysroot=/usr
@@ -71,11 +80,7 @@ if [[ -n $missing ]]; then
     if [[ $(id -u) -eq 0 ]]; then
         say "installing from Debian (${APT_PACKAGES[*]}) because these are missing:"
         indent "$missing"
-        export DEBIAN_FRONTEND=noninteractive
-        # Wait (rather than fail) if another apt/dpkg run holds the lock.
-        apt_opts=(-o DPkg::Lock::Timeout=900 -q)
-        apt-get "${apt_opts[@]}" update
-        apt-get "${apt_opts[@]}" install -y --no-install-recommends "${APT_PACKAGES[@]}"
+        apt_install "${APT_PACKAGES[@]}"
         missing=$(missing_debian_toolchain)
         if [[ -n $missing ]]; then
             warn "MISSING after apt-get install:"
@@ -109,10 +114,7 @@ if [[ -n $missing ]]; then
     if [[ $(id -u) -eq 0 ]]; then
         say "installing from Debian (${BOARD_PACKAGES[*]}) because these are missing:"
         indent "$missing"
-        export DEBIAN_FRONTEND=noninteractive
-        apt_opts=(-o DPkg::Lock::Timeout=900 -q)
-        apt-get "${apt_opts[@]}" update
-        apt-get "${apt_opts[@]}" install -y --no-install-recommends "${BOARD_PACKAGES[@]}"
+        apt_install "${BOARD_PACKAGES[@]}"
         missing=$(missing_board_tools)
     fi
     if [[ -n $missing ]]; then

@@ -588,6 +588,12 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         if !holds_parent || !matches!(flight.kind, CallbackKind::Probe | CallbackKind::Resume) {
             return Err(Error::NotPermitted);
         }
+        if !descriptor
+            .resources
+            .within(&self.devices[flight.device].resources)
+        {
+            return Err(Error::NotPermitted);
+        }
         let child = self.create_device(Some(flight.device), descriptor, true)?;
         self.queue_probe(child);
         let id = self.device_id(child);
@@ -848,8 +854,11 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             }
             Request::AddDevice {
                 parent: Some(parent),
-                ..
-            } => bound_to_pd(self.resolve_device(*parent)?),
+                descriptor,
+            } => {
+                let parent = self.resolve_device(*parent)?;
+                bound_to_pd(parent) && descriptor.resources.within(&self.devices[parent].resources)
+            }
             Request::DeleteDevice(device) => self.devices[self.resolve_device(*device)?]
                 .parent
                 .is_some_and(bound_to_pd),

@@ -118,6 +118,30 @@ pub struct Resources {
     pub irqs: heapless::Vec<u32, MAX_IRQS>,
 }
 
+impl Resources {
+    /// Does every window of `self` lie inside one of `parent`'s windows, and is every
+    /// interrupt one of `parent`'s? A driver adding a child may hand it only what its own
+    /// device has (a virtio device gets its transport's window and interrupt): the child's
+    /// driver is another PD, and the manager must not let one driver point another at a
+    /// device it was never given.
+    #[must_use]
+    pub fn within(&self, parent: &Self) -> bool {
+        let window_inside = |window: &MmioRange| {
+            parent.mmio.iter().any(|outer| {
+                window.base >= outer.base
+                    && window.size != 0
+                    && window.base.checked_add(window.size).is_some_and(|end| {
+                        outer
+                            .base
+                            .checked_add(outer.size)
+                            .is_some_and(|limit| end <= limit)
+                    })
+            })
+        };
+        self.mmio.iter().all(window_inside) && self.irqs.iter().all(|irq| parent.irqs.contains(irq))
+    }
+}
+
 /// A device to add to the tree.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DeviceDescriptor {

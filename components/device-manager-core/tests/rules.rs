@@ -263,6 +263,62 @@ fn rule_05b_device_add_from_a_probe_does_not_deadlock() {
     }
 }
 
+/// Rule 5: a driver hands a child only resources its own device has: every window inside one
+/// of the parent's, every interrupt one of the parent's (a child's driver is another PD).
+#[test]
+fn rule_05b2_a_child_gets_only_its_parents_resources() {
+    use device_manager_core::MmioRange;
+    let mut h = Harness::new(Config::PER_DEVICE);
+    h.register("bridge", "bridge", 1);
+    let mut parent = common::descriptor(h.bus, "bridge");
+    parent
+        .resources
+        .mmio
+        .push(MmioRange {
+            base: 0xa00_0000,
+            size: 0x4000,
+        })
+        .unwrap();
+    parent.resources.irqs.push(48).unwrap();
+    h.submit(Request::AddDevice {
+        parent: None,
+        descriptor: parent,
+    });
+    let probe = h.pending[0];
+    let child = |base: u64, size: u64, irq: u32| {
+        let mut descriptor = common::descriptor(h.bus, "leaf");
+        descriptor
+            .resources
+            .mmio
+            .push(MmioRange { base, size })
+            .unwrap();
+        descriptor.resources.irqs.push(irq).unwrap();
+        descriptor
+    };
+    let refused = [
+        child(0x900_0000, 0x1000, 48),  // another device's window
+        child(0xa00_3f00, 0x200, 48),   // runs past the parent's window
+        child(0xa00_0000, 0x200, 33),   // another device's interrupt
+        child(u64::MAX - 1, 0x200, 48), // wraps around
+    ];
+    for descriptor in refused {
+        let result =
+            h.manager
+                .child_add(probe.pd, probe.id, probe.device, &descriptor, &mut |_| {});
+        assert_eq!(result, Err(Error::NotPermitted), "{descriptor:?}");
+    }
+    assert_eq!(h.manager.devices().count(), 1, "nothing was added");
+    let inside = child(0xa00_3e00, 0x200, 48);
+    let mut effects = Vec::new();
+    assert!(h
+        .manager
+        .child_add(probe.pd, probe.id, probe.device, &inside, &mut |effect| {
+            effects.push(effect)
+        })
+        .is_ok());
+    assert_eq!(h.manager.devices().count(), 2);
+}
+
 /// Rule 5: `__device_add` is accepted only from the owner of the callback that holds the
 /// parent's lock, and only during probe or resume.
 #[test]

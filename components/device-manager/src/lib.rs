@@ -115,8 +115,6 @@ struct DriverPd {
     /// Callbacks, queued while its ring is full.
     to_driver: Outbox<'static>,
     from_driver: Consumer<'static>,
-    /// Drivers it registered (names, for the log).
-    registered: usize,
 }
 
 /// The device-manager PD's handler.
@@ -129,6 +127,8 @@ pub struct DeviceManager {
     printed: Vec<(DeviceId, Option<String>)>,
     /// While the board is loaded the tree is printed once, at the end.
     loading: bool,
+    /// The board's disabled nodes (in the tree without match data, so never bound).
+    disabled: Vec<DeviceId>,
 }
 
 fn wire_handle(index: u32, generation: u32) -> warden_protocol::Handle {
@@ -210,7 +210,6 @@ impl DeviceManager {
                 channel: Channel::new(n),
                 to_driver: Outbox::new(Producer::new(to_driver)),
                 from_driver,
-                registered: 0,
             });
         }
         let mut manager = Self {
@@ -220,6 +219,7 @@ impl DeviceManager {
             drivers,
             printed: Vec::new(),
             loading: true,
+            disabled: Vec::new(),
         };
         manager.load_board();
         manager.loading = false;
@@ -275,17 +275,18 @@ impl DeviceManager {
                 .parent
                 .and_then(|index| added.get(index).copied().flatten());
             if !device.enabled {
-                // A disabled node is in the tree, but no driver may have it.
-                disabled += 1;
-                descriptor.match_data.compatible.clear();
-                if let Ok(name) = device_manager_core::Compatible::try_from("disabled") {
-                    let _ = descriptor.match_data.compatible.push(name);
-                }
+                // A disabled node is in the tree, but no driver may have it: with no match
+                // data, no match table matches it.
+                descriptor.match_data = MatchData::default();
             }
             let result = self.add_device(parent, descriptor);
             match result {
                 Ok(id) => {
                     count += 1;
+                    if !device.enabled {
+                        disabled += 1;
+                        self.disabled.push(id);
+                    }
                     added.push(Some(id));
                 }
                 Err(error) => {
@@ -331,6 +332,9 @@ impl DeviceManager {
     }
 
     fn compatible(&self, device: DeviceId) -> String {
+        if self.disabled.contains(&device) {
+            return "(disabled)".to_string();
+        }
         self.core
             .device(device)
             .ok()
@@ -629,12 +633,6 @@ impl DeviceManager {
             pd.0,
             if virtio { "virtio" } else { "platform" }
         );
-        if let Some(driver) = self
-            .pd_index(pd)
-            .and_then(|index| self.drivers.get_mut(index))
-        {
-            driver.registered += 1;
-        }
         let descriptor = DriverDescriptor {
             bus,
             pd,

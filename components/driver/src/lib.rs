@@ -94,9 +94,7 @@ impl Probe {
             .first()
             .map_or("?", |name| name.as_str())
     }
-}
 
-impl Probe {
     /// The registers of the device's first MMIO window, found in one of `regions` (the
     /// device maps this PD's system description grants it); `None` when the device has no
     /// window or none of the maps holds it (the PD was not given this device).

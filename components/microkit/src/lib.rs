@@ -90,19 +90,7 @@ macro_rules! protection_domain {
 macro_rules! memory_region_words {
     ($vaddr:ident, $size:ident) => {{
         #[cfg(target_os = "none")]
-        let region = {
-            #[no_mangle]
-            #[used]
-            #[link_section = ".data"]
-            #[allow(non_upper_case_globals)]
-            static $vaddr: $crate::sel4::PatchedVariable = $crate::sel4::PatchedVariable::new();
-            #[no_mangle]
-            #[used]
-            #[link_section = ".data"]
-            #[allow(non_upper_case_globals)]
-            static $size: $crate::sel4::PatchedVariable = $crate::sel4::PatchedVariable::new();
-            $crate::sel4::region_words($vaddr.get(), $size.get())
-        };
+        let region = $crate::sel4::region_words($crate::setvar!($vaddr), $crate::setvar!($size));
         #[cfg(not(target_os = "none"))]
         let region = $crate::memory_region_words(::core::stringify!($vaddr));
         region
@@ -113,37 +101,38 @@ macro_rules! memory_region_words {
 /// address a `<setvar symbol="PADDR" region_paddr="..."/>` gives: `device_region!(VADDR, SIZE,
 /// PADDR)` evaluates to `Option<DeviceRegion>` (`None` if the description gives no such map).
 /// Used for device memory (`phys_addr` regions) and for DMA memory, whose physical addresses
-/// a device is given. On seL4 the macro defines the three symbols the Microkit tool patches;
-/// on the host the launcher passes the same values by name.
+/// a device is given.
 #[macro_export]
 macro_rules! device_region {
-    ($vaddr:ident, $size:ident, $paddr:ident) => {{
+    ($vaddr:ident, $size:ident, $paddr:ident) => {
+        $crate::DeviceRegion::new(
+            $crate::setvar!($vaddr),
+            $crate::setvar!($size),
+            $crate::setvar!($paddr),
+        )
+    };
+}
+
+/// The value the system description gives the symbol `NAME` (a `setvar_vaddr`, `setvar_size`
+/// or `<setvar region_paddr>`): `setvar!(NAME)` evaluates to a `u64`, 0 when it is not set. On
+/// seL4 the macro defines the 8-byte variable the Microkit tool patches, under that symbol (the
+/// tool refuses a system whose setvar symbols are missing from the ELF; each symbol may be
+/// named once per PD); on the host the launcher passes the same values by name.
+#[macro_export]
+macro_rules! setvar {
+    ($name:ident) => {{
         #[cfg(target_os = "none")]
-        let values = {
+        let value = {
             #[no_mangle]
             #[used]
             #[link_section = ".data"]
             #[allow(non_upper_case_globals)]
-            static $vaddr: $crate::sel4::PatchedVariable = $crate::sel4::PatchedVariable::new();
-            #[no_mangle]
-            #[used]
-            #[link_section = ".data"]
-            #[allow(non_upper_case_globals)]
-            static $size: $crate::sel4::PatchedVariable = $crate::sel4::PatchedVariable::new();
-            #[no_mangle]
-            #[used]
-            #[link_section = ".data"]
-            #[allow(non_upper_case_globals)]
-            static $paddr: $crate::sel4::PatchedVariable = $crate::sel4::PatchedVariable::new();
-            ($vaddr.get(), $size.get(), $paddr.get())
+            static $name: $crate::sel4::PatchedVariable = $crate::sel4::PatchedVariable::new();
+            $name.get()
         };
         #[cfg(not(target_os = "none"))]
-        let values = (
-            $crate::setvar(::core::stringify!($vaddr)).unwrap_or(0),
-            $crate::setvar(::core::stringify!($size)).unwrap_or(0),
-            $crate::setvar(::core::stringify!($paddr)).unwrap_or(0),
-        );
-        $crate::DeviceRegion::new(values.0, values.1, values.2)
+        let value = $crate::setvar(::core::stringify!($name)).unwrap_or(0);
+        value
     }};
 }
 

@@ -26,6 +26,7 @@ use log::{info, warn};
 use warden_driver::{bus, Answer, Callback, Driver, DriverPd, Probe};
 use warden_microkit::{ChannelSet, DeviceRegion, DeviceRegisters, Registers};
 use warden_protocol::{Compatible, Handle, MatchData, Resources};
+use warden_virtio::register;
 
 /// What this PD expects of the system description.
 pub mod interface {
@@ -46,10 +47,6 @@ pub mod interface {
         (51, Channel::new(4)),
     ];
 }
-
-/// virtio-mmio's InterruptStatus and InterruptACK registers.
-const INTERRUPT_STATUS: usize = 0x60;
-const INTERRUPT_ACK: usize = 0x64;
 
 /// A bound transport.
 struct Transport {
@@ -106,7 +103,7 @@ impl Driver for VirtioMmioBus {
             }
         };
         // Reset the transport: whatever a crashed driver left running stops.
-        registers.write32(0x70, 0);
+        registers.write32(register::STATUS, 0);
         if device_id != 0 {
             let mut match_data = MatchData::default();
             if let Ok(name) = Compatible::try_from(format!("virtio,device{device_id}").as_str()) {
@@ -144,7 +141,7 @@ impl Driver for VirtioMmioBus {
             .position(|transport| transport.device == callback.device)
         {
             let transport = self.transports.swap_remove(index);
-            transport.registers.write32(0x70, 0);
+            transport.registers.write32(register::STATUS, 0);
             if transport.device_id != 0 {
                 info!(
                     "virtio-mmio: transport {}:{} let go (its child was removed first)",
@@ -166,8 +163,8 @@ impl Driver for VirtioMmioBus {
                 .iter()
                 .find(|transport| transport.irq == Some(intid))
             {
-                let status = transport.registers.read32(INTERRUPT_STATUS);
-                transport.registers.write32(INTERRUPT_ACK, status);
+                let status = transport.registers.read32(register::INTERRUPT_STATUS);
+                transport.registers.write32(register::INTERRUPT_ACK, status);
                 let now = warden_virtio::probe_device_id(&transport.registers).unwrap_or(0);
                 if now != transport.device_id {
                     changed = Some((transport.device, transport.driver, transport.device_id, now));
