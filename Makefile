@@ -29,7 +29,8 @@ HOST_CARGO ?= cargo
 # The no_std crates that run on seL4: each must build for the bare-metal target.
 TARGET_CRATES ?= device-manager-core warden-protocol warden-registers warden-microkit warden-board \
 	warden-virtio warden-dma warden-driver device-manager demo-driver pl011-driver pl031-driver \
-	meson-uart-driver virtio-mmio-bus virtio-blk-driver virtio-rng-driver warden-client
+	meson-uart-driver virtio-mmio-bus virtio-blk-driver virtio-rng-driver warden-client \
+	warden-shell
 TARGET ?= aarch64-unknown-none
 # Kept apart from the host build in target/ so neither clobbers the other.
 TARGET_CARGO_TARGET_DIR ?= target/aarch64
@@ -73,9 +74,9 @@ CROSS_CC ?= aarch64-linux-gnu-gcc
 CROSS_AR ?= aarch64-linux-gnu-ar
 # The PD crates and the binaries (program_image NAME.elf) they provide.
 PD_CRATES_qemu_virt_aarch64 := device-manager pl011-driver pl031-driver virtio-mmio-bus \
-	virtio-blk-driver virtio-rng-driver warden-client
+	virtio-blk-driver virtio-rng-driver warden-client warden-shell
 PD_BINARIES_qemu_virt_aarch64 := device_manager pl011_driver pl031_driver virtio_mmio_bus \
-	virtio_blk_driver virtio_rng_driver client
+	virtio_blk_driver virtio_rng_driver client shell
 PD_CRATES_odroidc4 := device-manager demo-driver
 PD_BINARIES_odroidc4 := device_manager demo_driver
 PD_CRATES ?= $(PD_CRATES_$(MICROKIT_BOARD))

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # System test of `make sim`: runs system.xml on the host platform (QEMU virt's board, modelled)
 # and checks the story it tells: the board's tree loaded, drivers registering, the virtio-mmio
-# bus adding children in its probe, the disk checked by the client, entropy, the time, the
-# console's line input, then hot-plugging a second disk and unplugging it, with nothing leaked.
+# bus adding children in its probe, the disk checked by the client, entropy, the time, then
+# the shell on the console (the tree, a device, the time, entropy, unbinding the boot disk's
+# transport and binding it again), then hot-plugging a second disk and unplugging it, with
+# nothing leaked.
 #
 # Usage: scripts/sim-test.sh [debug|release]   (default release; builds the binaries first)
 set -euo pipefail
@@ -25,17 +27,28 @@ fail() {
     echo "sim-test: FAILED: $*"
     failures=$((failures + 1))
 }
-# Waits (up to 15 s) for a line of the log matching the extended regex $1.
+# Waits (up to 15 s) for a line of the log matching the extended regex $1 (for the $2-th such
+# line, if given).
 wait_for() {
+    local count=${2:-1}
     for _ in $(seq 150); do
-        grep -qE -- "$1" "$log" && return 0
+        [[ $(grep -cE -- "$1" "$log") -ge $count ]] && return 0
         sleep 0.1
     done
     fail "timed out waiting for: $1"
     return 1
 }
+# Types a line on the console, waits for its echo after the prompt, then for the shell's
+# answer (the $3-th line matching regex $2, if given).
+typed=0
+type_line() {
+    echo "$1" >&3
+    typed=$((typed + 1))
+    wait_for '^\[console\] warden> ' "$typed" && wait_for "$2" "${3:-1}"
+}
 
-# The console's input: one line once the console is up, then nothing until the run ends.
+# The console's input: the shell's commands once everything is up, then nothing until the run
+# ends.
 mkfifo "$work/console"
 "$host" run system.xml --board "$work/board.dtb" --virtio "blk=$work/disk.img" --virtio rng \
     --control "$control" --timeout 30 <"$work/console" >"$log" 2>&1 &
@@ -44,9 +57,21 @@ exec 3>"$work/console"
 
 status=0
 if wait_for 'client: flushed; disk check done' && wait_for 'console: PL011 bound' \
-    && wait_for 'device tree \(48 devices'; then
-    echo "hello warden" >&3
-    wait_for "console: line 'hello warden'" || true
+    && wait_for 'device tree \(48 devices' && wait_for "^\\[console\\] Warden shell"; then
+    type_line 'time' '^\[console\] 20[0-9]{2}-' || true
+    type_line 'random 8' '^\[console\] 8 random bytes: ' || true
+    type_line 'tree' '^\[console\]   45:0 fixed-clock' || true
+    type_line 'device 34' '^\[console\]   driver: ' || true
+    type_line 'frobnicate' "unknown command 'frobnicate'" || true
+    # Unbind the boot disk's transport: its child (the disk) goes first; bind it again: the bus
+    # driver's probe adds the disk again and virtio-blk binds it.
+    type_line 'unbind 34' 'unbind 34:0 \(virtio,mmio\) accepted' || true
+    wait_for 'transport 34:0 let go' || true
+    type_line 'tree' '^\[console\] device tree: ' 2 || true
+    bus_driver=$(grep -oE 'driver:     virtio-mmio \(driver [0-9]+:[0-9]+' "$log" | head -n 1 | grep -oE '[0-9]+:[0-9]+$')
+    type_line "bind 34 $bus_driver" 'bind 34:0 \(virtio,mmio\) to driver' || true
+    wait_for 'blk: disk [0-9]+:[0-9]+ at 0xa003e00' 2 || true
+    wait_for 'device tree \(48 devices, 36 bound\)' 2 || true
     # Hot-plug a second disk, then unplug it.
     "$host" control "$control" plug "blk=$work/second.img" >>"$work/control.log" 2>&1 \
         || fail "plug refused: $(cat "$work/control.log")"
@@ -90,7 +115,40 @@ expect 'client: sector 0 read: '
 expect 'client: sector 1 read back: all 512 bytes match the pattern \(verified\)'
 expect 'client: 16 random bytes from virtio-rng: [0-9a-f]{32}$'
 expect 'client: the PL031 says it is 20[0-9][0-9]-[0-9]{2}-[0-9]{2}T'
-expect '\[console\] warden: got .hello warden.'
+# The shell, on the console.
+expect "^\\[console\\] Warden shell: 'help' lists the commands\\.\r?$"
+expect '^\[console\] 20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z \([0-9]+ s since 1970, from the real-time clock\)'
+expect '^\[console\] 8 random bytes: [0-9a-f]{16}\r?$'
+expect '^\[console\] device tree: 48 devices, 36 bound'
+expect '^\[console\]     [0-9]+:0 virtio,device2 @0xa003e00 irq 79 -> virtio-blk'
+expect '^\[console\]   39:0 arm,pl011 @0x9000000 irq 33 -> pl011-console'
+expect '^\[console\]   driver:     virtio-mmio \(driver [0-9]+:[0-9]+, PD 3\)'
+expect "^\\[console\\] unknown command 'frobnicate' \\(try 'help'\\)"
+expect 'manager: client on channel 16 asks to unbind device 34:0 \(virtio,mmio\)'
+expect '^\[console\] device tree: 47 devices, 34 bound'
+expect '^\[console\]   34:0 virtio,mmio @0xa003e00 irq 79 -> \(unbound\)'
+expect 'manager: client on channel 16 asks to bind device 34:0 \(virtio,mmio\) to driver'
+# The disk's removal comes before its transport's: $1 the transport's handle, $2 head (the
+# first removal) or tail (the last), $3 what is checked.
+disk_removed_first() {
+    checks=$((checks + 1))
+    local child transport
+    child=$(grep -nE 'removing device [0-9]+:[0-9]+ \(virtio,device2\) from driver PD 4' "$log" | "$2" -n 1 | cut -d: -f1)
+    transport=$(grep -nE "removing device $1 \\(virtio,mmio\\) from driver PD 3" "$log" | "$2" -n 1 | cut -d: -f1)
+    if [[ -n $child && -n $transport && $child -lt $transport ]]; then
+        echo "sim-test: ok: $3"
+    else
+        fail "not so: $3"
+    fi
+}
+disk_removed_first 34:0 head "the shell's unbind of the transport removed the disk first"
+checks=$((checks + 1))
+if [[ $(grep -cE 'added child [0-9]+:[0-9]+ \(virtio,device2\) under 34:0' "$log") -ge 2 \
+    && $(grep -cE 'blk: disk [0-9]+:[0-9]+ at 0xa003e00: 2048 sectors' "$log") -ge 2 ]]; then
+    echo "sim-test: ok: after the shell's bind the disk is back and bound to virtio-blk"
+else
+    fail "after the shell's bind the disk did not come back"
+fi
 # The final tree with its bindings.
 expect 'manager:     [0-9]+:0 virtio,device2 @0xa003e00 irq 79 -> virtio-blk'
 expect 'manager:     [0-9]+:0 virtio,device4 @0xa003c00 irq 78 -> virtio-rng'
@@ -109,14 +167,7 @@ if grep -q '^error: the transport at 0xa000000 is empty' "$work/refused.log" 2>/
 else
     fail "unplugging the empty transport: $(cat "$work/refused.log" 2>/dev/null)"
 fi
-checks=$((checks + 1))
-child_removed=$(grep -nE 'removing device [0-9]+:0 \(virtio,device2\) from driver PD 4' "$log" | tail -n 1 | cut -d: -f1)
-transport_removed=$(grep -nE 'removing device 3:0 \(virtio,mmio\) from driver PD 3' "$log" | tail -n 1 | cut -d: -f1)
-if [[ -n $child_removed && -n $transport_removed && $child_removed -lt $transport_removed ]]; then
-    echo "sim-test: ok: the unplugged disk was removed before its transport"
-else
-    fail "the unplugged disk was not removed before its transport"
-fi
+disk_removed_first 3:0 tail "the unplugged disk was removed before its transport"
 checks=$((checks + 1))
 if [[ $(grep -E 'device tree \([0-9]+ devices' "$log" | tail -n 1) == *"(48 devices, 36 bound)"* ]]; then
     echo "sim-test: ok: after the unplug the tree is as before the plug (48 devices, 36 bound)"
@@ -136,7 +187,7 @@ if [[ $status -ne 0 ]]; then
     fail "warden-host exited with $status"
 fi
 for program in device_manager pl011_driver pl031_driver virtio_mmio_bus virtio_blk_driver \
-    virtio_rng_driver client; do
+    virtio_rng_driver client shell; do
     checks=$((checks + 1))
     if pgrep -x "$program" >/dev/null; then
         fail "$program outlived the launcher"

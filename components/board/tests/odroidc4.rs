@@ -48,7 +48,11 @@ fn odroidc4_dts_translates_the_ao_uart_through_the_aobus_ranges() {
     let (_, uart) = device(&devices, "serial@3000");
     assert_eq!(
         uart.compatible.as_slice(),
-        ["amlogic,meson-gx-uart", "amlogic,meson-ao-uart"]
+        [
+            "amlogic,meson-g12a-uart",
+            "amlogic,meson-gx-uart",
+            "amlogic,meson-ao-uart"
+        ]
     );
     assert_eq!(
         uart.mmio.as_slice(),

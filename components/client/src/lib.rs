@@ -19,7 +19,8 @@ use log::{info, warn};
 use warden_microkit::{get_mr, set_mr, ChannelSet, Handler, MessageInfo};
 use warden_protocol::ring::SLOT_BYTES;
 use warden_protocol::services::{
-    BlockOperation, BlockRequest, BlockResponse, BlockStatus, ENTROPY, MAX_ENTROPY_BYTES, TIME,
+    entropy_reply, time_reply, BlockOperation, BlockRequest, BlockResponse, BlockStatus,
+    ReplyError, ENTROPY, TIME,
 };
 use warden_protocol::{Consumer, Producer, RingMemory};
 
@@ -203,33 +204,32 @@ impl Client {
     fn ask_entropy(&mut self) {
         set_mr(0, 16);
         let reply = interface::ENTROPY.pp_call(MessageInfo::new(ENTROPY, 1));
-        let registers = usize::from(reply.count());
-        if reply.label() != 0 || registers < 2 {
-            return;
+        match entropy_reply(reply.label(), usize::from(reply.count()), get_mr) {
+            Ok((bytes, got)) => {
+                info!(
+                    "client: {got} random bytes from virtio-rng: {}",
+                    hex(bytes.iter().copied().take(got))
+                );
+                self.entropy_done = true;
+            }
+            Err(ReplyError::NotReady) => {}
+            Err(ReplyError::Malformed) => warn!("client: malformed entropy reply"),
         }
-        let got = usize::try_from(get_mr(registers - 1)).unwrap_or(0);
-        if got == 0 || got > MAX_ENTROPY_BYTES || got.div_ceil(8) != registers - 1 {
-            warn!("client: malformed entropy reply ({got} bytes in {registers} registers)");
-            return;
-        }
-        let bytes = (0..registers - 1)
-            .flat_map(|index| get_mr(index).to_le_bytes())
-            .take(got);
-        info!("client: {got} random bytes from virtio-rng: {}", hex(bytes));
-        self.entropy_done = true;
     }
 
     fn ask_time(&mut self) {
         let reply = interface::CLOCK.pp_call(MessageInfo::new(TIME, 0));
-        if reply.label() != 0 || reply.count() != 1 {
-            return;
+        match time_reply(reply.label(), usize::from(reply.count()), get_mr) {
+            Ok(seconds) => {
+                info!(
+                    "client: the PL031 says it is {} ({seconds} s since 1970)",
+                    pl031_driver::device::civil_time(seconds)
+                );
+                self.clock_done = true;
+            }
+            Err(ReplyError::NotReady) => {}
+            Err(ReplyError::Malformed) => warn!("client: malformed time reply"),
         }
-        let seconds = get_mr(0);
-        info!(
-            "client: the PL031 says it is {} ({seconds} s since 1970)",
-            pl031_driver::device::civil_time(seconds)
-        );
-        self.clock_done = true;
     }
 }
 

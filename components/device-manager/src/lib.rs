@@ -50,6 +50,10 @@ use warden_protocol::{Consumer, Message, Outbox, Producer, RingMemory, Status};
 pub mod interface {
     /// Driver PDs: child id and channel id `n` for `n` in 1..=8.
     pub const DRIVER_PDS: core::ops::RangeInclusive<u8> = 1..=8;
+    /// Administrative clients (the shell): channel ids 16..=23, on which a PD of lower
+    /// priority calls the manager to read the tree (`QueryTree`, `QueryDevice`,
+    /// `QueryDriver`) and to ask for `Unbind`, `Bind` and `Rescan`.
+    pub const CLIENTS: core::ops::RangeInclusive<u8> = 16..=23;
     /// The setvar symbols of driver PD `n`'s rings: (vaddr symbol, size symbol), manager →
     /// driver then driver → manager.
     #[must_use]
@@ -466,25 +470,7 @@ impl DeviceManager {
         let device = device_handle(callback.device);
         let message = match callback.kind {
             CallbackKind::Probe => {
-                let mut match_data = warden_protocol::MatchData::default();
-                let mut resources = warden_protocol::Resources::default();
-                if let Ok(info) = self.core.device(callback.device) {
-                    for name in &info.match_data.compatible {
-                        if let Ok(name) = warden_protocol::Compatible::try_from(name.as_str()) {
-                            let _ = match_data.compatible.push(name);
-                        }
-                    }
-                    match_data.bus_id = info.match_data.bus_id;
-                    for window in &info.resources.mmio {
-                        let _ = resources.mmio.push(warden_protocol::MmioWindow {
-                            address: window.base,
-                            size: window.size,
-                        });
-                    }
-                    for irq in &info.resources.irqs {
-                        let _ = resources.irqs.push(*irq);
-                    }
-                }
+                let (match_data, resources) = self.wire_description(callback.device);
                 info!(
                     "manager: probing device {}:{} ({}) with driver PD {}",
                     device.index,
@@ -803,7 +789,8 @@ impl Handler for DeviceManager {
         message: MessageInfo,
     ) -> Result<MessageInfo, Self::Error> {
         let pd = PdId(u32::from(channel.index()));
-        if self.pd_index(pd).is_none() {
+        let client = interface::CLIENTS.contains(&channel.index());
+        if !client && self.pd_index(pd).is_none() {
             return Ok(MessageInfo::new(0, 0));
         }
         let count = usize::from(message.count()).min(MAX_REGISTERS);
@@ -812,7 +799,49 @@ impl Handler for DeviceManager {
             label: message.label(),
             count: count as u16,
         };
-        let reply = match decode_call(info, &registers) {
+        let decoded = decode_call(info, &registers);
+        let reply = if client {
+            self.client_call(channel, decoded)
+        } else {
+            self.driver_call(pd, decoded)
+        };
+        let mut out = [0u64; MAX_REGISTERS];
+        let info = encode_call(&reply, &mut out).map_err(|_| "cannot encode a reply")?;
+        for (index, value) in out.iter().take(usize::from(info.count)).enumerate() {
+            set_mr(index, *value);
+        }
+        Ok(MessageInfo::new(info.label, info.count as u8))
+    }
+
+    fn fault(
+        &mut self,
+        child: Child,
+        message: MessageInfo,
+    ) -> Result<Option<MessageInfo>, Self::Error> {
+        warn!(
+            "manager: driver PD {} faulted (label {}); cleaning up and restarting it",
+            child.index(),
+            message.label()
+        );
+        let mut effects = Vec::new();
+        self.core
+            .pd_died(PdId(u32::from(child.index())), &mut |effect| {
+                effects.push(effect)
+            });
+        self.carry_out(effects);
+        child.restart();
+        Ok(None)
+    }
+}
+
+impl DeviceManager {
+    /// A call from a driver PD.
+    fn driver_call(
+        &mut self,
+        pd: PdId,
+        decoded: Result<Message, warden_protocol::DecodeError>,
+    ) -> Message {
+        match decoded {
             Ok(Message::Register { name, match_table }) => completion(
                 self.register(pd, &name, &match_table),
                 warden_protocol::Outcome::None,
@@ -865,33 +894,162 @@ impl Handler for DeviceManager {
                 warn!("manager: malformed call from driver PD {}: {error:?}", pd.0);
                 completion(Status::Malformed, warden_protocol::Outcome::None)
             }
-        };
-        let mut out = [0u64; MAX_REGISTERS];
-        let info = encode_call(&reply, &mut out).map_err(|_| "cannot encode a completion")?;
-        for (index, value) in out.iter().take(usize::from(info.count)).enumerate() {
-            set_mr(index, *value);
         }
-        Ok(MessageInfo::new(info.label, info.count as u8))
     }
 
-    fn fault(
+    /// A call from an administrative client (channel ids [`interface::CLIENTS`]): queries are
+    /// answered from the core's state; `Unbind`, `Bind` and `Rescan` enter the core's queue as the
+    /// client's requests, and the reply says whether they were accepted (their outcome is
+    /// logged when they complete, and shows in the tree).
+    fn client_call(
         &mut self,
-        child: Child,
-        message: MessageInfo,
-    ) -> Result<Option<MessageInfo>, Self::Error> {
-        warn!(
-            "manager: driver PD {} faulted (label {}); cleaning up and restarting it",
-            child.index(),
-            message.label()
-        );
+        channel: Channel,
+        decoded: Result<Message, warden_protocol::DecodeError>,
+    ) -> Message {
+        let requester = Requester::Client(u32::from(channel.index()));
+        let refused = |status| completion(status, warden_protocol::Outcome::None);
+        match decoded {
+            Ok(Message::QueryTree { cursor }) => {
+                let next = self
+                    .core
+                    .devices()
+                    .find(|device| u64::from(device.index()) >= cursor);
+                match next {
+                    Some(device) => self.device_info(device),
+                    None => refused(Status::NoSuchObject),
+                }
+            }
+            Ok(Message::QueryDevice { device }) => {
+                self.device_info(DeviceId::from_parts(device.index, device.generation))
+            }
+            Ok(Message::QueryDriver { driver }) => {
+                let id = device_manager_core::DriverId::from_parts(driver.index, driver.generation);
+                match self.core.driver(id) {
+                    Ok(info) => Message::DriverInfo {
+                        driver,
+                        pd: info.pd.0,
+                        bound: info.bound_devices,
+                        name: warden_protocol::DriverName::try_from(info.name).unwrap_or_default(),
+                    },
+                    Err(error) => refused(status_code(error)),
+                }
+            }
+            Ok(Message::Unbind { device }) => {
+                let device = DeviceId::from_parts(device.index, device.generation);
+                info!(
+                    "manager: client on channel {} asks to unbind device {}:{} ({})",
+                    channel.index(),
+                    device.index(),
+                    device.generation(),
+                    self.compatible(device)
+                );
+                self.client_request(requester, Request::Unbind(device))
+            }
+            Ok(Message::Bind { device, driver }) => {
+                let device = DeviceId::from_parts(device.index, device.generation);
+                info!(
+                    "manager: client on channel {} asks to bind device {}:{} ({}) to driver {}:{}",
+                    channel.index(),
+                    device.index(),
+                    device.generation(),
+                    self.compatible(device),
+                    driver.index,
+                    driver.generation
+                );
+                let driver =
+                    device_manager_core::DriverId::from_parts(driver.index, driver.generation);
+                self.client_request(requester, Request::Bind { device, driver })
+            }
+            Ok(Message::Rescan) => {
+                info!(
+                    "manager: client on channel {} asks for a rescan",
+                    channel.index()
+                );
+                self.client_request(requester, Request::Rescan)
+            }
+            Ok(other) => {
+                warn!(
+                    "manager: call not offered to clients, from channel {}: {other:?}",
+                    channel.index()
+                );
+                refused(Status::NotPermitted)
+            }
+            Err(error) => {
+                warn!(
+                    "manager: malformed call from the client on channel {}: {error:?}",
+                    channel.index()
+                );
+                refused(Status::Malformed)
+            }
+        }
+    }
+
+    fn client_request(&mut self, requester: Requester, request: Request) -> Message {
         let mut effects = Vec::new();
-        self.core
-            .pd_died(PdId(u32::from(child.index())), &mut |effect| {
-                effects.push(effect)
-            });
+        let result = self
+            .core
+            .submit(requester, request, &mut |effect| effects.push(effect));
         self.carry_out(effects);
-        child.restart();
-        Ok(None)
+        match result {
+            Ok(_) => completion(Status::Ok, warden_protocol::Outcome::None),
+            Err(error) => {
+                warn!("manager: refused a client's request: {error:?}");
+                completion(status_code(error), warden_protocol::Outcome::None)
+            }
+        }
+    }
+
+    /// A device as a client sees it.
+    fn device_info(&self, device: DeviceId) -> Message {
+        let Ok(info) = self.core.device(device) else {
+            return completion(Status::StaleHandle, warden_protocol::Outcome::None);
+        };
+        let (match_data, resources) = self.wire_description(device);
+        Message::DeviceInfo {
+            device: device_handle(device),
+            parent: info.parent.map(device_handle),
+            driver: info
+                .driver
+                .map(|driver| wire_handle(driver.index(), driver.generation())),
+            state: match info.state {
+                device_manager_core::DeviceState::Active => warden_protocol::DeviceState::Active,
+                device_manager_core::DeviceState::Suspended => {
+                    warden_protocol::DeviceState::Suspended
+                }
+                device_manager_core::DeviceState::ShutDown => {
+                    warden_protocol::DeviceState::ShutDown
+                }
+            },
+            match_data,
+            resources,
+        }
+    }
+
+    /// A device's match data and resources in the protocol's types.
+    fn wire_description(
+        &self,
+        device: DeviceId,
+    ) -> (warden_protocol::MatchData, warden_protocol::Resources) {
+        let mut match_data = warden_protocol::MatchData::default();
+        let mut resources = warden_protocol::Resources::default();
+        if let Ok(info) = self.core.device(device) {
+            for name in &info.match_data.compatible {
+                if let Ok(name) = warden_protocol::Compatible::try_from(name.as_str()) {
+                    let _ = match_data.compatible.push(name);
+                }
+            }
+            match_data.bus_id = info.match_data.bus_id;
+            for window in &info.resources.mmio {
+                let _ = resources.mmio.push(warden_protocol::MmioWindow {
+                    address: window.base,
+                    size: window.size,
+                });
+            }
+            for irq in &info.resources.irqs {
+                let _ = resources.irqs.push(*irq);
+            }
+        }
+        (match_data, resources)
     }
 }
 

@@ -25,6 +25,8 @@
 
 extern crate alloc;
 
+pub mod console;
+
 use alloc::vec::Vec;
 use log::{error, info};
 

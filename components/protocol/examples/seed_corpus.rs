@@ -9,8 +9,8 @@
 use std::path::Path;
 use warden_protocol::ppc::{encode_call, MAX_REGISTERS};
 use warden_protocol::{
-    encode, CallbackId, Compatible, DeviceState, EventKind, Handle, MatchData, MatchEntry, Message,
-    MmioWindow, Outcome, PowerTarget, Resources, Status,
+    encode, CallbackId, Compatible, DeviceState, DriverName, EventKind, Handle, MatchData,
+    MatchEntry, Message, MmioWindow, Outcome, PowerTarget, Resources, Status,
 };
 
 fn samples() -> Vec<Message> {
@@ -85,7 +85,7 @@ fn samples() -> Vec<Message> {
             parent: handle,
             bus: handle,
             match_data: match_data.clone(),
-            resources,
+            resources: resources.clone(),
         },
         Message::RemoveChild {
             callback,
@@ -104,6 +104,7 @@ fn samples() -> Vec<Message> {
         Message::QueryDevice { device: handle },
         Message::QueryTree { cursor: 4 },
         Message::Subscribe { mask: 0xfe },
+        Message::QueryDriver { driver: handle },
         Message::Completion {
             status: Status::Ok,
             detail: 0,
@@ -131,6 +132,13 @@ fn samples() -> Vec<Message> {
             driver: None,
             state: DeviceState::Suspended,
             match_data,
+            resources,
+        },
+        Message::DriverInfo {
+            driver: handle,
+            pd: 4,
+            bound: 2,
+            name: DriverName::try_from("virtio-blk").unwrap(),
         },
     ]
 }

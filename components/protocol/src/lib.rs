@@ -32,11 +32,13 @@
 //! | 0x0205 | `SuspendDevice` | client → manager | all flag, device | `Completion` | StaleHandle, Failed |
 //! | 0x0206 | `ResumeDevice` | client → manager | all flag, device | `Completion` | StaleHandle, ParentSuspended, Failed |
 //! | 0x0207 | `QueryDevice` | client → manager (PPC) | device | `DeviceInfo` | StaleHandle |
-//! | 0x0208 | `QueryTree` | client → manager (PPC) | cursor | `DeviceInfo` per device | — |
+//! | 0x0208 | `QueryTree` | client → manager (PPC) | cursor | `DeviceInfo` of the first device whose index ≥ cursor | NoSuchObject past the last |
 //! | 0x0209 | `Subscribe` | client → manager | event mask | `Completion`, then `Event`s | — |
+//! | 0x020a | `QueryDriver` | client → manager (PPC) | driver | `DriverInfo` | StaleHandle |
 //! | 0x0301 | `Completion` | manager → client | status, detail, outcome (device + driver, or driver + bound count) | — | — |
 //! | 0x0302 | `Event` | manager → client | kind, device, driver | — | — |
-//! | 0x0303 | `DeviceInfo` | manager → client | device, parent, driver, state, match data | — | — |
+//! | 0x0303 | `DeviceInfo` | manager → client | device, parent, driver, state, match data, resources (physical) | — | — |
+//! | 0x0304 | `DriverInfo` | manager → client | driver, PD, devices bound, name | — | — |
 //!
 //! Status codes ([`Status`]): 0 Ok, 1 NotMine, 2 Defer, 3 Busy, 4 StaleHandle, 5 NoSuchObject,
 //! 6 NotPermitted, 7 Malformed, 8 NoSpace, 9 Failed, 10 Died, 11 ShutDown, 12 NoMatch,

@@ -8,9 +8,10 @@ use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 use crate::wire::{
     AddChildWire, BindWire, CallbackDoneWire, CallbackWire, CompletionWire, DeviceCallbackWire,
-    DeviceInfoWire, DeviceWire, EventWire, HandleWire, Header, MatchEntryWire, MatchWire, MmioWire,
-    PowerWire, ProbeWire, RegisterWire, RemoveChildWire, ResourcesWire, WordWire, COMPATIBLE_BYTES,
-    MAGIC, MAX_COMPATIBLE, MAX_IRQS, MAX_MATCH_ENTRIES, MAX_MMIO, NAME_BYTES, VERSION,
+    DeviceInfoWire, DeviceWire, DriverInfoWire, EventWire, HandleWire, Header, MatchEntryWire,
+    MatchWire, MmioWire, PowerWire, ProbeWire, RegisterWire, RemoveChildWire, ResourcesWire,
+    WordWire, COMPATIBLE_BYTES, MAGIC, MAX_COMPATIBLE, MAX_IRQS, MAX_MATCH_ENTRIES, MAX_MMIO,
+    NAME_BYTES, VERSION,
 };
 
 /// Highest channel id a Microkit PD has (ids are 0–61; channels and IRQs share them).
@@ -319,6 +320,11 @@ pub enum Message {
         /// Where to continue (0 to start).
         cursor: u64,
     },
+    /// Client → manager: describe a driver.
+    QueryDriver {
+        /// The driver.
+        driver: Handle,
+    },
     /// Client → manager: send me events whose kind bit (1 << kind) is set in `mask`.
     Subscribe {
         /// The event mask.
@@ -354,6 +360,19 @@ pub enum Message {
         state: DeviceState,
         /// What it is.
         match_data: MatchData,
+        /// Its MMIO windows (physical) and GIC INTIDs.
+        resources: Resources,
+    },
+    /// Manager → client: a driver, in reply to `QueryDriver`.
+    DriverInfo {
+        /// The driver.
+        driver: Handle,
+        /// The PD it lives in.
+        pd: u32,
+        /// Devices bound to it.
+        bound: u32,
+        /// Its name.
+        name: DriverName,
     },
 }
 
@@ -398,12 +417,16 @@ pub mod opcode {
     pub const QUERY_TREE: u16 = 0x0208;
     /// [`super::Message::Subscribe`].
     pub const SUBSCRIBE: u16 = 0x0209;
+    /// [`super::Message::QueryDriver`].
+    pub const QUERY_DRIVER: u16 = 0x020a;
     /// [`super::Message::Completion`].
     pub const COMPLETION: u16 = 0x0301;
     /// [`super::Message::Event`].
     pub const EVENT: u16 = 0x0302;
     /// [`super::Message::DeviceInfo`].
     pub const DEVICE_INFO: u16 = 0x0303;
+    /// [`super::Message::DriverInfo`].
+    pub const DRIVER_INFO: u16 = 0x0304;
 }
 
 /// Who sends a message to whom.
@@ -508,9 +531,11 @@ impl Message {
             Self::QueryDevice { .. } => opcode::QUERY_DEVICE,
             Self::QueryTree { .. } => opcode::QUERY_TREE,
             Self::Subscribe { .. } => opcode::SUBSCRIBE,
+            Self::QueryDriver { .. } => opcode::QUERY_DRIVER,
             Self::Completion { .. } => opcode::COMPLETION,
             Self::Event { .. } => opcode::EVENT,
             Self::DeviceInfo { .. } => opcode::DEVICE_INFO,
+            Self::DriverInfo { .. } => opcode::DRIVER_INFO,
         }
     }
 
@@ -621,11 +646,14 @@ pub fn body_length(opcode: u16) -> Option<usize> {
             size_of::<WordWire>()
         }
         opcode::BIND => size_of::<BindWire>(),
-        opcode::UNBIND | opcode::REMOVE_DEVICE | opcode::QUERY_DEVICE => size_of::<DeviceWire>(),
+        opcode::UNBIND | opcode::REMOVE_DEVICE | opcode::QUERY_DEVICE | opcode::QUERY_DRIVER => {
+            size_of::<DeviceWire>()
+        }
         opcode::SUSPEND_DEVICE | opcode::RESUME_DEVICE => size_of::<PowerWire>(),
         opcode::COMPLETION => size_of::<CompletionWire>(),
         opcode::EVENT => size_of::<EventWire>(),
         opcode::DEVICE_INFO => size_of::<DeviceInfoWire>(),
+        opcode::DRIVER_INFO => size_of::<DriverInfoWire>(),
         _ => return None,
     })
 }
@@ -735,7 +763,9 @@ pub(crate) fn encode_body(message: &Message, out: &mut [u8]) -> Result<usize, En
         ),
         Message::Unbind { device }
         | Message::RemoveDevice { device }
-        | Message::QueryDevice { device } => write(
+        | Message::QueryDevice { device }
+        // A driver handle travels in the same body.
+        | Message::QueryDriver { driver: device } => write(
             &DeviceWire {
                 device: handle_wire(*device),
             },
@@ -800,6 +830,7 @@ pub(crate) fn encode_body(message: &Message, out: &mut [u8]) -> Result<usize, En
             driver,
             state,
             match_data,
+            resources,
         } => {
             let mut wire = DeviceInfoWire::new_zeroed();
             wire.device = handle_wire(*device);
@@ -817,8 +848,23 @@ pub(crate) fn encode_body(message: &Message, out: &mut [u8]) -> Result<usize, En
                 DeviceState::ShutDown => 2,
             };
             wire.match_data = match_wire(match_data);
+            wire.resources = resources_wire(resources);
             write(&wire, out)
         }
+        Message::DriverInfo {
+            driver,
+            pd,
+            bound,
+            name,
+        } => write(
+            &DriverInfoWire {
+                driver: handle_wire(*driver),
+                pd: U32::new(*pd),
+                bound: U32::new(*bound),
+                name: fixed(name),
+            },
+            out,
+        ),
     }
 }
 
@@ -930,11 +976,12 @@ pub(crate) fn decode_body(opcode: u16, body: &[u8]) -> Result<Message, DecodeErr
                 driver: handle_from(&wire.driver),
             }
         }
-        opcode::UNBIND | opcode::REMOVE_DEVICE | opcode::QUERY_DEVICE => {
+        opcode::UNBIND | opcode::REMOVE_DEVICE | opcode::QUERY_DEVICE | opcode::QUERY_DRIVER => {
             let device = handle_from(&read::<DeviceWire>(opcode, body)?.device);
             match opcode {
                 opcode::UNBIND => Message::Unbind { device },
                 opcode::REMOVE_DEVICE => Message::RemoveDevice { device },
+                opcode::QUERY_DRIVER => Message::QueryDriver { driver: device },
                 _ => Message::QueryDevice { device },
             }
         }
@@ -1050,6 +1097,16 @@ pub(crate) fn decode_body(opcode: u16, body: &[u8]) -> Result<Message, DecodeErr
                 driver: optional(wire.has_driver, &wire.driver)?,
                 state,
                 match_data: match_from(&wire.match_data)?,
+                resources: resources_from(&wire.resources)?,
+            }
+        }
+        opcode::DRIVER_INFO => {
+            let wire: DriverInfoWire = read(opcode, body)?;
+            Message::DriverInfo {
+                driver: handle_from(&wire.driver),
+                pd: wire.pd.get(),
+                bound: wire.bound.get(),
+                name: string_from(&wire.name)?,
             }
         }
         other => return Err(DecodeError::UnknownOpcode(other)),

@@ -9,7 +9,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::message::{encode, EncodeError, Message};
-use crate::ring::{Producer, SLOT_BYTES};
+use crate::ring::{Producer, RingError, SLOT_BYTES};
 
 /// A producer with a queue in front of it. The caller owns the notification: [`Outbox::send`]
 /// and [`Outbox::flush`] return `true` when the consumer asked to be signalled.
@@ -56,6 +56,20 @@ impl<'a> Outbox<'a> {
             sent = true;
         }
         sent && self.producer.signal_needed()
+    }
+
+    /// Queues `bytes` as one message as they are (a service's own message, such as console
+    /// output), behind any waiting ones, and puts what fits on the ring. Returns whether to
+    /// notify the consumer.
+    ///
+    /// # Errors
+    /// [`RingError::TooLarge`] if they do not fit in a slot; nothing was queued.
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<bool, RingError> {
+        if bytes.len() > SLOT_BYTES {
+            return Err(RingError::TooLarge);
+        }
+        self.waiting.push_back(bytes.to_vec());
+        Ok(self.flush())
     }
 
     /// Messages still waiting for room on the ring.
@@ -109,6 +123,32 @@ mod tests {
         let expected: Vec<Message> = (0..5).map(reply).collect();
         assert_eq!(received, expected);
         assert_eq!(outbox.waiting(), 0);
+    }
+
+    #[test]
+    fn raw_bytes_queue_in_order_and_an_oversized_message_is_refused() {
+        let storage = RingStorage::<WORDS>::new();
+        let memory = RingMemory::new(storage.words(), 2).unwrap();
+        let mut consumer = Consumer::new(memory);
+        let mut outbox = Outbox::new(Producer::new(memory));
+        assert_eq!(
+            outbox.send_bytes(&[0; SLOT_BYTES + 1]),
+            Err(RingError::TooLarge)
+        );
+        assert_eq!(outbox.waiting(), 0);
+        for text in [&b"one"[..], b"two", b"three"] {
+            outbox.send_bytes(text).unwrap();
+        }
+        assert_eq!(outbox.waiting(), 1);
+        let mut buffer = [0u8; SLOT_BYTES];
+        let mut received = Vec::new();
+        for _round in 0..2 {
+            while let Some(length) = consumer.pop_or_arm(&mut buffer).unwrap() {
+                received.push(buffer[..length].to_vec());
+            }
+            let _ = outbox.flush();
+        }
+        assert_eq!(received, [&b"one"[..], b"two", b"three"]);
     }
 
     #[test]

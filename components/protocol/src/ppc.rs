@@ -10,9 +10,10 @@
 //! synchronously, so no request id is needed. The largest body sent this way (`REGISTER`,
 //! 424 bytes) needs 53 registers; seL4 allows 120 (`seL4_MsgMaxLength`) and libmicrokit's
 //! `microkit_mr_set`/`microkit_mr_get` reach all of them. Calls: `REGISTER`, `ADD_CHILD`,
-//! `REMOVE_CHILD`, `CALLBACK_DONE`, `ALIVE`, `BIND`, `UNBIND` (a driver letting go of its device and binding it
-//! again, as a bus driver does on hot-plug), `QUERY_DEVICE`, `QUERY_TREE`; replies:
-//! `COMPLETION` and `DEVICE_INFO`.
+//! `REMOVE_CHILD`, `CALLBACK_DONE`, `ALIVE`, `BIND`, `UNBIND`, `RESCAN` (a driver letting go of its device and binding it
+//! again, as a bus driver does on hot-plug), `QUERY_DEVICE`, `QUERY_TREE`, `QUERY_DRIVER` (and,
+//! from an administrative client such as the shell, `UNBIND`, `BIND`, `RESCAN`); replies:
+//! `COMPLETION`, `DEVICE_INFO` and `DRIVER_INFO`.
 
 use crate::message::{
     body_length, decode_body, encode_body, opcode, DecodeError, EncodeError, Message,
@@ -42,10 +43,13 @@ pub fn is_ppc_opcode(code: u16) -> bool {
             | opcode::ALIVE
             | opcode::BIND
             | opcode::UNBIND
+            | opcode::RESCAN
             | opcode::QUERY_DEVICE
             | opcode::QUERY_TREE
+            | opcode::QUERY_DRIVER
             | opcode::COMPLETION
             | opcode::DEVICE_INFO
+            | opcode::DRIVER_INFO
     )
 }
 

@@ -21,6 +21,15 @@
 //!
 //! **Clock** (PL031 driver): call label [`TIME`]; reply label 0 with register 0 = seconds since
 //! the Unix epoch, or [`NOT_READY`].
+//!
+//! **Console** (a UART driver ↔ the shell): two [`crate::ring`]s and a notification on the
+//! channel between them, both ways. On the driver → shell ring each message is one input line
+//! the driver has edited and the user ended with Enter (its bytes, no terminator, at most
+//! [`MAX_LINE_BYTES`]); on the shell → driver ring each message is output bytes for the UART,
+//! written as they are (up to a slot). The driver notifies the shell once when its UART is
+//! bound, so that the shell can greet; the shell decodes a line with [`console_line`].
+//!
+//! [`entropy_reply`] and [`time_reply`] decode the call replies on the client's side.
 
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -35,6 +44,74 @@ pub const TIME: u64 = 2;
 pub const NOT_READY: u64 = 0xff;
 /// Most entropy bytes one call returns.
 pub const MAX_ENTROPY_BYTES: usize = 32;
+/// Longest console input line, in bytes.
+pub const MAX_LINE_BYTES: usize = 128;
+
+/// A console input line from the driver, if it is one: at most [`MAX_LINE_BYTES`] of UTF-8
+/// without control characters.
+#[must_use]
+pub fn console_line(bytes: &[u8]) -> Option<&str> {
+    if bytes.len() > MAX_LINE_BYTES {
+        return None;
+    }
+    let text = core::str::from_utf8(bytes).ok()?;
+    (!text.chars().any(char::is_control)).then_some(text)
+}
+
+/// Why a driver's reply to a call was not used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyError {
+    /// The driver has no device bound (label [`NOT_READY`]).
+    NotReady,
+    /// The reply does not have the shape the call's reply has.
+    Malformed,
+}
+
+/// Decodes the reply to an [`ENTROPY`] call: its label and the registers it names (`count`
+/// of them, read through `register`). The bytes are returned in a buffer of
+/// [`MAX_ENTROPY_BYTES`] with their number.
+///
+/// # Errors
+/// [`ReplyError`].
+pub fn entropy_reply(
+    label: u64,
+    count: usize,
+    register: impl Fn(usize) -> u64,
+) -> Result<([u8; MAX_ENTROPY_BYTES], usize), ReplyError> {
+    match label {
+        0 => {}
+        NOT_READY => return Err(ReplyError::NotReady),
+        _ => return Err(ReplyError::Malformed),
+    }
+    if count < 2 {
+        return Err(ReplyError::Malformed);
+    }
+    let got = usize::try_from(register(count - 1)).map_err(|_| ReplyError::Malformed)?;
+    if got == 0 || got > MAX_ENTROPY_BYTES || got.div_ceil(8) != count - 1 {
+        return Err(ReplyError::Malformed);
+    }
+    let mut bytes = [0u8; MAX_ENTROPY_BYTES];
+    for (index, chunk) in bytes.chunks_mut(8).take(count - 1).enumerate() {
+        chunk.copy_from_slice(&register(index).to_le_bytes());
+    }
+    Ok((bytes, got))
+}
+
+/// Decodes the reply to a [`TIME`] call: seconds since the Unix epoch.
+///
+/// # Errors
+/// [`ReplyError`].
+pub fn time_reply(
+    label: u64,
+    count: usize,
+    register: impl Fn(usize) -> u64,
+) -> Result<u64, ReplyError> {
+    match (label, count) {
+        (0, 1) => Ok(register(0)),
+        (NOT_READY, _) => Err(ReplyError::NotReady),
+        _ => Err(ReplyError::Malformed),
+    }
+}
 
 /// A block operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,5 +293,45 @@ mod tests {
         };
         assert_eq!(BlockResponse::decode(&response.encode()), Some(response));
         assert_eq!(BlockResponse::decode(&[0, 0, 0, 0, 4, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn console_lines_are_checked() {
+        assert_eq!(console_line(b"tree"), Some("tree"));
+        assert_eq!(
+            console_line("r\u{e9}sum\u{e9}".as_bytes()),
+            Some("r\u{e9}sum\u{e9}")
+        );
+        assert_eq!(console_line(b""), Some(""));
+        assert_eq!(console_line(b"\xff\xfe"), None, "not UTF-8");
+        assert_eq!(console_line(b"a\x1b[2Jb"), None, "a control character");
+        assert_eq!(
+            console_line(&[b'a'; MAX_LINE_BYTES]),
+            Some(&*"a".repeat(MAX_LINE_BYTES))
+        );
+        assert_eq!(console_line(&[b'a'; MAX_LINE_BYTES + 1]), None, "too long");
+    }
+
+    #[test]
+    fn call_replies_are_checked() {
+        let words = [0x0807_0605_0403_0201u64, 0x0a09, 10];
+        let (bytes, got) = entropy_reply(0, 3, |index| words[index]).unwrap();
+        assert_eq!(&bytes[..got], &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(
+            entropy_reply(NOT_READY, 0, |_| 0),
+            Err(ReplyError::NotReady)
+        );
+        // The count of bytes disagrees with the registers, is zero, or is too large.
+        for (count, last) in [(3, 17), (3, 0), (3, 8), (2, 33), (1, 1), (0, 0)] {
+            assert_eq!(
+                entropy_reply(0, count, |index| if index + 1 == count { last } else { 0 }),
+                Err(ReplyError::Malformed),
+                "{count} registers, {last} bytes"
+            );
+        }
+        assert_eq!(entropy_reply(5, 2, |_| 1), Err(ReplyError::Malformed));
+        assert_eq!(time_reply(0, 1, |_| 1_795_597_369), Ok(1_795_597_369));
+        assert_eq!(time_reply(NOT_READY, 0, |_| 0), Err(ReplyError::NotReady));
+        assert_eq!(time_reply(0, 2, |_| 0), Err(ReplyError::Malformed));
     }
 }

@@ -269,6 +269,20 @@ pub struct EventWire {
     pub driver: HandleWire,
 }
 
+/// Body of `DRIVER_INFO`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct DriverInfoWire {
+    /// The driver.
+    pub driver: HandleWire,
+    /// The PD it lives in.
+    pub pd: U32,
+    /// Devices bound to it.
+    pub bound: U32,
+    /// Its name, NUL-padded.
+    pub name: [u8; NAME_BYTES],
+}
+
 /// Body of `DEVICE_INFO`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
@@ -291,4 +305,6 @@ pub struct DeviceInfoWire {
     pub reserved2: U32,
     /// What it is.
     pub match_data: MatchWire,
+    /// Its MMIO windows (physical) and GIC INTIDs.
+    pub resources: ResourcesWire,
 }

@@ -130,6 +130,7 @@ fn message() -> impl Strategy<Value = Message> {
         handle().prop_map(|device| Message::QueryDevice { device }),
         any::<u64>().prop_map(|cursor| Message::QueryTree { cursor }),
         any::<u64>().prop_map(|mask| Message::Subscribe { mask }),
+        handle().prop_map(|driver| Message::QueryDriver { driver }),
     ];
     let outcome = prop_oneof![
         Just(Outcome::None),
@@ -169,17 +170,27 @@ fn message() -> impl Strategy<Value = Message> {
             proptest::option::of(handle()),
             proptest::option::of(handle()),
             state,
-            match_data()
+            match_data(),
+            resources(),
         )
-            .prop_map(
-                |(device, parent, driver, state, match_data)| Message::DeviceInfo {
+            .prop_map(|(device, parent, driver, state, match_data, resources)| {
+                Message::DeviceInfo {
                     device,
                     parent,
                     driver,
                     state,
-                    match_data
+                    match_data,
+                    resources,
                 }
-            ),
+            }),
+        (handle(), any::<u32>(), any::<u32>(), text::<32>()).prop_map(
+            |(driver, pd, bound, name)| Message::DriverInfo {
+                driver,
+                pd,
+                bound,
+                name
+            }
+        ),
     ];
     prop_oneof![callbacks, from_drivers, from_clients, to_clients]
 }
@@ -305,9 +316,11 @@ fn typed_errors_name_the_problem() {
                 .unwrap(),
             bus_id: None,
         },
+        resources: Resources::default(),
     };
     let length = encode(1, &named, &mut buffer).unwrap();
-    let string_at = length - 160 + 12;
+    let resources = core::mem::size_of::<warden_protocol::wire::ResourcesWire>();
+    let string_at = length - resources - 160 + 12;
     buffer[string_at] = b'x';
     assert_eq!(decode(&buffer[..length]), Err(DecodeError::BadString));
 }
@@ -339,6 +352,8 @@ fn every_message_fits_one_ring_slot() {
         opcode::COMPLETION,
         opcode::EVENT,
         opcode::DEVICE_INFO,
+        opcode::QUERY_DRIVER,
+        opcode::DRIVER_INFO,
     ];
     for code in opcodes {
         let length = header + body_length(code).unwrap();

@@ -6,15 +6,17 @@
 //! host platform cannot serve (there, registers are reached through its device models).
 //!
 //! The PD binds `arm,pl011` (the device in its map `uart_vaddr`/`uart_size`/`uart_paddr`),
-//! resets it in the probe, writes a banner, and takes line input on its receive interrupt
-//! (channel 1, GIC INTID 33 on QEMU virt): characters are echoed and edited, and each complete
-//! line is acknowledged on the console and logged. Channel 0 is the device manager.
+//! resets it in the probe, and is the console of the shell PD
+//! ([`warden_driver::console`]): it takes line input on its receive interrupt (channel 1, GIC
+//! INTID 33 on QEMU virt), echoing and editing, and passes each finished line to the shell on
+//! channel 2; what the shell writes it sends to the UART. Channel 0 is the device manager.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod device;
 
 use log::{info, warn};
+use warden_driver::console::Console;
 use warden_driver::{Answer, Callback, Driver, DriverPd, Probe};
 use warden_microkit::{ChannelSet, DeviceRegion, DeviceRegisters};
 
@@ -26,8 +28,12 @@ pub mod interface {
     pub const MANAGER: Channel = warden_driver::MANAGER;
     /// The UART's interrupt.
     pub const UART_IRQ: Channel = Channel::new(1);
+    /// The shell (notifications both ways).
+    pub const SHELL: Channel = Channel::new(2);
     /// The setvar symbols of the ring maps: (vaddr symbol, size symbol).
     pub const REGIONS: [(&str, &str); 2] = warden_driver::MANAGER_REGIONS;
+    /// The shell's rings.
+    pub const SHELL_REGIONS: [(&str, &str); 2] = warden_driver::console::SHELL_REGIONS;
     /// The device map: (vaddr symbol, size symbol, paddr symbol).
     pub const DEVICE_REGIONS: [(&str, &str, &str); 1] = [("uart_vaddr", "uart_size", "uart_paddr")];
 }
@@ -36,47 +42,36 @@ pub mod interface {
 pub struct ConsoleDriver {
     region: Option<DeviceRegion>,
     uart: Option<(warden_protocol::Handle, device::Pl011<DeviceRegisters>)>,
-    editor: device::LineEditor,
+    console: Console,
 }
 
 impl ConsoleDriver {
-    fn write(&mut self, bytes: &[u8]) {
-        if let Some((_, uart)) = self.uart.as_mut() {
-            if let Err(error) = uart.write_bytes(bytes) {
-                warn!("console: {error}");
-            }
+    fn receive(&mut self) {
+        let Some((_, uart)) = self.uart.as_mut() else {
+            return;
+        };
+        let mut notify = false;
+        while let Some(byte) = uart.read_byte() {
+            notify |= self.console.receive(byte, &mut |bytes| write(uart, bytes));
+        }
+        if notify {
+            interface::SHELL.notify();
         }
     }
 
-    fn receive(&mut self) {
-        loop {
-            let Some(byte) = self.uart.as_mut().and_then(|(_, uart)| uart.read_byte()) else {
-                return;
-            };
-            let outcome = self.editor.feed(byte);
-            let echo = outcome.echo;
-            let mut line = heapless::String::<128>::new();
-            let mut overlong = None;
-            let mut complete = false;
-            match outcome.event {
-                Some(device::LineEvent::Line(text)) => {
-                    let _ = line.push_str(text);
-                    complete = true;
-                }
-                Some(device::LineEvent::Overlong { length }) => overlong = Some(length),
-                None => {}
-            }
-            self.write(echo.as_bytes());
-            if let Some(length) = overlong {
-                warn!("console: a line of {length} characters is too long; dropped");
-                self.write(b"\r\nline too long\r\n> ");
-            } else if complete {
-                info!("console: line '{line}'");
-                self.write(b"\r\nwarden: got '");
-                self.write(line.as_bytes());
-                self.write(b"'\r\n> ");
-            }
+    fn send_output(&mut self) {
+        let Some((_, uart)) = self.uart.as_mut() else {
+            return;
+        };
+        if self.console.drain_output(&mut |bytes| write(uart, bytes)) {
+            interface::SHELL.notify();
         }
+    }
+}
+
+fn write(uart: &mut device::Pl011<DeviceRegisters>, bytes: &[u8]) {
+    if let Err(error) = uart.write_bytes(bytes) {
+        warn!("console: {error}");
     }
 }
 
@@ -99,9 +94,14 @@ impl Driver for ConsoleDriver {
         match device::Pl011::probe(registers) {
             Ok(uart) => {
                 self.uart = Some((probe.callback.device, uart));
-                self.editor = device::LineEditor::new();
-                info!("console: PL011 bound; console output and line input on it");
-                self.write(b"\r\nWarden console (PL011): type a line\r\n> ");
+                self.console.reset();
+                if self.console.has_shell() {
+                    info!("console: PL011 bound; console output and line input for the shell");
+                    // The shell greets when it hears the console is up.
+                    interface::SHELL.notify();
+                } else {
+                    info!("console: PL011 bound; no shell is mapped, lines are logged");
+                }
                 Answer::Ok
             }
             Err(error) => {
@@ -130,6 +130,9 @@ impl Driver for ConsoleDriver {
             self.receive();
             interface::UART_IRQ.irq_ack();
         }
+        if channels.contains(interface::SHELL) {
+            self.send_output();
+        }
     }
 }
 
@@ -139,6 +142,6 @@ pub fn init() -> DriverPd<ConsoleDriver> {
     DriverPd::start(ConsoleDriver {
         region: warden_microkit::device_region!(uart_vaddr, uart_size, uart_paddr),
         uart: None,
-        editor: device::LineEditor::new(),
+        console: Console::from_system(),
     })
 }

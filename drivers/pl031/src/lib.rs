@@ -24,6 +24,8 @@ pub mod interface {
     pub const MANAGER: Channel = warden_driver::MANAGER;
     /// The clock's client (it calls `TIME`; this end notifies it when the clock is bound).
     pub const CLIENT: Channel = Channel::new(1);
+    /// The shell (it calls for the time on demand; it is not notified).
+    pub const SHELL: Channel = Channel::new(2);
     /// The setvar symbols of the ring maps: (vaddr symbol, size symbol).
     pub const REGIONS: [(&str, &str); 2] = warden_driver::MANAGER_REGIONS;
     /// The device map: (vaddr symbol, size symbol, paddr symbol).
@@ -77,7 +79,7 @@ impl Driver for Pl031Driver {
     }
 
     fn protected(&mut self, channel: Channel, message: MessageInfo) -> MessageInfo {
-        if channel != interface::CLIENT || message.label() != TIME {
+        if ![interface::CLIENT, interface::SHELL].contains(&channel) || message.label() != TIME {
             return MessageInfo::new(NOT_READY, 0);
         }
         match &self.clock {

@@ -27,6 +27,8 @@ pub mod interface {
     pub const CLIENT: Channel = Channel::new(1);
     /// The entropy device's transport interrupt.
     pub const DEVICE_IRQ: Channel = Channel::new(2);
+    /// The shell (it calls for entropy on demand; it is not notified).
+    pub const SHELL: Channel = Channel::new(3);
     /// The setvar symbols of the ring maps: (vaddr symbol, size symbol).
     pub const REGIONS: [(&str, &str); 2] = warden_driver::MANAGER_REGIONS;
     /// Device and DMA maps: (vaddr symbol, size symbol, paddr symbol).
@@ -108,7 +110,8 @@ impl Driver for VirtioRngDriver {
 
     fn protected(&mut self, channel: Channel, message: MessageInfo) -> MessageInfo {
         let wanted = usize::try_from(warden_microkit::get_mr(0)).unwrap_or(0);
-        if channel != interface::CLIENT || message.label() != ENTROPY || message.count() < 1 {
+        let caller = [interface::CLIENT, interface::SHELL].contains(&channel);
+        if !caller || message.label() != ENTROPY || message.count() < 1 {
             return MessageInfo::new(NOT_READY, 0);
         }
         let Some((_, rng)) = self.rng.as_mut() else {

@@ -124,6 +124,19 @@ fn has_channel(system: &sdf::System, pd: usize, id: u8, peer: usize) {
     );
 }
 
+/// `caller`'s end of its channel `id` goes to `callee` and may call it (`pp="true"`); the
+/// kernel checks the priorities (the host's parser too).
+fn calls(system: &sdf::System, caller: usize, id: u8, callee: usize) {
+    has_channel(system, caller, id, callee);
+    let channel = channel_between(system, caller, callee).unwrap();
+    let end = channel.ends.iter().find(|end| end.pd == caller).unwrap();
+    assert!(
+        end.pp,
+        "'{}' calls '{}': its end needs pp=\"true\"",
+        system.protection_domains[caller].name, system.protection_domains[callee].name
+    );
+}
+
 /// `pd` maps a device or DMA region under (vaddr, size) symbols and learns its physical
 /// address from a `region_paddr` setvar of the same region.
 fn device_map(pd: &sdf::ProtectionDomain, (vaddr, size, paddr): (&str, &str, &str)) -> String {
@@ -180,7 +193,7 @@ fn the_pd_crates_and_the_qemu_virt_system_description_agree() {
     let system = parse("system.xml");
     let pds = &system.protection_domains;
     let index = |name| pd_index(&system, name);
-    let (manager, uart, rtc, bus, blk, rng, client) = (
+    let (manager, uart, rtc, bus, blk, rng, client, shell) = (
         index("device_manager"),
         index("uart_driver"),
         index("rtc_driver"),
@@ -188,6 +201,7 @@ fn the_pd_crates_and_the_qemu_virt_system_description_agree() {
         index("blk_driver"),
         index("rng_driver"),
         index("client"),
+        index("shell"),
     );
     for driver in [uart, rtc, bus, blk, rng] {
         assert_eq!(pds[driver].parent.map(|(parent, _)| parent), Some(manager));
@@ -269,4 +283,44 @@ fn the_pd_crates_and_the_qemu_virt_system_description_agree() {
         device_map(&pds[blk], ("dma_vaddr", "dma_size", "dma_paddr")),
         device_map(&pds[rng], ("dma_vaddr", "dma_size", "dma_paddr"))
     );
+    // The shell: the console's rings with the UART driver (lines in, output out), calls into
+    // the clock, the entropy source and the manager (on one of its client channels).
+    {
+        use warden_shell::interface as shell_interface;
+        let [lines, output] = shell_interface::REGIONS;
+        let [to_shell, from_shell] = pl011_driver::interface::SHELL_REGIONS;
+        assert_eq!(
+            map_with(&pds[shell], lines).region,
+            map_with(&pds[uart], to_shell).region,
+            "the console's lines: one region for the UART driver and the shell"
+        );
+        assert_eq!(
+            map_with(&pds[shell], output).region,
+            map_with(&pds[uart], from_shell).region,
+            "the console's output: one region for the shell and the UART driver"
+        );
+        assert_ne!(
+            map_with(&pds[shell], lines).region,
+            map_with(&pds[shell], output).region
+        );
+        has_channel(&system, shell, shell_interface::CONSOLE.index(), uart);
+        has_channel(&system, uart, pl011_driver::interface::SHELL.index(), shell);
+        calls(&system, shell, shell_interface::CLOCK.index(), rtc);
+        has_channel(&system, rtc, pl031_driver::interface::SHELL.index(), shell);
+        calls(&system, shell, shell_interface::ENTROPY.index(), rng);
+        has_channel(
+            &system,
+            rng,
+            virtio_rng_driver::interface::SHELL.index(),
+            shell,
+        );
+        calls(&system, shell, shell_interface::MANAGER.index(), manager);
+        let channel = channel_between(&system, shell, manager).unwrap();
+        let manager_end = channel.ends.iter().find(|end| end.pd == manager).unwrap();
+        assert!(
+            device_manager::interface::CLIENTS.contains(&(manager_end.id as u8)),
+            "the manager answers clients on its channels {:?} only",
+            device_manager::interface::CLIENTS
+        );
+    }
 }

@@ -1,0 +1,473 @@
+//! The console: what a UART driver PD offers the shell PD, written once for every UART.
+//!
+//! The driver feeds each received byte to [`Console::receive`], which edits the line
+//! ([`LineEditor`]: printable ASCII, backspace/DEL, CR/LF/CRLF), hands back the echo for the
+//! terminal and, when the user ends a line, puts it on the ring to the shell; the driver then
+//! notifies the shell. When the shell notifies, the driver writes what it queued with
+//! [`Console::drain_output`] and notifies it back (room was made). The rings and their
+//! messages are `warden_protocol::services`' console service; the regions are mapped with
+//! the setvar symbols [`SHELL_REGIONS`].
+//!
+//! A driver whose system description maps no shell rings still echoes and edits; its lines
+//! are logged (a console without a shell).
+
+use core::sync::atomic::AtomicU32;
+
+use log::{info, warn};
+use warden_protocol::ring::SLOT_BYTES;
+use warden_protocol::services::MAX_LINE_BYTES;
+use warden_protocol::{Consumer, Producer, RingError, RingMemory};
+
+/// The setvar symbols of the console's rings: (vaddr symbol, size symbol), driver → shell
+/// (input lines) then shell → driver (output).
+pub const SHELL_REGIONS: [(&str, &str); 2] = [
+    ("to_shell", "to_shell_size"),
+    ("from_shell", "from_shell_size"),
+];
+
+/// Slots of each console ring (8 KiB regions).
+const RING_CAPACITY: u32 = 15;
+
+/// What a UART driver keeps for its console: the line being edited and the rings to the shell.
+#[derive(Debug)]
+pub struct Console {
+    editor: LineEditor,
+    shell: Option<(Producer<'static>, Consumer<'static>)>,
+}
+
+impl Console {
+    /// A console on the given ring regions (driver → shell, shell → driver); without both, a
+    /// console with no shell.
+    #[must_use]
+    pub fn new(
+        to_shell: Option<&'static [AtomicU32]>,
+        from_shell: Option<&'static [AtomicU32]>,
+    ) -> Self {
+        let ring =
+            |words: Option<&'static [AtomicU32]>| RingMemory::new(words?, RING_CAPACITY).ok();
+        let shell = match (ring(to_shell), ring(from_shell)) {
+            (Some(to_shell), Some(from_shell)) => {
+                let from_shell = Consumer::new(from_shell);
+                let _ = from_shell.arm_signal();
+                Some((Producer::new(to_shell), from_shell))
+            }
+            (None, None) => None,
+            _ => {
+                warn!("console: only one of the shell's rings is mapped (or it is too small); no shell");
+                None
+            }
+        };
+        Self {
+            editor: LineEditor::new(),
+            shell,
+        }
+    }
+
+    /// The console of this PD's system description (maps [`SHELL_REGIONS`]).
+    #[must_use]
+    pub fn from_system() -> Self {
+        Self::new(
+            warden_microkit::memory_region_words!(to_shell, to_shell_size),
+            warden_microkit::memory_region_words!(from_shell, from_shell_size),
+        )
+    }
+
+    /// Whether a shell's rings are mapped.
+    #[must_use]
+    pub fn has_shell(&self) -> bool {
+        self.shell.is_some()
+    }
+
+    /// Forgets the line being edited (the UART was reset).
+    pub fn reset(&mut self) {
+        self.editor = LineEditor::new();
+    }
+
+    /// One received byte: `write` gets what goes back to the terminal. Returns whether to
+    /// notify the shell (a line went onto its ring and it asked for a signal).
+    pub fn receive(&mut self, byte: u8, write: &mut dyn FnMut(&[u8])) -> bool {
+        let outcome = self.editor.feed(byte);
+        write(outcome.echo.as_bytes());
+        let line = match outcome.event {
+            None => return false,
+            Some(LineEvent::Line(line)) => line,
+            Some(LineEvent::Overlong { length }) => {
+                warn!("console: a line of {length} characters is too long; dropped");
+                write(b"(line too long; dropped)\r\n");
+                // An empty line: the shell prompts again.
+                ""
+            }
+        };
+        let Some((to_shell, _)) = self.shell.as_mut() else {
+            info!("console: line '{line}' (no shell)");
+            return false;
+        };
+        match to_shell.try_push(line.as_bytes()) {
+            Ok(()) => to_shell.signal_needed(),
+            Err(error) => {
+                warn!("console: the shell's ring refused a line ({error:?}); dropped");
+                write(b"(the shell is busy; line dropped)\r\n");
+                false
+            }
+        }
+    }
+
+    /// Writes what the shell queued, in order. Returns whether anything was taken (then notify
+    /// the shell: it may be waiting for room).
+    pub fn drain_output(&mut self, write: &mut dyn FnMut(&[u8])) -> bool {
+        let Some((_, from_shell)) = self.shell.as_mut() else {
+            return false;
+        };
+        let mut buffer = [0u8; SLOT_BYTES];
+        let mut taken = false;
+        loop {
+            match from_shell.pop_or_arm(&mut buffer) {
+                Ok(Some(length)) => {
+                    write(buffer.get(..length).unwrap_or_default());
+                    taken = true;
+                }
+                Ok(None) => return taken,
+                Err(RingError::PeerSlotCorrupt { length }) => {
+                    warn!("console: the shell wrote a slot of {length} bytes; skipped");
+                }
+                Err(error) => {
+                    warn!("console: the shell's ring is corrupt ({error:?})");
+                    return taken;
+                }
+            }
+        }
+    }
+}
+
+/// How many bytes a line may hold: as many as a console line may have on the way to the shell.
+pub const LINE_CAPACITY: usize = MAX_LINE_BYTES;
+
+/// What the terminal should be sent back for one received byte (at most three bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Echo {
+    bytes: [u8; 3],
+    length: usize,
+}
+
+impl Echo {
+    const NOTHING: Self = Self {
+        bytes: [0; 3],
+        length: 0,
+    };
+    /// Moves the cursor back over the erased character, blanks it and moves back again.
+    const ERASE: Self = Self {
+        bytes: *b"\x08 \x08",
+        length: 3,
+    };
+    const NEWLINE: Self = Self {
+        bytes: *b"\r\n\0",
+        length: 2,
+    };
+
+    const fn byte(byte: u8) -> Self {
+        Self {
+            bytes: [byte, 0, 0],
+            length: 1,
+        }
+    }
+
+    /// The bytes to transmit.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.length).unwrap_or_default()
+    }
+}
+
+/// A line the user finished with CR or LF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineEvent<'line> {
+    /// The line, without its terminator.
+    Line(&'line str),
+    /// The line was longer than [`LINE_CAPACITY`]: it is rejected whole rather than cut.
+    Overlong {
+        /// How many characters it had.
+        length: usize,
+    },
+}
+
+/// The result of feeding one byte to the [`LineEditor`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeedOutcome<'line> {
+    /// What to send back to the terminal.
+    pub echo: Echo,
+    /// A finished line, if this byte ended one.
+    pub event: Option<LineEvent<'line>>,
+}
+
+/// Line editing for a serial console, without allocation: printable ASCII is stored and
+/// echoed, backspace and DEL erase the last character, CR, LF or CRLF end the line. Other
+/// bytes (control characters, anything outside ASCII) are ignored: the console speaks ASCII.
+///
+/// A line longer than [`LINE_CAPACITY`] keeps being echoed and counted, so erasing works as
+/// the user sees it; if it is still too long when it ends it is reported as
+/// [`LineEvent::Overlong`] instead of being cut short silently.
+#[derive(Clone, Debug)]
+pub struct LineEditor {
+    buffer: [u8; LINE_CAPACITY],
+    /// Characters in the line, including those past the buffer's end.
+    length: usize,
+    after_carriage_return: bool,
+    line_finished: bool,
+}
+
+impl Default for LineEditor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LineEditor {
+    /// An empty line.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            buffer: [0; LINE_CAPACITY],
+            length: 0,
+            after_carriage_return: false,
+            line_finished: false,
+        }
+    }
+
+    /// Characters typed into the current line so far.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        if self.line_finished {
+            0
+        } else {
+            self.length
+        }
+    }
+
+    /// Takes one received byte.
+    pub fn feed(&mut self, byte: u8) -> FeedOutcome<'_> {
+        // The finished line was lent out by the previous call; only now may it be reused.
+        if self.line_finished {
+            self.line_finished = false;
+            self.length = 0;
+        }
+        let after_carriage_return =
+            core::mem::replace(&mut self.after_carriage_return, byte == b'\r');
+        let mut outcome = FeedOutcome {
+            echo: Echo::NOTHING,
+            event: None,
+        };
+        match byte {
+            // The LF of a CRLF: the CR already ended the line.
+            b'\n' if after_carriage_return => {}
+            b'\r' | b'\n' => {
+                self.line_finished = true;
+                outcome.echo = Echo::NEWLINE;
+                outcome.event = Some(self.finished_line());
+            }
+            // Erasing on an empty line does nothing (and echoes nothing): falls to `_`.
+            0x08 | 0x7F if self.length > 0 => {
+                self.length -= 1;
+                outcome.echo = Echo::ERASE;
+            }
+            0x20..=0x7E => {
+                if let Some(slot) = self.buffer.get_mut(self.length) {
+                    *slot = byte;
+                }
+                self.length = self.length.saturating_add(1);
+                outcome.echo = Echo::byte(byte);
+            }
+            _ => {}
+        }
+        outcome
+    }
+
+    fn finished_line(&self) -> LineEvent<'_> {
+        match self.buffer.get(..self.length) {
+            // Only printable ASCII is ever stored, so the conversion cannot fail.
+            Some(line) => LineEvent::Line(core::str::from_utf8(line).unwrap_or_default()),
+            None => LineEvent::Overlong {
+                length: self.length,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+mod tests {
+    use super::*;
+    use warden_protocol::RingStorage;
+
+    /// Feeds `input`, collecting the echo and every event (lines owned for the test).
+    fn edit(editor: &mut LineEditor, input: &[u8]) -> (Vec<u8>, Vec<Result<String, usize>>) {
+        let mut echo = Vec::new();
+        let mut events = Vec::new();
+        for &byte in input {
+            let outcome = editor.feed(byte);
+            echo.extend_from_slice(outcome.echo.as_bytes());
+            match outcome.event {
+                Some(LineEvent::Line(line)) => events.push(Ok(line.to_owned())),
+                Some(LineEvent::Overlong { length }) => events.push(Err(length)),
+                None => {}
+            }
+        }
+        (echo, events)
+    }
+
+    #[test]
+    fn line_editor_echoes_and_returns_the_line_on_carriage_return() {
+        let mut editor = LineEditor::new();
+        let (echo, events) = edit(&mut editor, b"list\r");
+        assert_eq!(echo, b"list\r\n");
+        assert_eq!(events, [Ok("list".to_owned())]);
+        assert_eq!(editor.pending(), 0);
+    }
+
+    #[test]
+    fn line_editor_counts_crlf_once_but_lf_and_cr_alone_each_end_a_line() {
+        let mut editor = LineEditor::new();
+        let (echo, events) = edit(&mut editor, b"a\r\nb\nc\r\r");
+        assert_eq!(
+            events,
+            [
+                Ok("a".to_owned()),
+                Ok("b".to_owned()),
+                Ok("c".to_owned()),
+                Ok(String::new())
+            ]
+        );
+        assert_eq!(echo, b"a\r\nb\r\nc\r\n\r\n");
+    }
+
+    #[test]
+    fn line_editor_backspace_and_delete_erase_with_echo() {
+        let mut editor = LineEditor::new();
+        let (echo, events) = edit(&mut editor, b"lsx\x08\x7fs\r");
+        assert_eq!(echo, b"lsx\x08 \x08\x08 \x08s\r\n");
+        assert_eq!(events, [Ok("ls".to_owned())]);
+    }
+
+    #[test]
+    fn line_editor_backspace_on_an_empty_line_does_nothing() {
+        let mut editor = LineEditor::new();
+        let (echo, events) = edit(&mut editor, b"\x08\x7fok\r");
+        assert_eq!(echo, b"ok\r\n");
+        assert_eq!(events, [Ok("ok".to_owned())]);
+    }
+
+    #[test]
+    fn line_editor_ignores_control_and_non_ascii_bytes() {
+        let mut editor = LineEditor::new();
+        let (echo, events) = edit(&mut editor, b"a\x1b\x00\xc3\xa9b\r");
+        assert_eq!(echo, b"ab\r\n");
+        assert_eq!(events, [Ok("ab".to_owned())]);
+    }
+
+    #[test]
+    fn line_editor_reports_an_overlong_line_instead_of_truncating_it() {
+        let mut editor = LineEditor::new();
+        let mut input = vec![b'x'; LINE_CAPACITY + 5];
+        input.push(b'\r');
+        input.extend_from_slice(b"next\r");
+        let (echo, events) = edit(&mut editor, &input);
+        assert_eq!(events, [Err(LINE_CAPACITY + 5), Ok("next".to_owned())]);
+        assert_eq!(echo.len(), LINE_CAPACITY + 5 + 2 + 4 + 2);
+    }
+
+    #[test]
+    fn line_editor_accepts_a_line_erased_back_to_capacity() {
+        let mut editor = LineEditor::new();
+        let mut input = vec![b'y'; LINE_CAPACITY];
+        input.extend_from_slice(b"zz\x08\x08\r");
+        let (_, events) = edit(&mut editor, &input);
+        assert_eq!(events, [Ok("y".repeat(LINE_CAPACITY))]);
+    }
+
+    fn leaked_ring() -> &'static [AtomicU32] {
+        Box::leak(Box::new(
+            RingStorage::<{ RingMemory::words_needed(15) }>::new(),
+        ))
+        .words()
+    }
+
+    #[test]
+    fn console_sends_finished_lines_to_the_shell_and_writes_its_output() {
+        let (to_shell, from_shell) = (leaked_ring(), leaked_ring());
+        let mut console = Console::new(Some(to_shell), Some(from_shell));
+        assert!(console.has_shell());
+        // The shell's side.
+        let mut lines = Consumer::new(RingMemory::new(to_shell, 15).unwrap());
+        let mut output = Producer::new(RingMemory::new(from_shell, 15).unwrap());
+        assert!(lines.arm_signal());
+
+        let mut terminal = Vec::new();
+        let mut notify = Vec::new();
+        for &byte in b"trx\x7fee\r" {
+            notify.push(console.receive(byte, &mut |bytes| terminal.extend_from_slice(bytes)));
+        }
+        assert_eq!(terminal, b"trx\x08 \x08ee\r\n");
+        assert_eq!(
+            notify,
+            [false, false, false, false, false, false, true],
+            "once, at the end"
+        );
+        let mut buffer = [0u8; SLOT_BYTES];
+        let length = lines.try_pop(&mut buffer).unwrap().unwrap();
+        assert_eq!(&buffer[..length], b"tree");
+
+        terminal.clear();
+        output.try_push(b"> ").unwrap();
+        output.try_push(b"device tree\r\n").unwrap();
+        assert!(console.drain_output(&mut |bytes| terminal.extend_from_slice(bytes)));
+        assert_eq!(terminal, b"> device tree\r\n");
+        assert!(!console.drain_output(&mut |_| panic!("nothing queued")));
+        // It armed its signal when it went empty: the shell's next push asks for a notification.
+        output.try_push(b"x").unwrap();
+        assert!(output.signal_needed());
+    }
+
+    #[test]
+    fn console_reports_lines_it_cannot_deliver() {
+        let (to_shell, from_shell) = (leaked_ring(), leaked_ring());
+        let mut console = Console::new(Some(to_shell), Some(from_shell));
+        let mut terminal = Vec::new();
+        // The shell never reads: 15 lines fill its ring, the 16th is refused, and said so.
+        for _ in 0..16 {
+            console.receive(b'\r', &mut |bytes| terminal.extend_from_slice(bytes));
+        }
+        assert!(terminal.ends_with(b"(the shell is busy; line dropped)\r\n"));
+        // An overlong line is refused whole; the shell gets an empty line to prompt again.
+        let (to_shell, from_shell) = (leaked_ring(), leaked_ring());
+        let mut console = Console::new(Some(to_shell), Some(from_shell));
+        let mut lines = Consumer::new(RingMemory::new(to_shell, 15).unwrap());
+        terminal.clear();
+        for _ in 0..=LINE_CAPACITY {
+            console.receive(b'a', &mut |_| {});
+        }
+        console.receive(b'\n', &mut |bytes| terminal.extend_from_slice(bytes));
+        assert_eq!(terminal, b"\r\n(line too long; dropped)\r\n");
+        let mut buffer = [0u8; SLOT_BYTES];
+        assert_eq!(lines.try_pop(&mut buffer), Ok(Some(0)));
+    }
+
+    #[test]
+    fn console_without_a_shell_still_edits_and_a_corrupt_shell_ring_is_survived() {
+        let mut console = Console::new(None, None);
+        assert!(!console.has_shell());
+        let mut terminal = Vec::new();
+        for &byte in b"ok\r" {
+            assert!(!console.receive(byte, &mut |bytes| terminal.extend_from_slice(bytes)));
+        }
+        assert_eq!(terminal, b"ok\r\n");
+        assert!(
+            !Console::new(Some(leaked_ring()), None).has_shell(),
+            "half a shell is none"
+        );
+
+        // A shell that writes an impossible head: the console writes nothing and goes on.
+        let (to_shell, from_shell) = (leaked_ring(), leaked_ring());
+        let mut console = Console::new(Some(to_shell), Some(from_shell));
+        from_shell[0].store(1000, core::sync::atomic::Ordering::Release);
+        assert!(!console.drain_output(&mut |_| panic!("garbage written")));
+    }
+}

@@ -1,0 +1,960 @@
+//! The shell's commands: parsing a line, and running a command over [`Services`] (the calls
+//! the PD makes), writing what it prints into a `String`. Nothing here touches the kernel, so
+//! the tests run it against a fake manager and fake drivers.
+//!
+//! Every reply is untrusted: a reply of the wrong kind is reported, never trusted, and the
+//! tree walk is bounded.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::{self, Write};
+
+use warden_protocol::services::{ReplyError, MAX_ENTROPY_BYTES};
+use warden_protocol::{DeviceState, Handle, Message, Resources, Status};
+
+/// The calls a command makes.
+pub trait Services {
+    /// A call into the device manager; its reply.
+    ///
+    /// # Errors
+    /// The call could not be made, or the reply did not decode.
+    fn manager(&mut self, call: &Message) -> Result<Message, CallError>;
+    /// Seconds since the Unix epoch, from the clock driver.
+    ///
+    /// # Errors
+    /// [`ReplyError`].
+    fn time(&mut self) -> Result<u64, ReplyError>;
+    /// Up to [`MAX_ENTROPY_BYTES`] random bytes from the entropy driver, and how many came.
+    ///
+    /// # Errors
+    /// [`ReplyError`].
+    fn entropy(&mut self, bytes: usize) -> Result<([u8; MAX_ENTROPY_BYTES], usize), ReplyError>;
+}
+
+/// A call into the manager that did not give a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// The call does not travel as a protected procedure call.
+    Encode,
+    /// The reply did not decode.
+    Malformed,
+}
+
+/// A device named on the command line: `INDEX` (whatever generation lives there) or
+/// `INDEX:GENERATION`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceName {
+    /// The slot.
+    pub index: u32,
+    /// The generation, if given.
+    pub generation: Option<u32>,
+}
+
+/// What a line asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Nothing (an empty line).
+    Nothing,
+    /// The commands.
+    Help,
+    /// The device tree with its bindings.
+    Tree,
+    /// One device in full.
+    Device(DeviceName),
+    /// The time from the clock driver.
+    Time,
+    /// Random bytes from the entropy driver.
+    Random(usize),
+    /// Unbind a device from its driver.
+    Unbind(DeviceName),
+    /// Bind a device to a driver (a driver handle).
+    Bind(DeviceName, Handle),
+    /// Probe again every unbound device that was not unbound by hand.
+    Rescan,
+}
+
+/// Why a line is not a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not a command the shell knows.
+    Unknown(String),
+    /// A known command with wrong arguments: its usage.
+    Usage(&'static str),
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unknown(word) => write!(f, "unknown command '{word}' (try 'help')"),
+            Self::Usage(usage) => write!(f, "usage: {usage}"),
+        }
+    }
+}
+
+const HELP: &str = "\
+commands:
+  help              this list
+  tree              the device tree with its bindings (from the device manager)
+  device DEV        one device: compatible strings, resources, parent, driver
+  time              the time from the real-time clock driver
+  random [N]        N random bytes (1-32, default 16) from the entropy driver
+  unbind DEV        unbind a device from its driver; it stays unbound until 'bind'
+  bind DEV DRIVER   bind a device to a driver
+  rescan            probe again every unbound device that was not unbound by hand
+DEV is INDEX or INDEX:GENERATION, as 'tree' shows it; DRIVER is INDEX:GENERATION, as
+'device' shows it.
+";
+
+/// Parses one line.
+///
+/// # Errors
+/// [`ParseError`].
+pub fn parse(line: &str) -> Result<Command, ParseError> {
+    let mut words = line.split_whitespace();
+    let Some(name) = words.next() else {
+        return Ok(Command::Nothing);
+    };
+    let arguments: Vec<&str> = words.collect();
+    let device = |usage| match arguments.as_slice() {
+        [word] => device_name(word).ok_or(ParseError::Usage(usage)),
+        _ => Err(ParseError::Usage(usage)),
+    };
+    let none = |command, usage| {
+        if arguments.is_empty() {
+            Ok(command)
+        } else {
+            Err(ParseError::Usage(usage))
+        }
+    };
+    match name {
+        "help" | "?" => none(Command::Help, "help"),
+        "tree" => none(Command::Tree, "tree"),
+        "time" => none(Command::Time, "time"),
+        "rescan" => none(Command::Rescan, "rescan"),
+        "device" => device("device INDEX[:GENERATION]").map(Command::Device),
+        "unbind" => device("unbind INDEX[:GENERATION]").map(Command::Unbind),
+        "bind" => {
+            const USAGE: &str = "bind INDEX[:GENERATION] DRIVER-INDEX:DRIVER-GENERATION";
+            match arguments.as_slice() {
+                [device, driver] => {
+                    let device = device_name(device).ok_or(ParseError::Usage(USAGE))?;
+                    match device_name(driver) {
+                        Some(DeviceName {
+                            index,
+                            generation: Some(generation),
+                        }) => Ok(Command::Bind(device, Handle { index, generation })),
+                        _ => Err(ParseError::Usage(USAGE)),
+                    }
+                }
+                _ => Err(ParseError::Usage(USAGE)),
+            }
+        }
+        "random" => match arguments.as_slice() {
+            [] => Ok(Command::Random(16)),
+            [count] => match count.parse::<usize>() {
+                Ok(count @ 1..=MAX_ENTROPY_BYTES) => Ok(Command::Random(count)),
+                _ => Err(ParseError::Usage("random [N], N from 1 to 32")),
+            },
+            _ => Err(ParseError::Usage("random [N], N from 1 to 32")),
+        },
+        other => Err(ParseError::Unknown(String::from(other))),
+    }
+}
+
+fn device_name(word: &str) -> Option<DeviceName> {
+    let (index, generation) = match word.split_once(':') {
+        Some((index, generation)) => (index, Some(generation.parse().ok()?)),
+        None => (word, None),
+    };
+    Some(DeviceName {
+        index: index.parse().ok()?,
+        generation,
+    })
+}
+
+/// A device as the manager describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// Its handle.
+    pub handle: Handle,
+    /// Its parent.
+    pub parent: Option<Handle>,
+    /// Its driver.
+    pub driver: Option<Handle>,
+    /// Its power state.
+    pub state: DeviceState,
+    /// Its compatible strings.
+    pub compatible: Vec<String>,
+    /// Its bus id (virtio device id on the virtio bus).
+    pub bus_id: Option<u32>,
+    /// Its MMIO windows and interrupts.
+    pub resources: Resources,
+}
+
+/// The most devices a tree walk takes (the manager's core holds far fewer).
+pub const MAX_WALK: usize = 1024;
+
+/// Runs `command`, writing what it prints to `out` (lines end in `\n`).
+pub fn run(command: Command, services: &mut dyn Services, out: &mut String) {
+    let result = match command {
+        Command::Nothing => Ok(()),
+        Command::Help => {
+            out.push_str(HELP);
+            Ok(())
+        }
+        Command::Tree => tree(services, out),
+        Command::Device(name) => show_device(services, name, out),
+        Command::Time => time(services, out),
+        Command::Random(count) => random(services, count, out),
+        Command::Unbind(name) => unbind(services, name, out),
+        Command::Bind(name, driver) => bind(services, name, driver, out),
+        Command::Rescan => rescan(services, out),
+    };
+    if let Err(error) = result {
+        let _ = writeln!(out, "error: {error}");
+    }
+}
+
+/// Why a command failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Failure {
+    Call(CallError),
+    Refused(Status),
+    Unexpected(&'static str),
+    NoDevice(DeviceName),
+    NotReady(&'static str),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Call(CallError::Encode) => write!(f, "the call cannot be made"),
+            Self::Call(CallError::Malformed) => write!(f, "the manager's reply is malformed"),
+            Self::Refused(status) => write!(f, "the manager refused: {status:?}"),
+            Self::Unexpected(what) => write!(f, "unexpected reply to {what}"),
+            Self::NoDevice(name) => match name.generation {
+                Some(generation) => write!(f, "no device {}:{generation}", name.index),
+                None => write!(f, "no device {}", name.index),
+            },
+            Self::NotReady(what) => write!(f, "no {what} is bound yet"),
+        }
+    }
+}
+
+impl From<CallError> for Failure {
+    fn from(error: CallError) -> Self {
+        Self::Call(error)
+    }
+}
+
+fn device_from(message: Message) -> Option<Device> {
+    match message {
+        Message::DeviceInfo {
+            device,
+            parent,
+            driver,
+            state,
+            match_data,
+            resources,
+        } => Some(Device {
+            handle: device,
+            parent,
+            driver,
+            state,
+            compatible: match_data
+                .compatible
+                .iter()
+                .map(|name| String::from(name.as_str()))
+                .collect(),
+            bus_id: match_data.bus_id,
+            resources,
+        }),
+        _ => None,
+    }
+}
+
+/// Every device, in index order, one `QueryTree` call each.
+///
+/// The manager answers each call from its state at that moment and may handle other events
+/// between two calls, so the walk is not one snapshot: a device added behind the cursor is
+/// missed, one removed after it was read is still listed, and a child whose parent went away
+/// is shown as a root. Each device is reported at most once (the cursor only moves forward).
+fn walk(services: &mut dyn Services) -> Result<Vec<Device>, Failure> {
+    let mut devices = Vec::new();
+    let mut cursor = 0u64;
+    while devices.len() < MAX_WALK {
+        match services.manager(&Message::QueryTree { cursor })? {
+            Message::Completion {
+                status: Status::NoSuchObject,
+                ..
+            } => return Ok(devices),
+            Message::Completion { status, .. } => return Err(Failure::Refused(status)),
+            reply => {
+                let device = device_from(reply).ok_or(Failure::Unexpected("QueryTree"))?;
+                if u64::from(device.handle.index) < cursor {
+                    return Err(Failure::Unexpected("QueryTree (the cursor went back)"));
+                }
+                cursor = u64::from(device.handle.index) + 1;
+                devices.push(device);
+            }
+        }
+    }
+    Ok(devices)
+}
+
+/// A driver's name (and PD), or a placeholder if the manager no longer knows it.
+fn driver_label(services: &mut dyn Services, driver: Handle) -> String {
+    match services.manager(&Message::QueryDriver { driver }) {
+        Ok(Message::DriverInfo { name, pd, .. }) => {
+            alloc::format!(
+                "{} (driver {}:{}, PD {pd})",
+                name,
+                driver.index,
+                driver.generation
+            )
+        }
+        _ => alloc::format!("driver {}:{} (gone)", driver.index, driver.generation),
+    }
+}
+
+fn driver_name(services: &mut dyn Services, driver: Handle) -> String {
+    match services.manager(&Message::QueryDriver { driver }) {
+        Ok(Message::DriverInfo { name, .. }) => String::from(name.as_str()),
+        _ => alloc::format!("driver {}:{}", driver.index, driver.generation),
+    }
+}
+
+fn tree(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
+    let devices = walk(services)?;
+    let mut names: BTreeMap<(u32, u32), String> = BTreeMap::new();
+    for driver in devices.iter().filter_map(|device| device.driver) {
+        names
+            .entry((driver.index, driver.generation))
+            .or_insert_with(|| driver_name(services, driver));
+    }
+    let bound = devices
+        .iter()
+        .filter(|device| device.driver.is_some())
+        .count();
+    let _ = writeln!(out, "device tree: {} devices, {bound} bound", devices.len());
+    let present = |handle: &Handle| devices.iter().any(|device| device.handle == *handle);
+    // Depth-first from the roots, children in index order; an explicit stack, so a hostile
+    // reply cannot make the recursion deep.
+    let mut stack: Vec<(usize, usize)> = devices
+        .iter()
+        .enumerate()
+        .filter(|(_, device)| !device.parent.as_ref().is_some_and(present))
+        .map(|(position, _)| (position, 1))
+        .rev()
+        .collect();
+    let mut printed = alloc::vec![false; devices.len()];
+    while let Some((position, depth)) = stack.pop() {
+        let (Some(device), Some(done)) = (devices.get(position), printed.get_mut(position)) else {
+            continue;
+        };
+        if core::mem::replace(done, true) {
+            continue;
+        }
+        let driver = device.driver.map_or_else(
+            || String::from("(unbound)"),
+            |driver| {
+                names
+                    .get(&(driver.index, driver.generation))
+                    .cloned()
+                    .unwrap_or_default()
+            },
+        );
+        let _ = write!(
+            out,
+            "{:indent$}{}:{} {}",
+            "",
+            device.handle.index,
+            device.handle.generation,
+            device
+                .compatible
+                .first()
+                .map_or("(disabled)", String::as_str),
+            indent = depth * 2
+        );
+        if let Some(window) = device.resources.mmio.first() {
+            let _ = write!(out, " @0x{:x}", window.address);
+        }
+        if let Some(irq) = device.resources.irqs.first() {
+            let _ = write!(out, " irq {irq}");
+        }
+        let _ = writeln!(out, " -> {driver}");
+        let children = devices
+            .iter()
+            .enumerate()
+            .filter(|(_, child)| child.parent == Some(device.handle))
+            .map(|(child, _)| (child, depth + 1))
+            .rev();
+        stack.extend(children);
+    }
+    Ok(())
+}
+
+/// The device a name means: with a generation, that handle; without, whatever lives at the
+/// index.
+fn find(services: &mut dyn Services, name: DeviceName) -> Result<Device, Failure> {
+    let reply = match name.generation {
+        Some(generation) => services.manager(&Message::QueryDevice {
+            device: Handle {
+                index: name.index,
+                generation,
+            },
+        })?,
+        None => services.manager(&Message::QueryTree {
+            cursor: u64::from(name.index),
+        })?,
+    };
+    match reply {
+        Message::Completion {
+            status: Status::NoSuchObject | Status::StaleHandle,
+            ..
+        } => Err(Failure::NoDevice(name)),
+        Message::Completion { status, .. } => Err(Failure::Refused(status)),
+        reply => match device_from(reply) {
+            Some(device) if device.handle.index == name.index => Ok(device),
+            Some(_) => Err(Failure::NoDevice(name)),
+            None => Err(Failure::Unexpected("QueryDevice")),
+        },
+    }
+}
+
+fn show_device(
+    services: &mut dyn Services,
+    name: DeviceName,
+    out: &mut String,
+) -> Result<(), Failure> {
+    let device = find(services, name)?;
+    let _ = writeln!(
+        out,
+        "device {}:{}",
+        device.handle.index, device.handle.generation
+    );
+    let _ = writeln!(out, "  compatible: {}", device.compatible.join(", "));
+    if let Some(bus_id) = device.bus_id {
+        let _ = writeln!(out, "  bus id:     {bus_id}");
+    }
+    for window in &device.resources.mmio {
+        let _ = writeln!(
+            out,
+            "  mmio:       0x{:x}-0x{:x}",
+            window.address,
+            window.address.saturating_add(window.size - 1)
+        );
+    }
+    for irq in &device.resources.irqs {
+        let _ = writeln!(out, "  irq:        {irq}");
+    }
+    if let Some(parent) = device.parent {
+        let _ = writeln!(out, "  parent:     {}:{}", parent.index, parent.generation);
+    }
+    let state = match device.state {
+        DeviceState::Active => "active",
+        DeviceState::Suspended => "suspended",
+        DeviceState::ShutDown => "shut down",
+    };
+    let _ = writeln!(out, "  state:      {state}");
+    let driver = match device.driver {
+        Some(driver) => driver_label(services, driver),
+        None => String::from("(unbound)"),
+    };
+    let _ = writeln!(out, "  driver:     {driver}");
+    Ok(())
+}
+
+fn time(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
+    match services.time() {
+        Ok(seconds) => {
+            let _ = writeln!(
+                out,
+                "{} ({seconds} s since 1970, from the real-time clock)",
+                pl031_driver::device::civil_time(seconds)
+            );
+            Ok(())
+        }
+        Err(ReplyError::NotReady) => Err(Failure::NotReady("clock")),
+        Err(ReplyError::Malformed) => Err(Failure::Unexpected("the time call")),
+    }
+}
+
+fn random(services: &mut dyn Services, count: usize, out: &mut String) -> Result<(), Failure> {
+    match services.entropy(count) {
+        Ok((bytes, got)) => {
+            let _ = write!(out, "{got} random bytes: ");
+            for byte in bytes.iter().take(got) {
+                let _ = write!(out, "{byte:02x}");
+            }
+            out.push('\n');
+            Ok(())
+        }
+        Err(ReplyError::NotReady) => Err(Failure::NotReady("entropy source")),
+        Err(ReplyError::Malformed) => Err(Failure::Unexpected("the entropy call")),
+    }
+}
+
+fn completion(reply: Message, what: &'static str) -> Result<(), Failure> {
+    match reply {
+        Message::Completion {
+            status: Status::Ok, ..
+        } => Ok(()),
+        Message::Completion { status, .. } => Err(Failure::Refused(status)),
+        _ => Err(Failure::Unexpected(what)),
+    }
+}
+
+fn unbind(services: &mut dyn Services, name: DeviceName, out: &mut String) -> Result<(), Failure> {
+    let device = find(services, name)?;
+    completion(
+        services.manager(&Message::Unbind {
+            device: device.handle,
+        })?,
+        "Unbind",
+    )?;
+    let _ = writeln!(
+        out,
+        "unbind {}:{} ({}) accepted; 'tree' shows the outcome",
+        device.handle.index,
+        device.handle.generation,
+        device.compatible.first().map_or("", String::as_str)
+    );
+    Ok(())
+}
+
+fn bind(
+    services: &mut dyn Services,
+    name: DeviceName,
+    driver: Handle,
+    out: &mut String,
+) -> Result<(), Failure> {
+    let device = find(services, name)?;
+    completion(
+        services.manager(&Message::Bind {
+            device: device.handle,
+            driver,
+        })?,
+        "Bind",
+    )?;
+    let _ = writeln!(
+        out,
+        "bind {}:{} ({}) to driver {}:{} accepted; 'tree' shows the outcome",
+        device.handle.index,
+        device.handle.generation,
+        device.compatible.first().map_or("", String::as_str),
+        driver.index,
+        driver.generation
+    );
+    Ok(())
+}
+
+fn rescan(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
+    completion(services.manager(&Message::Rescan)?, "Rescan")?;
+    out.push_str("rescan accepted; 'tree' shows the outcome\n");
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+mod tests {
+    use super::*;
+    use warden_protocol::{Compatible, DriverName, MatchData, MmioWindow};
+
+    fn handle(index: u32, generation: u32) -> Handle {
+        Handle { index, generation }
+    }
+
+    /// (handle, parent, driver, compatible, MMIO address).
+    type FakeDevice = (
+        Handle,
+        Option<Handle>,
+        Option<Handle>,
+        &'static str,
+        Option<u64>,
+    );
+
+    /// A manager with a small tree: 0 the board's root, 1 a UART bound to driver 0:0 under it,
+    /// 3 a transport under 0 bound to driver 1:0, 5 a child of 3 (unbound).
+    struct FakeManager {
+        devices: Vec<FakeDevice>,
+        calls: Vec<Message>,
+        clock: Result<u64, ReplyError>,
+    }
+
+    impl FakeManager {
+        fn new() -> Self {
+            Self {
+                devices: alloc::vec![
+                    (handle(0, 0), None, None, "linux,dummy-virt", None),
+                    (
+                        handle(1, 0),
+                        Some(handle(0, 0)),
+                        Some(handle(0, 0)),
+                        "arm,pl011",
+                        Some(0x900_0000)
+                    ),
+                    (
+                        handle(3, 2),
+                        Some(handle(0, 0)),
+                        Some(handle(1, 0)),
+                        "virtio,mmio",
+                        Some(0xa00_3e00)
+                    ),
+                    (
+                        handle(5, 0),
+                        Some(handle(3, 2)),
+                        None,
+                        "virtio,device2",
+                        None
+                    ),
+                ],
+                calls: Vec::new(),
+                clock: Ok(1_795_597_369),
+            }
+        }
+
+        fn info(&self, position: usize) -> Message {
+            let (device, parent, driver, compatible, address) = self.devices[position];
+            let mut resources = Resources::default();
+            if let Some(address) = address {
+                resources
+                    .mmio
+                    .push(MmioWindow {
+                        address,
+                        size: 0x200,
+                    })
+                    .unwrap();
+                resources.irqs.push(33 + device.index).unwrap();
+            }
+            Message::DeviceInfo {
+                device,
+                parent,
+                driver,
+                state: DeviceState::Active,
+                match_data: MatchData {
+                    compatible: [Compatible::try_from(compatible).unwrap()]
+                        .into_iter()
+                        .collect(),
+                    bus_id: None,
+                },
+                resources,
+            }
+        }
+    }
+
+    fn status(status: Status) -> Message {
+        Message::Completion {
+            status,
+            detail: 0,
+            outcome: warden_protocol::Outcome::None,
+        }
+    }
+
+    impl Services for FakeManager {
+        fn manager(&mut self, call: &Message) -> Result<Message, CallError> {
+            self.calls.push(call.clone());
+            Ok(match call {
+                Message::QueryTree { cursor } => {
+                    match self
+                        .devices
+                        .iter()
+                        .position(|d| u64::from(d.0.index) >= *cursor)
+                    {
+                        Some(position) => self.info(position),
+                        None => status(Status::NoSuchObject),
+                    }
+                }
+                Message::QueryDevice { device } => {
+                    match self.devices.iter().position(|d| d.0 == *device) {
+                        Some(position) => self.info(position),
+                        None => status(Status::StaleHandle),
+                    }
+                }
+                Message::QueryDriver { driver } => Message::DriverInfo {
+                    driver: *driver,
+                    pd: driver.index + 1,
+                    bound: 1,
+                    name: DriverName::try_from(
+                        ["pl011-console", "virtio-mmio"][driver.index as usize],
+                    )
+                    .unwrap(),
+                },
+                Message::Unbind { device } => {
+                    if self.devices.iter().any(|d| d.0 == *device && d.2.is_some()) {
+                        status(Status::Ok)
+                    } else {
+                        status(Status::NoMatch)
+                    }
+                }
+                Message::Rescan => status(Status::Ok),
+                Message::Bind { device, driver } => {
+                    if self.devices.iter().any(|d| d.0 == *device && d.2.is_none())
+                        && driver.index < 2
+                    {
+                        status(Status::Ok)
+                    } else {
+                        status(Status::Busy)
+                    }
+                }
+                _ => status(Status::NotPermitted),
+            })
+        }
+
+        fn time(&mut self) -> Result<u64, ReplyError> {
+            self.clock
+        }
+
+        fn entropy(
+            &mut self,
+            bytes: usize,
+        ) -> Result<([u8; MAX_ENTROPY_BYTES], usize), ReplyError> {
+            let mut out = [0u8; MAX_ENTROPY_BYTES];
+            for (index, byte) in out.iter_mut().enumerate() {
+                *byte = (index as u8).wrapping_mul(17);
+            }
+            Ok((out, bytes.min(8)))
+        }
+    }
+
+    fn run_line(manager: &mut FakeManager, line: &str) -> String {
+        let mut out = String::new();
+        match parse(line) {
+            Ok(command) => run(command, manager, &mut out),
+            Err(error) => out = alloc::format!("{error}\n"),
+        }
+        out
+    }
+
+    #[test]
+    fn lines_parse_into_commands_and_bad_ones_say_why() {
+        assert_eq!(parse("  "), Ok(Command::Nothing));
+        assert_eq!(parse("tree"), Ok(Command::Tree));
+        assert_eq!(parse(" random  8 "), Ok(Command::Random(8)));
+        assert_eq!(parse("random"), Ok(Command::Random(16)));
+        assert_eq!(
+            parse("device 47:3"),
+            Ok(Command::Device(DeviceName {
+                index: 47,
+                generation: Some(3)
+            }))
+        );
+        assert_eq!(
+            parse("unbind 47"),
+            Ok(Command::Unbind(DeviceName {
+                index: 47,
+                generation: None
+            }))
+        );
+        assert_eq!(
+            parse("frobnicate"),
+            Err(ParseError::Unknown("frobnicate".into()))
+        );
+        for bad in [
+            "bind 5",
+            "bind 5 1",
+            "bind x 1:0",
+            "bind 5 1:0 2",
+            "random 0",
+            "random 33",
+            "random x",
+            "random 1 2",
+            "tree now",
+            "unbind",
+            "unbind 4:x",
+            "device -1",
+            "device 1:2:3",
+        ] {
+            assert!(matches!(parse(bad), Err(ParseError::Usage(_))), "{bad}");
+        }
+        assert_eq!(
+            parse("unbind").unwrap_err().to_string(),
+            "usage: unbind INDEX[:GENERATION]"
+        );
+    }
+
+    #[test]
+    fn tree_walks_the_manager_and_prints_parents_before_children() {
+        let mut manager = FakeManager::new();
+        let out = run_line(&mut manager, "tree");
+        assert_eq!(
+            out,
+            "device tree: 4 devices, 2 bound\n\
+             \x20 0:0 linux,dummy-virt -> (unbound)\n\
+             \x20   1:0 arm,pl011 @0x9000000 irq 34 -> pl011-console\n\
+             \x20   3:2 virtio,mmio @0xa003e00 irq 36 -> virtio-mmio\n\
+             \x20     5:0 virtio,device2 -> (unbound)\n"
+        );
+        // One call per device and one past the end; one per distinct driver.
+        let walks: Vec<_> = manager
+            .calls
+            .iter()
+            .filter_map(|call| match call {
+                Message::QueryTree { cursor } => Some(*cursor),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(walks, [0, 1, 2, 4, 6]);
+        assert_eq!(manager.calls.len(), 7);
+    }
+
+    #[test]
+    fn device_shows_everything_and_names_by_index_or_handle() {
+        let mut manager = FakeManager::new();
+        let out = run_line(&mut manager, "device 3");
+        assert!(
+            out.starts_with("device 3:2\n  compatible: virtio,mmio\n"),
+            "{out}"
+        );
+        assert!(out.contains("  mmio:       0xa003e00-0xa003fff\n"), "{out}");
+        assert!(out.contains("  irq:        36\n"), "{out}");
+        assert!(out.contains("  parent:     0:0\n"), "{out}");
+        assert!(
+            out.contains("  driver:     virtio-mmio (driver 1:0, PD 2)\n"),
+            "{out}"
+        );
+        assert_eq!(
+            run_line(&mut manager, "device 3:1"),
+            "error: no device 3:1\n"
+        );
+        assert_eq!(
+            run_line(&mut manager, "device 4"),
+            "error: no device 4\n",
+            "5 lives past 4"
+        );
+        assert_eq!(run_line(&mut manager, "device 9"), "error: no device 9\n");
+    }
+
+    #[test]
+    fn unbind_and_rescan_are_requests_and_refusals_are_reported() {
+        let mut manager = FakeManager::new();
+        assert_eq!(
+            run_line(&mut manager, "unbind 1"),
+            "unbind 1:0 (arm,pl011) accepted; 'tree' shows the outcome\n"
+        );
+        assert_eq!(
+            manager.calls.last(),
+            Some(&Message::Unbind {
+                device: handle(1, 0)
+            })
+        );
+        assert_eq!(
+            run_line(&mut manager, "unbind 5"),
+            "error: the manager refused: NoMatch\n"
+        );
+        assert_eq!(
+            run_line(&mut manager, "rescan"),
+            "rescan accepted; 'tree' shows the outcome\n"
+        );
+        assert_eq!(
+            run_line(&mut manager, "bind 5 1:0"),
+            "bind 5:0 (virtio,device2) to driver 1:0 accepted; 'tree' shows the outcome\n"
+        );
+        assert_eq!(
+            manager.calls.last(),
+            Some(&Message::Bind {
+                device: handle(5, 0),
+                driver: handle(1, 0)
+            })
+        );
+        assert_eq!(
+            run_line(&mut manager, "bind 1 1:0"),
+            "error: the manager refused: Busy\n"
+        );
+        assert_eq!(run_line(&mut manager, "bind 7 1:0"), "error: no device 7\n");
+    }
+
+    #[test]
+    fn time_and_random_come_from_the_drivers() {
+        let mut manager = FakeManager::new();
+        assert_eq!(
+            run_line(&mut manager, "time"),
+            "2026-11-25T09:02:49Z (1795597369 s since 1970, from the real-time clock)\n"
+        );
+        manager.clock = Err(ReplyError::NotReady);
+        assert_eq!(
+            run_line(&mut manager, "time"),
+            "error: no clock is bound yet\n"
+        );
+        assert_eq!(
+            run_line(&mut manager, "random 4"),
+            "4 random bytes: 00112233\n"
+        );
+        assert!(run_line(&mut manager, "help").contains("unbind DEV"));
+    }
+
+    /// A manager whose replies are wrong in the ways a hostile or broken one could be.
+    struct HostileManager {
+        reply: fn(u64) -> Message,
+        calls: usize,
+    }
+
+    impl Services for HostileManager {
+        fn manager(&mut self, call: &Message) -> Result<Message, CallError> {
+            self.calls += 1;
+            match call {
+                Message::QueryTree { cursor } => Ok((self.reply)(*cursor)),
+                _ => Err(CallError::Malformed),
+            }
+        }
+        fn time(&mut self) -> Result<u64, ReplyError> {
+            Err(ReplyError::Malformed)
+        }
+        fn entropy(&mut self, _: usize) -> Result<([u8; MAX_ENTROPY_BYTES], usize), ReplyError> {
+            Err(ReplyError::Malformed)
+        }
+    }
+
+    fn device_at(index: u64) -> Message {
+        Message::DeviceInfo {
+            device: handle(index as u32, 0),
+            parent: Some(handle(index as u32 + 1, 0)),
+            driver: Some(handle(9, 9)),
+            state: DeviceState::Active,
+            match_data: MatchData::default(),
+            resources: Resources::default(),
+        }
+    }
+
+    #[test]
+    fn hostile_replies_are_reported_and_the_walk_is_bounded() {
+        let mut out = String::new();
+        // The wrong kind of reply.
+        let mut manager = HostileManager {
+            reply: |_| Message::Rescan,
+            calls: 0,
+        };
+        run(Command::Tree, &mut manager, &mut out);
+        assert_eq!(out, "error: unexpected reply to QueryTree\n");
+        // A cursor that goes back: the walk would never end.
+        let mut manager = HostileManager {
+            reply: |_| device_at(0),
+            calls: 0,
+        };
+        out.clear();
+        run(Command::Tree, &mut manager, &mut out);
+        assert_eq!(
+            out,
+            "error: unexpected reply to QueryTree (the cursor went back)\n"
+        );
+        // A tree without end: bounded, printed, and the drivers it names that cannot be
+        // asked about are shown as such; parents that are not there make roots.
+        let mut manager = HostileManager {
+            reply: device_at,
+            calls: 0,
+        };
+        out.clear();
+        run(Command::Tree, &mut manager, &mut out);
+        assert!(
+            out.starts_with("device tree: 1024 devices, 1024 bound\n"),
+            "{}",
+            &out[..60]
+        );
+        assert!(out.contains("  5:0 (disabled) -> driver 9:9\n"));
+        assert_eq!(manager.calls, MAX_WALK + 1);
+        out.clear();
+        run(Command::Time, &mut manager, &mut out);
+        assert_eq!(out, "error: unexpected reply to the time call\n");
+    }
+}
