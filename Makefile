@@ -77,8 +77,8 @@ PD_CRATES_qemu_virt_aarch64 := device-manager pl011-driver pl031-driver virtio-m
 	virtio-blk-driver virtio-rng-driver warden-client warden-shell
 PD_BINARIES_qemu_virt_aarch64 := device_manager pl011_driver pl031_driver virtio_mmio_bus \
 	virtio_blk_driver virtio_rng_driver client shell
-PD_CRATES_odroidc4 := device-manager demo-driver
-PD_BINARIES_odroidc4 := device_manager demo_driver
+PD_CRATES_odroidc4 := device-manager meson-uart-driver warden-shell
+PD_BINARIES_odroidc4 := device_manager meson_uart_driver shell
 PD_CRATES ?= $(PD_CRATES_$(MICROKIT_BOARD))
 PD_BINARIES ?= $(PD_BINARIES_$(MICROKIT_BOARD))
 # The board's system description: the top-level one for QEMU virt, the others under platform/.

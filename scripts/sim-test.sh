@@ -4,7 +4,8 @@
 # bus adding children in its probe, the disk checked by the client, entropy, the time, then
 # the shell on the console (the tree, a device, the time, entropy, unbinding the boot disk's
 # transport and binding it again), then hot-plugging a second disk and unplugging it, with
-# nothing leaked.
+# nothing leaked. Then the Odroid C4's system on its modelled board: the Meson UART driver as
+# the shell's console.
 #
 # Usage: scripts/sim-test.sh [debug|release]   (default release; builds the binaries first)
 set -euo pipefail
@@ -56,7 +57,7 @@ launcher=$!
 exec 3>"$work/console"
 
 status=0
-if wait_for 'client: flushed; disk check done' && wait_for 'console: PL011 bound' \
+if wait_for 'client: flushed; disk check done' && wait_for 'console: pl011-console bound' \
     && wait_for 'device tree \(48 devices' && wait_for "^\\[console\\] Warden shell"; then
     type_line 'time' '^\[console\] 20[0-9]{2}-' || true
     type_line 'random 8' '^\[console\] 8 random bytes: ' || true
@@ -186,8 +187,38 @@ checks=$((checks + 1))
 if [[ $status -ne 0 ]]; then
     fail "warden-host exited with $status"
 fi
+
+# The Odroid C4: platform/odroidc4/system.xml on its board (board.dts, modelled), the manager
+# reading the same tree (the launcher names the DTB to it).
+log=$work/odroidc4.log
+bash scripts/board-dtb.sh odroidc4 "$work/odroidc4.dtb"
+mkfifo "$work/odroidc4-console"
+"$host" run platform/odroidc4/system.xml --board "$work/odroidc4.dtb" --timeout 30 \
+    <"$work/odroidc4-console" >"$log" 2>&1 &
+launcher=$!
+exec 3>"$work/odroidc4-console"
+typed=0
+if wait_for "^\\[console\\] Warden shell"; then
+    type_line 'tree' '^\[console\]       31:0 snps,dwc3' || true
+    type_line 'time' '^\[console\] error: ' || true
+fi
+kill -TERM "$launcher" 2>/dev/null || true
+status=0
+wait "$launcher" || status=$?
+exec 3>&-
+echo "--- the Odroid C4's system:"
+cat "$log"
+expect "manager: board 'Hardkernel ODROID-C4': reading its device tree"
+expect 'manager: driver PD 1 registers .meson-uart-console.'
+expect 'console: meson-uart-console bound; console output and line input for the shell'
+expect '^\[console\]       [0-9]+:0 amlogic,meson-g12a-uart @0xff803000 irq 225 -> meson-uart-console'
+expect '^\[console\] error: this system gives the shell no clock'
+checks=$((checks + 1))
+if [[ $status -ne 0 ]]; then
+    fail "warden-host (Odroid C4) exited with $status"
+fi
 for program in device_manager pl011_driver pl031_driver virtio_mmio_bus virtio_blk_driver \
-    virtio_rng_driver client shell; do
+    virtio_rng_driver client shell meson_uart_driver; do
     checks=$((checks + 1))
     if pgrep -x "$program" >/dev/null; then
         fail "$program outlived the launcher"

@@ -213,6 +213,7 @@ impl Client {
                 self.entropy_done = true;
             }
             Err(ReplyError::NotReady) => {}
+            Err(ReplyError::Refused) => warn!("client: no entropy source to call"),
             Err(ReplyError::Malformed) => warn!("client: malformed entropy reply"),
         }
     }
@@ -228,6 +229,7 @@ impl Client {
                 self.clock_done = true;
             }
             Err(ReplyError::NotReady) => {}
+            Err(ReplyError::Refused) => warn!("client: no clock to call"),
             Err(ReplyError::Malformed) => warn!("client: malformed time reply"),
         }
     }

@@ -69,6 +69,24 @@ pub mod interface {
 /// The board's device tree blob (see `build.rs`).
 pub static BOARD_DTB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/board.dtb"));
 
+/// The blob the manager reads: [`BOARD_DTB`] on seL4. On the host platform the launcher names
+/// the board it models (`warden-host run --board FILE`) in `WARDEN_BOARD_DTB`, and the manager
+/// reads that one, so that one build runs any board's system description; an unreadable file
+/// is reported and the embedded blob used.
+fn board_dtb() -> alloc::borrow::Cow<'static, [u8]> {
+    #[cfg(not(target_os = "none"))]
+    if let Some(path) = std::env::var_os("WARDEN_BOARD_DTB") {
+        match std::fs::read(&path) {
+            Ok(bytes) => return alloc::borrow::Cow::Owned(bytes),
+            Err(error) => warn!(
+                "manager: board {}: {error}; using the built-in board",
+                path.to_string_lossy()
+            ),
+        }
+    }
+    alloc::borrow::Cow::Borrowed(BOARD_DTB)
+}
+
 const RING_CAPACITY: u32 = 15;
 
 type Core = device_manager_core::Manager<96, 16, 2, 32>;
@@ -233,7 +251,8 @@ impl DeviceManager {
 
     /// Adds the board's devices from its DTB (see the crate docs).
     fn load_board(&mut self) {
-        let board = match warden_board::Board::new(BOARD_DTB) {
+        let blob = board_dtb();
+        let board = match warden_board::Board::new(&blob) {
             Ok(board) => board,
             Err(error) => {
                 warn!("manager: the board's device tree is unusable: {error}; no board devices");

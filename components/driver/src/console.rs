@@ -10,10 +10,17 @@
 //!
 //! A driver whose system description maps no shell rings still echoes and edits; its lines
 //! are logged (a console without a shell).
+//!
+//! [`UartConsole`] is the whole console driver for any UART that implements [`Uart`] (the
+//! PL011 and the Meson UART do): it binds the device in its one device map, resets it in the
+//! probe, and serves the console on the channels [`UART_IRQ`] and [`SHELL`].
 
 use core::sync::atomic::AtomicU32;
 
+use core::fmt::Display;
+
 use log::{info, warn};
+use warden_microkit::{Channel, ChannelSet, DeviceRegion, DeviceRegisters};
 use warden_protocol::ring::SLOT_BYTES;
 use warden_protocol::services::MAX_LINE_BYTES;
 use warden_protocol::{Consumer, Producer, RingError, RingMemory};
@@ -24,6 +31,185 @@ pub const SHELL_REGIONS: [(&str, &str); 2] = [
     ("to_shell", "to_shell_size"),
     ("from_shell", "from_shell_size"),
 ];
+
+/// The UART's interrupt, in a console driver PD.
+pub const UART_IRQ: Channel = Channel::new(1);
+/// The shell (notifications both ways), in a console driver PD.
+pub const SHELL: Channel = Channel::new(2);
+
+/// What a console driver PD expects of the system description (every UART's the same).
+pub mod interface {
+    use warden_microkit::Channel;
+
+    /// The device manager.
+    pub const MANAGER: Channel = crate::MANAGER;
+    /// The UART's interrupt.
+    pub const UART_IRQ: Channel = super::UART_IRQ;
+    /// The shell (notifications both ways).
+    pub const SHELL: Channel = super::SHELL;
+    /// The setvar symbols of the ring maps: (vaddr symbol, size symbol).
+    pub const REGIONS: [(&str, &str); 2] = crate::MANAGER_REGIONS;
+    /// The shell's rings.
+    pub const SHELL_REGIONS: [(&str, &str); 2] = super::SHELL_REGIONS;
+    /// The device map: (vaddr symbol, size symbol, paddr symbol).
+    pub const DEVICE_REGIONS: [(&str, &str, &str); 1] = [("uart_vaddr", "uart_size", "uart_paddr")];
+}
+
+/// A UART a console driver can drive: what [`UartConsole`] needs of the device's logic.
+pub trait Uart: Sized {
+    /// The driver's name.
+    const NAME: &'static str;
+    /// The compatible strings it binds.
+    const COMPATIBLE: &'static [&'static str];
+    /// Why a probe failed.
+    type ProbeError: Display;
+    /// Why a write stopped.
+    type WriteError: Display;
+    /// Resets the device in `registers` and sets it up for the console: receive interrupts
+    /// on, everything received or queued before dropped.
+    ///
+    /// # Errors
+    /// The registers are not this UART's, or it cannot be set up.
+    fn probe(registers: DeviceRegisters) -> Result<Self, Self::ProbeError>;
+    /// The next received byte, if any.
+    fn read_byte(&mut self) -> Option<u8>;
+    /// Transmits `bytes`.
+    ///
+    /// # Errors
+    /// The transmitter is stuck.
+    fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), Self::WriteError>;
+    /// Reads and clears the interrupt's cause (drain with [`Uart::read_byte`] afterwards).
+    fn acknowledge_interrupt(&mut self);
+}
+
+/// The console driver of a [`Uart`].
+pub struct UartConsole<U: Uart> {
+    region: Option<DeviceRegion>,
+    uart: Option<(warden_protocol::Handle, U)>,
+    console: Console,
+}
+
+impl<U: Uart> UartConsole<U> {
+    /// A console driver for the device in `region` (the PD's device map) with the shell's
+    /// rings of this PD's system description.
+    #[must_use]
+    pub fn new(region: Option<DeviceRegion>) -> Self {
+        Self {
+            region,
+            uart: None,
+            console: Console::from_system(),
+        }
+    }
+
+    /// The console driver PD of this system description: the UART in its device map
+    /// ([`interface::DEVICE_REGIONS`]), registered with the manager.
+    #[must_use]
+    pub fn start() -> crate::DriverPd<Self> {
+        crate::DriverPd::start(Self::new(warden_microkit::device_region!(
+            uart_vaddr, uart_size, uart_paddr
+        )))
+    }
+
+    fn receive(&mut self) {
+        let Some((_, uart)) = self.uart.as_mut() else {
+            return;
+        };
+        let mut notify = false;
+        while let Some(byte) = uart.read_byte() {
+            notify |= self
+                .console
+                .receive(byte, &mut |bytes| transmit(uart, bytes));
+        }
+        if notify {
+            SHELL.notify();
+        }
+    }
+
+    fn send_output(&mut self) {
+        let Some((_, uart)) = self.uart.as_mut() else {
+            return;
+        };
+        if self
+            .console
+            .drain_output(&mut |bytes| transmit(uart, bytes))
+        {
+            SHELL.notify();
+        }
+    }
+}
+
+fn transmit<U: Uart>(uart: &mut U, bytes: &[u8]) {
+    if let Err(error) = uart.write_bytes(bytes) {
+        warn!("console: {error}");
+    }
+}
+
+impl<U: Uart> crate::Driver for UartConsole<U> {
+    fn name(&self) -> &str {
+        U::NAME
+    }
+
+    fn compatible(&self) -> &[&str] {
+        U::COMPATIBLE
+    }
+
+    fn probe(&mut self, probe: &crate::Probe) -> crate::Answer {
+        if self.uart.is_some() {
+            return crate::Answer::NotMine;
+        }
+        let Some(registers) = probe.registers(&[self.region]) else {
+            return crate::Answer::NotMine;
+        };
+        match U::probe(registers) {
+            Ok(uart) => {
+                self.uart = Some((probe.callback.device, uart));
+                self.console.reset();
+                if self.console.has_shell() {
+                    info!(
+                        "console: {} bound; console output and line input for the shell",
+                        U::NAME
+                    );
+                    // The shell greets when it hears the console is up.
+                    SHELL.notify();
+                } else {
+                    info!(
+                        "console: {} bound; no shell is mapped, lines are logged",
+                        U::NAME
+                    );
+                }
+                crate::Answer::Ok
+            }
+            Err(error) => {
+                warn!("console: {error}");
+                crate::Answer::Failed(1)
+            }
+        }
+    }
+
+    fn remove(&mut self, callback: &crate::Callback) -> crate::Answer {
+        if self
+            .uart
+            .as_ref()
+            .is_some_and(|(device, _)| *device == callback.device)
+        {
+            self.uart = None;
+        }
+        crate::Answer::Ok
+    }
+
+    fn notified(&mut self, channels: ChannelSet) {
+        if channels.contains(UART_IRQ) {
+            if let Some((_, uart)) = self.uart.as_mut() {
+                uart.acknowledge_interrupt();
+            }
+            self.receive();
+            UART_IRQ.irq_ack();
+        }
+        if channels.contains(SHELL) {
+            self.send_output();
+        }
+    }
+}
 
 /// Slots of each console ring (8 KiB regions).
 const RING_CAPACITY: u32 = 15;

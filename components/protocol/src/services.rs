@@ -63,6 +63,9 @@ pub fn console_line(bytes: &[u8]) -> Option<&str> {
 pub enum ReplyError {
     /// The driver has no device bound (label [`NOT_READY`]).
     NotReady,
+    /// An empty reply (label 0, no registers): what libmicrokit (and the host platform)
+    /// return when the PD may not call that channel, so there is no such driver.
+    Refused,
     /// The reply does not have the shape the call's reply has.
     Malformed,
 }
@@ -78,9 +81,10 @@ pub fn entropy_reply(
     count: usize,
     register: impl Fn(usize) -> u64,
 ) -> Result<([u8; MAX_ENTROPY_BYTES], usize), ReplyError> {
-    match label {
-        0 => {}
-        NOT_READY => return Err(ReplyError::NotReady),
+    match (label, count) {
+        (0, 0) => return Err(ReplyError::Refused),
+        (0, _) => {}
+        (NOT_READY, _) => return Err(ReplyError::NotReady),
         _ => return Err(ReplyError::Malformed),
     }
     if count < 2 {
@@ -108,6 +112,7 @@ pub fn time_reply(
 ) -> Result<u64, ReplyError> {
     match (label, count) {
         (0, 1) => Ok(register(0)),
+        (0, 0) => Err(ReplyError::Refused),
         (NOT_READY, _) => Err(ReplyError::NotReady),
         _ => Err(ReplyError::Malformed),
     }
@@ -322,7 +327,8 @@ mod tests {
             Err(ReplyError::NotReady)
         );
         // The count of bytes disagrees with the registers, is zero, or is too large.
-        for (count, last) in [(3, 17), (3, 0), (3, 8), (2, 33), (1, 1), (0, 0)] {
+        assert_eq!(entropy_reply(0, 0, |_| 0), Err(ReplyError::Refused));
+        for (count, last) in [(3, 17), (3, 0), (3, 8), (2, 33), (1, 1)] {
             assert_eq!(
                 entropy_reply(0, count, |index| if index + 1 == count { last } else { 0 }),
                 Err(ReplyError::Malformed),
@@ -333,5 +339,6 @@ mod tests {
         assert_eq!(time_reply(0, 1, |_| 1_795_597_369), Ok(1_795_597_369));
         assert_eq!(time_reply(NOT_READY, 0, |_| 0), Err(ReplyError::NotReady));
         assert_eq!(time_reply(0, 2, |_| 0), Err(ReplyError::Malformed));
+        assert_eq!(time_reply(0, 0, |_| 0), Err(ReplyError::Refused));
     }
 }

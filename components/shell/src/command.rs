@@ -224,6 +224,7 @@ enum Failure {
     Unexpected(&'static str),
     NoDevice(DeviceName),
     NotReady(&'static str),
+    Absent(&'static str),
 }
 
 impl fmt::Display for Failure {
@@ -238,6 +239,7 @@ impl fmt::Display for Failure {
                 None => write!(f, "no device {}", name.index),
             },
             Self::NotReady(what) => write!(f, "no {what} is bound yet"),
+            Self::Absent(what) => write!(f, "this system gives the shell no {what}"),
         }
     }
 }
@@ -477,6 +479,7 @@ fn time(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
             Ok(())
         }
         Err(ReplyError::NotReady) => Err(Failure::NotReady("clock")),
+        Err(ReplyError::Refused) => Err(Failure::Absent("clock")),
         Err(ReplyError::Malformed) => Err(Failure::Unexpected("the time call")),
     }
 }
@@ -492,6 +495,7 @@ fn random(services: &mut dyn Services, count: usize, out: &mut String) -> Result
             Ok(())
         }
         Err(ReplyError::NotReady) => Err(Failure::NotReady("entropy source")),
+        Err(ReplyError::Refused) => Err(Failure::Absent("entropy source")),
         Err(ReplyError::Malformed) => Err(Failure::Unexpected("the entropy call")),
     }
 }
@@ -876,6 +880,11 @@ mod tests {
         assert_eq!(
             run_line(&mut manager, "time"),
             "error: no clock is bound yet\n"
+        );
+        manager.clock = Err(ReplyError::Refused);
+        assert_eq!(
+            run_line(&mut manager, "time"),
+            "error: this system gives the shell no clock\n"
         );
         assert_eq!(
             run_line(&mut manager, "random 4"),

@@ -21,12 +21,14 @@
 //!   after the accesses so far; the launcher samples it after each access.
 #![forbid(unsafe_code)]
 
+mod meson_uart;
 mod pl011;
 mod pl031;
 mod virtio_blk;
 mod virtio_mmio;
 mod virtio_rng;
 
+pub use meson_uart::MesonUart;
 pub use pl011::Pl011;
 pub use pl031::Pl031;
 pub use virtio_blk::Blk;
@@ -190,6 +192,14 @@ fn arm_register(offset: u64, width: Width, size: u64) -> Option<u64> {
     (offset % 4 == 0 && end <= size).then_some(offset)
 }
 
+/// A UART model's transmitted byte to its output stream, flushed (a console shows it at once);
+/// an output error is logged, not the model's concern.
+fn emit(output: &mut (dyn std::io::Write + Send), byte: u8, model: &str) {
+    if let Err(error) = output.write_all(&[byte]).and_then(|()| output.flush()) {
+        log::debug!("{model}: output stream: {error}");
+    }
+}
+
 /// The low `width` bytes of `value`.
 fn truncate(value: u32, width: Width) -> u32 {
     value & width.all_ones()
@@ -205,6 +215,25 @@ fn primecell_id(offset: u64, peripheral_id: [u8; 4]) -> Option<u32> {
         _ => CELL_ID.get(index.checked_sub(4)?),
     };
     byte.map(|byte| u32::from(*byte))
+}
+
+/// An output stream a test can look into (the UART models' tests).
+#[cfg(test)]
+#[derive(Clone, Default)]
+struct SharedOutput(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl std::io::Write for SharedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::io::Write;
 
-use crate::{arm_register, primecell_id, truncate, Device, DmaMemory, Width};
+use crate::{arm_register, emit, primecell_id, truncate, Device, DmaMemory, Width};
 
 /// Register offsets (TRM r1p5 table 3-1).
 mod offset {
@@ -202,13 +202,7 @@ impl Pl011 {
             log::debug!("pl011: byte {byte:#04x} written while the transmitter is disabled");
             return;
         }
-        if let Err(error) = self
-            .output
-            .write_all(&[byte])
-            .and_then(|()| self.output.flush())
-        {
-            log::debug!("pl011: output stream: {error}");
-        }
+        emit(self.output.as_mut(), byte, "pl011");
         self.transmitted += 1;
         self.tx_interrupt = true;
     }
@@ -320,21 +314,7 @@ impl Device for Pl011 {
 mod tests {
     use super::*;
     use crate::NoDma;
-    use std::sync::{Arc, Mutex};
-
-    /// An output stream the test can look into.
-    #[derive(Clone, Default)]
-    struct SharedOutput(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for SharedOutput {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::SharedOutput;
 
     fn uart() -> (Pl011, SharedOutput) {
         let output = SharedOutput::default();

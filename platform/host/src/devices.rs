@@ -2,8 +2,8 @@
 //! (`warden-devices`), the PDs' device maps, DMA memory and interrupt routing.
 //!
 //! The launcher instantiates a model for every device of the DTB it has one for (`arm,pl011`,
-//! `arm,pl031`, `virtio,mmio`), at the DTB's addresses, so a system description written for the
-//! real board (`phys_addr` device regions, `irq` numbers) runs unchanged. A device region is not
+//! `amlogic,meson-ao-uart`, `arm,pl031`, `virtio,mmio`), at the DTB's addresses, so a system
+//! description written for the real board (`phys_addr` device regions, `irq` numbers) runs unchanged. A device region is not
 //! shared memory here: a PD's access to it arrives as a frame, is handed to the model of the
 //! device at that physical address, in order, and answered. An access outside every device map
 //! of the PD is a VM fault, as on seL4. Models reach DMA memory (the regions that are not
@@ -18,7 +18,9 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use warden_devices::{Blk, Device, DmaError, DmaMemory, Pl011, Pl031, Rng, VirtioMmio, Width};
+use warden_devices::{
+    Blk, Device, DmaError, DmaMemory, MesonUart, Pl011, Pl031, Rng, VirtioMmio, Width,
+};
 
 use crate::sdf::System;
 
@@ -93,6 +95,7 @@ impl std::io::Write for ConsoleOutput {
 
 enum Model {
     Uart(Pl011),
+    MesonUart(MesonUart),
     Clock(Pl031),
     Virtio(VirtioMmio),
 }
@@ -101,6 +104,7 @@ impl Model {
     fn device(&mut self) -> &mut dyn Device {
         match self {
             Self::Uart(model) => model,
+            Self::MesonUart(model) => model,
             Self::Clock(model) => model,
             Self::Virtio(model) => model,
         }
@@ -220,6 +224,8 @@ impl Board {
                 };
                 let model = if device.compatible.contains(&"arm,pl011") {
                     Model::Uart(Pl011::new(Box::new(ConsoleOutput::default())))
+                } else if device.compatible.contains(&"amlogic,meson-ao-uart") {
+                    Model::MesonUart(MesonUart::new(Box::new(ConsoleOutput::default())))
                 } else if device.compatible.contains(&"arm,pl031") {
                     Model::Clock(Pl031::new(Box::new(|| {
                         std::time::SystemTime::now()
@@ -363,13 +369,13 @@ impl Board {
 
     /// Console input for the (first) UART.
     pub fn console_input(&mut self, bytes: &[u8]) {
-        if let Some(Model::Uart(uart)) = self
-            .slots
-            .iter_mut()
-            .map(|slot| &mut slot.model)
-            .find(|model| matches!(model, Model::Uart(_)))
-        {
-            uart.push_input(bytes);
+        for slot in &mut self.slots {
+            match &mut slot.model {
+                Model::Uart(uart) => uart.push_input(bytes),
+                Model::MesonUart(uart) => uart.push_input(bytes),
+                _ => continue,
+            }
+            return;
         }
     }
 
@@ -452,6 +458,7 @@ impl Board {
             .map(|slot| {
                 let kind = match &slot.model {
                     Model::Uart(_) => "PL011 (console on stdio)".to_string(),
+                    Model::MesonUart(_) => "Meson UART (console on stdio)".to_string(),
                     Model::Clock(_) => "PL031 (host clock)".to_string(),
                     Model::Virtio(virtio) => {
                         format!("virtio-mmio, device id {}", virtio.device_id())

@@ -161,6 +161,9 @@ struct Launcher {
     socket: PathBuf,
     trace: Option<std::fs::File>,
     board: Board,
+    /// The board's DTB, named to every PD (`WARDEN_BOARD_DTB`): the device manager reads its
+    /// tree from it, so the manager and the models see one board.
+    board_dtb: Option<PathBuf>,
 }
 
 /// Runs a system description until `timeout` (or forever).
@@ -319,6 +322,7 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
         socket,
         trace,
         board,
+        board_dtb: options.board.clone(),
     };
     let (mut kernel, actions) = Kernel::new(kernel_config(&system));
     let result = launcher.start_all().map(|()| {
@@ -474,7 +478,11 @@ impl Launcher {
         };
         process.incarnation += 1;
         process.connection = None;
-        let mut child = Command::new(&process.program)
+        let mut command = Command::new(&process.program);
+        if let Some(board) = &self.board_dtb {
+            command.env("WARDEN_BOARD_DTB", board);
+        }
+        let mut child = command
             .env("WARDEN_HOST_SOCKET", &socket)
             .env("WARDEN_PD_INDEX", pd.to_string())
             .env("WARDEN_PD_INCARNATION", process.incarnation.to_string())

@@ -287,23 +287,7 @@ fn the_pd_crates_and_the_qemu_virt_system_description_agree() {
     // the clock, the entropy source and the manager (on one of its client channels).
     {
         use warden_shell::interface as shell_interface;
-        let [lines, output] = shell_interface::REGIONS;
-        let [to_shell, from_shell] = pl011_driver::interface::SHELL_REGIONS;
-        assert_eq!(
-            map_with(&pds[shell], lines).region,
-            map_with(&pds[uart], to_shell).region,
-            "the console's lines: one region for the UART driver and the shell"
-        );
-        assert_eq!(
-            map_with(&pds[shell], output).region,
-            map_with(&pds[uart], from_shell).region,
-            "the console's output: one region for the shell and the UART driver"
-        );
-        assert_ne!(
-            map_with(&pds[shell], lines).region,
-            map_with(&pds[shell], output).region
-        );
-        has_channel(&system, shell, shell_interface::CONSOLE.index(), uart);
+        console_and_shell(&system, uart, pl011_driver::interface::SHELL_REGIONS);
         has_channel(&system, uart, pl011_driver::interface::SHELL.index(), shell);
         calls(&system, shell, shell_interface::CLOCK.index(), rtc);
         has_channel(&system, rtc, pl031_driver::interface::SHELL.index(), shell);
@@ -314,13 +298,67 @@ fn the_pd_crates_and_the_qemu_virt_system_description_agree() {
             virtio_rng_driver::interface::SHELL.index(),
             shell,
         );
-        calls(&system, shell, shell_interface::MANAGER.index(), manager);
-        let channel = channel_between(&system, shell, manager).unwrap();
-        let manager_end = channel.ends.iter().find(|end| end.pd == manager).unwrap();
-        assert!(
-            device_manager::interface::CLIENTS.contains(&(manager_end.id as u8)),
-            "the manager answers clients on its channels {:?} only",
-            device_manager::interface::CLIENTS
-        );
     }
+}
+
+/// The UART driver `uart` is the console of the shell: the console's rings are shared symbol
+/// for symbol (`shell_regions`: the driver's), the shell's console channel goes to it, and the
+/// shell calls the manager on one of its client channels.
+fn console_and_shell(system: &sdf::System, uart: usize, shell_regions: [(&str, &str); 2]) {
+    use warden_shell::interface as shell_interface;
+    let pds = &system.protection_domains;
+    let (shell, manager) = (
+        pd_index(system, "shell"),
+        pd_index(system, "device_manager"),
+    );
+    let [lines, output] = shell_interface::REGIONS;
+    let [to_shell, from_shell] = shell_regions;
+    assert_eq!(
+        map_with(&pds[shell], lines).region,
+        map_with(&pds[uart], to_shell).region,
+        "the console's lines: one region for the UART driver and the shell"
+    );
+    assert_eq!(
+        map_with(&pds[shell], output).region,
+        map_with(&pds[uart], from_shell).region,
+        "the console's output: one region for the shell and the UART driver"
+    );
+    assert_ne!(
+        map_with(&pds[shell], lines).region,
+        map_with(&pds[shell], output).region
+    );
+    has_channel(system, shell, shell_interface::CONSOLE.index(), uart);
+    calls(system, shell, shell_interface::MANAGER.index(), manager);
+    let channel = channel_between(system, shell, manager).unwrap();
+    let manager_end = channel.ends.iter().find(|end| end.pd == manager).unwrap();
+    assert!(
+        device_manager::interface::CLIENTS.contains(&(manager_end.id as u8)),
+        "the manager answers clients on its channels {:?} only",
+        device_manager::interface::CLIENTS
+    );
+}
+
+#[test]
+fn the_pd_crates_and_the_odroidc4_system_description_agree() {
+    use meson_uart_driver::interface as uart_interface;
+    let system = parse("platform/odroidc4/system.xml");
+    let pds = &system.protection_domains;
+    let uart = pd_index(&system, "uart_driver");
+    assert!(pds[uart].program_image.ends_with("meson_uart_driver.elf"));
+    let region = device_map(&pds[uart], uart_interface::DEVICE_REGIONS[0]);
+    let memory = system
+        .memory_regions
+        .iter()
+        .find(|mr| mr.name == region)
+        .unwrap();
+    // The AO UART as board.dts has it (the test of warden-board checks the blob says so).
+    assert_eq!(memory.phys_addr, Some(0xff80_3000));
+    has_irq(&pds[uart], 225, uart_interface::UART_IRQ.index());
+    console_and_shell(&system, uart, uart_interface::SHELL_REGIONS);
+    has_channel(
+        &system,
+        uart,
+        uart_interface::SHELL.index(),
+        pd_index(&system, "shell"),
+    );
 }

@@ -1,0 +1,4 @@
+//! The Meson UART console driver PD's binary (the logic is in the library).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![forbid(unsafe_code)]
+warden_microkit::protection_domain!(meson_uart_driver::init);
