@@ -2,7 +2,8 @@
 //!
 //! **The board.** The initial device tree is the board's device tree blob, embedded at build
 //! time (`build.rs`: the DTB QEMU dumps for `qemu_virt_aarch64`, `platform/odroidc4/board.dts`
-//! for the Odroid C4; `WARDEN_BOARD_DTB` overrides). Every node with a `compatible` becomes a
+//! for the Odroid C4; `WARDEN_BOARD_DTB` overrides at build time, and on the host platform the
+//! launcher names its board's blob to the manager at run time). Every node with a `compatible` becomes a
 //! device on the platform bus, under its nearest device ancestor, with its compatible strings,
 //! physical MMIO windows and GIC INTIDs; nodes no driver claims stay in the tree, unbound. A
 //! node the board crate cannot describe, or one more than the core has room for, is reported
@@ -16,6 +17,13 @@
 //! is decoded and checked (`warden-protocol`), and what it asks for is checked against its
 //! authority by the core. A driver PD that faults is cleaned up (`pd_died`: its callbacks fail,
 //! its devices are unbound, its drivers removed) and restarted.
+//!
+//! **Clients.** A PD of lower priority may call the manager on its channels 16–23
+//! ([`interface::CLIENTS`]), as the shell does: `QueryTree`, `QueryDevice` and `QueryDriver`
+//! are answered from the core's state; `Unbind`, `Bind` and `Rescan` are the client's requests
+//! (answered with their outcome if the core decided at once, `Ok` while they are under way).
+//! Such a client has the administrator's authority over every device; the system description
+//! decides who gets a client channel.
 //!
 //! **Buses.** Two, created in this order so their handles are fixed
 //! (`warden_driver::bus`): `platform` (the board's devices) and `virtio` (devices found behind
@@ -1008,9 +1016,20 @@ impl DeviceManager {
         let result = self
             .core
             .submit(requester, request, &mut |effect| effects.push(effect));
+        // A request the core could decide at once (a stale handle, a driver that does not
+        // match, a device already bound) completed inside `submit`: answer with its outcome.
+        let result = result.and_then(|id| {
+            effects
+                .iter()
+                .find_map(|effect| match effect {
+                    Effect::Complete(done) if done.request == id => Some(done.result),
+                    _ => None,
+                })
+                .map_or(Ok(()), |outcome| outcome.map(|_| ()))
+        });
         self.carry_out(effects);
         match result {
-            Ok(_) => completion(Status::Ok, warden_protocol::Outcome::None),
+            Ok(()) => completion(Status::Ok, warden_protocol::Outcome::None),
             Err(error) => {
                 warn!("manager: refused a client's request: {error:?}");
                 completion(status_code(error), warden_protocol::Outcome::None)

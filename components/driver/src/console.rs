@@ -125,14 +125,16 @@ impl<U: Uart> UartConsole<U> {
         }
     }
 
+    /// Writes what the shell queued, or drops it while no UART is bound (so that the ring
+    /// keeps moving and its signal stays armed); notifies the shell when anything was taken.
     fn send_output(&mut self) {
-        let Some((_, uart)) = self.uart.as_mut() else {
-            return;
+        let taken = match self.uart.as_mut() {
+            Some((_, uart)) => self
+                .console
+                .drain_output(&mut |bytes| transmit(uart, bytes)),
+            None => self.console.drain_output(&mut |_| {}),
         };
-        if self
-            .console
-            .drain_output(&mut |bytes| transmit(uart, bytes))
-        {
+        if taken {
             SHELL.notify();
         }
     }
@@ -177,6 +179,8 @@ impl<U: Uart> crate::Driver for UartConsole<U> {
                         U::NAME
                     );
                 }
+                // Output the shell queued before (a restart of this PD, a rebind) goes out now.
+                self.send_output();
                 crate::Answer::Ok
             }
             Err(error) => {
@@ -298,15 +302,17 @@ impl Console {
         }
     }
 
-    /// Writes what the shell queued, in order. Returns whether anything was taken (then notify
-    /// the shell: it may be waiting for room).
+    /// Writes what the shell queued, in order: at most a ring's worth per call, so a shell
+    /// that refills the ring as fast as it drains cannot keep this PD from its other work.
+    /// Returns whether anything was taken; then notify the shell, which may be waiting for
+    /// room and, if output is left, notifies back.
     pub fn drain_output(&mut self, write: &mut dyn FnMut(&[u8])) -> bool {
         let Some((_, from_shell)) = self.shell.as_mut() else {
             return false;
         };
         let mut buffer = [0u8; SLOT_BYTES];
         let mut taken = false;
-        loop {
+        for _ in 0..RING_CAPACITY {
             match from_shell.pop_or_arm(&mut buffer) {
                 Ok(Some(length)) => {
                     write(buffer.get(..length).unwrap_or_default());
@@ -322,6 +328,7 @@ impl Console {
                 }
             }
         }
+        taken
     }
 }
 
@@ -610,6 +617,29 @@ mod tests {
         // It armed its signal when it went empty: the shell's next push asks for a notification.
         output.try_push(b"x").unwrap();
         assert!(output.signal_needed());
+    }
+
+    #[test]
+    fn console_takes_a_ring_of_output_per_call() {
+        let (to_shell, from_shell) = (leaked_ring(), leaked_ring());
+        let mut console = Console::new(Some(to_shell), Some(from_shell));
+        let mut output = Producer::new(RingMemory::new(from_shell, 15).unwrap());
+        let mut written = 0;
+        for _ in 0..15 {
+            output.try_push(b"x").unwrap();
+        }
+        assert!(output.signal_needed(), "armed when the console started");
+        assert!(console.drain_output(&mut |_| written += 1));
+        assert_eq!(written, 15);
+        // A shell refilling behind it: the next call takes the rest, then arms its signal.
+        for _ in 0..3 {
+            output.try_push(b"y").unwrap();
+        }
+        assert!(!output.signal_needed(), "a full ring's drain did not arm");
+        assert!(console.drain_output(&mut |_| written += 1));
+        assert_eq!(written, 18);
+        output.try_push(b"z").unwrap();
+        assert!(output.signal_needed(), "armed once empty");
     }
 
     #[test]

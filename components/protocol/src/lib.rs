@@ -25,10 +25,10 @@
 //! | 0x0103 | `AddChild` | driver → manager (PPC) | callback, parent, bus, match data, resources (physical) | `Completion` (child handle) | NotPermitted unless the caller's probe/resume callback is in flight on `parent` |
 //! | 0x0104 | `RemoveChild` | driver → manager (PPC) | callback, child | `Completion` | NotPermitted unless `child` is a child of the callback's device; Busy if it is bound or locked |
 //! | 0x0105 | `Alive` | driver → manager (PPC) | sequence | `Completion` | — |
-//! | 0x0201 | `Bind` | client → manager (or a driver, PPC, naming its own driver) | device, driver | `Completion` (device, driver) | StaleHandle, Busy, NoMatch |
-//! | 0x0202 | `Unbind` | client → manager (or a driver, PPC) | device | `Completion` | StaleHandle; a driver may unbind only a device bound to it |
+//! | 0x0201 | `Bind` | client → manager (PPC; or a driver, naming its own driver) | device, driver | `Completion` (status only: `Ok` once queued, or the refusal the manager could decide at once) | StaleHandle, Busy, NoMatch |
+//! | 0x0202 | `Unbind` | client → manager (PPC; or a driver) | device | `Completion` (as `Bind`) | StaleHandle; a driver may unbind only a device bound to it |
 //! | 0x0203 | `RemoveDevice` | client → manager | device | `Completion` | StaleHandle; a driver may remove only children of devices bound to it |
-//! | 0x0204 | `Rescan` | client → manager | (zero) | `Completion` | — |
+//! | 0x0204 | `Rescan` | client → manager (PPC) | (zero) | `Completion` | — |
 //! | 0x0205 | `SuspendDevice` | client → manager | all flag, device | `Completion` | StaleHandle, Failed |
 //! | 0x0206 | `ResumeDevice` | client → manager | all flag, device | `Completion` | StaleHandle, ParentSuspended, Failed |
 //! | 0x0207 | `QueryDevice` | client → manager (PPC) | device | `DeviceInfo` | StaleHandle |

@@ -72,6 +72,12 @@ impl<'a> Outbox<'a> {
         Ok(self.flush())
     }
 
+    /// Whether messages put on the ring have not all been taken by the consumer yet.
+    #[must_use]
+    pub fn unconsumed(&self) -> bool {
+        self.producer.free() < self.producer.capacity()
+    }
+
     /// Messages still waiting for room on the ring.
     #[must_use]
     pub fn waiting(&self) -> usize {

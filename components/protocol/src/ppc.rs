@@ -9,11 +9,11 @@
 //! No header travels: the kernel delivers the label and count, and the call is answered
 //! synchronously, so no request id is needed. The largest body sent this way (`REGISTER`,
 //! 424 bytes) needs 53 registers; seL4 allows 120 (`seL4_MsgMaxLength`) and libmicrokit's
-//! `microkit_mr_set`/`microkit_mr_get` reach all of them. Calls: `REGISTER`, `ADD_CHILD`,
-//! `REMOVE_CHILD`, `CALLBACK_DONE`, `ALIVE`, `BIND`, `UNBIND`, `RESCAN` (a driver letting go of its device and binding it
-//! again, as a bus driver does on hot-plug), `QUERY_DEVICE`, `QUERY_TREE`, `QUERY_DRIVER` (and,
-//! from an administrative client such as the shell, `UNBIND`, `BIND`, `RESCAN`); replies:
-//! `COMPLETION`, `DEVICE_INFO` and `DRIVER_INFO`.
+//! `microkit_mr_set`/`microkit_mr_get` reach all of them. Calls from driver PDs: `REGISTER`,
+//! `ADD_CHILD`, `REMOVE_CHILD`, `CALLBACK_DONE`, `ALIVE`, `BIND` and `UNBIND` (a driver letting
+//! go of its device and binding it again, as a bus driver does on hot-plug); from an
+//! administrative client such as the shell: `QUERY_DEVICE`, `QUERY_TREE`, `QUERY_DRIVER`,
+//! `UNBIND`, `BIND`, `RESCAN`. Replies: `COMPLETION`, `DEVICE_INFO` and `DRIVER_INFO`.
 
 use crate::message::{
     body_length, decode_body, encode_body, opcode, DecodeError, EncodeError, Message,

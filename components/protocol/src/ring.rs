@@ -199,6 +199,12 @@ impl<'a> Producer<'a> {
         self.memory.word(WANTS_SIGNAL).swap(0, Ordering::Relaxed) != 0
     }
 
+    /// The ring's capacity in slots.
+    #[must_use]
+    pub fn capacity(&self) -> u32 {
+        self.memory.capacity
+    }
+
     /// Free slots, as far as the producer can tell (the consumer may free more meanwhile).
     #[must_use]
     pub fn free(&self) -> u32 {

@@ -26,8 +26,11 @@
 //! channel between them, both ways. On the driver → shell ring each message is one input line
 //! the driver has edited and the user ended with Enter (its bytes, no terminator, at most
 //! [`MAX_LINE_BYTES`]); on the shell → driver ring each message is output bytes for the UART,
-//! written as they are (up to a slot). The driver notifies the shell once when its UART is
-//! bound, so that the shell can greet; the shell decodes a line with [`console_line`].
+//! written as they are (up to a slot). The driver notifies the shell when its UART is bound
+//! (the shell greets), when it puts a line on the ring and the shell asked for a signal, and
+//! after it took output (room was made); the shell notifies the driver when it puts output on
+//! the ring and the driver asked, or when the driver notified and output is still there (the
+//! driver takes a ring's worth at a time). The shell decodes a line with [`console_line`].
 //!
 //! [`entropy_reply`] and [`time_reply`] decode the call replies on the client's side.
 

@@ -192,8 +192,11 @@ pub struct Device {
     pub resources: Resources,
 }
 
-/// The most devices a tree walk takes (the manager's core holds far fewer).
-pub const MAX_WALK: usize = 1024;
+/// The most devices a tree walk takes (the manager's core holds 96).
+pub const MAX_WALK: usize = 256;
+/// The deepest indentation `tree` prints (deeper devices are shown at this depth), so that a
+/// hostile manager's chain of parents cannot make the output grow with the square of its length.
+pub const MAX_DEPTH: usize = 16;
 
 /// Runs `command`, writing what it prints to `out` (lines end in `\n`).
 pub fn run(command: Command, services: &mut dyn Services, out: &mut String) {
@@ -377,7 +380,7 @@ fn tree(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
                 .compatible
                 .first()
                 .map_or("(disabled)", String::as_str),
-            indent = depth * 2
+            indent = depth.min(MAX_DEPTH) * 2
         );
         if let Some(window) = device.resources.mmio.first() {
             let _ = write!(out, " @0x{:x}", window.address);
@@ -445,7 +448,7 @@ fn show_device(
             out,
             "  mmio:       0x{:x}-0x{:x}",
             window.address,
-            window.address.saturating_add(window.size - 1)
+            window.address.saturating_add(window.size.saturating_sub(1))
         );
     }
     for irq in &device.resources.irqs {
@@ -947,20 +950,22 @@ mod tests {
             out,
             "error: unexpected reply to QueryTree (the cursor went back)\n"
         );
-        // A tree without end: bounded, printed, and the drivers it names that cannot be
-        // asked about are shown as such; parents that are not there make roots.
+        // A tree without end, each device the parent of the one before: bounded, printed,
+        // the indentation capped; the last device's parent is not there, so it is the root;
+        // the drivers it names that cannot be asked about are shown as such.
         let mut manager = HostileManager {
             reply: device_at,
             calls: 0,
         };
         out.clear();
         run(Command::Tree, &mut manager, &mut out);
-        assert!(
-            out.starts_with("device tree: 1024 devices, 1024 bound\n"),
-            "{}",
-            &out[..60]
-        );
-        assert!(out.contains("  5:0 (disabled) -> driver 9:9\n"));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "device tree: 256 devices, 256 bound");
+        assert_eq!(lines[1], "  255:0 (disabled) -> driver 9:9", "the root");
+        assert_eq!(lines[2], "    254:0 (disabled) -> driver 9:9");
+        let deepest = " ".repeat(MAX_DEPTH * 2) + "0:0 (disabled) -> driver 9:9";
+        assert_eq!(lines[256], deepest);
+        assert_eq!(lines.len(), 257);
         assert_eq!(manager.calls, MAX_WALK + 1);
         out.clear();
         run(Command::Time, &mut manager, &mut out);

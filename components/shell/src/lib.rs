@@ -57,6 +57,9 @@ pub mod interface {
 pub const PROMPT: &str = "warden> ";
 /// Slots of each console ring (8 KiB regions).
 const RING_CAPACITY: u32 = 15;
+/// Pieces of output that may wait for room on the console's ring before the shell stops
+/// taking lines (a `tree` of the core's 96 devices is about a dozen).
+const MAX_WAITING: usize = 64;
 
 /// The calls, made for real.
 struct Calls;
@@ -122,10 +125,13 @@ impl Shell {
         }
     }
 
-    /// Puts waiting output on the ring and notifies the console if it asked.
-    fn flush(&mut self) {
+    /// Puts waiting output on the ring and notifies the console if it asked, or if output is
+    /// still on the ring when the console has just notified (it takes a ring's worth at a
+    /// time and then says so).
+    fn flush(&mut self, console_notified: bool) {
         let asked = self.output.as_mut().is_some_and(Outbox::flush);
-        if core::mem::take(&mut self.signal) || asked {
+        let left = console_notified && self.output.as_ref().is_some_and(Outbox::unconsumed);
+        if core::mem::take(&mut self.signal) || asked || left {
             interface::CONSOLE.notify();
         }
     }
@@ -154,9 +160,21 @@ impl Shell {
         self.write(&out);
     }
 
+    /// Runs the lines the console sent: at most a ring's worth per notification, and none
+    /// while much output waits for the console (a console that sends lines faster than it
+    /// takes output cannot make the shell's memory grow). Lines left on the ring wait for the
+    /// console's next notification, which comes when it takes output (every line is answered
+    /// with a prompt at least).
     fn drain_lines(&mut self) {
         let mut buffer = [0u8; SLOT_BYTES];
-        loop {
+        for _ in 0..RING_CAPACITY {
+            if self
+                .output
+                .as_ref()
+                .is_some_and(|output| output.waiting() > MAX_WAITING)
+            {
+                return;
+            }
             let Some(lines) = self.lines.as_mut() else {
                 return;
             };
@@ -201,7 +219,7 @@ impl Handler for Shell {
                 self.write(PROMPT);
             }
             self.drain_lines();
-            self.flush();
+            self.flush(true);
         }
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! The PL011 register block, the driver logic over [`Registers`] and the console line editor.
+//! The PL011 register block and the driver logic over [`Registers`] (the console's line
+//! editor is `warden_driver::console`'s).
 
 use core::fmt;
 
