@@ -259,7 +259,7 @@ impl Handler for Client {
 /// The PD's `init`.
 #[must_use]
 pub fn init() -> Client {
-    let ring = |words: Option<&'static [AtomicU32]>| RingMemory::new(words?, 15).ok();
+    let ring = |words: Option<&'static [AtomicU32]>| RingMemory::over(words?).ok();
     let requests = ring(warden_microkit::memory_region_words!(
         requests,
         requests_size

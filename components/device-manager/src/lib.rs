@@ -95,8 +95,6 @@ fn board_dtb() -> alloc::borrow::Cow<'static, [u8]> {
     alloc::borrow::Cow::Borrowed(BOARD_DTB)
 }
 
-const RING_CAPACITY: u32 = 15;
-
 type Core = device_manager_core::Manager<96, 16, 2, 32>;
 type Words = Option<&'static [AtomicU32]>;
 
@@ -157,8 +155,6 @@ pub struct DeviceManager {
     printed: Vec<(DeviceId, Option<String>)>,
     /// While the board is loaded the tree is printed once, at the end.
     loading: bool,
-    /// The board's disabled nodes (in the tree without match data, so never bound).
-    disabled: Vec<DeviceId>,
 }
 
 fn wire_handle(index: u32, generation: u32) -> warden_protocol::Handle {
@@ -225,10 +221,7 @@ impl DeviceManager {
             let (Some(to_driver), Some(from_driver)) = (to_driver, from_driver) else {
                 continue;
             };
-            let rings = (
-                RingMemory::new(to_driver, RING_CAPACITY),
-                RingMemory::new(from_driver, RING_CAPACITY),
-            );
+            let rings = (RingMemory::over(to_driver), RingMemory::over(from_driver));
             let (Ok(to_driver), Ok(from_driver)) = rings else {
                 warn!("manager: driver PD {n}'s rings are too small; it is left out");
                 continue;
@@ -249,7 +242,6 @@ impl DeviceManager {
             drivers,
             printed: Vec::new(),
             loading: true,
-            disabled: Vec::new(),
         };
         manager.load_board();
         manager.loading = false;
@@ -293,15 +285,7 @@ impl DeviceManager {
                     let _ = descriptor.match_data.compatible.push(name);
                 }
             }
-            for window in &device.mmio {
-                let _ = descriptor.resources.mmio.push(MmioRange {
-                    base: window.base,
-                    size: window.size,
-                });
-            }
-            for irq in &device.irqs {
-                let _ = descriptor.resources.irqs.push(*irq);
-            }
+            descriptor.resources = board_resources(&device);
             let parent = device
                 .parent
                 .and_then(|index| added.get(index).copied().flatten());
@@ -316,7 +300,6 @@ impl DeviceManager {
                     count += 1;
                     if !device.enabled {
                         disabled += 1;
-                        self.disabled.push(id);
                     }
                     added.push(Some(id));
                 }
@@ -340,42 +323,45 @@ impl DeviceManager {
         parent: Option<DeviceId>,
         descriptor: DeviceDescriptor,
     ) -> Result<DeviceId, Error> {
-        let mut effects = Vec::new();
-        let request = self.core.submit(
+        match self.submit(
             Requester::Client(0),
             Request::AddDevice { parent, descriptor },
-            &mut |effect| effects.push(effect),
-        )?;
-        let mut outcome = Err(Error::Busy);
-        for effect in &effects {
-            if let Effect::Complete(completion) = effect {
-                if completion.request == request {
-                    outcome = match completion.result {
-                        Ok(Outcome::Device { device, .. }) => Ok(device),
-                        Ok(_) => Err(Error::Busy),
-                        Err(error) => Err(error),
-                    };
-                }
-            }
+        )? {
+            Some(Outcome::Device { device, .. }) => Ok(device),
+            _ => Err(Error::Busy),
         }
-        self.carry_out(effects);
-        outcome
     }
 
-    fn compatible(&self, device: DeviceId) -> String {
-        if self.disabled.contains(&device) {
-            return "(disabled)".to_string();
-        }
-        self.core
-            .device(device)
-            .ok()
-            .and_then(|info| {
-                info.match_data
-                    .compatible
-                    .first()
-                    .map(|name| name.to_string())
+    /// Submits a request to the core and carries out what it does. `Ok(Some(outcome))` if
+    /// the core decided it inside `submit`, `Ok(None)` while it is under way, `Err` for a
+    /// refusal, at the door or decided at once.
+    fn submit(&mut self, requester: Requester, request: Request) -> Result<Option<Outcome>, Error> {
+        let mut effects = Vec::new();
+        let id = self
+            .core
+            .submit(requester, request, &mut |effect| effects.push(effect));
+        let decided = id.as_ref().ok().and_then(|id| {
+            effects.iter().find_map(|effect| match effect {
+                Effect::Complete(done) if done.request == *id => Some(done.result),
+                _ => None,
             })
-            .unwrap_or_default()
+        });
+        self.carry_out(effects);
+        id?;
+        decided.transpose()
+    }
+
+    /// A device's most specific compatible string; `(disabled)` for a device with no match
+    /// data, which only the board's disabled nodes have (so that no driver can match them).
+    fn compatible(&self, device: DeviceId) -> String {
+        let Ok(info) = self.core.device(device) else {
+            return String::new();
+        };
+        match (info.match_data.compatible.first(), info.match_data.bus_id) {
+            (Some(name), _) => name.to_string(),
+            (None, None) => "(disabled)".to_string(),
+            (None, Some(id)) => alloc::format!("(bus id {id})"),
+        }
     }
 
     fn driver_name(&self, device: DeviceId) -> Option<String> {
@@ -727,18 +713,14 @@ impl DeviceManager {
 
     /// A request a driver may make outside a callback (the core checks its authority); it is
     /// queued like any other, and the answer says only whether it was accepted.
-    fn driver_request(&mut self, pd: PdId, request: Request) -> Message {
-        let mut effects = Vec::new();
-        let result = self
-            .core
-            .submit(Requester::Driver(pd), request, &mut |effect| {
-                effects.push(effect)
-            });
-        self.carry_out(effects);
-        match result {
+    /// A driver's or a client's request, answered: `Ok` while it is under way or if the core
+    /// carried it out at once, else the refusal (at the door, or decided at once: a stale
+    /// handle, a driver that does not match, a device already bound).
+    fn request(&mut self, requester: Requester, request: Request) -> Message {
+        match self.submit(requester, request) {
             Ok(_) => completion(Status::Ok, warden_protocol::Outcome::None),
             Err(error) => {
-                warn!("manager: refused driver PD {}'s request: {error:?}", pd.0);
+                warn!("manager: refused {requester:?}'s request: {error:?}");
                 completion(status_code(error), warden_protocol::Outcome::None)
             }
         }
@@ -778,6 +760,37 @@ impl DeviceManager {
             }
         }
     }
+}
+
+/// A board device's resources as the core keeps them. What the protocol cannot carry to a
+/// driver (an empty or wrapping window, an interrupt beyond the GIC's 0-1019, as a GICv3.1
+/// extended SPI would be) is left out, with a word, so that every device in the tree can be
+/// probed and listed; so is what does not fit the core's capacity.
+fn board_resources(device: &warden_board::BoardDevice<'_>) -> Resources {
+    let mut resources = Resources::default();
+    for window in &device.mmio {
+        let usable = window.size != 0 && window.base.checked_add(window.size - 1).is_some();
+        let range = MmioRange {
+            base: window.base,
+            size: window.size,
+        };
+        if !usable || resources.mmio.push(range).is_err() {
+            warn!(
+                "manager: board node '{}': window {:#x}+{:#x} left out",
+                device.path_name, window.base, window.size
+            );
+        }
+    }
+    for &irq in &device.irqs {
+        if irq > warden_protocol::message::MAX_INTID || resources.irqs.push(irq).is_err() {
+            warn!(
+                "manager: board node '{}': interrupt {irq} left out (not a GIC INTID a driver \
+                 can be given, or one too many)",
+                device.path_name
+            );
+        }
+    }
+    resources
 }
 
 fn completion(status: Status, outcome: warden_protocol::Outcome) -> Message {
@@ -889,8 +902,8 @@ impl DeviceManager {
                     device.generation,
                     self.compatible(DeviceId::from_parts(device.index, device.generation))
                 );
-                self.driver_request(
-                    pd,
+                self.request(
+                    Requester::Driver(pd),
                     Request::Unbind(DeviceId::from_parts(device.index, device.generation)),
                 )
             }
@@ -899,8 +912,8 @@ impl DeviceManager {
                     "manager: driver PD {} asks to bind device {}:{} again",
                     pd.0, device.index, device.generation
                 );
-                self.driver_request(
-                    pd,
+                self.request(
+                    Requester::Driver(pd),
                     Request::Bind {
                         device: DeviceId::from_parts(device.index, device.generation),
                         driver: device_manager_core::DriverId::from_parts(
@@ -970,7 +983,7 @@ impl DeviceManager {
                     device.generation(),
                     self.compatible(device)
                 );
-                self.client_request(requester, Request::Unbind(device))
+                self.request(requester, Request::Unbind(device))
             }
             Ok(Message::Bind { device, driver }) => {
                 let device = DeviceId::from_parts(device.index, device.generation);
@@ -985,14 +998,14 @@ impl DeviceManager {
                 );
                 let driver =
                     device_manager_core::DriverId::from_parts(driver.index, driver.generation);
-                self.client_request(requester, Request::Bind { device, driver })
+                self.request(requester, Request::Bind { device, driver })
             }
             Ok(Message::Rescan) => {
                 info!(
                     "manager: client on channel {} asks for a rescan",
                     channel.index()
                 );
-                self.client_request(requester, Request::Rescan)
+                self.request(requester, Request::Rescan)
             }
             Ok(other) => {
                 warn!(
@@ -1007,32 +1020,6 @@ impl DeviceManager {
                     channel.index()
                 );
                 refused(Status::Malformed)
-            }
-        }
-    }
-
-    fn client_request(&mut self, requester: Requester, request: Request) -> Message {
-        let mut effects = Vec::new();
-        let result = self
-            .core
-            .submit(requester, request, &mut |effect| effects.push(effect));
-        // A request the core could decide at once (a stale handle, a driver that does not
-        // match, a device already bound) completed inside `submit`: answer with its outcome.
-        let result = result.and_then(|id| {
-            effects
-                .iter()
-                .find_map(|effect| match effect {
-                    Effect::Complete(done) if done.request == id => Some(done.result),
-                    _ => None,
-                })
-                .map_or(Ok(()), |outcome| outcome.map(|_| ()))
-        });
-        self.carry_out(effects);
-        match result {
-            Ok(()) => completion(Status::Ok, warden_protocol::Outcome::None),
-            Err(error) => {
-                warn!("manager: refused a client's request: {error:?}");
-                completion(status_code(error), warden_protocol::Outcome::None)
             }
         }
     }
@@ -1096,4 +1083,40 @@ impl DeviceManager {
 pub fn init() -> DeviceManager {
     info!("manager: device manager starting");
     DeviceManager::new()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+    use warden_board::{BoardDevice, Window};
+
+    #[test]
+    fn board_resources_leave_out_what_no_driver_can_be_given() {
+        let window = |base, size| Window { base, size };
+        let device = BoardDevice {
+            path_name: "odd@0",
+            depth: 1,
+            parent: None,
+            compatible: heapless::Vec::new(),
+            mmio: heapless::Vec::from_slice(&[
+                window(0x900_0000, 0x1000),
+                window(0x1000, 0),
+                window(u64::MAX, 2),
+            ])
+            .unwrap(),
+            irqs: heapless::Vec::from_slice(&[33, 1019, 1020, 4096 + 5]).unwrap(),
+            interrupt_parent_not_gic: false,
+            enabled: true,
+        };
+        let resources = board_resources(&device);
+        assert_eq!(
+            resources.mmio.as_slice(),
+            [MmioRange {
+                base: 0x900_0000,
+                size: 0x1000
+            }]
+        );
+        assert_eq!(resources.irqs.as_slice(), [33, 1019]);
+    }
 }

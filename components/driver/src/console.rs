@@ -215,9 +215,6 @@ impl<U: Uart> crate::Driver for UartConsole<U> {
     }
 }
 
-/// Slots of each console ring (8 KiB regions).
-const RING_CAPACITY: u32 = 15;
-
 /// What a UART driver keeps for its console: the line being edited and the rings to the shell.
 #[derive(Debug)]
 pub struct Console {
@@ -233,8 +230,7 @@ impl Console {
         to_shell: Option<&'static [AtomicU32]>,
         from_shell: Option<&'static [AtomicU32]>,
     ) -> Self {
-        let ring =
-            |words: Option<&'static [AtomicU32]>| RingMemory::new(words?, RING_CAPACITY).ok();
+        let ring = |words: Option<&'static [AtomicU32]>| RingMemory::over(words?).ok();
         let shell = match (ring(to_shell), ring(from_shell)) {
             (Some(to_shell), Some(from_shell)) => {
                 let from_shell = Consumer::new(from_shell);
@@ -312,7 +308,7 @@ impl Console {
         };
         let mut buffer = [0u8; SLOT_BYTES];
         let mut taken = false;
-        for _ in 0..RING_CAPACITY {
+        for _ in 0..from_shell.capacity() {
             match from_shell.pop_or_arm(&mut buffer) {
                 Ok(Some(length)) => {
                     write(buffer.get(..length).unwrap_or_default());
@@ -589,8 +585,8 @@ mod tests {
         let mut console = Console::new(Some(to_shell), Some(from_shell));
         assert!(console.has_shell());
         // The shell's side.
-        let mut lines = Consumer::new(RingMemory::new(to_shell, 15).unwrap());
-        let mut output = Producer::new(RingMemory::new(from_shell, 15).unwrap());
+        let mut lines = Consumer::new(RingMemory::over(to_shell).unwrap());
+        let mut output = Producer::new(RingMemory::over(from_shell).unwrap());
         assert!(lines.arm_signal());
 
         let mut terminal = Vec::new();
@@ -623,7 +619,7 @@ mod tests {
     fn console_takes_a_ring_of_output_per_call() {
         let (to_shell, from_shell) = (leaked_ring(), leaked_ring());
         let mut console = Console::new(Some(to_shell), Some(from_shell));
-        let mut output = Producer::new(RingMemory::new(from_shell, 15).unwrap());
+        let mut output = Producer::new(RingMemory::over(from_shell).unwrap());
         let mut written = 0;
         for _ in 0..15 {
             output.try_push(b"x").unwrap();
@@ -655,7 +651,7 @@ mod tests {
         // An overlong line is refused whole; the shell gets an empty line to prompt again.
         let (to_shell, from_shell) = (leaked_ring(), leaked_ring());
         let mut console = Console::new(Some(to_shell), Some(from_shell));
-        let mut lines = Consumer::new(RingMemory::new(to_shell, 15).unwrap());
+        let mut lines = Consumer::new(RingMemory::over(to_shell).unwrap());
         terminal.clear();
         for _ in 0..=LINE_CAPACITY {
             console.receive(b'a', &mut |_| {});

@@ -27,7 +27,6 @@ extern crate alloc;
 
 pub mod console;
 
-use alloc::vec::Vec;
 use log::{error, info};
 
 use warden_microkit::{fatal, get_mr, set_mr, Channel, ChannelSet, Handler, MessageInfo};
@@ -45,8 +44,6 @@ pub const MANAGER_REGIONS: [(&str, &str); 2] = [
     ("from_manager", "from_manager_size"),
     ("to_manager", "to_manager_size"),
 ];
-/// Slots of each ring (the ring regions are 8 KiB: 15 slots of 512 bytes and the indices).
-const RING_CAPACITY: u32 = 15;
 
 /// The bus handles the manager gives the buses it creates (in this order, at start-up).
 pub mod bus {
@@ -175,22 +172,45 @@ pub trait Driver {
     }
 }
 
-/// Calls the manager with `message`; its answer, decoded (untrusted: a malformed answer is
-/// `Status::Malformed`).
-fn call_manager(message: &Message) -> Result<Message, Status> {
+/// Why a call made with [`call`] gave no reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// The message does not travel as a protected procedure call.
+    Encode,
+    /// The reply did not decode.
+    Malformed,
+}
+
+/// Calls the PD at the other end of `channel` with a protocol message (`warden_protocol::ppc`:
+/// label = opcode, registers = body) and decodes its reply, which is untrusted. What every PD
+/// that calls the device manager uses: a driver PD on [`MANAGER`], the shell on its client
+/// channel.
+///
+/// # Errors
+/// [`CallError`].
+pub fn call(channel: Channel, message: &Message) -> Result<Message, CallError> {
     let mut registers = [0u64; MAX_REGISTERS];
-    let info = encode_call(message, &mut registers).map_err(|_| Status::Malformed)?;
-    for (index, value) in registers.iter().take(usize::from(info.count)).enumerate() {
+    let info = encode_call(message, &mut registers).map_err(|_| CallError::Encode)?;
+    let count = u8::try_from(info.count).map_err(|_| CallError::Encode)?;
+    for (index, value) in registers.iter().take(usize::from(count)).enumerate() {
         set_mr(index, *value);
     }
-    let reply = MANAGER.pp_call(MessageInfo::new(info.label, info.count as u8));
+    let reply = channel.pp_call(MessageInfo::new(info.label, count));
     let count = usize::from(reply.count()).min(MAX_REGISTERS);
-    let words: Vec<u64> = (0..count).map(get_mr).collect();
+    let mut words = [0u64; MAX_REGISTERS];
+    for (index, word) in words.iter_mut().take(count).enumerate() {
+        *word = get_mr(index);
+    }
     let info = warden_protocol::ppc::MessageInfo {
         label: reply.label(),
         count: count as u16,
     };
-    decode_call(info, &words).map_err(|_| Status::Malformed)
+    decode_call(info, words.get(..count).unwrap_or_default()).map_err(|_| CallError::Malformed)
+}
+
+/// Calls the manager; a reply that cannot be had is `Status::Malformed`.
+fn call_manager(message: &Message) -> Result<Message, Status> {
+    call(MANAGER, message).map_err(|_| Status::Malformed)
 }
 
 impl Callback {
@@ -282,7 +302,7 @@ fn ring(
             "driver: no memory region mapped as '{symbol}'"
         ))
     });
-    RingMemory::new(words, RING_CAPACITY)
+    RingMemory::over(words)
         .unwrap_or_else(|error| fatal(format_args!("driver: ring '{symbol}': {error:?}")))
 }
 

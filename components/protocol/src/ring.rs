@@ -100,6 +100,18 @@ impl<'a> RingMemory<'a> {
         Ok(Self { words, capacity })
     }
 
+    /// A ring of as many slots as `words` holds: what each PD uses for a region the system
+    /// description gives it. Both ends map the same memory region, and a Microkit map is always
+    /// the whole region, so they agree on the capacity, each from its own configuration
+    /// (`setvar_size`), without reading anything the peer wrote.
+    ///
+    /// # Errors
+    /// [`RingError::BadGeometry`] if `words` cannot hold a header and one slot.
+    pub fn over(words: &'a [AtomicU32]) -> Result<Self, RingError> {
+        let slots = words.len().saturating_sub(HEADER_WORDS) / SLOT_WORDS;
+        Self::new(words, u32::try_from(slots).unwrap_or(u32::MAX).min(1 << 30))
+    }
+
     /// Capacity in slots.
     #[must_use]
     pub fn capacity(&self) -> u32 {
@@ -313,6 +325,12 @@ impl<'a> Consumer<'a> {
         self.try_pop(out)
     }
 
+    /// The ring's capacity in slots.
+    #[must_use]
+    pub fn capacity(&self) -> u32 {
+        self.memory.capacity
+    }
+
     /// No message waiting.
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -353,6 +371,20 @@ mod tests {
     use super::*;
 
     const WORDS: usize = RingMemory::words_needed(4);
+
+    #[test]
+    fn a_ring_over_a_region_takes_every_whole_slot_it_holds() {
+        let storage = RingStorage::<{ RingMemory::words_needed(15) + SLOT_WORDS - 1 }>::new();
+        assert_eq!(RingMemory::over(storage.words()).unwrap().capacity(), 15);
+        // An 8 KiB region, as the system descriptions map them.
+        let region = RingStorage::<2048>::new();
+        assert_eq!(RingMemory::over(region.words()).unwrap().capacity(), 15);
+        let tiny = RingStorage::<{ RingMemory::words_needed(1) - 1 }>::new();
+        assert_eq!(
+            RingMemory::over(tiny.words()).map(|ring| ring.capacity()),
+            Err(RingError::BadGeometry)
+        );
+    }
 
     #[test]
     fn messages_come_out_in_order_across_wrap_around() {

@@ -32,14 +32,7 @@ pub trait Services {
     fn entropy(&mut self, bytes: usize) -> Result<([u8; MAX_ENTROPY_BYTES], usize), ReplyError>;
 }
 
-/// A call into the manager that did not give a reply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallError {
-    /// The call does not travel as a protected procedure call.
-    Encode,
-    /// The reply did not decode.
-    Malformed,
-}
+pub use warden_driver::CallError;
 
 /// A device named on the command line: `INDEX` (whatever generation lives there) or
 /// `INDEX:GENERATION`.

@@ -25,7 +25,6 @@ use alloc::string::String;
 use core::sync::atomic::AtomicU32;
 use log::{info, warn};
 use warden_microkit::{get_mr, set_mr, ChannelSet, Handler, MessageInfo};
-use warden_protocol::ppc::{decode_call, encode_call, MAX_REGISTERS};
 use warden_protocol::ring::SLOT_BYTES;
 use warden_protocol::services::{
     console_line, entropy_reply, time_reply, ReplyError, ENTROPY, MAX_ENTROPY_BYTES, TIME,
@@ -55,8 +54,6 @@ pub mod interface {
 
 /// The prompt.
 pub const PROMPT: &str = "warden> ";
-/// Slots of each console ring (8 KiB regions).
-const RING_CAPACITY: u32 = 15;
 /// Pieces of output that may wait for room on the console's ring before the shell stops
 /// taking lines (a `tree` of the core's 96 devices is about a dozen).
 const MAX_WAITING: usize = 64;
@@ -66,20 +63,7 @@ struct Calls;
 
 impl Services for Calls {
     fn manager(&mut self, call: &Message) -> Result<Message, CallError> {
-        let mut registers = [0u64; MAX_REGISTERS];
-        let info = encode_call(call, &mut registers).map_err(|_| CallError::Encode)?;
-        for (index, value) in registers.iter().take(usize::from(info.count)).enumerate() {
-            set_mr(index, *value);
-        }
-        let count = u8::try_from(info.count).map_err(|_| CallError::Encode)?;
-        let reply = interface::MANAGER.pp_call(MessageInfo::new(info.label, count));
-        let count = usize::from(reply.count()).min(MAX_REGISTERS);
-        let registers: alloc::vec::Vec<u64> = (0..count).map(get_mr).collect();
-        let info = warden_protocol::ppc::MessageInfo {
-            label: reply.label(),
-            count: count as u16,
-        };
-        decode_call(info, &registers).map_err(|_| CallError::Malformed)
+        warden_driver::call(interface::MANAGER, call)
     }
 
     fn time(&mut self) -> Result<u64, ReplyError> {
@@ -167,7 +151,8 @@ impl Shell {
     /// with a prompt at least).
     fn drain_lines(&mut self) {
         let mut buffer = [0u8; SLOT_BYTES];
-        for _ in 0..RING_CAPACITY {
+        let batch = self.lines.as_ref().map_or(0, Consumer::capacity);
+        for _ in 0..batch {
             if self
                 .output
                 .as_ref()
@@ -228,7 +213,7 @@ impl Handler for Shell {
 /// The PD's `init`.
 #[must_use]
 pub fn init() -> Shell {
-    let ring = |words: Option<&'static [AtomicU32]>| RingMemory::new(words?, RING_CAPACITY).ok();
+    let ring = |words: Option<&'static [AtomicU32]>| RingMemory::over(words?).ok();
     let lines = ring(warden_microkit::memory_region_words!(
         from_console,
         from_console_size

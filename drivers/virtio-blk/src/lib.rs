@@ -73,7 +73,7 @@ pub struct VirtioBlkDriver {
 }
 
 fn ring(words: Option<&'static [AtomicU32]>) -> Option<RingMemory<'static>> {
-    RingMemory::new(words?, 15).ok()
+    RingMemory::over(words?).ok()
 }
 
 impl VirtioBlkDriver {

@@ -77,6 +77,22 @@ pub fn all_devices<'a>(board: &Board<'a>) -> Vec<Result<BoardDevice<'a>, BoardEr
     board.devices().collect()
 }
 
+/// Every device of a real board's blob, checked to read without a single error.
+pub fn all_devices_read_cleanly<'a>(
+    board: &Board<'a>,
+) -> Vec<Result<BoardDevice<'a>, BoardError<'a>>> {
+    let devices = all_devices(board);
+    let errors: Vec<_> = devices
+        .iter()
+        .filter_map(|item| item.as_ref().err())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the blob reads without errors: {errors:?}"
+    );
+    devices
+}
+
 /// The device named `name`, with its index in the walk; panics if it is missing or an error.
 pub fn device<'x, 'a>(
     devices: &'x [Result<BoardDevice<'a>, BoardError<'a>>],
