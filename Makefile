@@ -1,12 +1,13 @@
 # Warden's top-level build: host tests (`make test`), the aarch64 no_std check, and the Microkit system image.
 #
 # Targets:
-#   test          deps, fmt check, clippy, host tests (release), loom tests, sim-test, check-target
+#   test          deps, the fresh-machine check, fmt check, clippy, host tests (release), loom
+#                 tests, sim-test, check-target
 #   check-target  build $(TARGET_CRATES) for aarch64-unknown-none with -Zbuild-std
 #   deps          check/install the toolchains (scripts/ensure-deps.sh)
 #   bench         device-manager-core's benchmark
 #   fuzz          the protocol crate's fuzzers (components/protocol/fuzz/run.sh)
-#   sim           system.xml on the host platform (warden-host run)
+#   sim           a system on the host platform (warden-host run), until Ctrl-C
 #   sim-test      the same, with the expected story checked (part of test)
 #   all, qemu     the Microkit system image and running it (need MICROKIT_SDK)
 #   clean         remove build outputs
@@ -26,11 +27,12 @@ BUILD_DIR ?= build
 
 # --- Rust ----------------------------------------------------------------------------------
 HOST_CARGO ?= cargo
-# The no_std crates that run on seL4: each must build for the bare-metal target.
+# The no_std crates that run on seL4: each must build for the bare-metal target (CRATE+FEATURES:
+# again with those features — the restart demo's driver).
 TARGET_CRATES ?= device-manager-core warden-protocol warden-registers warden-microkit warden-board \
 	warden-virtio warden-dma warden-driver device-manager demo-driver pl011-driver pl031-driver \
 	meson-uart-driver virtio-mmio-bus virtio-blk-driver virtio-rng-driver warden-client \
-	warden-shell
+	warden-shell log-printer demo-driver+crash-once
 TARGET ?= aarch64-unknown-none
 # Kept apart from the host build in target/ so neither clobbers the other.
 TARGET_CARGO_TARGET_DIR ?= target/aarch64
@@ -40,18 +42,16 @@ LOOM_TEST := components/protocol/tests/loom.rs
 FUZZ_SCRIPT := components/protocol/fuzz/run.sh
 
 # --- QEMU (for `make qemu`, once the image exists) -------------------------------------------
+# The machine (its options shape the DTB the manager embeds), its devices and the boot are
+# defined once, in scripts/qemu-virt.sh; QEMU overrides the binary, QEMU_EXTRA adds options
+# (e.g. QEMU_EXTRA="-s -S" to wait for gdb).
 QEMU ?= qemu-system-aarch64
+QEMU_EXTRA ?=
 SYSTEM_IMAGE := $(BUILD_DIR)/loader.img
-# The disk the block client checks (it writes sector 1) and the entropy source; modern
-# (version 2) virtio-mmio, which is what Warden's transport drives.
+# The disk the block client checks (it writes sector 1).
 DISK_IMAGE ?= $(BUILD_DIR)/disk.img
-QEMU_FLAGS := -machine virt,virtualization=on -cpu cortex-a53 -m size=2G -nographic \
-	-serial mon:stdio -device loader,file=$(SYSTEM_IMAGE),addr=0x70000000,cpu-num=0 \
-	-global virtio-mmio.force-legacy=false \
-	-drive file=$(DISK_IMAGE),if=none,format=raw,id=disk0 -device virtio-blk-device,drive=disk0 \
-	-device virtio-rng-device
-# The board's device tree blob, which the device manager embeds: QEMU's own (dumped with the
-# machine options above) or a board description under platform/ (scripts/board-dtb.sh).
+# The board's device tree blob, which the device manager embeds: QEMU's own (dumped from the
+# machine `make qemu` boots) or a board description under platform/ (scripts/board-dtb.sh).
 BOARD_DTB = $(BUILD_DIR)/board/$(MICROKIT_BOARD).dtb
 
 # Host steps must not see nightly features unlocked by a stray RUSTC_BOOTSTRAP; check-target
@@ -61,7 +61,7 @@ unexport RUSTC_BOOTSTRAP
 banner = @printf '\n==> %s\n' "$(1)"
 
 .DEFAULT_GOAL := all
-.PHONY: all qemu system-image sdk-check test deps fmt-check clippy host-test loom \
+.PHONY: all qemu system-image sdk-check test deps fresh-machine-check fmt-check clippy host-test loom \
 	check-target bench fuzz sim sim-test clean board-dtb
 
 # --- Microkit system image ------------------------------------------------------------------
@@ -72,19 +72,27 @@ banner = @printf '\n==> %s\n' "$(1)"
 BOARD_DIR = $(MICROKIT_SDK)/board/$(MICROKIT_BOARD)/$(MICROKIT_CONFIG)
 CROSS_CC ?= aarch64-linux-gnu-gcc
 CROSS_AR ?= aarch64-linux-gnu-ar
-# The PD crates and the binaries (program_image NAME.elf) they provide.
-PD_CRATES_qemu_virt_aarch64 := device-manager pl011-driver pl031-driver virtio-mmio-bus \
-	virtio-blk-driver virtio-rng-driver warden-client warden-shell
-PD_BINARIES_qemu_virt_aarch64 := device_manager pl011_driver pl031_driver virtio_mmio_bus \
-	virtio_blk_driver virtio_rng_driver client shell
-PD_CRATES_odroidc4 := device-manager meson-uart-driver warden-shell
-PD_BINARIES_odroidc4 := device_manager meson_uart_driver shell
-PD_CRATES ?= $(PD_CRATES_$(MICROKIT_BOARD))
-PD_BINARIES ?= $(PD_BINARIES_$(MICROKIT_BOARD))
-# The board's system description: the top-level one for QEMU virt, the others under platform/.
-SYSTEM_FILE_qemu_virt_aarch64 := system.xml
-SYSTEM_FILE_odroidc4 := platform/odroidc4/system.xml
-SYSTEM_FILE ?= $(SYSTEM_FILE_$(MICROKIT_BOARD))
+# Which system of the board: `warden` (the drivers, the client and the shell) or, on QEMU virt,
+# `restart-demo` (a driver that crashes in its first probe and is restarted). Building the demo
+# driver with its fault injection (PD_FEATURES=demo-driver/crash-once) chooses the restart demo,
+# the only system that has that driver.
+SYSTEM ?= $(if $(filter demo-driver/%,$(PD_FEATURES)),restart-demo,warden)
+# Per board and system: the description, and the PD crates and binaries (program_image
+# NAME.elf) it runs.
+SYSTEM_FILE_qemu_virt_aarch64_warden := system.xml
+PD_CRATES_qemu_virt_aarch64_warden := device-manager pl011-driver pl031-driver virtio-mmio-bus \
+	virtio-blk-driver virtio-rng-driver warden-client warden-shell log-printer
+PD_BINARIES_qemu_virt_aarch64_warden := device_manager pl011_driver pl031_driver virtio_mmio_bus \
+	virtio_blk_driver virtio_rng_driver client shell log_printer
+SYSTEM_FILE_qemu_virt_aarch64_restart-demo := platform/qemu_virt_aarch64/restart_demo.xml
+PD_CRATES_qemu_virt_aarch64_restart-demo := device-manager demo-driver log-printer
+PD_BINARIES_qemu_virt_aarch64_restart-demo := device_manager demo_driver log_printer
+SYSTEM_FILE_odroidc4_warden := platform/odroidc4/system.xml
+PD_CRATES_odroidc4_warden := device-manager meson-uart-driver warden-shell log-printer
+PD_BINARIES_odroidc4_warden := device_manager meson_uart_driver shell log_printer
+SYSTEM_FILE ?= $(SYSTEM_FILE_$(MICROKIT_BOARD)_$(SYSTEM))
+PD_CRATES ?= $(PD_CRATES_$(MICROKIT_BOARD)_$(SYSTEM))
+PD_BINARIES ?= $(PD_BINARIES_$(MICROKIT_BOARD)_$(SYSTEM))
 SYSTEM_REPORT := $(BUILD_DIR)/report.txt
 # Release for the image: the PDs' debug output is kept (log records, panics) either way.
 PD_PROFILE ?= release
@@ -96,7 +104,7 @@ all: system-image
 
 system-image: sdk-check
 	@if [ -z "$(SYSTEM_FILE)" ]; then \
-		echo "error: no system description for MICROKIT_BOARD=$(MICROKIT_BOARD) (Warden has qemu_virt_aarch64 and odroidc4)." >&2; \
+		echo "error: no system '$(SYSTEM)' for MICROKIT_BOARD=$(MICROKIT_BOARD) (Warden has SYSTEM=warden on qemu_virt_aarch64 and odroidc4, SYSTEM=restart-demo on qemu_virt_aarch64)." >&2; \
 		exit 2; \
 	fi
 	@$(MAKE) --no-print-directory deps
@@ -120,7 +128,7 @@ qemu: system-image $(DISK_IMAGE)
 	@if [ "$(MICROKIT_BOARD)" != qemu_virt_aarch64 ]; then \
 		echo "error: make qemu boots MICROKIT_BOARD=qemu_virt_aarch64, not $(MICROKIT_BOARD)." >&2; exit 2; \
 	fi
-	$(QEMU) $(QEMU_FLAGS)
+	QEMU_SYSTEM="$(QEMU)" bash scripts/qemu-virt.sh boot "$(SYSTEM_IMAGE)" "$(DISK_IMAGE)" $(QEMU_EXTRA)
 
 # The board's DTB (see BOARD_DTB); always regenerated, it takes a fraction of a second.
 board-dtb:
@@ -155,6 +163,7 @@ sdk-check:
 # the first failing step stops `make test`.
 test:
 	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory fresh-machine-check
 	@$(MAKE) --no-print-directory fmt-check
 	@$(MAKE) --no-print-directory clippy
 	@$(MAKE) --no-print-directory host-test
@@ -166,6 +175,12 @@ test:
 deps:
 	$(call banner,deps: toolchains (scripts/ensure-deps.sh))
 	@bash scripts/ensure-deps.sh
+
+# ensure-deps.sh's trials again, with every optional package of Warden's tools hidden, as on a
+# machine that never installed them (scripts/fresh-machine-check.sh).
+fresh-machine-check:
+	$(call banner,fresh-machine: the tools' trials with their optional packages hidden)
+	@bash scripts/fresh-machine-check.sh
 
 fmt-check:
 	$(call banner,fmt: cargo fmt --all -- --check)
@@ -208,21 +223,32 @@ fuzz:
 	fi
 
 # --- Host simulation -------------------------------------------------------------------------
-# The top-level system.xml on the host platform: one process per PD, the launcher playing the
-# Microkit kernel (platform/host). Exits 0 after SIM_TIMEOUT seconds.
-# The board is QEMU virt's (its DTB, modelled devices), with the disk image and an entropy
-# source plugged in as `make qemu` does; standard input is the console. While it runs,
+# A system on the host platform: one process per PD, the launcher playing the Microkit kernel
+# (platform/host), the board's devices modelled, standard input the console. It runs until Ctrl-C
+# (which stops every PD and removes the run's files), or for SIM_TIMEOUT seconds if set. The
+# system is MICROKIT_BOARD's SYSTEM, as for the image: on QEMU virt SYSTEM=warden (system.xml,
+# with the disk image and an entropy source plugged in as `make qemu` does) or
+# SYSTEM=restart-demo; MICROKIT_BOARD=odroidc4 runs the Odroid C4's. While it runs,
 # `target/debug/warden-host control $(BUILD_DIR)/control.sock plug blk=IMAGE` (or `unplug
-# 0xa000000`, `devices`) hot-plugs a virtio device.
-SIM_TIMEOUT ?= 5
+# 0xa000000`, `devices`) hot-plugs a virtio device on QEMU virt.
+SIM_TIMEOUT ?=
+# The build profile of the PDs it runs (sim-test reuses its release build).
+SIM_PROFILE ?= debug
+SIM_PROFILE_DIR = $(if $(filter dev debug,$(SIM_PROFILE)),debug,$(SIM_PROFILE))
+SIM_FEATURES = $(if $(filter restart-demo,$(SYSTEM)),demo-driver/crash-once,$(PD_FEATURES))
+SIM_VIRTIO = $(if $(filter qemu_virt_aarch64,$(MICROKIT_BOARD)),--virtio blk=$(DISK_IMAGE) --virtio rng)
 sim: $(DISK_IMAGE)
-	$(call banner,sim: system.xml on the host platform)
-	@$(MAKE) --no-print-directory board-dtb MICROKIT_BOARD=qemu_virt_aarch64
-	$(HOST_CARGO) build --workspace --bins
+	$(call banner,sim: $(SYSTEM_FILE) on the host platform ($(MICROKIT_BOARD)))
+	@if [ -z "$(SYSTEM_FILE)" ]; then \
+		echo "error: no system '$(SYSTEM)' for MICROKIT_BOARD=$(MICROKIT_BOARD) (SYSTEM=warden on qemu_virt_aarch64 and odroidc4, SYSTEM=restart-demo on qemu_virt_aarch64)." >&2; \
+		exit 2; \
+	fi
+	@$(MAKE) --no-print-directory board-dtb
+	$(HOST_CARGO) build --workspace --bins $(if $(filter debug,$(SIM_PROFILE)),,--profile $(SIM_PROFILE)) \
+		$(if $(SIM_FEATURES),--features $(SIM_FEATURES))
 	@rm -f "$(BUILD_DIR)/control.sock"
-	target/debug/warden-host run system.xml --board $(BUILD_DIR)/board/qemu_virt_aarch64.dtb \
-		--virtio blk=$(DISK_IMAGE) --virtio rng --control $(BUILD_DIR)/control.sock \
-		--timeout $(SIM_TIMEOUT)
+	target/$(SIM_PROFILE_DIR)/warden-host run $(SYSTEM_FILE) --board $(BOARD_DTB) \
+		$(SIM_VIRTIO) --control $(BUILD_DIR)/control.sock $(if $(SIM_TIMEOUT),--timeout $(SIM_TIMEOUT))
 
 # The same run, with its story checked (part of make test).
 sim-test:

@@ -3,7 +3,8 @@
 #
 # Usage: scripts/board-dtb.sh BOARD OUT.dtb
 #   qemu_virt_aarch64  QEMU dumps the DTB of the machine `make qemu` boots (never hand-written:
-#                      QEMU's own tree is the truth). QEMU_SYSTEM overrides the binary.
+#                      QEMU's own tree is the truth; scripts/qemu-virt.sh). QEMU_SYSTEM overrides
+#                      the binary.
 #   odroidc4           dtc compiles platform/odroidc4/board.dts.
 # The blob is written to a temporary file beside OUT and renamed, so OUT is either the old file or
 # a complete new one, never a half-written blob.
@@ -25,25 +26,15 @@ out=$2
 [ -n "$out" ] || die "the output path is empty"
 
 out_dir=$(dirname -- "$out")
-[ -d "$out_dir" ] || die "the output directory $out_dir does not exist"
+mkdir -p -- "$out_dir" || die "cannot create the output directory $out_dir"
 # Same directory as OUT so that the final mv is a rename on one filesystem (atomic).
 partial=$(mktemp "$out_dir/.$(basename -- "$out").XXXXXX")
-trap 'rm -f -- "$partial" "$partial.log"' EXIT
+trap 'rm -f -- "$partial"' EXIT
 
 case "$board" in
 qemu_virt_aarch64)
-    qemu=${QEMU_SYSTEM:-qemu-system-aarch64}
-    command -v "$qemu" >/dev/null 2>&1 ||
-        die "$qemu not found: install the Debian package qemu-system-arm (or set QEMU_SYSTEM to the binary)"
-    # These machine options must stay those of QEMU_FLAGS in the Makefile (`make qemu`): a
-    # different -cpu, memory size or virtualization setting gives a different tree. Warden drives
-    # modern (version 2) virtio-mmio, so legacy mode is switched off as it is when booting.
-    "$qemu" -machine "virt,virtualization=on,dumpdtb=$partial" -cpu cortex-a53 -m size=2G \
-        -nographic -global virtio-mmio.force-legacy=false >/dev/null 2>"$partial.log" || {
-        cat -- "$partial.log" >&2
-        die "$qemu failed to dump the device tree of the virt machine"
-    }
-    rm -f -- "$partial.log"
+    # The machine `make qemu` boots, defined once in qemu-virt.sh (packed, no random seeds).
+    bash "$repo_root/scripts/qemu-virt.sh" dtb "$partial"
     ;;
 odroidc4)
     command -v dtc >/dev/null 2>&1 ||

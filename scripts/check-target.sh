@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds each given no_std crate for the bare-metal seL4 target with -Zbuild-std (used by `make check-target`).
 #
-# Usage: scripts/check-target.sh CRATE...
+# Usage: scripts/check-target.sh CRATE[+FEATURE,...]...
+# (`demo-driver+crash-once`: the crate built again with those features.)
 # Each crate's library is built (compiled to machine code); a crate with PD binaries also has
 # its binaries checked (`cargo check --bins`: everything but the final link, which needs the
 # SDK's libmicrokit.a and is done by `make` with MICROKIT_SDK).
@@ -51,9 +52,12 @@ for package in json.load(sys.stdin)["packages"]:
 
 # One build per crate: features are then resolved for that crate alone, so a crate that only
 # builds thanks to features another crate enables is caught.
-for crate in "$@"; do
-    echo "check-target: building $crate for $target"
-    if ! "${target_cargo[@]}" build --locked -p "$crate" --lib --target "$target" \
+for argument in "$@"; do
+    crate=${argument%%+*}
+    features=()
+    [[ $argument == *+* ]] && features=(--features "${argument#*+}")
+    echo "check-target: building $argument for $target"
+    if ! "${target_cargo[@]}" build --locked -p "$crate" "${features[@]}" --lib --target "$target" \
         "${build_std[@]}" "${flags_config[@]}"; then
         echo "check-target: $crate does not build for $target (see above)." >&2
         echo "check-target: if cargo says the lock file needs updating or cannot be parsed, run 'cargo generate-lockfile' with the host cargo and make sure Cargo.lock's version is one the target toolchain's cargo reads." >&2
@@ -61,7 +65,7 @@ for crate in "$@"; do
     fi
     if [[ -n $(bins_of "$crate") ]]; then
         echo "check-target: checking the PD binaries of $crate for $target"
-        if ! "${target_cargo[@]}" check --locked -p "$crate" --bins --target "$target" \
+        if ! "${target_cargo[@]}" check --locked -p "$crate" "${features[@]}" --bins --target "$target" \
             "${build_std[@]}" "${flags_config[@]}"; then
             echo "check-target: the binaries of $crate do not compile for $target (see above)." >&2
             exit 1

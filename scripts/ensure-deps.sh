@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Checks (and, as root, installs) the toolchains Warden's build needs: rustup stable with rustfmt/clippy, Debian's rustc/cargo/rust-src/rust-lld.
+# Checks (and, as root, installs) the toolchains Warden's build needs: rustup stable with rustfmt/clippy, Debian's rustc/cargo/rust-src/rust-lld, QEMU and dtc.
 #
-# Idempotent and fast when everything is present (only file tests and `--version` calls).
+# Idempotent and fast when everything is present (file tests, `--version` calls and a few
+# seconds of trial runs). Being on PATH is not enough: each tool is then run the way Warden runs
+# it (a trial), because a tool can be installed and still fail at what Warden asks of it — QEMU
+# without an optional ROM its default NIC wants, say. The trials run again in `make test` with
+# the optional packages hidden (scripts/fresh-machine-check.sh).
 # Host builds use the rustup stable toolchain (preinstalled on every machine; its components
 # cannot be downloaded here). The aarch64 bare-metal check (`make check-target`) needs a
 # toolchain with the standard library's source for `-Zbuild-std`; rustup cannot download
@@ -12,6 +16,16 @@
 set -euo pipefail
 
 readonly APT_PACKAGES=(rustc-web rust-web-src cargo-web lld-22 rust-web-llvm)
+# The board tools: QEMU dumps the QEMU virt DTB (and boots the image), dtc compiles the Odroid C4's.
+readonly BOARD_PACKAGES=(qemu-system-arm device-tree-compiler)
+
+# `ensure-deps.sh --packages`: the Debian packages this script installs, one per line (read by
+# fresh-machine-check.sh; build-pds.sh adds the cross compiler for an image).
+if [[ ${1:-} == --packages ]]; then
+    printf '%s\n' "${APT_PACKAGES[@]}" "${BOARD_PACKAGES[@]}"
+    exit 0
+fi
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly DEBIAN_RUSTC=/usr/bin/rustc
 readonly DEBIAN_CARGO=/usr/bin/cargo
 readonly RUST_LLD=/usr/bin/rust-lld
@@ -104,7 +118,6 @@ fi
 # --- 3. Board tools: QEMU dumps the QEMU virt DTB, dtc compiles the Odroid C4's. -------------
 # The device manager embeds the board's DTB at build time (scripts/board-dtb.sh), and
 # warden-host models the devices it lists, so host builds and tests need these too.
-readonly BOARD_PACKAGES=(qemu-system-arm device-tree-compiler)
 missing_board_tools() {
     command -v qemu-system-aarch64 >/dev/null 2>&1 || echo "qemu-system-aarch64 (package qemu-system-arm)"
     command -v dtc >/dev/null 2>&1 || echo "dtc (package device-tree-compiler)"
@@ -127,6 +140,55 @@ fi
 if [[ -z $missing ]]; then
     say "qemu: $(qemu-system-aarch64 --version | head -n 1)"
     say "dtc: $(dtc --version 2>&1 | head -n 1)"
+fi
+
+# --- 4. Trials: each tool does what Warden asks of it. ----------------------------------------
+trial_dir=$(mktemp -d)
+trap 'rm -rf -- "$trial_dir"' EXIT
+# trial WHAT FIX COMMAND...: runs COMMAND quietly; on failure shows its output and the fix.
+trial() {
+    local what=$1 fix=$2
+    shift 2
+    if "$@" >"$trial_dir/out" 2>&1; then
+        say "trial ok: $what"
+    else
+        warn "FAILED trial: $what"
+        indent "$(tail -n 20 "$trial_dir/out")" >&2
+        warn "  fix: $fix"
+        status=1
+    fi
+}
+# The QEMU virt DTB the device manager embeds: the same bytes at every build, and small. (Run
+# as a condition, where `set -e` does not apply: hence the &&.)
+dtb_is_reproducible() {
+    local size
+    bash "$repo_root/scripts/board-dtb.sh" qemu_virt_aarch64 "$trial_dir/again.dtb" &&
+        cmp "$trial_dir/virt.dtb" "$trial_dir/again.dtb" &&
+        size=$(stat -c %s "$trial_dir/virt.dtb") && echo "$size bytes" && [[ $size -lt 65536 ]]
+}
+if [[ -x $DEBIAN_RUSTC ]]; then
+    trial "Debian rustc knows aarch64-unknown-none" "apt-get install --reinstall ${APT_PACKAGES[*]}" \
+        bash -c "'$DEBIAN_RUSTC' --print target-list | grep -qx aarch64-unknown-none"
+fi
+if [[ -x $RUST_LLD ]]; then
+    trial "rust-lld runs (as ld.lld)" "apt-get install --reinstall lld-22 rust-web-llvm" \
+        "$RUST_LLD" -flavor gnu --version
+fi
+if command -v qemu-system-aarch64 >/dev/null 2>&1; then
+    trial "QEMU dumps the virt machine's DTB (scripts/board-dtb.sh qemu_virt_aarch64)" \
+        "see the QEMU error above; the machine options are in scripts/qemu-virt.sh" \
+        bash "$repo_root/scripts/board-dtb.sh" qemu_virt_aarch64 "$trial_dir/virt.dtb"
+    trial "two dumps are the same packed blob, under 64 KiB" \
+        "the machine options in scripts/qemu-virt.sh must keep random properties out (dtb-randomness=off)" \
+        dtb_is_reproducible
+    trial "QEMU boots make qemu's machine and devices (scripts/qemu-virt.sh trial)" \
+        "see the QEMU error above; the machine options are in scripts/qemu-virt.sh" \
+        bash "$repo_root/scripts/qemu-virt.sh" trial
+fi
+if command -v dtc >/dev/null 2>&1; then
+    trial "dtc compiles the Odroid C4's board.dts (scripts/board-dtb.sh odroidc4)" \
+        "apt-get install --reinstall device-tree-compiler" \
+        bash "$repo_root/scripts/board-dtb.sh" odroidc4 "$trial_dir/odroidc4.dtb"
 fi
 
 if [[ $status -ne 0 ]]; then

@@ -58,7 +58,8 @@ exec 3>"$work/console"
 
 status=0
 if wait_for 'client: flushed; disk check done' && wait_for 'console: pl011-console bound' \
-    && wait_for 'device tree \(48 devices' && wait_for "^\\[console\\] Warden shell"; then
+    && wait_for 'bring-up done; device tree \(48 devices, 36 bound\)' \
+    && wait_for "^\\[console\\] Warden shell"; then
     type_line 'time' '^\[console\] 20[0-9]{2}-' || true
     type_line 'random 8' '^\[console\] 8 random bytes: ' || true
     type_line 'tree' '^\[console\]   45:0 fixed-clock' || true
@@ -73,17 +74,20 @@ if wait_for 'client: flushed; disk check done' && wait_for 'console: pl011-conso
         | grep -oE '[0-9]+:[0-9]+$' || echo '(none)')
     type_line "bind 34 $bus_driver" 'bind 34:0 \(virtio,mmio\) to driver' || true
     wait_for 'blk: disk [0-9]+:[0-9]+ at 0xa003e00' 2 || true
-    wait_for 'device tree \(48 devices, 36 bound\)' 2 || true
+    wait_for "\\(virtio,device2\\) bound to driver 'virtio-blk'" 2 || true
+    # Binding a bound device says to which driver it is bound.
+    type_line "bind 39 $bus_driver" 'already bound to' || true
     # Hot-plug a second disk, then unplug it.
     "$host" control "$control" plug "blk=$work/second.img" >>"$work/control.log" 2>&1 \
         || fail "plug refused: $(cat "$work/control.log")"
-    if wait_for 'at 0xa000000: 4096 sectors' && wait_for 'device tree \(49 devices, 37 bound\)'; then
+    if wait_for 'at 0xa000000: 4096 sectors' && wait_for "\\(virtio,device2\\) bound to driver 'virtio-blk'" 3; then
         "$host" control "$control" unplug 0xa000000 >>"$work/control.log" 2>&1 \
             || fail "unplug refused: $(cat "$work/control.log")"
         wait_for 'device id 2 -> 0' || true
-        wait_for 'device tree \(48 devices, 36 bound\):' || true
-        sleep 0.3
+        wait_for 'device 3:0 \(virtio,mmio\) bound to driver' 3 || true
     fi
+    # The tree as the shell sees it once the unplugged disk is gone: as before the plug.
+    type_line 'tree' '^\[console\] device tree: ' 3 || true
     "$host" control "$control" unplug 0xa000000 >"$work/refused.log" 2>&1 \
         && fail "unplugging an empty transport was accepted"
 fi
@@ -130,13 +134,24 @@ expect 'manager: client on channel 16 asks to unbind device 34:0 \(virtio,mmio\)
 expect '^\[console\] device tree: 47 devices, 34 bound'
 expect '^\[console\]   34:0 virtio,mmio @0xa003e00 irq 79 -> \(unbound\)'
 expect 'manager: client on channel 16 asks to bind device 34:0 \(virtio,mmio\) to driver'
-# The disk's removal comes before its transport's: $1 the transport's handle, $2 head (the
-# first removal) or tail (the last), $3 what is checked.
+expect "^\\[console\\] error: the device is already bound to pl011-console \\(driver [0-9]+:[0-9]+, PD 1\\); 'unbind' it first"
+# One line per change to the tree (no tree printout after each).
+expect "manager: device [0-9]+:0 \\(virtio,device2\\) unbound from 'virtio-blk'"
+expect 'manager: device [0-9]+:0 \(virtio,device2\) removed'
+expect "manager: device 34:0 \\(virtio,mmio\\) unbound from 'virtio-mmio'"
+checks=$((checks + 1))
+if [[ $(grep -c 'device tree (' "$log") -eq 1 ]]; then
+    echo "sim-test: ok: the manager printed its whole tree once, at the end of bring-up"
+else
+    fail "the manager printed its tree $(grep -c 'device tree (' "$log") times"
+fi
+# The disk's unbinding comes before its transport's: $1 the transport's handle, $2 head (the
+# first) or tail (the last), $3 what is checked.
 disk_removed_first() {
     checks=$((checks + 1))
     local child transport
-    child=$(grep -nE 'removing device [0-9]+:[0-9]+ \(virtio,device2\) from driver PD 4' "$log" | "$2" -n 1 | cut -d: -f1 || true)
-    transport=$(grep -nE "removing device $1 \\(virtio,mmio\\) from driver PD 3" "$log" | "$2" -n 1 | cut -d: -f1 || true)
+    child=$(grep -nE "device [0-9]+:[0-9]+ \\(virtio,device2\\) unbound from 'virtio-blk'" "$log" | "$2" -n 1 | cut -d: -f1 || true)
+    transport=$(grep -nE "device $1 \\(virtio,mmio\\) unbound from 'virtio-mmio'" "$log" | "$2" -n 1 | cut -d: -f1 || true)
     if [[ -n $child && -n $transport && $child -lt $transport ]]; then
         echo "sim-test: ok: $3"
     else
@@ -171,10 +186,10 @@ else
 fi
 disk_removed_first 3:0 tail "the unplugged disk was removed before its transport"
 checks=$((checks + 1))
-if [[ $(grep -E 'device tree \([0-9]+ devices' "$log" | tail -n 1) == *"(48 devices, 36 bound)"* ]]; then
+if [[ $(grep -E '^\[console\] device tree: ' "$log" | tail -n 1) == *"48 devices, 36 bound"* ]]; then
     echo "sim-test: ok: after the unplug the tree is as before the plug (48 devices, 36 bound)"
 else
-    fail "after the unplug the tree differs: $(grep -E 'device tree \(' "$log" | tail -n 1)"
+    fail "after the unplug the tree differs: $(grep -E '^\[console\] device tree: ' "$log" | tail -n 1)"
 fi
 # What the client wrote reached the disk image (through the virtio-blk model).
 checks=$((checks + 1))
@@ -218,8 +233,75 @@ checks=$((checks + 1))
 if [[ $status -ne 0 ]]; then
     fail "warden-host (Odroid C4) exited with $status"
 fi
+# The restart demonstration, as a user runs it: `make sim SYSTEM=restart-demo` (the demo driver
+# built with crash-once) until Ctrl-C. Ctrl-C is a SIGINT to the terminal's foreground process
+# group: make's own group here, which has no terminal (setsid), so the signal goes to the group.
+log=$work/restart-demo.log
+mkdir -p "$work/tmp"
+TMPDIR=$work/tmp setsid make --no-print-directory sim SYSTEM=restart-demo SIM_PROFILE="$profile" \
+    BUILD_DIR="$work/build" </dev/null >"$log" 2>&1 &
+make_pid=$!
+if wait_for "device [0-9]+:0 \\(arm,pl011\\) bound to driver 'demo-uart'"; then
+    sleep 0.5
+fi
+kill -INT -- "-$make_pid" 2>/dev/null || true
+stopped=no
+for _ in $(seq 100); do
+    if ! kill -0 "$make_pid" 2>/dev/null; then
+        stopped=yes
+        break
+    fi
+    sleep 0.1
+done
+wait "$make_pid" 2>/dev/null || true
+echo "--- the restart demonstration (make sim SYSTEM=restart-demo, then Ctrl-C):"
+cat "$log"
+# The story, in order: the first probe panics, the manager cleans up and restarts the driver,
+# the new incarnation registers under a new driver generation and binds the PL011.
+story=(
+    "manager: driver PD 1 registers 'demo-uart' on the platform bus"
+    'crash-once: deliberate panic in the first probe'
+    'manager: driver PD 1 faulted \(label [0-9]+\); cleaning up and restarting it'
+    "warden-host: restarting 'demo_driver'"
+    "manager: driver PD 1 registers 'demo-uart' on the platform bus"
+    'manager: driver [0-9]+:[1-9][0-9]* registered, bound to 1 device\(s\)'
+    "manager: device [0-9]+:0 \\(arm,pl011\\) bound to driver 'demo-uart'"
+)
+line=0
+told=yes
+for step in "${story[@]}"; do
+    next=$(tail -n "+$((line + 1))" "$log" | grep -nE -m 1 -- "$step" | cut -d: -f1 || true)
+    if [[ -z $next ]]; then
+        told=no
+        fail "the restart demonstration: no '$step' after line $line"
+        break
+    fi
+    line=$((line + next))
+done
+checks=$((checks + 1))
+[[ $told == yes ]] && echo "sim-test: ok: restart demo: fault -> cleanup -> restart -> new driver generation -> bound"
+checks=$((checks + 1))
+if [[ $(grep -c "deliberate panic" "$log") -eq 1 ]]; then
+    echo "sim-test: ok: restart demo: the restarted driver did not crash again"
+else
+    fail "restart demo: the driver panicked $(grep -c "deliberate panic" "$log") times"
+fi
+checks=$((checks + 1))
+if [[ $stopped == yes ]] && grep -q 'stopping every protection domain\|interrupted' "$log"; then
+    echo "sim-test: ok: Ctrl-C stopped make sim"
+else
+    fail "Ctrl-C did not stop make sim (stopped: $stopped)"
+fi
+checks=$((checks + 1))
+left=$(find "$work/tmp" -mindepth 1 -maxdepth 1 -print -quit)
+if [[ -z $left && ! -e $work/build/control.sock ]]; then
+    echo "sim-test: ok: after Ctrl-C nothing of the run is left (run directory, control socket)"
+else
+    fail "after Ctrl-C the run left ${left:-$work/build/control.sock}"
+fi
+
 for program in device_manager pl011_driver pl031_driver virtio_mmio_bus virtio_blk_driver \
-    virtio_rng_driver client shell meson_uart_driver; do
+    virtio_rng_driver client shell meson_uart_driver demo_driver log_printer; do
     checks=$((checks + 1))
     if pgrep -x "$program" >/dev/null; then
         fail "$program outlived the launcher"

@@ -42,7 +42,7 @@ use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::sync::atomic::AtomicU32;
-use log::{info, warn};
+use log::{debug, info, warn};
 
 use device_manager_core::{
     BusId, CallbackId, CallbackKind, CallbackStatus, Config, DeviceDescriptor, DeviceId,
@@ -143,6 +143,17 @@ struct DriverPd {
     /// Callbacks, queued while its ring is full.
     to_driver: Outbox<'static>,
     from_driver: Consumer<'static>,
+    /// It has asked to register (whatever the answer): bring-up waits for every driver PD.
+    registered: bool,
+}
+
+/// A device as the log last described it: each change to the tree is one line.
+#[derive(Clone, PartialEq, Eq)]
+struct Seen {
+    device: DeviceId,
+    compatible: String,
+    /// The driver it is bound to, with its name.
+    driver: Option<(device_manager_core::DriverId, String)>,
 }
 
 /// The device-manager PD's handler.
@@ -151,10 +162,12 @@ pub struct DeviceManager {
     platform: BusId,
     virtio: BusId,
     drivers: Vec<DriverPd>,
-    /// Bindings at the last tree printout: print again only when they changed.
-    printed: Vec<(DeviceId, Option<String>)>,
-    /// While the board is loaded the tree is printed once, at the end.
+    /// The tree as the log last described it.
+    seen: Vec<Seen>,
+    /// While the board is loaded its devices are summed up in one line, not one each.
     loading: bool,
+    /// The whole tree has been printed, once bring-up ended.
+    brought_up: bool,
 }
 
 fn wire_handle(index: u32, generation: u32) -> warden_protocol::Handle {
@@ -233,6 +246,7 @@ impl DeviceManager {
                 channel: Channel::new(n),
                 to_driver: Outbox::new(Producer::new(to_driver)),
                 from_driver,
+                registered: false,
             });
         }
         let mut manager = Self {
@@ -240,12 +254,13 @@ impl DeviceManager {
             platform,
             virtio,
             drivers,
-            printed: Vec::new(),
+            seen: Vec::new(),
             loading: true,
+            brought_up: false,
         };
         manager.load_board();
         manager.loading = false;
-        manager.print_tree_if_changed();
+        manager.seen = manager.describe_tree();
         manager
     }
 
@@ -378,54 +393,110 @@ impl DeviceManager {
                 }
             }
         }
-        self.print_tree_if_changed();
+        self.log_changes();
+        self.print_tree_after_bring_up();
     }
 
     fn completed(&mut self, request: RequestId, result: Result<Outcome, Error>) {
         match result {
-            Ok(Outcome::Device {
-                device,
-                driver: Some(_),
-            }) => info!(
-                "manager: device {}:{} ({}) bound to driver '{}'",
-                device.index(),
-                device.generation(),
-                self.compatible(device),
-                self.driver_name(device).unwrap_or_default()
-            ),
             Ok(Outcome::Driver { driver, bound }) => info!(
                 "manager: driver {}:{} registered, bound to {bound} device(s)",
                 driver.index(),
                 driver.generation()
             ),
+            // A device's binding is logged as a change of the tree.
             Ok(_) => {}
             Err(error) => info!("manager: request {request:?} failed: {error:?}"),
         }
     }
 
-    /// Prints the device tree when the manager is idle and the bindings changed since the
-    /// last printout.
-    fn print_tree_if_changed(&mut self) {
-        if self.loading || !self.core.is_quiescent() {
-            return;
-        }
-        let bindings: Vec<(DeviceId, Option<String>)> = self
-            .core
+    /// Every device with what the log says of it.
+    fn describe_tree(&self) -> Vec<Seen> {
+        self.core
             .devices()
-            .map(|device| (device, self.driver_name(device)))
-            .collect();
-        if bindings == self.printed {
+            .map(|device| Seen {
+                device,
+                compatible: self.compatible(device),
+                driver: self.core.device(device).ok().and_then(|info| {
+                    let driver = info.driver?;
+                    Some((driver, self.core.driver(driver).ok()?.name.to_string()))
+                }),
+            })
+            .collect()
+    }
+
+    /// One line for each change to the tree since the last call: a device added, bound,
+    /// unbound or removed.
+    fn log_changes(&mut self) {
+        if self.loading {
             return;
         }
-        self.printed = bindings;
+        let now = self.describe_tree();
+        let name = |seen: &Seen| {
+            alloc::format!(
+                "device {}:{} ({})",
+                seen.device.index(),
+                seen.device.generation(),
+                seen.compatible
+            )
+        };
+        for old in &self.seen {
+            let new = now.iter().find(|new| new.device == old.device);
+            if let Some((_, driver)) = &old.driver {
+                if new.is_none_or(|new| new.driver != old.driver) {
+                    info!("manager: {} unbound from '{driver}'", name(old));
+                }
+            }
+            if new.is_none() {
+                info!("manager: {} removed", name(old));
+            }
+        }
+        for new in &now {
+            let old = self.seen.iter().find(|old| old.device == new.device);
+            if old.is_none() {
+                let parent = self
+                    .core
+                    .device(new.device)
+                    .ok()
+                    .and_then(|info| info.parent);
+                match parent {
+                    Some(parent) => info!(
+                        "manager: {} added under {}:{}",
+                        name(new),
+                        parent.index(),
+                        parent.generation()
+                    ),
+                    None => info!("manager: {} added", name(new)),
+                }
+            }
+            if let Some((_, driver)) = &new.driver {
+                if old.is_none_or(|old| old.driver != new.driver) {
+                    info!("manager: {} bound to driver '{driver}'", name(new));
+                }
+            }
+        }
+        self.seen = now;
+    }
+
+    /// The whole tree, once: when every driver PD has asked to register and the manager is
+    /// idle, the end of bring-up. (Later the shell's `tree` shows it.)
+    fn print_tree_after_bring_up(&mut self) {
+        if self.brought_up
+            || self.loading
+            || !self.core.is_quiescent()
+            || self.drivers.iter().any(|driver| !driver.registered)
+        {
+            return;
+        }
+        self.brought_up = true;
         let bound = self
-            .printed
+            .seen
             .iter()
-            .filter(|(_, driver)| driver.is_some())
+            .filter(|seen| seen.driver.is_some())
             .count();
         info!(
-            "manager: device tree ({} devices, {bound} bound):",
-            self.printed.len()
+            "manager: bring-up done; device tree ({} devices, {bound} bound):",
+            self.seen.len()
         );
         let roots: Vec<DeviceId> = self.core.roots().collect();
         for root in roots {
@@ -484,7 +555,7 @@ impl DeviceManager {
         let message = match callback.kind {
             CallbackKind::Probe => {
                 let (match_data, resources) = self.wire_description(callback.device);
-                info!(
+                debug!(
                     "manager: probing device {}:{} ({}) with driver PD {}",
                     device.index,
                     device.generation,
@@ -500,7 +571,7 @@ impl DeviceManager {
                 }
             }
             CallbackKind::Remove => {
-                info!(
+                debug!(
                     "manager: removing device {}:{} ({}) from driver PD {}",
                     device.index,
                     device.generation,
@@ -608,6 +679,12 @@ impl DeviceManager {
         name: &str,
         entries: &[warden_protocol::MatchEntry],
     ) -> Status {
+        if let Some(driver) = self
+            .pd_index(pd)
+            .and_then(|index| self.drivers.get_mut(index))
+        {
+            driver.registered = true;
+        }
         let mut match_table = MatchTable::default();
         let mut virtio = false;
         for entry in entries {
@@ -685,15 +762,21 @@ impl DeviceManager {
             });
         let reply = match result {
             Ok(child) => {
+                let compatible = self.compatible(child);
                 info!(
-                    "manager: driver PD {} added child {}:{} ({}) under {}:{} (__device_add, parent locked by its probe)",
+                    "manager: driver PD {} added child {}:{} ({compatible}) under {}:{} (__device_add, parent locked by its probe)",
                     pd.0,
                     child.index(),
                     child.generation(),
-                    self.compatible(child),
                     parent.index(),
                     parent.generation()
                 );
+                // That line is the change's: the log of changes need not repeat it.
+                self.seen.push(Seen {
+                    device: child,
+                    compatible,
+                    driver: None,
+                });
                 completion(
                     Status::Ok,
                     warden_protocol::Outcome::Device {
@@ -863,6 +946,14 @@ impl Handler for DeviceManager {
             child.index(),
             message.label()
         );
+        // Bring-up waits for it to register again.
+        let pd = PdId(u32::from(child.index()));
+        if let Some(driver) = self
+            .pd_index(pd)
+            .and_then(|index| self.drivers.get_mut(index))
+        {
+            driver.registered = false;
+        }
         let mut effects = Vec::new();
         self.core
             .pd_died(PdId(u32::from(child.index())), &mut |effect| {

@@ -12,7 +12,8 @@ use crate::{Channel, ChannelSet, Child, Handler, MessageInfo};
 static CONNECTION: OnceLock<Mutex<UnixStream>> = OnceLock::new();
 
 /// `log` records go to the PD's debug console: on the host, standard output, which the
-/// launcher prefixes with the PD's name (on seL4, `microkit_dbg_puts`).
+/// launcher reads line by line and prints prefixed with the PD's name, each record with one
+/// write of its own, so records stay whole (on seL4 they go to the log printer PD).
 struct DebugConsole;
 
 impl log::Log for DebugConsole {
@@ -32,6 +33,7 @@ impl log::Log for DebugConsole {
 }
 
 static DEBUG_CONSOLE: DebugConsole = DebugConsole;
+static INCARNATION: OnceLock<u32> = OnceLock::new();
 static REGISTERS: Mutex<[u64; MAX_REGISTERS]> = Mutex::new([0; MAX_REGISTERS]);
 
 /// Why a PD could not run on the host platform.
@@ -125,6 +127,17 @@ pub(crate) fn set_mr(index: usize, value: u64) {
     }
 }
 
+pub(crate) fn incarnation() -> u32 {
+    INCARNATION.get().copied().unwrap_or(1)
+}
+
+pub(crate) fn print_line(line: &[u8]) {
+    use std::io::Write;
+    let mut out = Vec::with_capacity(line.len() + 1);
+    crate::log_line::sanitise(line, |byte| out.push(byte));
+    let _ = std::io::stdout().lock().write_all(&out);
+}
+
 pub(crate) fn notify(channel: Channel) {
     if let Err(error) = send(&FromPd::Notify(channel.index())) {
         fatal(&error);
@@ -202,6 +215,21 @@ pub fn run<H: Handler>(init: impl FnOnce() -> H) -> Result<(), HostError> {
     let incarnation: u32 = environment("WARDEN_PD_INCARNATION")?
         .parse()
         .map_err(|_| HostError::NotLaunched("a numeric WARDEN_PD_INCARNATION"))?;
+    let _ = INCARNATION.set(incarnation);
+    // A panic is one line, as on seL4 (the default hook puts the message on a line of its own,
+    // and the launcher prefixes each line): then the process ends with a fault.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|text| (*text).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        match info.location() {
+            Some(location) => eprintln!("panicked at {location}: {message}"),
+            None => eprintln!("panicked: {message}"),
+        }
+    }));
     if log::set_logger(&DEBUG_CONSOLE).is_ok() {
         log::set_max_level(log::LevelFilter::Info);
     }

@@ -40,6 +40,7 @@ pub mod device;
 mod host;
 #[cfg(not(target_os = "none"))]
 pub mod host_protocol;
+pub mod log_line;
 #[cfg(not(target_os = "none"))]
 mod mapping;
 #[cfg(target_os = "none")]
@@ -381,6 +382,21 @@ pub trait Handler {
         let _ = (child, message);
         Err(unexpected("fault"))
     }
+}
+
+/// This PD's life: 1 at its first start, one more at each restart (on seL4 a counter the
+/// runtime keeps across `microkit_pd_restart`, which leaves memory as it was; on the host the
+/// launcher's count of the process it started).
+#[must_use]
+pub fn incarnation() -> u32 {
+    backend::incarnation()
+}
+
+/// Writes `line` to the debug console as one line, made safe to print
+/// ([`log_line::sanitise`]): what the log printer PD does with the lines it is sent. PDs log
+/// with the `log` crate; its records reach the console whole on both platforms.
+pub fn print_line(line: &[u8]) {
+    backend::print_line(line);
 }
 
 /// Stops this PD with a fault, saying why: for a PD that cannot run at all (its system

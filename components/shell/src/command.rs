@@ -221,6 +221,7 @@ enum Failure {
     NoDevice(DeviceName),
     NotReady(&'static str),
     Absent(&'static str),
+    AlreadyBound(String),
 }
 
 impl fmt::Display for Failure {
@@ -236,6 +237,10 @@ impl fmt::Display for Failure {
             },
             Self::NotReady(what) => write!(f, "no {what} is bound yet"),
             Self::Absent(what) => write!(f, "this system gives the shell no {what}"),
+            Self::AlreadyBound(driver) => write!(
+                f,
+                "the device is already bound to {driver}; 'unbind' it first"
+            ),
         }
     }
 }
@@ -531,13 +536,20 @@ fn bind(
     out: &mut String,
 ) -> Result<(), Failure> {
     let device = find(services, name)?;
-    completion(
+    let answer = completion(
         services.manager(&Message::Bind {
             device: device.handle,
             driver,
         })?,
         "Bind",
-    )?;
+    );
+    if answer == Err(Failure::Refused(Status::Busy)) {
+        // Busy is what the manager says of a bound device: say so, and to which driver.
+        if let Some(bound) = find(services, name)?.driver {
+            return Err(Failure::AlreadyBound(driver_label(services, bound)));
+        }
+    }
+    answer?;
     let _ = writeln!(
         out,
         "bind {}:{} ({}) to driver {}:{} accepted; 'tree' shows the outcome",
@@ -860,6 +872,11 @@ mod tests {
         );
         assert_eq!(
             run_line(&mut manager, "bind 1 1:0"),
+            "error: the device is already bound to pl011-console (driver 0:0, PD 1); 'unbind' it first\n"
+        );
+        // Busy for an unbound device (its lock is taken, say) stays Busy.
+        assert_eq!(
+            run_line(&mut manager, "bind 5 7:0"),
             "error: the manager refused: Busy\n"
         );
         assert_eq!(run_line(&mut manager, "bind 7 1:0"), "error: no device 7\n");

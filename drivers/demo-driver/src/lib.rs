@@ -1,6 +1,7 @@
 //! A driver PD that registers for `arm,pl011` and accepts every probe without touching the
 //! hardware: the smallest user of [`warden_driver`], kept for the restart demonstration
-//! (`make qemu PD_FEATURES=demo-driver/crash-once`) and for systems without real drivers.
+//! (`platform/qemu_virt_aarch64/restart_demo.xml`: `make qemu PD_FEATURES=demo-driver/crash-once`
+//! on seL4, `make sim SYSTEM=restart-demo` on the host platform).
 //!
 //! Channel 0 — the device manager; rings `from_manager` and `to_manager` (see
 //! [`warden_driver`]'s conventions and [`interface`]).
@@ -49,14 +50,13 @@ impl Driver for DemoDriver {
     }
 }
 
-/// Fault injection (feature `crash-once`): panics the first time it runs in this PD's memory.
-/// On seL4 a restart does not restore memory, so the flag survives and the restarted driver
-/// goes on; that is the point of the demonstration (and the reason it is seL4-only).
+/// Fault injection (feature `crash-once`): panics in the PD's first life, so that its parent,
+/// the device manager, cleans up after it and restarts it; the next incarnation binds. The same
+/// on both platforms ([`warden_microkit::incarnation`]: on seL4 a restart keeps memory, on the
+/// host it is a new process).
 #[cfg(feature = "crash-once")]
 fn crash_once() {
-    use core::sync::atomic::{AtomicBool, Ordering};
-    static CRASHED: AtomicBool = AtomicBool::new(false);
-    if !CRASHED.swap(true, Ordering::Relaxed) {
+    if warden_microkit::incarnation() == 1 {
         #[allow(clippy::panic, reason = "fault injection: the feature exists to panic")]
         {
             panic!("driver: crash-once: deliberate panic in the first probe")

@@ -65,15 +65,16 @@ pub struct VirtioMmioBus {
     transports: Vec<Transport>,
 }
 
+/// What a virtio device id names, with its article.
 fn device_name(id: u32) -> &'static str {
     match id {
-        1 => "network card",
-        2 => "block device",
-        3 => "console",
-        4 => "entropy source",
-        16 => "GPU",
-        18 => "input device",
-        _ => "device",
+        1 => "a network card",
+        2 => "a block device",
+        3 => "a console",
+        4 => "an entropy source",
+        16 => "a GPU",
+        18 => "an input device",
+        _ => "a device",
     }
 }
 
@@ -113,7 +114,7 @@ impl Driver for VirtioMmioBus {
             let resources: Resources = probe.resources.clone();
             match probe.callback.add_child(bus::VIRTIO, match_data, resources) {
                 Ok(child) => info!(
-                    "virtio-mmio: transport at 0x{window:x} holds a {} (virtio device id {device_id}); added child {}:{}",
+                    "virtio-mmio: transport at 0x{window:x} holds {} (virtio device id {device_id}); added child {}:{}",
                     device_name(device_id),
                     child.index,
                     child.generation

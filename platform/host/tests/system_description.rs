@@ -15,7 +15,11 @@ use std::path::Path;
 use warden_host::sdf;
 
 /// Every board's system description, relative to the repository.
-const DESCRIPTIONS: [&str; 2] = ["system.xml", "platform/odroidc4/system.xml"];
+const DESCRIPTIONS: [&str; 3] = [
+    "system.xml",
+    "platform/odroidc4/system.xml",
+    "platform/qemu_virt_aarch64/restart_demo.xml",
+];
 
 fn parse(relative: &str) -> sdf::System {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -100,6 +104,44 @@ fn has_the_shape_warden_needs(system: &sdf::System) {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn every_pd_logs_through_the_log_printer() {
+    for description in DESCRIPTIONS {
+        logs_through_the_printer(&parse(description));
+    }
+}
+
+/// The log printer is passive and of the highest priority (a call runs on its caller's budget
+/// and no other line starts while one is printed); every other PD calls it on the runtime's log
+/// channel, with `notify="false"` on both ends (a notification means nothing to it).
+fn logs_through_the_printer(system: &sdf::System) {
+    let printer = pd_index(system, "log_printer");
+    let pds = &system.protection_domains;
+    assert!(pds[printer].passive, "the log printer must be passive");
+    for (index, pd) in pds.iter().enumerate() {
+        if index == printer {
+            continue;
+        }
+        assert!(
+            pd.priority < pds[printer].priority,
+            "'{}' must have a lower priority than the log printer",
+            pd.name
+        );
+        calls(
+            system,
+            index,
+            warden_microkit::log_line::CHANNEL.index(),
+            printer,
+        );
+        let channel = channel_between(system, index, printer).unwrap();
+        assert!(
+            channel.ends.iter().all(|end| !end.notify),
+            "'{}' and the log printer: notify=\"false\" on both ends",
+            pd.name
+        );
     }
 }
 

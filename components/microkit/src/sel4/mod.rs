@@ -16,7 +16,7 @@
 use alloc::boxed::Box;
 use core::cell::UnsafeCell;
 use core::fmt::Write;
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::{Channel, ChannelSet, Child, Handler, MessageInfo};
 
@@ -29,6 +29,7 @@ pub const HEAP_BYTES: usize = 1 << 20;
 mod ffi {
     extern "C" {
         pub(super) static microkit_name: [u8; 64];
+        pub(super) static microkit_pps: u64;
         pub(super) fn microkit_dbg_putc(character: i32);
         pub(super) fn warden_notify(channel: u32);
         pub(super) fn warden_irq_ack(channel: u32);
@@ -196,9 +197,17 @@ unsafe impl Sync for HeapMemory {}
 
 static HEAP: HeapMemory = HeapMemory(UnsafeCell::new([0; HEAP_BYTES]));
 
+/// Starts of this PD: memory survives `microkit_pd_restart`, so the count does too.
+static INCARNATION: AtomicU32 = AtomicU32::new(0);
+
+pub(crate) fn incarnation() -> u32 {
+    INCARNATION.load(Ordering::Relaxed).max(1)
+}
+
 /// `init`, first start or restart: abandon the old handler, empty the heap, build a new one.
 #[doc(hidden)]
 pub fn start<H: Handler + 'static>(init: impl FnOnce() -> H) {
+    INCARNATION.fetch_add(1, Ordering::Relaxed);
     // SAFETY: `init` is an entry point (see `HandlerCell`). After a restart the cell may hold
     // the handler of the previous life: it is forgotten, not dropped, because its heap is about
     // to be reset and nothing else points into that heap (the runtime keeps no other heap
@@ -298,21 +307,75 @@ fn name() -> &'static str {
         .unwrap_or("?")
 }
 
-/// Writes to the Microkit debug console (the kernel's serial output; debug kernels only).
-struct DebugWriter;
+/// The Microkit debug console (the kernel's serial output; debug kernels only): one kernel call
+/// per character.
+fn put_bytes(bytes: &[u8]) {
+    for &byte in bytes {
+        // SAFETY: a real function of libmicrokit that prints one character.
+        unsafe { ffi::microkit_dbg_putc(i32::from(byte)) }
+    }
+}
 
-impl Write for DebugWriter {
+pub(crate) fn print_line(line: &[u8]) {
+    crate::log_line::sanitise(line, |byte| put_bytes(&[byte]));
+}
+
+/// Does the system description give this PD a channel to the log printer?
+fn has_log_printer() -> bool {
+    // SAFETY: libmicrokit's `microkit_pps`, patched by the tool before the PD runs (bit n: the
+    // PD may call on channel n) and never written afterwards.
+    let calls = unsafe { core::ptr::read_volatile(core::ptr::addr_of!(ffi::microkit_pps)) };
+    calls & (1 << crate::log_line::CHANNEL.index()) != 0
+}
+
+/// One log record being formatted: cut at [`crate::log_line::MAX_LINE`] bytes.
+struct Line {
+    bytes: [u8; crate::log_line::MAX_LINE],
+    length: usize,
+}
+
+impl Write for Line {
     fn write_str(&mut self, text: &str) -> core::fmt::Result {
-        for byte in text.bytes() {
-            // SAFETY: a real function of libmicrokit that prints one character.
-            unsafe { ffi::microkit_dbg_putc(i32::from(byte)) }
+        let free = self.bytes.get_mut(self.length..).unwrap_or_default();
+        let taken = text.len().min(free.len());
+        if let (Some(to), Some(from)) = (free.get_mut(..taken), text.as_bytes().get(..taken)) {
+            to.copy_from_slice(from);
         }
+        self.length += taken;
         Ok(())
     }
 }
 
+/// Sends a whole line to the log printer in one call, or, for a PD without one (the printer
+/// itself, or a system that has none), prints it here. The call overwrites message registers,
+/// and a record may be logged between a PD's own call and its reading of the reply: the
+/// registers it uses (and the four the kernel's reply rewrites) are saved and put back.
+fn emit(line: &[u8]) {
+    use crate::log_line::{pack, CHANNEL, PRINTED};
+    if has_log_printer() {
+        let mut registers = [0u64; MessageInfo::MAX_COUNT as usize];
+        let info = pack(line, &mut registers);
+        let used = usize::from(info.count()).max(4);
+        let mut saved = [0u64; MessageInfo::MAX_COUNT as usize];
+        for (index, slot) in saved.iter_mut().enumerate().take(used) {
+            *slot = get_mr(index);
+        }
+        for (index, value) in registers.iter().enumerate().take(usize::from(info.count())) {
+            set_mr(index, *value);
+        }
+        let reply = pp_call(CHANNEL, info);
+        for (index, value) in saved.iter().enumerate().take(used) {
+            set_mr(index, *value);
+        }
+        if reply.label() == PRINTED {
+            return;
+        }
+    }
+    print_line(line);
+}
+
 /// `log` records go to the debug console, one line each, prefixed with the PD's name as the
-/// host launcher prefixes them.
+/// host launcher prefixes them; through the log printer when the PD has one.
 struct DebugConsole;
 
 impl log::Log for DebugConsole {
@@ -321,17 +384,16 @@ impl log::Log for DebugConsole {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        let _ = if record.level() == log::Level::Info {
-            writeln!(DebugWriter, "[{}] {}", name(), record.args())
-        } else {
-            writeln!(
-                DebugWriter,
-                "[{}] {}: {}",
-                name(),
-                record.level(),
-                record.args()
-            )
+        let mut line = Line {
+            bytes: [0; crate::log_line::MAX_LINE],
+            length: 0,
         };
+        let _ = if record.level() == log::Level::Info {
+            write!(line, "[{}] {}", name(), record.args())
+        } else {
+            write!(line, "[{}] {}: {}", name(), record.level(), record.args())
+        };
+        emit(line.bytes.get(..line.length).unwrap_or_default());
     }
 
     fn flush(&self) {}
@@ -341,6 +403,20 @@ static DEBUG_CONSOLE: DebugConsole = DebugConsole;
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    let _ = writeln!(DebugWriter, "[{}] {info}", name());
+    let mut line = Line {
+        bytes: [0; crate::log_line::MAX_LINE],
+        length: 0,
+    };
+    // One line (`PanicInfo`'s own display puts the message on a line of its own).
+    let _ = match info.location() {
+        Some(location) => write!(
+            line,
+            "[{}] panicked at {location}: {}",
+            name(),
+            info.message()
+        ),
+        None => write!(line, "[{}] panicked: {}", name(), info.message()),
+    };
+    emit(line.bytes.get(..line.length).unwrap_or_default());
     crash()
 }
