@@ -84,9 +84,20 @@ for package in "${packages[@]}"; do
     done < <(dpkg-query -L "$package" 2>/dev/null)
 done
 # One overlay per topmost directory: a directory below one already overlaid gets its whiteouts in
-# that overlay's upper layer (overlays do not stack more than two deep). Parents come first.
+# that overlay's upper layer (overlays do not stack more than two deep). Parents come first. An
+# overlay shows its lower directory as the filesystem has it, without what is mounted below it
+# (say, a tmpfs already hiding a folder): such mounts are kept aside and mounted again on top.
 mapfile -t directories < <(printf '%s\n' "${!whiteouts[@]}" | awk -F/ '{ print NF "\t" $0 }' |
     sort -n | cut -f2-)
+mapfile -t mount_points < <(awk '{ print $5 }' /proc/self/mountinfo)
+# The mount points strictly below $1 (each once; mountinfo escapes spaces as \040, which no
+# packaged path Warden hides contains).
+mounts_below() {
+    local point
+    for point in "${mount_points[@]}"; do
+        [[ $point == "$1"/* ]] && echo "$point"
+    done | sort -u
+}
 declare -A upper_of
 mounts=()
 for directory in "${directories[@]}"; do
@@ -107,8 +118,19 @@ for directory in "${directories[@]}"; do
     done <<<"${whiteouts[$directory]}"
 done
 for top in "${mounts[@]}"; do
+    mapfile -t below < <(mounts_below "$top")
+    kept=()
+    for point in "${below[@]}"; do
+        keep=$scratch/kept/${#kept[@]}-$(basename -- "$top")
+        mkdir -p "$keep"
+        mount --rbind "$point" "$keep"
+        kept+=("$point" "$keep")
+    done
     mount -t overlay overlay \
         -o "lowerdir=$top,upperdir=${upper_of[$top]}/upper,workdir=${upper_of[$top]}/work" "$top"
+    for ((i = 0; i < ${#kept[@]}; i += 2)); do
+        mount --rbind "${kept[i + 1]}" "${kept[i]}"
+    done
 done
 say "hidden: $count files in ${#whiteouts[@]} directories (${#mounts[@]} overlays)"
 for package in "${packages[@]}"; do
