@@ -5,8 +5,8 @@
 #                 tests, sim-test, check-target
 #   check-target  build $(TARGET_CRATES) for aarch64-unknown-none with -Zbuild-std
 #   deps          check/install the toolchains (scripts/ensure-deps.sh)
-#   bench         device-manager-core's benchmark
-#   fuzz          the protocol crate's fuzzers (components/protocol/fuzz/run.sh)
+#   bench         warden-manager-core's benchmark
+#   fuzz          the protocol crate's fuzzers (components/lib/protocol/fuzz/run.sh)
 #   sim           a system on the host platform (warden-host run), until Ctrl-C
 #   sim-test      the same, with the expected story checked (part of test)
 #   all, qemu     the Microkit system image and running it (need MICROKIT_SDK)
@@ -29,17 +29,17 @@ BUILD_DIR ?= build
 HOST_CARGO ?= cargo
 # The no_std crates that run on seL4: each must build for the bare-metal target (CRATE+FEATURES:
 # again with those features — the restart demo's driver).
-TARGET_CRATES ?= device-manager-core warden-protocol warden-registers warden-microkit warden-board \
-	warden-virtio warden-dma warden-driver device-manager demo-driver pl011-driver pl031-driver \
-	meson-uart-driver virtio-mmio-bus virtio-blk-driver virtio-rng-driver warden-client \
-	warden-shell log-printer demo-driver+crash-once
+TARGET_CRATES ?= warden-manager-core warden-protocol warden-registers warden-microkit warden-board \
+	warden-virtio warden-dma warden-driver warden-device-manager demo-driver pl011-driver pl031-driver \
+	meson-uart-driver virtio-mmio-driver virtio-blk-driver virtio-rng-driver warden-demo-client \
+	warden-shell warden-log-printer demo-driver+crash-once
 TARGET ?= aarch64-unknown-none
 # Kept apart from the host build in target/ so neither clobbers the other.
 TARGET_CARGO_TARGET_DIR ?= target/aarch64
 # Rustflags for the target build's own units (space-separated; empty allows warnings).
 TARGET_RUSTFLAGS ?= -Dwarnings
-LOOM_TEST := components/protocol/tests/loom.rs
-FUZZ_SCRIPT := components/protocol/fuzz/run.sh
+LOOM_TEST := components/lib/protocol/tests/loom.rs
+FUZZ_SCRIPT := components/lib/protocol/fuzz/run.sh
 
 # --- QEMU (for `make qemu`, once the image exists) -------------------------------------------
 # The machine (its options shape the DTB the manager embeds), its devices and the boot are
@@ -66,7 +66,7 @@ banner = @printf '\n==> %s\n' "$(1)"
 
 # --- Microkit system image ------------------------------------------------------------------
 # Every PD binary is built for $(TARGET) and linked by rust-lld against the SDK's libmicrokit.a
-# and Warden's C shim (components/microkit/build.rs compiles it with $(CROSS_CC) and the SDK's
+# and Warden's C shim (components/lib/microkit/build.rs compiles it with $(CROSS_CC) and the SDK's
 # headers), with the SDK's microkit.ld; the microkit tool then packs them with the board's
 # system description into $(SYSTEM_IMAGE).
 BOARD_DIR = $(MICROKIT_SDK)/board/$(MICROKIT_BOARD)/$(MICROKIT_CONFIG)
@@ -80,15 +80,17 @@ SYSTEM ?= $(if $(filter demo-driver/%,$(PD_FEATURES)),restart-demo,warden)
 # Per board and system: the description, and the PD crates and binaries (program_image
 # NAME.elf) it runs.
 SYSTEM_FILE_qemu_virt_aarch64_warden := system.xml
-PD_CRATES_qemu_virt_aarch64_warden := device-manager pl011-driver pl031-driver virtio-mmio-bus \
-	virtio-blk-driver virtio-rng-driver warden-client warden-shell log-printer
-PD_BINARIES_qemu_virt_aarch64_warden := device_manager pl011_driver pl031_driver virtio_mmio_bus \
-	virtio_blk_driver virtio_rng_driver client shell log_printer
+PD_CRATES_qemu_virt_aarch64_warden := warden-device-manager pl011-driver pl031-driver \
+	virtio-mmio-driver virtio-blk-driver virtio-rng-driver warden-demo-client warden-shell \
+	warden-log-printer
+PD_BINARIES_qemu_virt_aarch64_warden := device_manager pl011_driver pl031_driver \
+	virtio_mmio_driver virtio_blk_driver virtio_rng_driver demo_client shell log_printer
 SYSTEM_FILE_qemu_virt_aarch64_restart-demo := platform/qemu_virt_aarch64/restart_demo.xml
-PD_CRATES_qemu_virt_aarch64_restart-demo := device-manager demo-driver log-printer
+PD_CRATES_qemu_virt_aarch64_restart-demo := warden-device-manager demo-driver warden-log-printer
 PD_BINARIES_qemu_virt_aarch64_restart-demo := device_manager demo_driver log_printer
 SYSTEM_FILE_odroidc4_warden := platform/odroidc4/system.xml
-PD_CRATES_odroidc4_warden := device-manager meson-uart-driver warden-shell log-printer
+PD_CRATES_odroidc4_warden := warden-device-manager meson-uart-driver warden-shell \
+	warden-log-printer
 PD_BINARIES_odroidc4_warden := device_manager meson_uart_driver shell log_printer
 SYSTEM_FILE ?= $(SYSTEM_FILE_$(MICROKIT_BOARD)_$(SYSTEM))
 PD_CRATES ?= $(PD_CRATES_$(MICROKIT_BOARD)_$(SYSTEM))
@@ -211,8 +213,8 @@ check-target:
 
 # --- Benchmarks and fuzzing ------------------------------------------------------------------
 bench:
-	$(call banner,bench: cargo bench -p device-manager-core --bench core)
-	$(HOST_CARGO) bench -p device-manager-core --bench core
+	$(call banner,bench: cargo bench -p warden-manager-core --bench core)
+	$(HOST_CARGO) bench -p warden-manager-core --bench core
 
 fuzz:
 	$(call banner,fuzz: $(FUZZ_SCRIPT))
@@ -224,7 +226,7 @@ fuzz:
 
 # --- Host simulation -------------------------------------------------------------------------
 # A system on the host platform: one process per PD, the launcher playing the Microkit kernel
-# (platform/host), the board's devices modelled, standard input the console. It runs until Ctrl-C
+# (platform/host/launcher), the board's devices modelled, standard input the console. It runs until Ctrl-C
 # (which stops every PD and removes the run's files), or for SIM_TIMEOUT seconds if set. The
 # system is MICROKIT_BOARD's SYSTEM, as for the image: on QEMU virt SYSTEM=warden (system.xml,
 # with the disk image and an entropy source plugged in as `make qemu` does) or

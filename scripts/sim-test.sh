@@ -300,8 +300,8 @@ else
     fail "after Ctrl-C the run left ${left:-$work/build/control.sock}"
 fi
 
-for program in device_manager pl011_driver pl031_driver virtio_mmio_bus virtio_blk_driver \
-    virtio_rng_driver client shell meson_uart_driver demo_driver log_printer; do
+for program in device_manager pl011_driver pl031_driver virtio_mmio_driver virtio_blk_driver \
+    virtio_rng_driver demo_client shell meson_uart_driver demo_driver log_printer; do
     checks=$((checks + 1))
     if pgrep -x "$program" >/dev/null; then
         fail "$program outlived the launcher"

@@ -1,0 +1,76 @@
+//! Warden's wire protocol: everything that crosses a protection-domain boundary, defined once
+//! and treated as untrusted on arrival.
+//!
+//! Messages travel two ways: on single-producer/single-consumer rings in shared memory
+//! ([`ring`]) with a notification when the consumer asked for one, each as a 16-byte
+//! [`wire::Header`] (magic `"WRDN"`, version, opcode, request id, body length) and a fixed-size
+//! body; or, for the small synchronous calls into the manager, as Microkit protected procedure
+//! calls ([`ppc`]): label = opcode, message registers = body. Every field is little-endian;
+//! every wire type is `#[repr(C)]`, alignment 1, without padding, and derives zerocopy's
+//! `FromBytes`/`IntoBytes`/`KnownLayout`/`Immutable`. Decoding ([`decode`],
+//! [`ppc::decode_call`]) checks everything and returns a [`DecodeError`]; the encoding is
+//! canonical, so reserved bytes, string padding and unused array entries must be zero.
+//!
+//! # Protocol table
+//!
+//! | opcode | message | direction | body fields | reply | errors; manager's authority check |
+//! |---|---|---|---|---|---|
+//! | 0x0001 | `Probe` | manager → driver | callback, device, driver, match data, resources (physical MMIO windows, GIC INTIDs 0–1019; the driver finds them in its own maps and IRQs) | `CallbackDone` Ok / NotMine / Defer / Failed | — |
+//! | 0x0002 | `Remove` | manager → driver | callback, device | `CallbackDone` | — |
+//! | 0x0003 | `Suspend` | manager → driver | callback, device | `CallbackDone` | — |
+//! | 0x0004 | `Resume` | manager → driver | callback, device | `CallbackDone` | — |
+//! | 0x0005 | `Shutdown` | manager → driver | callback, device | `CallbackDone` | — |
+//! | 0x0101 | `Register` | driver → manager (PPC) | name, match table (1–8 entries) | `Completion` (driver handle, devices bound) | NoSpace; the driver is registered for the calling PD only |
+//! | 0x0102 | `CallbackDone` | driver → manager (ring or PPC) | callback, status, detail | — | NoSuchObject (not in flight), NotPermitted (callback sent to another PD) |
+//! | 0x0103 | `AddChild` | driver → manager (PPC) | callback, parent, bus, match data, resources (physical) | `Completion` (child handle) | NotPermitted unless the caller's probe/resume callback is in flight on `parent` |
+//! | 0x0104 | `RemoveChild` | driver → manager (PPC) | callback, child | `Completion` | NotPermitted unless `child` is a child of the callback's device; Busy if it is bound or locked |
+//! | 0x0105 | `Alive` | driver → manager (PPC) | sequence | `Completion` | — |
+//! | 0x0201 | `Bind` | client → manager (PPC; or a driver, naming its own driver) | device, driver | `Completion` (status only: `Ok` once queued, or the refusal the manager could decide at once) | StaleHandle, Busy, NoMatch |
+//! | 0x0202 | `Unbind` | client → manager (PPC; or a driver) | device | `Completion` (as `Bind`) | StaleHandle; a driver may unbind only a device bound to it |
+//! | 0x0203 | `RemoveDevice` | client → manager | device | `Completion` | StaleHandle; a driver may remove only children of devices bound to it |
+//! | 0x0204 | `Rescan` | client → manager (PPC) | (zero) | `Completion` | — |
+//! | 0x0205 | `SuspendDevice` | client → manager | all flag, device | `Completion` | StaleHandle, Failed |
+//! | 0x0206 | `ResumeDevice` | client → manager | all flag, device | `Completion` | StaleHandle, ParentSuspended, Failed |
+//! | 0x0207 | `QueryDevice` | client → manager (PPC) | device | `DeviceInfo` | StaleHandle |
+//! | 0x0208 | `QueryTree` | client → manager (PPC) | cursor | `DeviceInfo` of the first device whose index ≥ cursor | NoSuchObject past the last |
+//! | 0x0209 | `Subscribe` | client → manager | event mask | `Completion`, then `Event`s | — |
+//! | 0x020a | `QueryDriver` | client → manager (PPC) | driver | `DriverInfo` | StaleHandle |
+//! | 0x0301 | `Completion` | manager → client | status, detail, outcome (device + driver, or driver + bound count) | — | — |
+//! | 0x0302 | `Event` | manager → client | kind, device, driver | — | — |
+//! | 0x0303 | `DeviceInfo` | manager → client | device, parent, driver, state, match data, resources (physical) | — | — |
+//! | 0x0304 | `DriverInfo` | manager → client | driver, PD, devices bound, name | — | — |
+//!
+//! Status codes ([`Status`]): 0 Ok, 1 NotMine, 2 Defer, 3 Busy, 4 StaleHandle, 5 NoSuchObject,
+//! 6 NotPermitted, 7 Malformed, 8 NoSpace, 9 Failed, 10 Died, 11 ShutDown, 12 NoMatch,
+//! 13 ParentSuspended. A message that fails to decode is answered `Malformed` (when it had a
+//! readable request id) and otherwise dropped; the authority checks are made by the device
+//! manager's core (`warden_manager_core::Manager::callback_done`, `child_add`, `child_remove`,
+//! `submit` with `Requester::Driver`).
+#![no_std]
+#![deny(unsafe_code)]
+
+#[cfg(test)]
+extern crate std;
+
+#[cfg(not(loom))]
+pub mod fuzzing;
+pub mod message;
+#[cfg(feature = "alloc")]
+pub mod outbox;
+pub mod ppc;
+pub mod ring;
+#[cfg(not(loom))]
+pub mod services;
+#[cfg(not(loom))]
+pub mod shared;
+mod sync;
+pub mod wire;
+
+pub use message::{
+    decode, encode, CallbackId, Compatible, DecodeError, DeviceState, Direction, DriverName,
+    EncodeError, EventKind, Handle, MatchData, MatchEntry, Message, MmioWindow, Outcome,
+    PowerTarget, Resources, Status,
+};
+#[cfg(feature = "alloc")]
+pub use outbox::Outbox;
+pub use ring::{Consumer, Producer, RingError, RingMemory, RingStorage};

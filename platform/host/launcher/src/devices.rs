@@ -1,0 +1,476 @@
+//! The board of the host platform: models of the devices in the board's device tree blob
+//! (`warden-devices`), the PDs' device maps, DMA memory and interrupt routing.
+//!
+//! The launcher instantiates a model for every device of the DTB it has one for (`arm,pl011`,
+//! `amlogic,meson-ao-uart`, `arm,pl031`, `virtio,mmio`), at the DTB's addresses, so a system
+//! description written for the real board (`phys_addr` device regions, `irq` numbers) runs unchanged. A device region is not
+//! shared memory here: a PD's access to it arrives as a frame, is handed to the model of the
+//! device at that physical address, in order, and answered. An access outside every device map
+//! of the PD is a VM fault, as on seL4. Models reach DMA memory (the regions that are not
+//! device memory) through the region files, at the physical addresses the launcher gives those
+//! regions (delivered to PDs by `<setvar region_paddr>`).
+//!
+//! Interrupts are level-triggered lines: after every access, acknowledgement, console input or
+//! hot-plug the launcher looks at each routed line and raises or lowers it in the kernel model.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use warden_host_devices::{
+    Blk, Device, DmaError, DmaMemory, MesonUart, Pl011, Pl031, Rng, VirtioMmio, Width,
+};
+
+use crate::sdf::System;
+
+/// Where the launcher places regions that have no `phys_addr` (the QEMU virt board's RAM).
+pub const RAM_BASE: u64 = 0x4000_0000;
+
+/// A virtio device to plug in: at start-up (`--virtio`) or at run time (control socket).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VirtioSpec {
+    /// virtio-blk backed by an image file.
+    Blk(std::path::PathBuf),
+    /// virtio-rng fed by the operating system's random numbers.
+    Rng,
+}
+
+impl std::str::FromStr for VirtioSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.split_once('=') {
+            Some(("blk", path)) if !path.is_empty() => Ok(Self::Blk(path.into())),
+            None if text == "rng" => Ok(Self::Rng),
+            _ => Err(format!(
+                "'{text}' is not a virtio device: use blk=IMAGE or rng"
+            )),
+        }
+    }
+}
+
+impl VirtioSpec {
+    fn backend(&self) -> Result<Box<dyn warden_host_devices::VirtioBackend>, String> {
+        match self {
+            Self::Blk(path) => Blk::open(path)
+                .map(|blk| Box::new(blk) as Box<dyn warden_host_devices::VirtioBackend>)
+                .map_err(|error| format!("disk image {}: {error}", path.display())),
+            Self::Rng => Ok(Box::new(Rng::from_os())),
+        }
+    }
+}
+
+/// The console UART's output: the launcher's standard output, a line at a time with a
+/// `[console]` prefix, so it reads apart from the PDs' debug output. A prompt without a newline
+/// is shown once the UART has been quiet for a moment (on the next access that does not print).
+#[derive(Default)]
+struct ConsoleOutput {
+    line: Vec<u8>,
+}
+
+impl std::io::Write for ConsoleOutput {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        for byte in bytes {
+            match byte {
+                b'\n' => {
+                    println!("[console] {}", String::from_utf8_lossy(&self.line));
+                    self.line.clear();
+                }
+                b'\r' => {}
+                // Backspace as the line editor echoes it: erase the last character.
+                8 => {
+                    self.line.pop();
+                }
+                other => self.line.push(*other),
+            }
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+enum Model {
+    Uart(Pl011),
+    MesonUart(MesonUart),
+    Clock(Pl031),
+    Virtio(VirtioMmio),
+}
+
+impl Model {
+    fn device(&mut self) -> &mut dyn Device {
+        match self {
+            Self::Uart(model) => model,
+            Self::MesonUart(model) => model,
+            Self::Clock(model) => model,
+            Self::Virtio(model) => model,
+        }
+    }
+}
+
+struct Slot {
+    name: String,
+    base: u64,
+    size: u64,
+    intid: Option<u32>,
+    model: Model,
+}
+
+/// A device region mapped into a PD.
+#[derive(Clone, Copy, Debug)]
+struct DeviceMap {
+    pd: usize,
+    vaddr: u64,
+    size: u64,
+    paddr: u64,
+}
+
+/// The DMA-capable regions, read and written through their files.
+struct DmaRegions(Vec<(u64, u64, File)>);
+
+impl DmaRegions {
+    fn find(&self, paddr: u64, len: usize) -> Result<(&File, u64), DmaError> {
+        let error = DmaError { paddr, len };
+        let end = paddr.checked_add(len as u64).ok_or(error)?;
+        self.0
+            .iter()
+            .find(|(base, size, _)| paddr >= *base && end <= base + size)
+            .map(|(base, _, file)| (file, paddr - base))
+            .ok_or(error)
+    }
+}
+
+impl DmaMemory for DmaRegions {
+    fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        let (file, offset) = self.find(paddr, buf.len())?;
+        file.read_exact_at(buf, offset).map_err(|_| DmaError {
+            paddr,
+            len: buf.len(),
+        })
+    }
+
+    fn write(&mut self, paddr: u64, data: &[u8]) -> Result<(), DmaError> {
+        let (file, offset) = self.find(paddr, data.len())?;
+        file.write_all_at(data, offset).map_err(|_| DmaError {
+            paddr,
+            len: data.len(),
+        })
+    }
+}
+
+/// A routed interrupt line's level, to apply to the kernel model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Line {
+    /// The PD that owns the IRQ.
+    pub pd: usize,
+    /// Its channel id for it.
+    pub channel: u8,
+    /// Asserted?
+    pub asserted: bool,
+}
+
+/// The host platform's board.
+pub struct Board {
+    slots: Vec<Slot>,
+    maps: Vec<DeviceMap>,
+    dma: DmaRegions,
+    /// GIC INTID → (PD, channel).
+    routes: HashMap<u32, (usize, u8)>,
+}
+
+/// Physical addresses of the regions: `phys_addr` where the description fixes one, otherwise
+/// consecutive page-aligned addresses from [`RAM_BASE`].
+#[must_use]
+pub fn region_paddrs(system: &System) -> Vec<u64> {
+    let mut next = RAM_BASE;
+    system
+        .memory_regions
+        .iter()
+        .map(|region| {
+            region.phys_addr.unwrap_or_else(|| {
+                let address = next;
+                next += region.size.div_ceil(0x1000) * 0x1000;
+                address
+            })
+        })
+        .collect()
+}
+
+impl Board {
+    /// The board of `dtb` (none: no device models), for `system`, whose regions live in
+    /// `region_files` at `paddrs`.
+    ///
+    /// # Errors
+    /// An unreadable or malformed DTB; a device region mapped by a PD with no model behind it.
+    pub fn new(
+        dtb: Option<&Path>,
+        system: &System,
+        paddrs: &[u64],
+        region_files: &[std::path::PathBuf],
+    ) -> Result<Self, String> {
+        let mut slots = Vec::new();
+        if let Some(path) = dtb {
+            let bytes = std::fs::read(path)
+                .map_err(|error| format!("board {}: {error}", path.display()))?;
+            let board = warden_board::Board::new(&bytes)
+                .map_err(|error| format!("board {}: {error}", path.display()))?;
+            for device in board.devices() {
+                let Ok(device) = device else { continue };
+                let (Some(window), true) = (device.mmio.first(), device.enabled) else {
+                    continue;
+                };
+                let model = if device.compatible.contains(&"arm,pl011") {
+                    Model::Uart(Pl011::new(Box::new(ConsoleOutput::default())))
+                } else if device.compatible.contains(&"amlogic,meson-ao-uart") {
+                    Model::MesonUart(MesonUart::new(Box::new(ConsoleOutput::default())))
+                } else if device.compatible.contains(&"arm,pl031") {
+                    Model::Clock(Pl031::new(Box::new(|| {
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |elapsed| elapsed.as_secs())
+                    })))
+                } else if device.compatible.contains(&"virtio,mmio") {
+                    Model::Virtio(VirtioMmio::new())
+                } else {
+                    continue;
+                };
+                slots.push(Slot {
+                    name: device.path_name.to_string(),
+                    base: window.base,
+                    size: window.size,
+                    intid: device.irqs.first().copied(),
+                    model,
+                });
+            }
+        }
+        let mut maps = Vec::new();
+        let mut dma = Vec::new();
+        for (index, region) in system.memory_regions.iter().enumerate() {
+            let paddr = paddrs.get(index).copied().unwrap_or_default();
+            let mappers: Vec<(usize, &crate::sdf::Map)> = system
+                .protection_domains
+                .iter()
+                .enumerate()
+                .flat_map(|(pd, domain)| {
+                    domain
+                        .maps
+                        .iter()
+                        .filter(|map| map.region == region.name)
+                        .map(move |map| (pd, map))
+                })
+                .collect();
+            if region.phys_addr.is_some() {
+                if !mappers.is_empty()
+                    && !slots.iter().any(|slot| {
+                        slot.base < paddr + region.size && paddr < slot.base + slot.size
+                    })
+                {
+                    return Err(format!(
+                        "memory region '{}' is device memory at 0x{paddr:x}, and the board{} has no device model there",
+                        region.name,
+                        dtb.map(|path| format!(" ({})", path.display()))
+                            .unwrap_or_else(|| " (none given: use --board FILE.dtb)".into())
+                    ));
+                }
+                for (pd, map) in mappers {
+                    maps.push(DeviceMap {
+                        pd,
+                        vaddr: map.vaddr,
+                        size: region.size,
+                        paddr,
+                    });
+                }
+            } else if let Some(path) = region_files.get(index) {
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(path)
+                    .map_err(|error| format!("{}: {error}", path.display()))?;
+                dma.push((paddr, region.size, file));
+            }
+        }
+        let mut routes = HashMap::new();
+        for (pd, domain) in system.protection_domains.iter().enumerate() {
+            for irq in &domain.irqs {
+                if let (Ok(intid), Ok(channel)) = (u32::try_from(irq.irq), u8::try_from(irq.id)) {
+                    routes.insert(intid, (pd, channel));
+                }
+            }
+        }
+        Ok(Self {
+            slots,
+            maps,
+            dma: DmaRegions(dma),
+            routes,
+        })
+    }
+
+    /// Is `pd`'s virtual address `address` in one of its device maps?
+    #[must_use]
+    pub fn is_device_address(&self, pd: usize, address: u64) -> bool {
+        self.translate(pd, address).is_some()
+    }
+
+    fn translate(&self, pd: usize, address: u64) -> Option<u64> {
+        self.maps
+            .iter()
+            .find(|map| map.pd == pd && address >= map.vaddr && address - map.vaddr < map.size)
+            .map(|map| map.paddr + (address - map.vaddr))
+    }
+
+    /// A register access by `pd` at its virtual `address`: `Some(value)` (0 for a write), or
+    /// `None` when the address is in none of the PD's device maps (a VM fault). Inside a map
+    /// but where no model is, reads see all ones and writes vanish, as on a bus with no
+    /// device.
+    pub fn access(
+        &mut self,
+        pd: usize,
+        address: u64,
+        width: u8,
+        write: Option<u32>,
+    ) -> Option<u32> {
+        let paddr = self.translate(pd, address)?;
+        let width = Width::from_bytes(usize::from(width))?;
+        let Self { slots, dma, .. } = self;
+        let Some(slot) = slots
+            .iter_mut()
+            .find(|slot| paddr >= slot.base && paddr - slot.base < slot.size)
+        else {
+            return Some(if write.is_some() { 0 } else { width.all_ones() });
+        };
+        let offset = paddr - slot.base;
+        Some(match write {
+            Some(value) => {
+                slot.model.device().write(offset, width, value, dma);
+                0
+            }
+            None => slot.model.device().read(offset, width, dma),
+        })
+    }
+
+    /// Every routed line's level.
+    pub fn lines(&mut self) -> Vec<Line> {
+        let routes = &self.routes;
+        self.slots
+            .iter_mut()
+            .filter_map(|slot| {
+                let (pd, channel) = *routes.get(&slot.intid?)?;
+                Some(Line {
+                    pd,
+                    channel,
+                    asserted: slot.model.device().irq_level(),
+                })
+            })
+            .collect()
+    }
+
+    /// Console input for the (first) UART.
+    pub fn console_input(&mut self, bytes: &[u8]) {
+        for slot in &mut self.slots {
+            match &mut slot.model {
+                Model::Uart(uart) => uart.push_input(bytes),
+                Model::MesonUart(uart) => uart.push_input(bytes),
+                _ => continue,
+            }
+            return;
+        }
+    }
+
+    /// Plugs a virtio device into a free transport: the highest free slot at start-up (as
+    /// QEMU assigns `-device virtio-*-device`), the lowest at run time (hot-plug). Returns a
+    /// description of where it went.
+    ///
+    /// # Errors
+    /// No free transport, or the backend cannot be opened.
+    pub fn plug(&mut self, spec: &VirtioSpec, highest_first: bool) -> Result<String, String> {
+        let backend = spec.backend()?;
+        let mut free: Vec<usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(
+                |(_, slot)| matches!(&slot.model, Model::Virtio(virtio) if virtio.device_id() == 0),
+            )
+            .map(|(index, _)| index)
+            .collect();
+        free.sort_by_key(|index| self.slots.get(*index).map_or(0, |slot| slot.base));
+        let chosen = if highest_first {
+            free.last()
+        } else {
+            free.first()
+        };
+        let Some(slot) = chosen.and_then(|index| self.slots.get_mut(*index)) else {
+            return Err("no free virtio-mmio transport on the board".into());
+        };
+        let description = backend.describe();
+        if let Model::Virtio(virtio) = &mut slot.model {
+            virtio
+                .plug(backend)
+                .map_err(|_| "the transport is occupied".to_string())?;
+        }
+        let routed = slot
+            .intid
+            .is_some_and(|intid| self.routes.contains_key(&intid));
+        Ok(format!(
+            "{description} at {} (0x{:x}, irq {}){}",
+            slot.name,
+            slot.base,
+            slot.intid.unwrap_or_default(),
+            if routed {
+                ""
+            } else {
+                "; no protection domain receives its interrupt"
+            }
+        ))
+    }
+
+    /// Unplugs the virtio device at physical address `base`.
+    ///
+    /// # Errors
+    /// No virtio transport there, or it is empty.
+    pub fn unplug(&mut self, base: u64) -> Result<String, String> {
+        let slot = self
+            .slots
+            .iter_mut()
+            .find(|slot| slot.base == base && matches!(slot.model, Model::Virtio(_)))
+            .ok_or_else(|| format!("no virtio-mmio transport at 0x{base:x}"))?;
+        let Model::Virtio(virtio) = &mut slot.model else {
+            return Err(format!("no virtio-mmio transport at 0x{base:x}"));
+        };
+        let backend = virtio
+            .unplug()
+            .ok_or_else(|| format!("the transport at 0x{base:x} is empty"))?;
+        Ok(format!("{} removed from {}", backend.describe(), slot.name))
+    }
+
+    /// What the board has, one line per model.
+    #[must_use]
+    pub fn summary(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .filter(|slot| match &slot.model {
+                Model::Virtio(virtio) => virtio.device_id() != 0,
+                _ => true,
+            })
+            .map(|slot| {
+                let kind = match &slot.model {
+                    Model::Uart(_) => "PL011 (console on stdio)".to_string(),
+                    Model::MesonUart(_) => "Meson UART (console on stdio)".to_string(),
+                    Model::Clock(_) => "PL031 (host clock)".to_string(),
+                    Model::Virtio(virtio) => {
+                        format!("virtio-mmio, device id {}", virtio.device_id())
+                    }
+                };
+                format!(
+                    "{} at 0x{:x}, irq {}: {kind}",
+                    slot.name,
+                    slot.base,
+                    slot.intid.unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+}
