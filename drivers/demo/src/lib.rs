@@ -37,9 +37,8 @@ impl Driver for DemoDriver {
         #[cfg(feature = "crash-once")]
         crash_once();
         info!(
-            "driver: probe of device {}:{} ({}): bound",
-            probe.callback.device.index,
-            probe.callback.device.generation,
+            "driver: probe of device {} ({}): bound",
+            probe.callback.device,
             probe.compatible()
         );
         Answer::Ok

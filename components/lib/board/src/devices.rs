@@ -4,15 +4,7 @@
 use crate::blob::{Blob, Cursor, NodeProperties, Token};
 use crate::error::BoardError;
 use crate::{Board, CAPACITY, MAX_DEPTH};
-
-/// A CPU-physical MMIO window of a device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    /// First byte, as the CPU addresses it.
-    pub base: u64,
-    /// Length in bytes.
-    pub size: u64,
-}
+use warden_vocabulary::MmioWindow;
 
 /// One device of the board: a node with a `compatible` property.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +21,7 @@ pub struct BoardDevice<'a> {
     pub compatible: heapless::Vec<&'a str, CAPACITY>,
     /// The `reg` windows, translated to CPU-physical addresses through every ancestor's
     /// `ranges`.
-    pub mmio: heapless::Vec<Window, CAPACITY>,
+    pub mmio: heapless::Vec<MmioWindow, CAPACITY>,
     /// The `interrupts`, as GIC interrupt ids (INTIDs): SPI n is 32 + n, PPI n is 16 + n
     /// (GICv3 extended ranges: ESPI n is 4096 + n, EPPI n is 1056 + n). `interrupts-extended`
     /// is not read (neither supported board uses it).
@@ -173,7 +165,7 @@ impl<'b, 'a> Devices<'b, 'a> {
         &self,
         name: &'a str,
         reg: Option<&'a [u8]>,
-    ) -> Result<heapless::Vec<Window, CAPACITY>, BoardError<'a>> {
+    ) -> Result<heapless::Vec<MmioWindow, CAPACITY>, BoardError<'a>> {
         let mut windows = heapless::Vec::new();
         let Some(reg) = reg.filter(|reg| !reg.is_empty()) else {
             return Ok(windows);
@@ -208,7 +200,7 @@ impl<'b, 'a> Devices<'b, 'a> {
             }
             let base = self.translate(name, address, size)?;
             windows
-                .push(Window { base, size })
+                .push(MmioWindow { base, size })
                 .map_err(|_| BoardError::TooMany {
                     node: name,
                     what: "reg windows",

@@ -19,7 +19,7 @@ mod blob;
 mod devices;
 mod error;
 
-pub use devices::{BoardDevice, Devices, Window};
+pub use devices::{BoardDevice, Devices};
 pub use error::BoardError;
 
 /// How many compatible strings, MMIO windows and interrupts a [`BoardDevice`] holds.

@@ -10,7 +10,8 @@
 mod common;
 
 use common::{all_devices_read_cleanly, board_dtb, device};
-use warden_board::{Board, Window};
+use warden_board::Board;
+use warden_vocabulary::MmioWindow;
 
 #[test]
 fn odroidc4_dts_translates_the_ao_uart_through_the_aobus_ranges() {
@@ -30,7 +31,7 @@ fn odroidc4_dts_translates_the_ao_uart_through_the_aobus_ranges() {
     let (aobus_index, aobus) = device(&devices, "bus@ff800000");
     assert_eq!(
         aobus.mmio.as_slice(),
-        [Window {
+        [MmioWindow {
             base: 0xff80_0000,
             size: 0x10_0000
         }]
@@ -48,7 +49,7 @@ fn odroidc4_dts_translates_the_ao_uart_through_the_aobus_ranges() {
     );
     assert_eq!(
         uart.mmio.as_slice(),
-        [Window {
+        [MmioWindow {
             base: 0xff80_3000,
             size: 0x18
         }]
@@ -60,7 +61,7 @@ fn odroidc4_dts_translates_the_ao_uart_through_the_aobus_ranges() {
     let (_, uart_b) = device(&devices, "serial@23000");
     assert_eq!(
         uart_b.mmio.as_slice(),
-        [Window {
+        [MmioWindow {
             base: 0xffd2_3000,
             size: 0x18
         }]
@@ -72,7 +73,7 @@ fn odroidc4_dts_translates_the_ao_uart_through_the_aobus_ranges() {
     let (_, hhi) = device(&devices, "system-controller@0");
     assert_eq!(
         hhi.mmio.as_slice(),
-        [Window {
+        [MmioWindow {
             base: 0xff63_c000,
             size: 0x400
         }]
@@ -83,7 +84,7 @@ fn odroidc4_dts_translates_the_ao_uart_through_the_aobus_ranges() {
     assert_eq!(gic.mmio.len(), 4);
     assert_eq!(
         gic.mmio[0],
-        Window {
+        MmioWindow {
             base: 0xffc0_1000,
             size: 0x1000
         }
@@ -95,11 +96,11 @@ fn odroidc4_dts_translates_the_ao_uart_through_the_aobus_ranges() {
     assert_eq!(
         ethernet.mmio.as_slice(),
         [
-            Window {
+            MmioWindow {
                 base: 0xff3f_0000,
                 size: 0x1_0000
             },
-            Window {
+            MmioWindow {
                 base: 0xff63_4540,
                 size: 0x8
             }

@@ -10,7 +10,8 @@
 mod common;
 
 use common::{all_devices_read_cleanly, board_dtb, device};
-use warden_board::{Board, Window};
+use warden_board::Board;
+use warden_vocabulary::MmioWindow;
 
 #[test]
 fn qemu_virt_dtb_lists_the_virt_machines_devices() {
@@ -26,7 +27,7 @@ fn qemu_virt_dtb_lists_the_virt_machines_devices() {
     assert_eq!(uart.compatible.as_slice(), ["arm,pl011", "arm,primecell"]);
     assert_eq!(
         uart.mmio.as_slice(),
-        [Window {
+        [MmioWindow {
             base: 0x900_0000,
             size: 0x1000
         }]
@@ -39,7 +40,7 @@ fn qemu_virt_dtb_lists_the_virt_machines_devices() {
     assert_eq!(rtc.compatible.as_slice(), ["arm,pl031", "arm,primecell"]);
     assert_eq!(
         rtc.mmio.as_slice(),
-        [Window {
+        [MmioWindow {
             base: 0x901_0000,
             size: 0x1000
         }]
@@ -50,7 +51,7 @@ fn qemu_virt_dtb_lists_the_virt_machines_devices() {
         let base = 0xa00_0000 + 0x200 * u64::from(slot);
         let (_, virtio) = device(&devices, &format!("virtio_mmio@{base:x}"));
         assert_eq!(virtio.compatible.as_slice(), ["virtio,mmio"]);
-        assert_eq!(virtio.mmio.as_slice(), [Window { base, size: 0x200 }]);
+        assert_eq!(virtio.mmio.as_slice(), [MmioWindow { base, size: 0x200 }]);
         assert_eq!(virtio.irqs.as_slice(), [48 + slot]);
     }
     let virtio_count = devices
@@ -69,7 +70,7 @@ fn qemu_virt_dtb_lists_the_virt_machines_devices() {
     assert_eq!(gic.mmio.len(), 4);
     assert_eq!(
         gic.mmio[0],
-        Window {
+        MmioWindow {
             base: 0x800_0000,
             size: 0x1_0000
         }
@@ -79,7 +80,7 @@ fn qemu_virt_dtb_lists_the_virt_machines_devices() {
     assert_eq!((v2m.depth, v2m.parent), (2, Some(gic_index)));
     assert_eq!(
         v2m.mmio.as_slice(),
-        [Window {
+        [MmioWindow {
             base: 0x802_0000,
             size: 0x1000
         }]
@@ -94,11 +95,11 @@ fn qemu_virt_dtb_lists_the_virt_machines_devices() {
     assert_eq!(
         flash.mmio.as_slice(),
         [
-            Window {
+            MmioWindow {
                 base: 0,
                 size: 0x400_0000
             },
-            Window {
+            MmioWindow {
                 base: 0x400_0000,
                 size: 0x400_0000
             }
@@ -107,7 +108,7 @@ fn qemu_virt_dtb_lists_the_virt_machines_devices() {
     let (_, pcie) = device(&devices, "pcie@10000000");
     assert_eq!(
         pcie.mmio.as_slice(),
-        [Window {
+        [MmioWindow {
             base: 0x40_1000_0000,
             size: 0x1000_0000
         }]

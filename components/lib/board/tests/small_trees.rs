@@ -10,7 +10,8 @@
 mod common;
 
 use common::{all_devices, compile_dts, device};
-use warden_board::{Board, BoardError, Window};
+use warden_board::{Board, BoardError};
+use warden_vocabulary::MmioWindow;
 
 const TREE: &str = r#"
 /dts-v1/;
@@ -168,7 +169,7 @@ fn hand_built_tree_reports_each_node_on_its_own() {
     assert!(!disabled.enabled);
     assert_eq!(
         disabled.mmio.as_slice(),
-        [Window {
+        [MmioWindow {
             base: 0x6000,
             size: 0x100
         }]
@@ -211,7 +212,7 @@ fn hand_built_tree_reports_each_node_on_its_own() {
     assert_eq!((child.depth, child.parent), (2, Some(bus_index)));
     assert_eq!(
         child.mmio.as_slice(),
-        [Window {
+        [MmioWindow {
             base: 0x1000_2000,
             size: 0x100
         }]
@@ -222,7 +223,7 @@ fn hand_built_tree_reports_each_node_on_its_own() {
     assert_eq!((grandchild.depth, grandchild.parent), (3, Some(bus_index)));
     assert_eq!(
         grandchild.mmio.as_slice(),
-        [Window {
+        [MmioWindow {
             base: 0x1000_3000,
             size: 0x10
         }]
@@ -230,7 +231,7 @@ fn hand_built_tree_reports_each_node_on_its_own() {
     let (wide_index, wide) = device(&devices, "wide-bus@8000");
     assert_eq!(
         wide.mmio.as_slice(),
-        [Window {
+        [MmioWindow {
             base: 0x1000_8000,
             size: 0x1000
         }]
@@ -239,7 +240,7 @@ fn hand_built_tree_reports_each_node_on_its_own() {
     assert_eq!((deep.depth, deep.parent), (3, Some(wide_index)));
     assert_eq!(
         deep.mmio.as_slice(),
-        [Window {
+        [MmioWindow {
             base: 0x1000_8100,
             size: 0x10
         }]
@@ -446,7 +447,7 @@ fn nop_tokens_left_by_a_bootloader_are_skipped() {
     assert!(a.enabled, "its status was removed");
     assert_eq!(
         a.mmio.as_slice(),
-        [Window {
+        [MmioWindow {
             base: 0x1000,
             size: 0x10
         }]
@@ -454,7 +455,7 @@ fn nop_tokens_left_by_a_bootloader_are_skipped() {
     let (_, c) = device(&devices, "c@3000");
     assert_eq!(
         c.mmio.as_slice(),
-        [Window {
+        [MmioWindow {
             base: 0x3000,
             size: 0x10
         }]

@@ -5,8 +5,8 @@
 //! terminal and, when the user ends a line, puts it on the ring to the shell; the driver then
 //! notifies the shell. When the shell notifies, the driver writes what it queued with
 //! [`Console::drain_output`] and notifies it back (room was made). The rings and their
-//! messages are `warden_protocol::services`' console service; the regions are mapped with
-//! the setvar symbols [`SHELL_REGIONS`].
+//! messages are `warden_services::console`'s (this is its server half); the regions are mapped
+//! with the setvar symbols [`SHELL_REGIONS`].
 //!
 //! A driver whose system description maps no shell rings still echoes and edits; its lines
 //! are logged (a console without a shell).
@@ -15,15 +15,12 @@
 //! PL011 and the Meson UART do): it binds the device in its one device map, resets it in the
 //! probe, and serves the console on the channels [`UART_IRQ`] and [`SHELL`].
 
-use core::sync::atomic::AtomicU32;
-
 use core::fmt::Display;
 
 use log::{info, warn};
 use warden_microkit::{Channel, ChannelSet, DeviceRegion, DeviceRegisters};
-use warden_protocol::ring::SLOT_BYTES;
-use warden_protocol::services::MAX_LINE_BYTES;
-use warden_protocol::{Consumer, Producer, RingError, RingMemory};
+use warden_services::console::{Server, MAX_LINE_BYTES};
+use warden_vocabulary::DeviceId;
 
 /// The setvar symbols of the console's rings: (vaddr symbol, size symbol), driver → shell
 /// (input lines) then shell → driver (output).
@@ -85,7 +82,7 @@ pub trait Uart: Sized {
 /// The console driver of a [`Uart`].
 pub struct UartConsole<U: Uart> {
     region: Option<DeviceRegion>,
-    uart: Option<(warden_protocol::Handle, U)>,
+    uart: Option<(DeviceId, U)>,
     console: Console,
 }
 
@@ -219,30 +216,13 @@ impl<U: Uart> crate::Driver for UartConsole<U> {
 #[derive(Debug)]
 pub struct Console {
     editor: LineEditor,
-    shell: Option<(Producer<'static>, Consumer<'static>)>,
+    shell: Option<Server>,
 }
 
 impl Console {
-    /// A console on the given ring regions (driver → shell, shell → driver); without both, a
-    /// console with no shell.
+    /// A console for this shell (`None`: a console with no shell, whose lines are logged).
     #[must_use]
-    pub fn new(
-        to_shell: Option<&'static [AtomicU32]>,
-        from_shell: Option<&'static [AtomicU32]>,
-    ) -> Self {
-        let ring = |words: Option<&'static [AtomicU32]>| RingMemory::over(words?).ok();
-        let shell = match (ring(to_shell), ring(from_shell)) {
-            (Some(to_shell), Some(from_shell)) => {
-                let from_shell = Consumer::new(from_shell);
-                let _ = from_shell.arm_signal();
-                Some((Producer::new(to_shell), from_shell))
-            }
-            (None, None) => None,
-            _ => {
-                warn!("console: only one of the shell's rings is mapped (or it is too small); no shell");
-                None
-            }
-        };
+    pub fn new(shell: Option<Server>) -> Self {
         Self {
             editor: LineEditor::new(),
             shell,
@@ -252,10 +232,7 @@ impl Console {
     /// The console of this PD's system description (maps [`SHELL_REGIONS`]).
     #[must_use]
     pub fn from_system() -> Self {
-        Self::new(
-            warden_microkit::memory_region_words!(to_shell, to_shell_size),
-            warden_microkit::memory_region_words!(from_shell, from_shell_size),
-        )
+        Self::new(Server::from_system())
     }
 
     /// Whether a shell's rings are mapped.
@@ -284,12 +261,12 @@ impl Console {
                 ""
             }
         };
-        let Some((to_shell, _)) = self.shell.as_mut() else {
+        let Some(shell) = self.shell.as_mut() else {
             info!("console: line '{line}' (no shell)");
             return false;
         };
-        match to_shell.try_push(line.as_bytes()) {
-            Ok(()) => to_shell.signal_needed(),
+        match shell.send_line(line) {
+            Ok(notify) => notify,
             Err(error) => {
                 warn!("console: the shell's ring refused a line ({error:?}); dropped");
                 write(b"(the shell is busy; line dropped)\r\n");
@@ -298,33 +275,12 @@ impl Console {
         }
     }
 
-    /// Writes what the shell queued, in order: at most a ring's worth per call, so a shell
-    /// that refills the ring as fast as it drains cannot keep this PD from its other work.
-    /// Returns whether anything was taken; then notify the shell, which may be waiting for
-    /// room and, if output is left, notifies back.
+    /// Writes what the shell queued (see `warden_services::console::Server::take_output`);
+    /// returns whether anything was taken, and then the shell is to be notified.
     pub fn drain_output(&mut self, write: &mut dyn FnMut(&[u8])) -> bool {
-        let Some((_, from_shell)) = self.shell.as_mut() else {
-            return false;
-        };
-        let mut buffer = [0u8; SLOT_BYTES];
-        let mut taken = false;
-        for _ in 0..from_shell.capacity() {
-            match from_shell.pop_or_arm(&mut buffer) {
-                Ok(Some(length)) => {
-                    write(buffer.get(..length).unwrap_or_default());
-                    taken = true;
-                }
-                Ok(None) => return taken,
-                Err(RingError::PeerSlotCorrupt { length }) => {
-                    warn!("console: the shell wrote a slot of {length} bytes; skipped");
-                }
-                Err(error) => {
-                    warn!("console: the shell's ring is corrupt ({error:?})");
-                    return taken;
-                }
-            }
-        }
-        taken
+        self.shell
+            .as_mut()
+            .is_some_and(|shell| shell.take_output(|bytes| write(bytes)))
     }
 }
 
@@ -485,7 +441,17 @@ impl LineEditor {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
-    use warden_protocol::RingStorage;
+    use core::sync::atomic::AtomicU32;
+    use warden_protocol::ring::SLOT_BYTES;
+    use warden_protocol::{Consumer, Producer, RingMemory, RingStorage};
+
+    /// A console over these rings, as [`Console::from_system`] makes one.
+    fn console_over(
+        to_shell: Option<&'static [AtomicU32]>,
+        from_shell: Option<&'static [AtomicU32]>,
+    ) -> Console {
+        Console::new(Server::new(to_shell, from_shell))
+    }
 
     /// Feeds `input`, collecting the echo and every event (lines owned for the test).
     fn edit(editor: &mut LineEditor, input: &[u8]) -> (Vec<u8>, Vec<Result<String, usize>>) {
@@ -582,7 +548,7 @@ mod tests {
     #[test]
     fn console_sends_finished_lines_to_the_shell_and_writes_its_output() {
         let (to_shell, from_shell) = (leaked_ring(), leaked_ring());
-        let mut console = Console::new(Some(to_shell), Some(from_shell));
+        let mut console = console_over(Some(to_shell), Some(from_shell));
         assert!(console.has_shell());
         // The shell's side.
         let mut lines = Consumer::new(RingMemory::over(to_shell).unwrap());
@@ -618,7 +584,7 @@ mod tests {
     #[test]
     fn console_takes_a_ring_of_output_per_call() {
         let (to_shell, from_shell) = (leaked_ring(), leaked_ring());
-        let mut console = Console::new(Some(to_shell), Some(from_shell));
+        let mut console = console_over(Some(to_shell), Some(from_shell));
         let mut output = Producer::new(RingMemory::over(from_shell).unwrap());
         let mut written = 0;
         for _ in 0..15 {
@@ -641,7 +607,7 @@ mod tests {
     #[test]
     fn console_reports_lines_it_cannot_deliver() {
         let (to_shell, from_shell) = (leaked_ring(), leaked_ring());
-        let mut console = Console::new(Some(to_shell), Some(from_shell));
+        let mut console = console_over(Some(to_shell), Some(from_shell));
         let mut terminal = Vec::new();
         // The shell never reads: 15 lines fill its ring, the 16th is refused, and said so.
         for _ in 0..16 {
@@ -650,7 +616,7 @@ mod tests {
         assert!(terminal.ends_with(b"(the shell is busy; line dropped)\r\n"));
         // An overlong line is refused whole; the shell gets an empty line to prompt again.
         let (to_shell, from_shell) = (leaked_ring(), leaked_ring());
-        let mut console = Console::new(Some(to_shell), Some(from_shell));
+        let mut console = console_over(Some(to_shell), Some(from_shell));
         let mut lines = Consumer::new(RingMemory::over(to_shell).unwrap());
         terminal.clear();
         for _ in 0..=LINE_CAPACITY {
@@ -664,7 +630,7 @@ mod tests {
 
     #[test]
     fn console_without_a_shell_still_edits_and_a_corrupt_shell_ring_is_survived() {
-        let mut console = Console::new(None, None);
+        let mut console = console_over(None, None);
         assert!(!console.has_shell());
         let mut terminal = Vec::new();
         for &byte in b"ok\r" {
@@ -672,13 +638,13 @@ mod tests {
         }
         assert_eq!(terminal, b"ok\r\n");
         assert!(
-            !Console::new(Some(leaked_ring()), None).has_shell(),
+            !console_over(Some(leaked_ring()), None).has_shell(),
             "half a shell is none"
         );
 
         // A shell that writes an impossible head: the console writes nothing and goes on.
         let (to_shell, from_shell) = (leaked_ring(), leaked_ring());
-        let mut console = Console::new(Some(to_shell), Some(from_shell));
+        let mut console = console_over(Some(to_shell), Some(from_shell));
         from_shell[0].store(1000, core::sync::atomic::Ordering::Release);
         assert!(!console.drain_output(&mut |_| panic!("garbage written")));
     }

@@ -29,12 +29,14 @@ pub mod console;
 
 use log::{error, info};
 
-use warden_microkit::{fatal, get_mr, set_mr, Channel, ChannelSet, Handler, MessageInfo};
-use warden_protocol::ppc::{decode_call, encode_call, MAX_REGISTERS};
+use warden_microkit::{fatal, Channel, ChannelSet, Handler, MessageInfo};
 use warden_protocol::ring::SLOT_BYTES;
-use warden_protocol::{
-    CallbackId, Compatible, Consumer, Handle, MatchData, MatchEntry, Message, Outbox, Outcome,
-    Producer, Resources, RingMemory, Status,
+use warden_protocol::{Consumer, Message, Outbox, Producer, RingMemory, Status};
+use warden_services::call::call;
+pub use warden_vocabulary::Answer;
+use warden_vocabulary::{
+    BusId, CallbackId, Compatible, DeviceId, DriverId, MatchData, MatchEntry, MatchTable,
+    MmioWindow, Outcome, Resources,
 };
 
 /// The channel to the device manager, in every driver PD.
@@ -47,18 +49,12 @@ pub const MANAGER_REGIONS: [(&str, &str); 2] = [
 
 /// The bus handles the manager gives the buses it creates (in this order, at start-up).
 pub mod bus {
-    use warden_protocol::Handle;
+    use warden_vocabulary::BusId;
 
     /// The platform bus: the board's devices from its device tree.
-    pub const PLATFORM: Handle = Handle {
-        index: 0,
-        generation: 0,
-    };
+    pub const PLATFORM: BusId = BusId::from_parts(0, 0);
     /// The virtio bus: the devices found behind virtio-mmio transports.
-    pub const VIRTIO: Handle = Handle {
-        index: 1,
-        generation: 0,
-    };
+    pub const VIRTIO: BusId = BusId::from_parts(1, 0);
 }
 
 /// A callback in flight: it holds the device's lock until the driver answers.
@@ -67,7 +63,7 @@ pub struct Callback {
     /// Its id (quoted to the manager).
     pub id: CallbackId,
     /// The device.
-    pub device: Handle,
+    pub device: DeviceId,
 }
 
 /// A probe: the device, what it is and its resources, in physical terms (MMIO windows at
@@ -77,7 +73,7 @@ pub struct Probe {
     /// The callback (for [`Callback::add_child`]).
     pub callback: Callback,
     /// The driver handle the manager probes with (a PD may host several drivers).
-    pub driver: Handle,
+    pub driver: DriverId,
     /// Compatible strings and bus id.
     pub match_data: MatchData,
     /// MMIO windows and interrupts.
@@ -88,10 +84,13 @@ impl Probe {
     /// The most specific compatible string.
     #[must_use]
     pub fn compatible(&self) -> &str {
-        self.match_data
-            .compatible
-            .first()
-            .map_or("?", |name| name.as_str())
+        self.match_data.first_compatible().unwrap_or("?")
+    }
+
+    /// The device's first MMIO window.
+    #[must_use]
+    pub fn window(&self) -> Option<MmioWindow> {
+        self.resources.mmio.first().copied()
     }
 
     /// The registers of the device's first MMIO window, found in one of `regions` (the
@@ -102,35 +101,11 @@ impl Probe {
         &self,
         regions: &[Option<warden_microkit::DeviceRegion>],
     ) -> Option<warden_microkit::DeviceRegisters> {
-        let window = self.resources.mmio.first()?;
+        let window = self.window()?;
         regions
             .iter()
             .flatten()
-            .find_map(|region| region.registers(window.address, window.size))
-    }
-}
-
-/// A driver's answer to a callback.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Answer {
-    /// Done (probe: bound).
-    Ok,
-    /// Probe: not this driver's device after all.
-    NotMine,
-    /// Probe: try again later.
-    Defer,
-    /// Failed, with a driver-specific detail.
-    Failed(u16),
-}
-
-impl Answer {
-    fn status(self) -> (Status, u16) {
-        match self {
-            Self::Ok => (Status::Ok, 0),
-            Self::NotMine => (Status::NotMine, 0),
-            Self::Defer => (Status::Defer, 0),
-            Self::Failed(detail) => (Status::Failed, detail),
-        }
+            .find_map(|region| region.registers(window))
     }
 }
 
@@ -140,6 +115,10 @@ pub trait Driver {
     fn name(&self) -> &str;
     /// The compatible strings it binds to (1–8).
     fn compatible(&self) -> &[&str];
+    /// The bus whose devices it serves ([`bus`]).
+    fn bus(&self) -> BusId {
+        bus::PLATFORM
+    }
     /// Bind to a device: find its registers, reset it, start it.
     fn probe(&mut self, probe: &Probe) -> Answer;
     /// Let go of a device: stop it and forget it (children first: the manager removes a
@@ -172,42 +151,6 @@ pub trait Driver {
     }
 }
 
-/// Why a call made with [`call`] gave no reply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallError {
-    /// The message does not travel as a protected procedure call.
-    Encode,
-    /// The reply did not decode.
-    Malformed,
-}
-
-/// Calls the PD at the other end of `channel` with a protocol message (`warden_protocol::ppc`:
-/// label = opcode, registers = body) and decodes its reply, which is untrusted. What every PD
-/// that calls the device manager uses: a driver PD on [`MANAGER`], the shell on its client
-/// channel.
-///
-/// # Errors
-/// [`CallError`].
-pub fn call(channel: Channel, message: &Message) -> Result<Message, CallError> {
-    let mut registers = [0u64; MAX_REGISTERS];
-    let info = encode_call(message, &mut registers).map_err(|_| CallError::Encode)?;
-    let count = u8::try_from(info.count).map_err(|_| CallError::Encode)?;
-    for (index, value) in registers.iter().take(usize::from(count)).enumerate() {
-        set_mr(index, *value);
-    }
-    let reply = channel.pp_call(MessageInfo::new(info.label, count));
-    let count = usize::from(reply.count()).min(MAX_REGISTERS);
-    let mut words = [0u64; MAX_REGISTERS];
-    for (index, word) in words.iter_mut().take(count).enumerate() {
-        *word = get_mr(index);
-    }
-    let info = warden_protocol::ppc::MessageInfo {
-        label: reply.label(),
-        count: count as u16,
-    };
-    decode_call(info, words.get(..count).unwrap_or_default()).map_err(|_| CallError::Malformed)
-}
-
 /// Calls the manager; a reply that cannot be had is `Status::Malformed`.
 fn call_manager(message: &Message) -> Result<Message, Status> {
     call(MANAGER, message).map_err(|_| Status::Malformed)
@@ -222,10 +165,10 @@ impl Callback {
     /// The manager's status (`NotPermitted` outside a probe/resume, `NoSpace`, …).
     pub fn add_child(
         &self,
-        bus: Handle,
+        bus: BusId,
         match_data: MatchData,
         resources: Resources,
-    ) -> Result<Handle, Status> {
+    ) -> Result<DeviceId, Status> {
         let message = Message::AddChild {
             callback: self.id,
             parent: self.device,
@@ -248,7 +191,7 @@ impl Callback {
     ///
     /// # Errors
     /// The manager's status (`Busy` if the child is bound, `NotPermitted`, …).
-    pub fn remove_child(&self, child: Handle) -> Result<(), Status> {
+    pub fn remove_child(&self, child: DeviceId) -> Result<(), Status> {
         let message = Message::RemoveChild {
             callback: self.id,
             child,
@@ -269,7 +212,7 @@ impl Callback {
 ///
 /// # Errors
 /// The manager's status (`NotPermitted` if the device is not bound to this PD).
-pub fn unbind(device: Handle) -> Result<(), Status> {
+pub fn unbind(device: DeviceId) -> Result<(), Status> {
     expect_ok(call_manager(&Message::Unbind { device })?)
 }
 
@@ -278,7 +221,7 @@ pub fn unbind(device: Handle) -> Result<(), Status> {
 ///
 /// # Errors
 /// The manager's status (`NotPermitted` if `driver` is not this PD's).
-pub fn bind(device: Handle, driver: Handle) -> Result<(), Status> {
+pub fn bind(device: DeviceId, driver: DriverId) -> Result<(), Status> {
     expect_ok(call_manager(&Message::Bind { device, driver })?)
 }
 
@@ -339,11 +282,15 @@ impl<D: Driver> DriverPd<D> {
     }
 
     fn register(&mut self) {
-        let mut match_table = heapless::Vec::new();
+        let mut match_table = MatchTable::default();
         for name in self.driver.compatible() {
             match Compatible::try_from(*name) {
                 Ok(name) => {
-                    if match_table.push(MatchEntry::Compatible(name)).is_err() {
+                    if match_table
+                        .entries
+                        .push(MatchEntry::Compatible(name))
+                        .is_err()
+                    {
                         error!("driver: more than 8 compatible strings; the rest are ignored");
                         break;
                     }
@@ -362,7 +309,12 @@ impl<D: Driver> DriverPd<D> {
             self.driver.name(),
             self.driver.compatible().join(", ")
         );
-        match call_manager(&Message::Register { name, match_table }) {
+        let bus = self.driver.bus();
+        match call_manager(&Message::Register {
+            name,
+            bus,
+            match_table,
+        }) {
             Ok(Message::Completion {
                 status: Status::Ok, ..
             }) => {}
@@ -374,12 +326,7 @@ impl<D: Driver> DriverPd<D> {
     }
 
     fn answer(&mut self, callback: CallbackId, answer: Answer) {
-        let (status, detail) = answer.status();
-        let message = Message::CallbackDone {
-            callback,
-            status,
-            detail,
-        };
+        let message = Message::CallbackDone { callback, answer };
         match self.to_manager.send(0, &message) {
             Ok(true) => MANAGER.notify(),
             Ok(false) => {}

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion};
 use warden_manager_core::{
-    BusId, Callback, CallbackStatus, Config, DeviceDescriptor, DriverDescriptor, Effect, Manager,
+    Answer, BusId, Callback, Config, DeviceDescriptor, DriverDescriptor, Effect, Manager,
     MatchData, MatchTable, Name, PdId, Request, Requester, Resources,
 };
 
@@ -97,9 +97,9 @@ impl<const D: usize, const R: usize, const O: usize> Feeder<D, R, O> {
         };
         // Drivers in PDs numbered from `DECLINING_PD` up answer "not mine".
         let status = if callback.pd.0 >= DECLINING_PD {
-            CallbackStatus::NotMine
+            Answer::NotMine
         } else {
-            CallbackStatus::Ok
+            Answer::Ok
         };
         let (pending, completions) = (&mut self.pending, &mut self.completions);
         self.manager
@@ -230,9 +230,9 @@ fn slow_probe(config: Config, delay: u64) -> (u64, u64) {
         clock = at;
         let callback = by_sequence.remove(&sequence).unwrap();
         let status = if callback.pd.0 % 2 == 1 {
-            CallbackStatus::NotMine
+            Answer::NotMine
         } else {
-            CallbackStatus::Ok
+            Answer::Ok
         };
         probes += 1;
         let (pending, completions) = (&mut feeder.pending, &mut feeder.completions);

@@ -395,8 +395,8 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
 #[cfg(test)]
 mod tests {
     use crate::{
-        CallbackStatus, Config, DeviceDescriptor, DriverDescriptor, Effect, Manager, MatchData,
-        MatchTable, Name, PdId, Request, Requester, Resources,
+        Answer, Config, DeviceDescriptor, DriverDescriptor, Effect, Manager, MatchData, MatchTable,
+        Name, PdId, Request, Requester, Resources,
     };
     use std::vec::Vec;
 
@@ -435,7 +435,7 @@ mod tests {
             panic!("expected a probe");
         };
         manager
-            .callback_done(probe.pd, probe.id, CallbackStatus::Ok, &mut |_| {})
+            .callback_done(probe.pd, probe.id, Answer::Ok, &mut |_| {})
             .unwrap();
         let request = Request::AddDevice {
             parent: Some(probe.device),

@@ -31,12 +31,15 @@ mod invariants;
 mod manager;
 mod model;
 
-pub use handle::{BusId, CallbackId, DeviceId, DriverId, PdId, RequestId, Requester};
+pub use handle::Requester;
 pub use invariants::Violation;
-pub use manager::{BusInfo, DeviceInfo, DeviceState, DriverInfo, DriverState, LockOwner, Manager};
+pub use manager::{BusInfo, DeviceInfo, DriverInfo, DriverState, LockOwner, Manager};
 pub use model::{
-    Callback, CallbackKind, CallbackStatus, Compatible, Completion, Config, DeviceDescriptor,
-    DriverDescriptor, Effect, Error, MatchData, MatchEntry, MatchTable, MmioRange, Name, Outcome,
-    Request, Resources, Stats, COMPATIBLE_LENGTH, MAX_COMPATIBLE, MAX_IRQS, MAX_MATCH_ENTRIES,
-    MAX_MMIO_RANGES, NAME_LENGTH,
+    Callback, CallbackKind, Completion, Config, DeviceDescriptor, DriverDescriptor, Effect, Error,
+    Request, Stats,
+};
+// The vocabulary the core's API speaks (the same types, not copies).
+pub use warden_vocabulary::{
+    Answer, BusId, CallbackId, Compatible, DeviceId, DeviceState, DriverId, MatchData, MatchEntry,
+    MatchTable, MmioWindow, Name, Outcome, PdId, RequestId, Resources,
 };

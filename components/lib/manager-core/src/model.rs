@@ -1,146 +1,11 @@
 //! The data the manager is told about (descriptors, requests, replies) and what it answers
 //! (effects, errors). Everything here is plain data with bounded sizes.
 
-use crate::handle::{BusId, CallbackId, DeviceId, DriverId, PdId, RequestId, Requester};
-
-/// Longest device-tree `compatible` string the manager stores.
-pub const COMPATIBLE_LENGTH: usize = 40;
-/// Most `compatible` strings one device carries.
-pub const MAX_COMPATIBLE: usize = 4;
-/// Most entries in one driver's match table.
-pub const MAX_MATCH_ENTRIES: usize = 8;
-/// Most MMIO windows one device carries.
-pub const MAX_MMIO_RANGES: usize = 4;
-/// Most interrupts one device carries.
-pub const MAX_IRQS: usize = 4;
-/// Longest driver or bus name.
-pub const NAME_LENGTH: usize = 32;
-
-/// One device-tree `compatible` string, e.g. `arm,pl011`.
-pub type Compatible = heapless::String<COMPATIBLE_LENGTH>;
-/// A driver or bus name.
-pub type Name = heapless::String<NAME_LENGTH>;
-
-/// What a device is, for matching: its `compatible` strings (most specific first) and/or the id
-/// its bus gives it (a virtio device id, a USB vendor/product pair packed in 32 bits…).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct MatchData {
-    /// Device-tree `compatible` strings.
-    pub compatible: heapless::Vec<Compatible, MAX_COMPATIBLE>,
-    /// Bus-specific device id.
-    pub bus_id: Option<u32>,
-}
-
-impl MatchData {
-    /// Match data with one compatible string; `None` if the string is too long.
-    #[must_use]
-    pub fn compatible(name: &str) -> Option<Self> {
-        let mut data = Self::default();
-        data.compatible
-            .push(Compatible::try_from(name).ok()?)
-            .ok()?;
-        Some(data)
-    }
-
-    /// Match data with a bus id only.
-    #[must_use]
-    pub fn bus_id(id: u32) -> Self {
-        Self {
-            compatible: heapless::Vec::new(),
-            bus_id: Some(id),
-        }
-    }
-}
-
-/// One entry of a driver's match table.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum MatchEntry {
-    /// Matches a device that lists this `compatible` string.
-    Compatible(Compatible),
-    /// Matches a device with this bus id.
-    BusId(u32),
-}
-
-/// The devices a driver claims to serve (Linux's `of_match_table` / `id_table`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct MatchTable {
-    /// The entries; a device matches if it matches any of them.
-    pub entries: heapless::Vec<MatchEntry, MAX_MATCH_ENTRIES>,
-}
-
-impl MatchTable {
-    /// A table with one `compatible` entry; `None` if the string is too long.
-    #[must_use]
-    pub fn compatible(name: &str) -> Option<Self> {
-        let mut table = Self::default();
-        table
-            .entries
-            .push(MatchEntry::Compatible(Compatible::try_from(name).ok()?))
-            .ok()?;
-        Some(table)
-    }
-
-    /// A table with one bus-id entry.
-    #[must_use]
-    pub fn bus_id(id: u32) -> Self {
-        let mut table = Self::default();
-        // A fresh table has room for one entry.
-        let _ = table.entries.push(MatchEntry::BusId(id));
-        table
-    }
-
-    /// The bus's match routine: does this driver claim this device?
-    #[must_use]
-    pub fn matches(&self, device: &MatchData) -> bool {
-        self.entries.iter().any(|entry| match entry {
-            MatchEntry::Compatible(name) => device.compatible.iter().any(|c| c == name),
-            MatchEntry::BusId(id) => device.bus_id == Some(*id),
-        })
-    }
-}
-
-/// One MMIO window of a device, as the board describes it (physical address and size).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct MmioRange {
-    /// Physical base address.
-    pub base: u64,
-    /// Size in bytes.
-    pub size: u64,
-}
-
-/// The hardware resources of a device, opaque to the manager: it hands them to the driver it
-/// binds (the driver PD sees them through the maps and IRQ channels of the system description).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Resources {
-    /// MMIO windows.
-    pub mmio: heapless::Vec<MmioRange, MAX_MMIO_RANGES>,
-    /// Interrupts (GIC INTIDs on ARM).
-    pub irqs: heapless::Vec<u32, MAX_IRQS>,
-}
-
-impl Resources {
-    /// Does every window of `self` lie inside one of `parent`'s windows, and is every
-    /// interrupt one of `parent`'s? A driver adding a child may hand it only what its own
-    /// device has (a virtio device gets its transport's window and interrupt): the child's
-    /// driver is another PD, and the manager must not let one driver point another at a
-    /// device it was never given.
-    #[must_use]
-    pub fn within(&self, parent: &Self) -> bool {
-        let window_inside = |window: &MmioRange| {
-            parent.mmio.iter().any(|outer| {
-                window.base >= outer.base
-                    && window.size != 0
-                    && window.base.checked_add(window.size).is_some_and(|end| {
-                        outer
-                            .base
-                            .checked_add(outer.size)
-                            .is_some_and(|limit| end <= limit)
-                    })
-            })
-        };
-        self.mmio.iter().all(window_inside) && self.irqs.iter().all(|irq| parent.irqs.contains(irq))
-    }
-}
+use crate::handle::Requester;
+use warden_vocabulary::{
+    BusId, CallbackId, DeviceId, DriverId, MatchData, MatchTable, Name, Outcome, PdId, RequestId,
+    Resources,
+};
 
 /// A device to add to the tree.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -227,20 +92,6 @@ pub enum CallbackKind {
     Shutdown,
 }
 
-/// A driver's answer to a callback.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CallbackStatus {
-    /// Done: for a probe, the driver is now bound.
-    Ok,
-    /// Probe only: not my device after all (Linux `-ENODEV`); try the next driver.
-    NotMine,
-    /// Probe only: a resource is not ready yet (Linux `-EPROBE_DEFER`); park the device and
-    /// retry after the next successful bind.
-    Defer,
-    /// Failed with a driver-specific code.
-    Failed(u16),
-}
-
 /// A driver callback the manager wants run: send it to `pd`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Callback {
@@ -254,27 +105,6 @@ pub struct Callback {
     pub device: DeviceId,
     /// The driver that runs it.
     pub driver: DriverId,
-}
-
-/// What a successful request produced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// The device now exists; `driver` is the driver bound to it, if any.
-    Device {
-        /// The device.
-        device: DeviceId,
-        /// Its driver after probing.
-        driver: Option<DriverId>,
-    },
-    /// The driver is registered and was probed against the bus; `bound` devices accepted it.
-    Driver {
-        /// The driver.
-        driver: DriverId,
-        /// How many devices it was bound to by the registration walk.
-        bound: u32,
-    },
-    /// Done, nothing to report.
-    Done,
 }
 
 /// The answer to an outside request.

@@ -19,12 +19,12 @@
     reason = "tests"
 )]
 
+use stateright::{Checker, Model, Property};
 use warden_manager_core::{
-    BusId, Callback, CallbackId, CallbackKind, CallbackStatus, Config, DeviceDescriptor, DeviceId,
+    Answer, BusId, Callback, CallbackId, CallbackKind, Config, DeviceDescriptor, DeviceId,
     DriverDescriptor, Effect, Manager, MatchData, MatchTable, Name, PdId, Request, RequestId,
     Requester, Resources,
 };
-use stateright::{Checker, Model, Property};
 
 type SmallManager = Manager<4, 3, 1, 6>;
 
@@ -58,7 +58,7 @@ enum Action {
     Register(u32),
     Request,
     BridgeAddsChild(Callback),
-    Reply(Callback, CallbackStatus),
+    Reply(Callback, Answer),
     LeafADies,
 }
 
@@ -179,11 +179,11 @@ impl System {
     }
 
     /// What a driver may answer to a callback.
-    fn answers(callback: &Callback) -> &'static [CallbackStatus] {
+    fn answers(callback: &Callback) -> &'static [Answer] {
         match (callback.kind, callback.pd.0) {
-            (CallbackKind::Probe, LEAF_A) => &[CallbackStatus::Ok, CallbackStatus::NotMine],
-            (CallbackKind::Probe, LEAF_B) => &[CallbackStatus::Ok, CallbackStatus::Defer],
-            _ => &[CallbackStatus::Ok],
+            (CallbackKind::Probe, LEAF_A) => &[Answer::Ok, Answer::NotMine],
+            (CallbackKind::Probe, LEAF_B) => &[Answer::Ok, Answer::Defer],
+            _ => &[Answer::Ok],
         }
     }
 }

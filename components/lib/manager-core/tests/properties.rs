@@ -13,8 +13,8 @@
 mod common;
 
 use common::Harness;
-use warden_manager_core::{CallbackStatus, Config, DeviceState, DriverState, Request, RequestId};
 use proptest::prelude::*;
+use warden_manager_core::{Answer, Config, DeviceState, DriverState, Request, RequestId};
 
 const CLASSES: [&str; 3] = ["class-a", "class-b", "class-c"];
 
@@ -79,12 +79,12 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
-fn status(code: u8) -> CallbackStatus {
+fn status(code: u8) -> Answer {
     match code {
-        0 => CallbackStatus::Ok,
-        1 => CallbackStatus::NotMine,
-        2 => CallbackStatus::Defer,
-        _ => CallbackStatus::Failed(u16::from(code)),
+        0 => Answer::Ok,
+        1 => Answer::NotMine,
+        2 => Answer::Defer,
+        _ => Answer::Failed(u16::from(code)),
     }
 }
 
@@ -174,9 +174,7 @@ fn forged(h: &mut Harness, what: u8, index: u32, generation: u32, pd: u8) -> Opt
     let mut out = |effect| effects.push(effect);
     let accepted = match what {
         0 => {
-            let replied = h
-                .manager
-                .callback_done(pd, callback, CallbackStatus::Ok, &mut out);
+            let replied = h.manager.callback_done(pd, callback, Answer::Ok, &mut out);
             if replied.is_ok() {
                 // A guess that hit one of this PD's own callbacks is a real reply.
                 h.pending.retain(|pending| pending.id != callback);
@@ -228,7 +226,7 @@ fn forged(h: &mut Harness, what: u8, index: u32, generation: u32, pd: u8) -> Opt
 }
 
 fn settle(h: &mut Harness, accepted: &mut Vec<RequestId>) {
-    h.drain(|_| CallbackStatus::Ok);
+    h.drain(|_| Answer::Ok);
     for request in [Request::ResumeAll, Request::Rescan] {
         loop {
             match h.try_submit(common::CLIENT, request.clone()) {
@@ -236,10 +234,10 @@ fn settle(h: &mut Harness, accepted: &mut Vec<RequestId>) {
                     accepted.push(id);
                     break;
                 }
-                Err(_) => h.drain(|_| CallbackStatus::Ok),
+                Err(_) => h.drain(|_| Answer::Ok),
             }
         }
-        h.drain(|_| CallbackStatus::Ok);
+        h.drain(|_| Answer::Ok);
     }
 }
 

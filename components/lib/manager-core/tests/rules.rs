@@ -11,8 +11,8 @@ mod common;
 
 use common::{Harness, CLIENT};
 use warden_manager_core::{
-    CallbackKind as Kind, CallbackStatus as Status, Config, DeviceState, DriverState, Error,
-    LockOwner, Outcome, PdId, Request, Requester,
+    Answer as Status, CallbackKind as Kind, Config, DeviceState, DriverState, Error, LockOwner,
+    Outcome, PdId, Request, Requester,
 };
 
 /// Rule 1: every callback runs with the device's lock held, owned by that callback, and the
@@ -267,14 +267,14 @@ fn rule_05b_device_add_from_a_probe_does_not_deadlock() {
 /// of the parent's, every interrupt one of the parent's (a child's driver is another PD).
 #[test]
 fn rule_05b2_a_child_gets_only_its_parents_resources() {
-    use warden_manager_core::MmioRange;
+    use warden_manager_core::MmioWindow;
     let mut h = Harness::new(Config::PER_DEVICE);
     h.register("bridge", "bridge", 1);
     let mut parent = common::descriptor(h.bus, "bridge");
     parent
         .resources
         .mmio
-        .push(MmioRange {
+        .push(MmioWindow {
             base: 0xa00_0000,
             size: 0x4000,
         })
@@ -290,7 +290,7 @@ fn rule_05b2_a_child_gets_only_its_parents_resources() {
         descriptor
             .resources
             .mmio
-            .push(MmioRange { base, size })
+            .push(MmioWindow { base, size })
             .unwrap();
         descriptor.resources.irqs.push(irq).unwrap();
         descriptor

@@ -15,51 +15,47 @@
 #[cfg(not(target_os = "none"))]
 use warden_registers::access_ok;
 use warden_registers::{Registers, Width};
+use warden_vocabulary::MmioWindow;
 
-/// One region this PD maps: virtual address, physical address, size.
+/// One region this PD maps: a physical window (device memory or DMA memory) and where this PD
+/// sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeviceRegion {
-    /// Where this PD maps it.
+    /// The physical window (`region_paddr` and the region's size).
+    pub window: MmioWindow,
+    /// Where this PD maps its base.
     pub vaddr: u64,
-    /// Its physical address (`region_paddr`).
-    pub paddr: u64,
-    /// Its size in bytes.
-    pub size: u64,
 }
 
 impl DeviceRegion {
-    /// The region from its three setvar values; `None` if any is unpatched (zero).
+    /// The region from its three setvar values; `None` if any is unpatched (zero) or the window
+    /// is not one (it wraps around).
     #[must_use]
     pub fn new(vaddr: u64, size: u64, paddr: u64) -> Option<Self> {
-        (vaddr != 0 && size != 0 && paddr != 0).then_some(Self { vaddr, paddr, size })
+        let window = MmioWindow { base: paddr, size };
+        (vaddr != 0 && paddr != 0 && window.is_valid()).then_some(Self { window, vaddr })
     }
 
-    /// Does the physical window `base..base + size` lie inside this region?
+    /// The registers of the physical window `window`, if it lies in this region.
     #[must_use]
-    pub fn contains(&self, base: u64, size: u64) -> bool {
-        base >= self.paddr
-            && size != 0
-            && base
-                .checked_add(size)
-                .is_some_and(|end| end <= self.paddr + self.size)
-    }
-
-    /// The registers of the physical window `base..base + size`, if it lies in this region.
-    #[must_use]
-    pub fn registers(&self, base: u64, size: u64) -> Option<DeviceRegisters> {
-        if !self.contains(base, size) {
+    pub fn registers(&self, window: MmioWindow) -> Option<DeviceRegisters> {
+        if !self.window.contains(&window) {
             return None;
         }
-        let vaddr = usize::try_from(self.vaddr + (base - self.paddr)).ok()?;
-        let size = usize::try_from(size).ok()?;
+        let vaddr = usize::try_from(self.vaddr + (window.base - self.window.base)).ok()?;
+        let size = usize::try_from(window.size).ok()?;
         Some(DeviceRegisters::at(vaddr, size))
     }
 
     /// The virtual address of physical address `paddr` (DMA regions), if it is in the region.
     #[must_use]
     pub fn vaddr_of(&self, paddr: u64) -> Option<u64> {
-        self.contains(paddr, 1)
-            .then(|| self.vaddr + (paddr - self.paddr))
+        self.window
+            .contains(&MmioWindow {
+                base: paddr,
+                size: 1,
+            })
+            .then(|| self.vaddr + (paddr - self.window.base))
     }
 }
 
@@ -154,22 +150,30 @@ mod tests {
 
     #[test]
     fn windows_are_found_only_inside_the_region() {
+        let window = |base, size| MmioWindow { base, size };
         let region = DeviceRegion::new(0x500_0000, 0x4000, 0xa00_0000).unwrap();
-        let window = region.registers(0xa00_3e00, 0x200).unwrap();
-        assert_eq!(window.vaddr(), 0x500_3e00);
-        assert_eq!(window.size(), 0x200);
+        let registers = region.registers(window(0xa00_3e00, 0x200)).unwrap();
+        assert_eq!(registers.vaddr(), 0x500_3e00);
+        assert_eq!(registers.size(), 0x200);
         assert!(
-            region.registers(0xa00_3f00, 0x200).is_none(),
+            region.registers(window(0xa00_3f00, 0x200)).is_none(),
             "runs past the end"
         );
         assert!(
-            region.registers(0x900_0000, 0x1000).is_none(),
+            region.registers(window(0x900_0000, 0x1000)).is_none(),
             "another device"
         );
-        assert!(region.registers(u64::MAX - 4, 0x200).is_none(), "wraps");
-        assert!(region.registers(0xa00_0000, 0).is_none(), "empty");
+        assert!(
+            region.registers(window(u64::MAX - 4, 0x200)).is_none(),
+            "wraps"
+        );
+        assert!(region.registers(window(0xa00_0000, 0)).is_none(), "empty");
         assert_eq!(region.vaddr_of(0xa00_0010), Some(0x500_0010));
         assert_eq!(region.vaddr_of(0xa00_4000), None);
         assert!(DeviceRegion::new(0, 0x1000, 0x1000).is_none(), "unpatched");
+        assert!(
+            DeviceRegion::new(0x1000, 0x2000, u64::MAX).is_none(),
+            "wraps"
+        );
     }
 }

@@ -34,7 +34,12 @@ impl log::Log for DebugConsole {
 
 static DEBUG_CONSOLE: DebugConsole = DebugConsole;
 static INCARNATION: OnceLock<u32> = OnceLock::new();
-static REGISTERS: Mutex<[u64; MAX_REGISTERS]> = Mutex::new([0; MAX_REGISTERS]);
+thread_local! {
+    /// The message registers: the IPC buffer of the PD's one thread (per thread, so that unit
+    /// tests running in parallel threads each have their own).
+    static REGISTERS: core::cell::RefCell<[u64; MAX_REGISTERS]> =
+        const { core::cell::RefCell::new([0; MAX_REGISTERS]) };
+}
 
 /// Why a PD could not run on the host platform.
 #[derive(Debug)]
@@ -91,20 +96,18 @@ fn fatal(error: &HostError) -> ! {
 }
 
 fn load_registers(message: &Message) -> MessageInfo {
-    if let Ok(mut registers) = REGISTERS.lock() {
+    REGISTERS.with_borrow_mut(|registers| {
         for (slot, value) in registers.iter_mut().zip(&message.registers) {
             *slot = *value;
         }
-    }
+    });
     MessageInfo::new(message.label, message.registers.len() as u8)
 }
 
 fn store_registers(info: MessageInfo) -> Message {
     let count = usize::from(info.count()).min(MAX_REGISTERS);
-    let registers = REGISTERS
-        .lock()
-        .map(|registers| registers.iter().take(count).copied().collect())
-        .unwrap_or_default();
+    let registers =
+        REGISTERS.with_borrow(|registers| registers.iter().take(count).copied().collect());
     Message {
         label: info.label(),
         registers,
@@ -112,19 +115,15 @@ fn store_registers(info: MessageInfo) -> Message {
 }
 
 pub(crate) fn get_mr(index: usize) -> u64 {
-    REGISTERS
-        .lock()
-        .ok()
-        .and_then(|registers| registers.get(index).copied())
-        .unwrap_or(0)
+    REGISTERS.with_borrow(|registers| registers.get(index).copied().unwrap_or(0))
 }
 
 pub(crate) fn set_mr(index: usize, value: u64) {
-    if let Ok(mut registers) = REGISTERS.lock() {
+    REGISTERS.with_borrow_mut(|registers| {
         if let Some(slot) = registers.get_mut(index) {
             *slot = value;
         }
-    }
+    });
 }
 
 pub(crate) fn incarnation() -> u32 {

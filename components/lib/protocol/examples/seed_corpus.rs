@@ -8,20 +8,17 @@
 
 use std::path::Path;
 use warden_protocol::ppc::{encode_call, MAX_REGISTERS};
-use warden_protocol::{
-    encode, CallbackId, Compatible, DeviceState, DriverName, EventKind, Handle, MatchData,
-    MatchEntry, Message, MmioWindow, Outcome, PowerTarget, Resources, Status,
+use warden_protocol::{encode, EventKind, Message, PowerTarget, Status};
+use warden_vocabulary::{
+    Answer, BusId, CallbackId, Compatible, DeviceId, DeviceState, DriverId, MatchData, MatchEntry,
+    MatchTable, MmioWindow, Name, Outcome, PdId, Resources,
 };
 
 fn samples() -> Vec<Message> {
-    let handle = Handle {
-        index: 3,
-        generation: 1,
-    };
-    let callback = CallbackId {
-        operation: 2,
-        sequence: 17,
-    };
+    let device = DeviceId::from_parts(3, 1);
+    let driver = DriverId::from_parts(2, 4);
+    let bus = BusId::from_parts(1, 0);
+    let callback = CallbackId::from_parts(2, 17);
     let match_data = MatchData {
         compatible: heapless::Vec::from_slice(&[
             Compatible::try_from("virtio,mmio").unwrap(),
@@ -32,7 +29,7 @@ fn samples() -> Vec<Message> {
     };
     let resources = Resources {
         mmio: heapless::Vec::from_slice(&[MmioWindow {
-            address: 0x0a00_3e00,
+            base: 0x0a00_3e00,
             size: 0x200,
         }])
         .unwrap(),
@@ -41,104 +38,103 @@ fn samples() -> Vec<Message> {
     vec![
         Message::Probe {
             callback,
-            device: handle,
-            driver: handle,
+            device,
+            driver,
             match_data: match_data.clone(),
             resources: resources.clone(),
         },
         Message::Remove {
             callback,
-            device: handle,
+            device,
         },
         Message::Suspend {
             callback,
-            device: handle,
+            device,
         },
         Message::Resume {
             callback,
-            device: handle,
+            device,
         },
         Message::Shutdown {
             callback,
-            device: handle,
+            device,
         },
         Message::Register {
             name: "virtio-blk".try_into().unwrap(),
-            match_table: heapless::Vec::from_slice(&[
-                MatchEntry::BusId(2),
-                MatchEntry::Compatible(Compatible::try_from("virtio,device2").unwrap()),
-            ])
-            .unwrap(),
+            bus,
+            match_table: MatchTable {
+                entries: heapless::Vec::from_slice(&[
+                    MatchEntry::BusId(2),
+                    MatchEntry::Compatible(Compatible::try_from("virtio,device2").unwrap()),
+                ])
+                .unwrap(),
+            },
         },
         Message::CallbackDone {
             callback,
-            status: Status::Failed,
-            detail: 5,
+            answer: Answer::Failed(5),
         },
         Message::CallbackDone {
             callback,
-            status: Status::Defer,
-            detail: 0,
+            answer: Answer::Defer,
         },
         Message::AddChild {
             callback,
-            parent: handle,
-            bus: handle,
+            parent: device,
+            bus,
             match_data: match_data.clone(),
             resources: resources.clone(),
         },
         Message::RemoveChild {
             callback,
-            child: handle,
+            child: device,
         },
         Message::Alive { sequence: 9 },
-        Message::Bind {
-            device: handle,
-            driver: handle,
+        Message::Bind { device, driver },
+        Message::Unbind { device },
+        Message::RemoveDevice { device },
+        Message::Rescan {},
+        Message::SuspendDevice {
+            target: PowerTarget::All,
         },
-        Message::Unbind { device: handle },
-        Message::RemoveDevice { device: handle },
-        Message::Rescan,
-        Message::SuspendDevice(PowerTarget::All),
-        Message::ResumeDevice(PowerTarget::Device(handle)),
-        Message::QueryDevice { device: handle },
+        Message::ResumeDevice {
+            target: PowerTarget::Device(device),
+        },
+        Message::QueryDevice { device },
         Message::QueryTree { cursor: 4 },
         Message::Subscribe { mask: 0xfe },
-        Message::QueryDriver { driver: handle },
+        Message::QueryDriver { driver },
         Message::Completion {
             status: Status::Ok,
             detail: 0,
             outcome: Outcome::Device {
-                device: handle,
-                driver: Some(handle),
+                device,
+                driver: Some(driver),
             },
         },
         Message::Completion {
             status: Status::Ok,
             detail: 0,
-            outcome: Outcome::Driver {
-                driver: handle,
-                bound: 3,
-            },
+            outcome: Outcome::Driver { driver, bound: 3 },
         },
         Message::Event {
             kind: EventKind::Bound,
-            device: handle,
-            driver: handle,
+            device,
+            driver,
         },
         Message::DeviceInfo {
-            device: handle,
-            parent: Some(handle),
+            device,
+            parent: Some(device),
             driver: None,
             state: DeviceState::Suspended,
             match_data,
             resources,
         },
         Message::DriverInfo {
-            driver: handle,
-            pd: 4,
+            driver,
+            pd: PdId(4),
             bound: 2,
-            name: DriverName::try_from("virtio-blk").unwrap(),
+            name: Name::try_from("virtio-blk").unwrap(),
         },
     ]
 }
@@ -152,7 +148,7 @@ fn main() {
         let mut buffer = [0u8; 1024];
         let length = encode(index as u32, message, &mut buffer).unwrap();
         std::fs::write(
-            corpus.join(format!("decode_message/seed-{index:02}")),
+            corpus.join(format!("decode_message/seed-v2-{index:02}")),
             &buffer[..length],
         )
         .unwrap();
@@ -163,7 +159,11 @@ fn main() {
             for register in &registers[..usize::from(info.count)] {
                 bytes.extend_from_slice(&register.to_le_bytes());
             }
-            std::fs::write(corpus.join(format!("decode_call/seed-{index:02}")), bytes).unwrap();
+            std::fs::write(
+                corpus.join(format!("decode_call/seed-v2-{index:02}")),
+                bytes,
+            )
+            .unwrap();
         }
     }
     // Ring scripts: (selector, word, value) steps; selector 0 pops.

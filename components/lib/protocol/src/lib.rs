@@ -47,11 +47,12 @@
 //! manager's core (`warden_manager_core::Manager::callback_done`, `child_add`, `child_remove`,
 //! `submit` with `Requester::Driver`).
 #![no_std]
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 #[cfg(test)]
 extern crate std;
 
+pub mod field;
 #[cfg(not(loom))]
 pub mod fuzzing;
 pub mod message;
@@ -59,17 +60,11 @@ pub mod message;
 pub mod outbox;
 pub mod ppc;
 pub mod ring;
-#[cfg(not(loom))]
-pub mod services;
-#[cfg(not(loom))]
-pub mod shared;
 mod sync;
 pub mod wire;
 
 pub use message::{
-    decode, encode, CallbackId, Compatible, DecodeError, DeviceState, Direction, DriverName,
-    EncodeError, EventKind, Handle, MatchData, MatchEntry, Message, MmioWindow, Outcome,
-    PowerTarget, Resources, Status,
+    decode, encode, DecodeError, Direction, EncodeError, EventKind, Message, PowerTarget, Status,
 };
 #[cfg(feature = "alloc")]
 pub use outbox::Outbox;

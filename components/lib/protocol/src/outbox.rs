@@ -88,20 +88,15 @@ impl<'a> Outbox<'a> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::message::CallbackId;
     use crate::ring::{Consumer, RingMemory, RingStorage};
-    use crate::Status;
+    use warden_vocabulary::{Answer, CallbackId};
 
     const WORDS: usize = RingMemory::words_needed(2);
 
     fn reply(sequence: u64) -> Message {
         Message::CallbackDone {
-            callback: CallbackId {
-                operation: 1,
-                sequence,
-            },
-            status: Status::Ok,
-            detail: 0,
+            callback: CallbackId::from_parts(1, sequence),
+            answer: Answer::Ok,
         }
     }
 

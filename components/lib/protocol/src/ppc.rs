@@ -8,7 +8,7 @@
 //!
 //! No header travels: the kernel delivers the label and count, and the call is answered
 //! synchronously, so no request id is needed. The largest body sent this way (`REGISTER`,
-//! 424 bytes) needs 53 registers; seL4 allows 120 (`seL4_MsgMaxLength`) and libmicrokit's
+//! 432 bytes) needs 54 registers; seL4 allows 120 (`seL4_MsgMaxLength`) and libmicrokit's
 //! `microkit_mr_set`/`microkit_mr_get` reach all of them. Calls from driver PDs: `REGISTER`,
 //! `ADD_CHILD`, `REMOVE_CHILD`, `CALLBACK_DONE`, `ALIVE`, `BIND` and `UNBIND` (a driver letting
 //! go of its device and binding it again, as a bus driver does on hot-plug); from an
@@ -16,7 +16,7 @@
 //! `UNBIND`, `BIND`, `RESCAN`. Replies: `COMPLETION`, `DEVICE_INFO` and `DRIVER_INFO`.
 
 use crate::message::{
-    body_length, decode_body, encode_body, opcode, DecodeError, EncodeError, Message,
+    body_length, decode_body, encode_body, is_call, DecodeError, EncodeError, Message,
 };
 
 /// Message registers a call may use.
@@ -31,28 +31,6 @@ pub struct MessageInfo {
     pub count: u16,
 }
 
-/// May this opcode travel as a protected procedure call or its reply?
-#[must_use]
-pub fn is_ppc_opcode(code: u16) -> bool {
-    matches!(
-        code,
-        opcode::REGISTER
-            | opcode::ADD_CHILD
-            | opcode::REMOVE_CHILD
-            | opcode::CALLBACK_DONE
-            | opcode::ALIVE
-            | opcode::BIND
-            | opcode::UNBIND
-            | opcode::RESCAN
-            | opcode::QUERY_DEVICE
-            | opcode::QUERY_TREE
-            | opcode::QUERY_DRIVER
-            | opcode::COMPLETION
-            | opcode::DEVICE_INFO
-            | opcode::DRIVER_INFO
-    )
-}
-
 /// Encodes a call (or its reply) into message registers.
 ///
 /// # Errors
@@ -62,7 +40,7 @@ pub fn encode_call(
     registers: &mut [u64; MAX_REGISTERS],
 ) -> Result<MessageInfo, EncodeError> {
     let code = message.opcode();
-    if !is_ppc_opcode(code) {
+    if !is_call(code) {
         return Err(EncodeError::WrongTransport(code));
     }
     let mut bytes = [0u8; MAX_REGISTERS * 8];
@@ -88,7 +66,7 @@ pub fn encode_call(
 pub fn decode_call(info: MessageInfo, registers: &[u64]) -> Result<Message, DecodeError> {
     let code = u16::try_from(info.label).map_err(|_| DecodeError::UnknownOpcode(u16::MAX))?;
     let length = body_length(code).ok_or(DecodeError::UnknownOpcode(code))?;
-    if !is_ppc_opcode(code) {
+    if !is_call(code) {
         return Err(DecodeError::WrongTransport(code));
     }
     let count = usize::from(info.count);

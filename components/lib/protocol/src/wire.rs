@@ -1,29 +1,20 @@
-//! The byte layouts: `#[repr(C)]` structs of explicitly little-endian fields, with no padding
-//! and alignment 1, so any byte string of the right length reads as one (the decoder then
-//! validates the values). These types are the protocol's definition; `message` gives them
-//! meaning.
+//! The byte layouts of the fields messages are made of: `#[repr(C)]` structs of explicitly
+//! little-endian fields, with no padding and alignment 1, so any byte string of the right length
+//! reads as one (the field's decoder in [`crate::field`] then validates the values). A message's
+//! body is its fields' layouts one after another, as the message table in [`crate::message`]
+//! lists them.
 
+use warden_vocabulary::{COMPATIBLE_BYTES, MAX_COMPATIBLE, MAX_IRQS, MAX_MATCH_ENTRIES, MAX_MMIO};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `"WRDN"` read as a little-endian word.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"WRDN");
-/// The protocol version this crate speaks.
-pub const VERSION: u16 = 1;
-/// Bytes of a fixed-size string field (compatible strings, names use [`NAME_BYTES`]).
-pub const COMPATIBLE_BYTES: usize = 40;
-/// Bytes of a driver name field.
-pub const NAME_BYTES: usize = 32;
-/// Compatible strings per device.
-pub const MAX_COMPATIBLE: usize = 4;
-/// Entries per match table.
-pub const MAX_MATCH_ENTRIES: usize = 8;
-/// MMIO windows per device.
-pub const MAX_MMIO: usize = 4;
-/// Interrupts per device.
-pub const MAX_IRQS: usize = 4;
+/// The protocol version this crate speaks (2: registration names its bus, a device's parent and
+/// driver are optional handles of their own).
+pub const VERSION: u16 = 2;
 
-/// Every message starts with this.
+/// Every message on a ring starts with this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
 pub struct Header {
@@ -39,7 +30,7 @@ pub struct Header {
     pub length: U32,
 }
 
-/// A device or driver handle.
+/// A device, driver or bus handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
 pub struct HandleWire {
@@ -47,6 +38,16 @@ pub struct HandleWire {
     pub index: U32,
     /// Slot generation.
     pub generation: U32,
+}
+
+/// A handle that may be absent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct OptionalHandleWire {
+    /// 1 if `handle` is meaningful, else 0 (and `handle` zero).
+    pub present: U32,
+    /// The handle.
+    pub handle: HandleWire,
 }
 
 /// A callback's id.
@@ -59,6 +60,29 @@ pub struct CallbackWire {
     pub reserved: U32,
     /// Its sequence number.
     pub sequence: U64,
+}
+
+/// A code with room beside it (event kinds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct TagWire {
+    /// The code.
+    pub code: U32,
+    /// Zero.
+    pub reserved: U32,
+}
+
+/// A driver's answer to a callback: a status code (0 Ok, 1 NotMine, 2 Defer, 9 Failed) and the
+/// driver's detail for Failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct AnswerWire {
+    /// A `Status` code.
+    pub status: U16,
+    /// Driver-specific detail for `Failed`, else zero.
+    pub detail: U16,
+    /// Zero.
+    pub reserved: U32,
 }
 
 /// What a device is.
@@ -77,12 +101,38 @@ pub struct MatchWire {
     pub compatible: [[u8; COMPATIBLE_BYTES]; MAX_COMPATIBLE],
 }
 
+/// One match-table entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct MatchEntryWire {
+    /// 1: compatible string; 2: bus id.
+    pub kind: u8,
+    /// Zero.
+    pub reserved: [u8; 3],
+    /// The bus id (kind 2), else zero.
+    pub bus_id: U32,
+    /// The string (kind 1), else zero.
+    pub compatible: [u8; COMPATIBLE_BYTES],
+}
+
+/// A driver's match table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct MatchTableWire {
+    /// Entries used (1..=8).
+    pub entry_count: u8,
+    /// Zero.
+    pub reserved: [u8; 7],
+    /// The entries; unused ones zero.
+    pub entries: [MatchEntryWire; MAX_MATCH_ENTRIES],
+}
+
 /// One MMIO window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
 pub struct MmioWire {
-    /// Address (virtual, as the driver maps it, in a probe; physical in an add-child).
-    pub address: U64,
+    /// Physical base address.
+    pub base: U64,
     /// Bytes.
     pub size: U64,
 }
@@ -99,131 +149,11 @@ pub struct ResourcesWire {
     pub reserved: [u8; 6],
     /// Windows; unused ones zero.
     pub mmio: [MmioWire; MAX_MMIO],
-    /// Interrupts: GIC INTIDs (0–1019).
+    /// Interrupts: GIC INTIDs (0–1019); unused ones zero.
     pub irqs: [U32; MAX_IRQS],
 }
 
-/// One match-table entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
-#[repr(C)]
-pub struct MatchEntryWire {
-    /// 1: compatible string; 2: bus id.
-    pub kind: u8,
-    /// Zero.
-    pub reserved: [u8; 3],
-    /// The bus id (kind 2), else zero.
-    pub bus_id: U32,
-    /// The string (kind 1), else zero.
-    pub compatible: [u8; COMPATIBLE_BYTES],
-}
-
-/// Body of `PROBE`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
-#[repr(C)]
-pub struct ProbeWire {
-    /// Quote in the reply.
-    pub callback: CallbackWire,
-    /// The device.
-    pub device: HandleWire,
-    /// The driver asked to bind it.
-    pub driver: HandleWire,
-    /// What it is.
-    pub match_data: MatchWire,
-    /// Its resources as the driver sees them.
-    pub resources: ResourcesWire,
-}
-
-/// Body of `REMOVE`, `SUSPEND`, `RESUME`, `SHUTDOWN`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
-#[repr(C)]
-pub struct DeviceCallbackWire {
-    /// Quote in the reply.
-    pub callback: CallbackWire,
-    /// The device.
-    pub device: HandleWire,
-}
-
-/// Body of `REGISTER`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
-#[repr(C)]
-pub struct RegisterWire {
-    /// NUL-padded driver name.
-    pub name: [u8; NAME_BYTES],
-    /// Entries used (1..=8).
-    pub entry_count: u8,
-    /// Zero.
-    pub reserved: [u8; 7],
-    /// The match table; unused entries zero.
-    pub entries: [MatchEntryWire; MAX_MATCH_ENTRIES],
-}
-
-/// Body of `CALLBACK_DONE`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
-#[repr(C)]
-pub struct CallbackDoneWire {
-    /// The callback answered.
-    pub callback: CallbackWire,
-    /// A `Status` code.
-    pub status: U16,
-    /// Driver-specific detail for `FAILED`, else zero.
-    pub detail: U16,
-    /// Zero.
-    pub reserved: U32,
-}
-
-/// Body of `ADD_CHILD`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
-#[repr(C)]
-pub struct AddChildWire {
-    /// The probe or resume callback in flight that holds the parent's lock.
-    pub callback: CallbackWire,
-    /// The parent (the callback's device).
-    pub parent: HandleWire,
-    /// The child's bus.
-    pub bus: HandleWire,
-    /// What the child is.
-    pub match_data: MatchWire,
-    /// Its resources (physical).
-    pub resources: ResourcesWire,
-}
-
-/// Body of `REMOVE_CHILD`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
-#[repr(C)]
-pub struct RemoveChildWire {
-    /// The callback in flight on the parent.
-    pub callback: CallbackWire,
-    /// The child.
-    pub child: HandleWire,
-}
-
-/// Body of `ALIVE`, `RESCAN`, `QUERY_TREE`, `SUBSCRIBE`: one number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
-#[repr(C)]
-pub struct WordWire {
-    /// The number (heartbeat sequence, tree cursor, event mask; zero for rescan).
-    pub value: U64,
-}
-
-/// Body of `UNBIND`, `REMOVE_DEVICE`, `QUERY_DEVICE`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
-#[repr(C)]
-pub struct DeviceWire {
-    /// The device.
-    pub device: HandleWire,
-}
-
-/// Body of `BIND`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
-#[repr(C)]
-pub struct BindWire {
-    /// The device.
-    pub device: HandleWire,
-    /// The driver.
-    pub driver: HandleWire,
-}
-
-/// Body of `SUSPEND_DEVICE`, `RESUME_DEVICE`.
+/// The target of a suspend or resume request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
 pub struct PowerWire {
@@ -235,76 +165,18 @@ pub struct PowerWire {
     pub device: HandleWire,
 }
 
-/// Body of `COMPLETION`.
+/// What a completed request produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
-pub struct CompletionWire {
-    /// A `Status` code.
-    pub status: U16,
-    /// Detail for `FAILED`.
-    pub detail: U16,
-    /// 0: nothing; 1: a device (`handle`, `driver` if bound); 2: a driver (`handle`).
-    pub outcome: U32,
+pub struct OutcomeWire {
+    /// 0: nothing; 1: a device (`handle`, `driver` if bound); 2: a driver (`handle`, `bound`).
+    pub kind: U32,
     /// The device or driver.
     pub handle: HandleWire,
-    /// The device's driver (outcome 1, `has_driver` = 1).
+    /// The device's driver (kind 1, `has_driver` = 1).
     pub driver: HandleWire,
     /// 1 if `driver` is meaningful.
     pub has_driver: U32,
-    /// Devices bound (outcome 2).
+    /// Devices bound (kind 2).
     pub bound: U32,
-}
-
-/// Body of `EVENT`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
-#[repr(C)]
-pub struct EventWire {
-    /// An `EventKind` code.
-    pub kind: U32,
-    /// Zero.
-    pub reserved: U32,
-    /// The device concerned.
-    pub device: HandleWire,
-    /// The driver concerned.
-    pub driver: HandleWire,
-}
-
-/// Body of `DRIVER_INFO`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
-#[repr(C)]
-pub struct DriverInfoWire {
-    /// The driver.
-    pub driver: HandleWire,
-    /// The PD it lives in.
-    pub pd: U32,
-    /// Devices bound to it.
-    pub bound: U32,
-    /// Its name, NUL-padded.
-    pub name: [u8; NAME_BYTES],
-}
-
-/// Body of `DEVICE_INFO`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
-#[repr(C)]
-pub struct DeviceInfoWire {
-    /// The device.
-    pub device: HandleWire,
-    /// Its parent (`has_parent` = 1).
-    pub parent: HandleWire,
-    /// Its driver (`has_driver` = 1).
-    pub driver: HandleWire,
-    /// 1 if `parent` is meaningful.
-    pub has_parent: u8,
-    /// 1 if `driver` is meaningful.
-    pub has_driver: u8,
-    /// 0 active, 1 suspended, 2 shut down.
-    pub state: u8,
-    /// Zero.
-    pub reserved: u8,
-    /// Zero.
-    pub reserved2: U32,
-    /// What it is.
-    pub match_data: MatchWire,
-    /// Its MMIO windows (physical) and GIC INTIDs.
-    pub resources: ResourcesWire,
 }

@@ -3,21 +3,32 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 
 use proptest::prelude::*;
-use warden_protocol::ppc::{decode_call, encode_call, is_ppc_opcode, MAX_REGISTERS};
-use warden_protocol::{
-    decode, encode, fuzzing, CallbackId, Compatible, DeviceState, EventKind, Handle, MatchData,
-    MatchEntry, Message, MmioWindow, Outcome, PowerTarget, Resources, Status,
+use warden_protocol::message::is_call;
+use warden_protocol::ppc::{decode_call, encode_call, MAX_REGISTERS};
+use warden_protocol::{decode, encode, fuzzing, EventKind, Message, PowerTarget, Status};
+use warden_vocabulary::{
+    Answer, BusId, CallbackId, Compatible, DeviceId, DeviceState, DriverId, MatchData, MatchEntry,
+    MatchTable, MmioWindow, Outcome, PdId, Resources,
 };
 
-fn handle() -> impl Strategy<Value = Handle> {
-    (any::<u32>(), any::<u32>()).prop_map(|(index, generation)| Handle { index, generation })
+fn device() -> impl Strategy<Value = DeviceId> {
+    (any::<u32>(), any::<u32>())
+        .prop_map(|(index, generation)| DeviceId::from_parts(index, generation))
+}
+
+fn driver() -> impl Strategy<Value = DriverId> {
+    (any::<u32>(), any::<u32>())
+        .prop_map(|(index, generation)| DriverId::from_parts(index, generation))
+}
+
+fn bus() -> impl Strategy<Value = BusId> {
+    (any::<u32>(), any::<u32>())
+        .prop_map(|(index, generation)| BusId::from_parts(index, generation))
 }
 
 fn callback() -> impl Strategy<Value = CallbackId> {
-    (any::<u32>(), any::<u64>()).prop_map(|(operation, sequence)| CallbackId {
-        operation,
-        sequence,
-    })
+    (any::<u32>(), any::<u64>())
+        .prop_map(|(operation, sequence)| CallbackId::from_parts(operation, sequence))
 }
 
 fn text<const N: usize>() -> impl Strategy<Value = heapless::String<N>> {
@@ -38,7 +49,7 @@ fn match_data() -> impl Strategy<Value = MatchData> {
 }
 
 fn resources() -> impl Strategy<Value = Resources> {
-    let irq = 0..=warden_protocol::message::MAX_INTID;
+    let irq = 0..=warden_vocabulary::MAX_INTID;
     (
         proptest::collection::vec((any::<u64>(), 1..=u64::MAX), 0..=4),
         proptest::collection::vec(irq, 0..=4),
@@ -49,7 +60,10 @@ fn resources() -> impl Strategy<Value = Resources> {
                 .map(|(address, size)| {
                     let size = size.min(u64::MAX - address).max(1);
                     let address = address.min(u64::MAX - (size - 1));
-                    MmioWindow { address, size }
+                    MmioWindow {
+                        base: address,
+                        size,
+                    }
                 })
                 .collect(),
             irqs: irqs.into_iter().collect(),
@@ -68,18 +82,27 @@ fn status_and_detail() -> impl Strategy<Value = (Status, u16)> {
 fn power_target() -> impl Strategy<Value = PowerTarget> {
     prop_oneof![
         Just(PowerTarget::All),
-        handle().prop_map(PowerTarget::Device)
+        device().prop_map(PowerTarget::Device)
+    ]
+}
+
+fn answer() -> impl Strategy<Value = Answer> {
+    prop_oneof![
+        Just(Answer::Ok),
+        Just(Answer::NotMine),
+        Just(Answer::Defer),
+        any::<u16>().prop_map(Answer::Failed)
     ]
 }
 
 fn message() -> impl Strategy<Value = Message> {
     let callbacks = prop_oneof![
-        (callback(), handle()).prop_map(|(callback, device)| Message::Remove { callback, device }),
-        (callback(), handle()).prop_map(|(callback, device)| Message::Suspend { callback, device }),
-        (callback(), handle()).prop_map(|(callback, device)| Message::Resume { callback, device }),
-        (callback(), handle())
+        (callback(), device()).prop_map(|(callback, device)| Message::Remove { callback, device }),
+        (callback(), device()).prop_map(|(callback, device)| Message::Suspend { callback, device }),
+        (callback(), device()).prop_map(|(callback, device)| Message::Resume { callback, device }),
+        (callback(), device())
             .prop_map(|(callback, device)| Message::Shutdown { callback, device }),
-        (callback(), handle(), handle(), match_data(), resources()).prop_map(
+        (callback(), device(), driver(), match_data(), resources()).prop_map(
             |(callback, device, driver, match_data, resources)| Message::Probe {
                 callback,
                 device,
@@ -94,20 +117,18 @@ fn message() -> impl Strategy<Value = Message> {
         any::<u32>().prop_map(MatchEntry::BusId)
     ];
     let from_drivers = prop_oneof![
-        (text::<32>(), proptest::collection::vec(entry, 1..=8)).prop_map(|(name, entries)| {
-            Message::Register {
+        (text::<32>(), bus(), proptest::collection::vec(entry, 1..=8)).prop_map(
+            |(name, bus, entries)| Message::Register {
                 name,
-                match_table: entries.into_iter().collect(),
+                bus,
+                match_table: MatchTable {
+                    entries: entries.into_iter().collect(),
+                },
             }
-        }),
-        (callback(), status_and_detail()).prop_map(|(callback, (status, detail))| {
-            Message::CallbackDone {
-                callback,
-                status,
-                detail,
-            }
-        }),
-        (callback(), handle(), handle(), match_data(), resources()).prop_map(
+        ),
+        (callback(), answer())
+            .prop_map(|(callback, answer)| Message::CallbackDone { callback, answer }),
+        (callback(), device(), bus(), match_data(), resources()).prop_map(
             |(callback, parent, bus, match_data, resources)| Message::AddChild {
                 callback,
                 parent,
@@ -116,27 +137,27 @@ fn message() -> impl Strategy<Value = Message> {
                 resources
             }
         ),
-        (callback(), handle())
+        (callback(), device())
             .prop_map(|(callback, child)| Message::RemoveChild { callback, child }),
         any::<u64>().prop_map(|sequence| Message::Alive { sequence }),
     ];
     let from_clients = prop_oneof![
-        (handle(), handle()).prop_map(|(device, driver)| Message::Bind { device, driver }),
-        handle().prop_map(|device| Message::Unbind { device }),
-        handle().prop_map(|device| Message::RemoveDevice { device }),
-        Just(Message::Rescan),
-        power_target().prop_map(Message::SuspendDevice),
-        power_target().prop_map(Message::ResumeDevice),
-        handle().prop_map(|device| Message::QueryDevice { device }),
+        (device(), driver()).prop_map(|(device, driver)| Message::Bind { device, driver }),
+        device().prop_map(|device| Message::Unbind { device }),
+        device().prop_map(|device| Message::RemoveDevice { device }),
+        Just(Message::Rescan {}),
+        power_target().prop_map(|target| Message::SuspendDevice { target }),
+        power_target().prop_map(|target| Message::ResumeDevice { target }),
+        device().prop_map(|device| Message::QueryDevice { device }),
         any::<u64>().prop_map(|cursor| Message::QueryTree { cursor }),
         any::<u64>().prop_map(|mask| Message::Subscribe { mask }),
-        handle().prop_map(|driver| Message::QueryDriver { driver }),
+        driver().prop_map(|driver| Message::QueryDriver { driver }),
     ];
     let outcome = prop_oneof![
-        Just(Outcome::None),
-        (handle(), proptest::option::of(handle()))
+        Just(Outcome::Done),
+        (device(), proptest::option::of(driver()))
             .prop_map(|(device, driver)| Outcome::Device { device, driver }),
-        (handle(), any::<u32>()).prop_map(|(driver, bound)| Outcome::Driver { driver, bound }),
+        (driver(), any::<u32>()).prop_map(|(driver, bound)| Outcome::Driver { driver, bound }),
     ];
     let kind = prop_oneof![
         Just(EventKind::DeviceAdded),
@@ -160,15 +181,15 @@ fn message() -> impl Strategy<Value = Message> {
                 outcome,
             }
         }),
-        (kind, handle(), handle()).prop_map(|(kind, device, driver)| Message::Event {
+        (kind, device(), driver()).prop_map(|(kind, device, driver)| Message::Event {
             kind,
             device,
             driver
         }),
         (
-            handle(),
-            proptest::option::of(handle()),
-            proptest::option::of(handle()),
+            device(),
+            proptest::option::of(device()),
+            proptest::option::of(driver()),
             state,
             match_data(),
             resources(),
@@ -183,10 +204,10 @@ fn message() -> impl Strategy<Value = Message> {
                     resources,
                 }
             }),
-        (handle(), any::<u32>(), any::<u32>(), text::<32>()).prop_map(
+        (driver(), any::<u32>(), any::<u32>(), text::<32>()).prop_map(
             |(driver, pd, bound, name)| Message::DriverInfo {
                 driver,
-                pd,
+                pd: PdId(pd),
                 bound,
                 name
             }
@@ -214,11 +235,11 @@ proptest! {
         let mut registers = [0u64; MAX_REGISTERS];
         match encode_call(&message, &mut registers) {
             Ok(info) => {
-                prop_assert!(is_ppc_opcode(message.opcode()));
+                prop_assert!(is_call(message.opcode()));
                 let decoded = decode_call(info, &registers[..usize::from(info.count)]).unwrap();
                 prop_assert_eq!(decoded, message);
             }
-            Err(_) => prop_assert!(!is_ppc_opcode(message.opcode())),
+            Err(_) => prop_assert!(!is_call(message.opcode())),
         }
     }
 
@@ -248,10 +269,7 @@ fn typed_errors_name_the_problem() {
     use warden_protocol::DecodeError;
     let mut buffer = [0u8; 1024];
     let message = Message::Unbind {
-        device: Handle {
-            index: 1,
-            generation: 2,
-        },
+        device: DeviceId::from_parts(1, 2),
     };
     let length = encode(5, &message, &mut buffer).unwrap();
     let mut bad = buffer;
@@ -279,18 +297,9 @@ fn typed_errors_name_the_problem() {
     ));
     // A probe whose interrupt is not a GIC INTID a device can have.
     let probe = Message::Probe {
-        callback: CallbackId {
-            operation: 1,
-            sequence: 2,
-        },
-        device: Handle {
-            index: 0,
-            generation: 0,
-        },
-        driver: Handle {
-            index: 0,
-            generation: 0,
-        },
+        callback: CallbackId::from_parts(1, 2),
+        device: DeviceId::from_parts(0, 0),
+        driver: DriverId::from_parts(0, 0),
         match_data: MatchData::default(),
         resources: Resources {
             mmio: heapless::Vec::new(),
@@ -304,10 +313,7 @@ fn typed_errors_name_the_problem() {
     );
     // A compatible string with bytes after its NUL.
     let named = Message::DeviceInfo {
-        device: Handle {
-            index: 0,
-            generation: 0,
-        },
+        device: DeviceId::from_parts(0, 0),
         parent: None,
         driver: None,
         state: DeviceState::Active,

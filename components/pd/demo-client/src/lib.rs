@@ -4,9 +4,9 @@
 //! time. Each step is logged.
 //!
 //! Channels: 1 — the virtio-blk driver (queue pair `requests`/`responses`, data region
-//! `block_data`; see `warden_protocol::services`); 2 — the virtio-rng driver (calls); 3 — the
-//! PL031 driver (calls). The drivers have higher priorities, as calls require. What the drivers
-//! answer is checked like any untrusted input.
+//! `block_data`: `warden_services::block`); 2 — the virtio-rng driver (`warden_services::entropy`);
+//! 3 — the PL031 driver (`warden_services::clock`). The drivers have higher priorities, as calls
+//! require. What the drivers answer is checked like any untrusted input.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -14,15 +14,10 @@ extern crate alloc;
 
 use alloc::string::String;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU32, Ordering};
 use log::{info, warn};
-use warden_microkit::{get_mr, set_mr, ChannelSet, Handler, MessageInfo};
-use warden_protocol::ring::SLOT_BYTES;
-use warden_protocol::services::{
-    entropy_reply, time_reply, BlockOperation, BlockRequest, BlockResponse, BlockStatus,
-    ReplyError, ENTROPY, TIME,
-};
-use warden_protocol::{Consumer, Producer, RingMemory};
+use warden_microkit::{ChannelSet, Handler};
+use warden_services::block::{self, Operation, Request, Response, Status};
+use warden_services::{clock, entropy, ReplyError};
 
 /// What this PD expects of the system description.
 pub mod interface {
@@ -61,9 +56,7 @@ enum Step {
 
 /// The client.
 pub struct Client {
-    requests: Option<Producer<'static>>,
-    responses: Option<Consumer<'static>>,
-    data: &'static [AtomicU32],
+    disk: Option<block::Client>,
     step: Step,
     entropy_done: bool,
     clock_done: bool,
@@ -83,49 +76,43 @@ fn hex(bytes: impl Iterator<Item = u8>) -> String {
 
 impl Client {
     fn data_byte(&self, offset: usize) -> u8 {
-        let word = self
-            .data
-            .get(offset / 4)
-            .map_or(0, |word| word.load(Ordering::Relaxed));
-        word.to_le_bytes().get(offset % 4).copied().unwrap_or(0)
+        self.disk
+            .as_ref()
+            .map_or(0, |disk| disk.data().byte(offset))
     }
 
-    fn request(&mut self, step: Step, operation: BlockOperation, sector: u64, offset: u32) {
-        let request = BlockRequest {
+    fn request(&mut self, step: Step, operation: Operation, sector: u64, offset: u32) {
+        let request = Request {
             id: step as u32,
             operation,
             sector,
             count: 1,
             offset,
         };
-        let Some(requests) = self.requests.as_mut() else {
+        let Some(disk) = self.disk.as_mut() else {
             return;
         };
-        if requests.try_push(&request.encode()).is_err() {
-            warn!("client: the request ring is full");
+        if let Err(error) = disk.submit(&request) {
+            warn!("client: the request ring refused a request ({error:?})");
             return;
         }
         self.step = step;
-        if requests.signal_needed() {
-            interface::BLOCK.notify();
-        }
     }
 
     fn write_pattern(&mut self) {
-        let base = PATTERN_OFFSET as usize / 4;
-        for (index, word) in self.data.iter().skip(base).take(128).enumerate() {
-            let bytes = [0, 1, 2, 3].map(|byte| pattern_byte(index * 4 + byte));
-            word.store(u32::from_le_bytes(bytes), Ordering::Relaxed);
+        let pattern: alloc::vec::Vec<u8> = (0..512).map(pattern_byte).collect();
+        if let Some(disk) = self.disk.as_ref() {
+            disk.data().write(PATTERN_OFFSET as usize, &pattern);
         }
         self.request(
             Step::WritePattern,
-            BlockOperation::Write,
+            Operation::Write,
             PATTERN_SECTOR,
             PATTERN_OFFSET,
         );
     }
 
-    fn advance(&mut self, response: BlockResponse) {
+    fn advance(&mut self, response: Response) {
         if response.id != self.step as u32 {
             warn!(
                 "client: response to request {} while at {:?}; ignored",
@@ -133,7 +120,7 @@ impl Client {
             );
             return;
         }
-        if response.status != BlockStatus::Ok {
+        if response.status != Status::Ok {
             warn!("client: {:?} failed: {:?}", self.step, response.status);
             self.step = Step::Done;
             return;
@@ -148,12 +135,7 @@ impl Client {
             }
             Step::WritePattern => {
                 info!("client: pattern written to sector {PATTERN_SECTOR}");
-                self.request(
-                    Step::ReadBack,
-                    BlockOperation::Read,
-                    PATTERN_SECTOR,
-                    BACK_OFFSET,
-                );
+                self.request(Step::ReadBack, Operation::Read, PATTERN_SECTOR, BACK_OFFSET);
             }
             Step::ReadBack => {
                 let mismatch = (0..512).find(|index| {
@@ -169,7 +151,7 @@ impl Client {
                         pattern_byte(index)
                     ),
                 }
-                self.request(Step::Flush, BlockOperation::Flush, 0, 0);
+                self.request(Step::Flush, Operation::Flush, 0, 0);
             }
             Step::Flush => {
                 info!("client: flushed; disk check done");
@@ -180,35 +162,22 @@ impl Client {
     }
 
     fn drain_responses(&mut self) {
-        let mut buffer = [0u8; SLOT_BYTES];
-        loop {
-            let Some(responses) = self.responses.as_mut() else {
-                return;
-            };
-            match responses.pop_or_arm(&mut buffer) {
-                Ok(Some(length)) => {
-                    match BlockResponse::decode(buffer.get(..length).unwrap_or_default()) {
-                        Some(response) => self.advance(response),
-                        None => warn!("client: malformed response from the disk driver; dropped"),
-                    }
-                }
-                Ok(None) => return,
-                Err(error) => {
-                    warn!("client: the response ring is corrupt ({error:?})");
-                    return;
-                }
-            }
+        let mut responses = alloc::vec::Vec::new();
+        if let Some(disk) = self.disk.as_mut() {
+            disk.responses(|response| responses.push(response));
+        }
+        for response in responses {
+            self.advance(response);
         }
     }
 
     fn ask_entropy(&mut self) {
-        set_mr(0, 16);
-        let reply = interface::ENTROPY.pp_call(MessageInfo::new(ENTROPY, 1));
-        match entropy_reply(reply.label(), usize::from(reply.count()), get_mr) {
-            Ok((bytes, got)) => {
+        match entropy::Client(interface::ENTROPY).random(16) {
+            Ok(bytes) => {
                 info!(
-                    "client: {got} random bytes from virtio-rng: {}",
-                    hex(bytes.iter().copied().take(got))
+                    "client: {} random bytes from virtio-rng: {}",
+                    bytes.len(),
+                    hex(bytes.iter().copied())
                 );
                 self.entropy_done = true;
             }
@@ -219,12 +188,11 @@ impl Client {
     }
 
     fn ask_time(&mut self) {
-        let reply = interface::CLOCK.pp_call(MessageInfo::new(TIME, 0));
-        match time_reply(reply.label(), usize::from(reply.count()), get_mr) {
+        match clock::Client(interface::CLOCK).now() {
             Ok(seconds) => {
                 info!(
                     "client: the PL031 says it is {} ({seconds} s since 1970)",
-                    pl031_driver::device::civil_time(seconds)
+                    clock::civil_time(seconds)
                 );
                 self.clock_done = true;
             }
@@ -242,7 +210,7 @@ impl Handler for Client {
         if channels.contains(interface::BLOCK) {
             if self.step == Step::Waiting {
                 info!("client: the disk is ready; reading sector 0");
-                self.request(Step::ReadSector0, BlockOperation::Read, 0, READ_OFFSET);
+                self.request(Step::ReadSector0, Operation::Read, 0, READ_OFFSET);
             }
             self.drain_responses();
         }
@@ -259,28 +227,20 @@ impl Handler for Client {
 /// The PD's `init`.
 #[must_use]
 pub fn init() -> Client {
-    let ring = |words: Option<&'static [AtomicU32]>| RingMemory::over(words?).ok();
-    let requests = ring(warden_microkit::memory_region_words!(
-        requests,
-        requests_size
-    ));
-    let responses = ring(warden_microkit::memory_region_words!(
-        responses,
-        responses_size
-    ));
-    let data = warden_microkit::memory_region_words!(block_data, block_data_size);
-    let mut responses = responses.map(Consumer::new);
-    if let Some(responses) = responses.as_mut() {
-        let _ = responses.arm_signal();
-    }
-    if data.is_none_or(|data| data.len() < 1536 / 4) {
-        warn!("client: no data region of 1536 bytes at least; the disk check cannot run");
-    }
+    let disk = block::Regions::from_system()
+        .map(|regions| block::Client::new(interface::BLOCK, regions))
+        .filter(|disk| {
+            let enough = disk.data().len() >= 1536;
+            if !enough {
+                warn!(
+                    "client: the data region is smaller than 1536 bytes; the disk check cannot run"
+                );
+            }
+            enough
+        });
     info!("client: waiting for the disk, the entropy source and the clock");
     Client {
-        requests: requests.map(Producer::new),
-        responses,
-        data: data.unwrap_or_default(),
+        disk,
         step: Step::Waiting,
         entropy_done: false,
         clock_done: false,

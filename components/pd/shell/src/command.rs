@@ -10,29 +10,33 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
-use warden_protocol::services::{ReplyError, MAX_ENTROPY_BYTES};
-use warden_protocol::{DeviceState, Handle, Message, Resources, Status};
+use warden_protocol::Status;
+use warden_services::admin::{self, Device};
+use warden_services::call::{CallError, Caller};
+use warden_services::clock::civil_time;
+use warden_services::entropy::{self, MAX_ENTROPY_BYTES};
+use warden_services::ReplyError;
+use warden_vocabulary::{DeviceId, DeviceState, DriverId};
 
-/// The calls a command makes.
-pub trait Services {
-    /// A call into the device manager; its reply.
-    ///
-    /// # Errors
-    /// The call could not be made, or the reply did not decode.
-    fn manager(&mut self, call: &Message) -> Result<Message, CallError>;
+/// The calls a command makes: into the device manager (it is a [`Caller`]: the manager's admin
+/// calls), and to the clock and entropy drivers.
+pub trait Services: Caller {
     /// Seconds since the Unix epoch, from the clock driver.
     ///
     /// # Errors
     /// [`ReplyError`].
     fn time(&mut self) -> Result<u64, ReplyError>;
-    /// Up to [`MAX_ENTROPY_BYTES`] random bytes from the entropy driver, and how many came.
+    /// Up to [`MAX_ENTROPY_BYTES`] random bytes from the entropy driver.
     ///
     /// # Errors
     /// [`ReplyError`].
-    fn entropy(&mut self, bytes: usize) -> Result<([u8; MAX_ENTROPY_BYTES], usize), ReplyError>;
+    fn entropy(&mut self, bytes: usize) -> Result<entropy::Bytes, ReplyError>;
 }
 
-pub use warden_driver::CallError;
+/// The manager's admin calls, through `services`.
+fn manager(services: &mut dyn Services) -> admin::Client<&mut dyn Services> {
+    admin::Client(services)
+}
 
 /// A device named on the command line: `INDEX` (whatever generation lives there) or
 /// `INDEX:GENERATION`.
@@ -62,7 +66,7 @@ pub enum Command {
     /// Unbind a device from its driver.
     Unbind(DeviceName),
     /// Bind a device to a driver (a driver handle).
-    Bind(DeviceName, Handle),
+    Bind(DeviceName, DriverId),
     /// Probe again every unbound device that was not unbound by hand.
     Rescan,
 }
@@ -136,7 +140,10 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                         Some(DeviceName {
                             index,
                             generation: Some(generation),
-                        }) => Ok(Command::Bind(device, Handle { index, generation })),
+                        }) => Ok(Command::Bind(
+                            device,
+                            DriverId::from_parts(index, generation),
+                        )),
                         _ => Err(ParseError::Usage(USAGE)),
                     }
                 }
@@ -164,25 +171,6 @@ fn device_name(word: &str) -> Option<DeviceName> {
         index: index.parse().ok()?,
         generation,
     })
-}
-
-/// A device as the manager describes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Device {
-    /// Its handle.
-    pub handle: Handle,
-    /// Its parent.
-    pub parent: Option<Handle>,
-    /// Its driver.
-    pub driver: Option<Handle>,
-    /// Its power state.
-    pub state: DeviceState,
-    /// Its compatible strings.
-    pub compatible: Vec<String>,
-    /// Its bus id (virtio device id on the virtio bus).
-    pub bus_id: Option<u32>,
-    /// Its MMIO windows and interrupts.
-    pub resources: Resources,
 }
 
 /// The most devices a tree walk takes (the manager's core holds 96).
@@ -245,35 +233,14 @@ impl fmt::Display for Failure {
     }
 }
 
-impl From<CallError> for Failure {
-    fn from(error: CallError) -> Self {
-        Self::Call(error)
-    }
-}
-
-fn device_from(message: Message) -> Option<Device> {
-    match message {
-        Message::DeviceInfo {
-            device,
-            parent,
-            driver,
-            state,
-            match_data,
-            resources,
-        } => Some(Device {
-            handle: device,
-            parent,
-            driver,
-            state,
-            compatible: match_data
-                .compatible
-                .iter()
-                .map(|name| String::from(name.as_str()))
-                .collect(),
-            bus_id: match_data.bus_id,
-            resources,
-        }),
-        _ => None,
+impl Failure {
+    /// What a failed admin call about `what` says.
+    fn of(error: admin::Error, what: &'static str) -> Self {
+        match error {
+            admin::Error::Call(error) => Self::Call(error),
+            admin::Error::Refused(status) => Self::Refused(status),
+            admin::Error::Unexpected => Self::Unexpected(what),
+        }
     }
 }
 
@@ -287,53 +254,48 @@ fn walk(services: &mut dyn Services) -> Result<Vec<Device>, Failure> {
     let mut devices = Vec::new();
     let mut cursor = 0u64;
     while devices.len() < MAX_WALK {
-        match services.manager(&Message::QueryTree { cursor })? {
-            Message::Completion {
-                status: Status::NoSuchObject,
-                ..
-            } => return Ok(devices),
-            Message::Completion { status, .. } => return Err(Failure::Refused(status)),
-            reply => {
-                let device = device_from(reply).ok_or(Failure::Unexpected("QueryTree"))?;
-                if u64::from(device.handle.index) < cursor {
+        match manager(services).next_device(cursor) {
+            Ok(None) => return Ok(devices),
+            Ok(Some(device)) => {
+                if u64::from(device.id.index()) < cursor {
                     return Err(Failure::Unexpected("QueryTree (the cursor went back)"));
                 }
-                cursor = u64::from(device.handle.index) + 1;
+                cursor = u64::from(device.id.index()) + 1;
                 devices.push(device);
             }
+            Err(error) => return Err(Failure::of(error, "QueryTree")),
         }
     }
     Ok(devices)
 }
 
 /// A driver's name (and PD), or a placeholder if the manager no longer knows it.
-fn driver_label(services: &mut dyn Services, driver: Handle) -> String {
-    match services.manager(&Message::QueryDriver { driver }) {
-        Ok(Message::DriverInfo { name, pd, .. }) => {
-            alloc::format!(
-                "{} (driver {}:{}, PD {pd})",
-                name,
-                driver.index,
-                driver.generation
-            )
-        }
-        _ => alloc::format!("driver {}:{} (gone)", driver.index, driver.generation),
+fn driver_label(services: &mut dyn Services, driver: DriverId) -> String {
+    match manager(services).driver(driver) {
+        Ok(info) => alloc::format!("{} (driver {driver}, PD {})", info.name, info.pd.0),
+        Err(_) => alloc::format!("driver {driver} (gone)"),
     }
 }
 
-fn driver_name(services: &mut dyn Services, driver: Handle) -> String {
-    match services.manager(&Message::QueryDriver { driver }) {
-        Ok(Message::DriverInfo { name, .. }) => String::from(name.as_str()),
-        _ => alloc::format!("driver {}:{}", driver.index, driver.generation),
+fn driver_name(services: &mut dyn Services, driver: DriverId) -> String {
+    match manager(services).driver(driver) {
+        Ok(info) => String::from(info.name.as_str()),
+        Err(_) => alloc::format!("driver {driver}"),
     }
+}
+
+/// The most specific compatible string of a device; `(disabled)` for one without (the board's
+/// disabled nodes have no match data, so that no driver matches them).
+fn compatible(device: &Device) -> &str {
+    device.match_data.first_compatible().unwrap_or("(disabled)")
 }
 
 fn tree(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
     let devices = walk(services)?;
-    let mut names: BTreeMap<(u32, u32), String> = BTreeMap::new();
+    let mut names: BTreeMap<DriverId, String> = BTreeMap::new();
     for driver in devices.iter().filter_map(|device| device.driver) {
         names
-            .entry((driver.index, driver.generation))
+            .entry(driver)
             .or_insert_with(|| driver_name(services, driver));
     }
     let bound = devices
@@ -341,7 +303,7 @@ fn tree(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
         .filter(|device| device.driver.is_some())
         .count();
     let _ = writeln!(out, "device tree: {} devices, {bound} bound", devices.len());
-    let present = |handle: &Handle| devices.iter().any(|device| device.handle == *handle);
+    let present = |id: &DeviceId| devices.iter().any(|device| device.id == *id);
     // Depth-first from the roots, children in index order; an explicit stack, so a hostile
     // reply cannot make the recursion deep.
     let mut stack: Vec<(usize, usize)> = devices
@@ -361,27 +323,18 @@ fn tree(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
         }
         let driver = device.driver.map_or_else(
             || String::from("(unbound)"),
-            |driver| {
-                names
-                    .get(&(driver.index, driver.generation))
-                    .cloned()
-                    .unwrap_or_default()
-            },
+            |driver| names.get(&driver).cloned().unwrap_or_default(),
         );
         let _ = write!(
             out,
-            "{:indent$}{}:{} {}",
+            "{:indent$}{} {}",
             "",
-            device.handle.index,
-            device.handle.generation,
-            device
-                .compatible
-                .first()
-                .map_or("(disabled)", String::as_str),
+            device.id,
+            compatible(device),
             indent = depth.min(MAX_DEPTH) * 2
         );
         if let Some(window) = device.resources.mmio.first() {
-            let _ = write!(out, " @0x{:x}", window.address);
+            let _ = write!(out, " @0x{:x}", window.base);
         }
         if let Some(irq) = device.resources.irqs.first() {
             let _ = write!(out, " irq {irq}");
@@ -390,7 +343,7 @@ fn tree(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
         let children = devices
             .iter()
             .enumerate()
-            .filter(|(_, child)| child.parent == Some(device.handle))
+            .filter(|(_, child)| child.parent == Some(device.id))
             .map(|(child, _)| (child, depth + 1))
             .rev();
         stack.extend(children);
@@ -402,27 +355,17 @@ fn tree(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
 /// index.
 fn find(services: &mut dyn Services, name: DeviceName) -> Result<Device, Failure> {
     let reply = match name.generation {
-        Some(generation) => services.manager(&Message::QueryDevice {
-            device: Handle {
-                index: name.index,
-                generation,
-            },
-        })?,
-        None => services.manager(&Message::QueryTree {
-            cursor: u64::from(name.index),
-        })?,
+        Some(generation) => manager(services)
+            .device(DeviceId::from_parts(name.index, generation))
+            .map(Some),
+        None => manager(services).next_device(u64::from(name.index)),
     };
     match reply {
-        Message::Completion {
-            status: Status::NoSuchObject | Status::StaleHandle,
-            ..
-        } => Err(Failure::NoDevice(name)),
-        Message::Completion { status, .. } => Err(Failure::Refused(status)),
-        reply => match device_from(reply) {
-            Some(device) if device.handle.index == name.index => Ok(device),
-            Some(_) => Err(Failure::NoDevice(name)),
-            None => Err(Failure::Unexpected("QueryDevice")),
-        },
+        Ok(Some(device)) if device.id.index() == name.index => Ok(device),
+        Ok(_) | Err(admin::Error::Refused(Status::NoSuchObject | Status::StaleHandle)) => {
+            Err(Failure::NoDevice(name))
+        }
+        Err(error) => Err(Failure::of(error, "QueryDevice")),
     }
 }
 
@@ -432,28 +375,30 @@ fn show_device(
     out: &mut String,
 ) -> Result<(), Failure> {
     let device = find(services, name)?;
-    let _ = writeln!(
-        out,
-        "device {}:{}",
-        device.handle.index, device.handle.generation
-    );
-    let _ = writeln!(out, "  compatible: {}", device.compatible.join(", "));
-    if let Some(bus_id) = device.bus_id {
+    let _ = writeln!(out, "device {}", device.id);
+    let names: Vec<&str> = device
+        .match_data
+        .compatible
+        .iter()
+        .map(|name| name.as_str())
+        .collect();
+    let _ = writeln!(out, "  compatible: {}", names.join(", "));
+    if let Some(bus_id) = device.match_data.bus_id {
         let _ = writeln!(out, "  bus id:     {bus_id}");
     }
     for window in &device.resources.mmio {
         let _ = writeln!(
             out,
             "  mmio:       0x{:x}-0x{:x}",
-            window.address,
-            window.address.saturating_add(window.size.saturating_sub(1))
+            window.base,
+            window.base.saturating_add(window.size.saturating_sub(1))
         );
     }
     for irq in &device.resources.irqs {
         let _ = writeln!(out, "  irq:        {irq}");
     }
     if let Some(parent) = device.parent {
-        let _ = writeln!(out, "  parent:     {}:{}", parent.index, parent.generation);
+        let _ = writeln!(out, "  parent:     {parent}");
     }
     let state = match device.state {
         DeviceState::Active => "active",
@@ -475,7 +420,7 @@ fn time(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
             let _ = writeln!(
                 out,
                 "{} ({seconds} s since 1970, from the real-time clock)",
-                pl031_driver::device::civil_time(seconds)
+                civil_time(seconds)
             );
             Ok(())
         }
@@ -487,9 +432,9 @@ fn time(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
 
 fn random(services: &mut dyn Services, count: usize, out: &mut String) -> Result<(), Failure> {
     match services.entropy(count) {
-        Ok((bytes, got)) => {
-            let _ = write!(out, "{got} random bytes: ");
-            for byte in bytes.iter().take(got) {
+        Ok(bytes) => {
+            let _ = write!(out, "{} random bytes: ", bytes.len());
+            for byte in &bytes {
                 let _ = write!(out, "{byte:02x}");
             }
             out.push('\n');
@@ -501,30 +446,16 @@ fn random(services: &mut dyn Services, count: usize, out: &mut String) -> Result
     }
 }
 
-fn completion(reply: Message, what: &'static str) -> Result<(), Failure> {
-    match reply {
-        Message::Completion {
-            status: Status::Ok, ..
-        } => Ok(()),
-        Message::Completion { status, .. } => Err(Failure::Refused(status)),
-        _ => Err(Failure::Unexpected(what)),
-    }
-}
-
 fn unbind(services: &mut dyn Services, name: DeviceName, out: &mut String) -> Result<(), Failure> {
     let device = find(services, name)?;
-    completion(
-        services.manager(&Message::Unbind {
-            device: device.handle,
-        })?,
-        "Unbind",
-    )?;
+    manager(services)
+        .unbind(device.id)
+        .map_err(|error| Failure::of(error, "Unbind"))?;
     let _ = writeln!(
         out,
-        "unbind {}:{} ({}) accepted; 'tree' shows the outcome",
-        device.handle.index,
-        device.handle.generation,
-        device.compatible.first().map_or("", String::as_str)
+        "unbind {} ({}) accepted; 'tree' shows the outcome",
+        device.id,
+        device.match_data.first_compatible().unwrap_or("")
     );
     Ok(())
 }
@@ -532,38 +463,31 @@ fn unbind(services: &mut dyn Services, name: DeviceName, out: &mut String) -> Re
 fn bind(
     services: &mut dyn Services,
     name: DeviceName,
-    driver: Handle,
+    driver: DriverId,
     out: &mut String,
 ) -> Result<(), Failure> {
     let device = find(services, name)?;
-    let answer = completion(
-        services.manager(&Message::Bind {
-            device: device.handle,
-            driver,
-        })?,
-        "Bind",
-    );
-    if answer == Err(Failure::Refused(Status::Busy)) {
+    let answer = manager(services).bind(device.id, driver);
+    if answer == Err(admin::Error::Refused(Status::Busy)) {
         // Busy is what the manager says of a bound device: say so, and to which driver.
         if let Some(bound) = find(services, name)?.driver {
             return Err(Failure::AlreadyBound(driver_label(services, bound)));
         }
     }
-    answer?;
+    answer.map_err(|error| Failure::of(error, "Bind"))?;
     let _ = writeln!(
         out,
-        "bind {}:{} ({}) to driver {}:{} accepted; 'tree' shows the outcome",
-        device.handle.index,
-        device.handle.generation,
-        device.compatible.first().map_or("", String::as_str),
-        driver.index,
-        driver.generation
+        "bind {} ({}) to driver {driver} accepted; 'tree' shows the outcome",
+        device.id,
+        device.match_data.first_compatible().unwrap_or("")
     );
     Ok(())
 }
 
 fn rescan(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
-    completion(services.manager(&Message::Rescan)?, "Rescan")?;
+    manager(services)
+        .rescan()
+        .map_err(|error| Failure::of(error, "Rescan"))?;
     out.push_str("rescan accepted; 'tree' shows the outcome\n");
     Ok(())
 }
@@ -572,17 +496,22 @@ fn rescan(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> 
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
-    use warden_protocol::{Compatible, DriverName, MatchData, MmioWindow};
+    use warden_protocol::Message;
+    use warden_vocabulary::{Compatible, MatchData, MmioWindow, Name, Outcome, PdId, Resources};
 
-    fn handle(index: u32, generation: u32) -> Handle {
-        Handle { index, generation }
+    fn device(index: u32, generation: u32) -> DeviceId {
+        DeviceId::from_parts(index, generation)
+    }
+
+    fn driver(index: u32, generation: u32) -> DriverId {
+        DriverId::from_parts(index, generation)
     }
 
     /// (handle, parent, driver, compatible, MMIO address).
     type FakeDevice = (
-        Handle,
-        Option<Handle>,
-        Option<Handle>,
+        DeviceId,
+        Option<DeviceId>,
+        Option<DriverId>,
         &'static str,
         Option<u64>,
     );
@@ -599,24 +528,24 @@ mod tests {
         fn new() -> Self {
             Self {
                 devices: alloc::vec![
-                    (handle(0, 0), None, None, "linux,dummy-virt", None),
+                    (device(0, 0), None, None, "linux,dummy-virt", None),
                     (
-                        handle(1, 0),
-                        Some(handle(0, 0)),
-                        Some(handle(0, 0)),
+                        device(1, 0),
+                        Some(device(0, 0)),
+                        Some(driver(0, 0)),
                         "arm,pl011",
                         Some(0x900_0000)
                     ),
                     (
-                        handle(3, 2),
-                        Some(handle(0, 0)),
-                        Some(handle(1, 0)),
+                        device(3, 2),
+                        Some(device(0, 0)),
+                        Some(driver(1, 0)),
                         "virtio,mmio",
                         Some(0xa00_3e00)
                     ),
                     (
-                        handle(5, 0),
-                        Some(handle(3, 2)),
+                        device(5, 0),
+                        Some(device(3, 2)),
                         None,
                         "virtio,device2",
                         None
@@ -634,11 +563,11 @@ mod tests {
                 resources
                     .mmio
                     .push(MmioWindow {
-                        address,
+                        base: address,
                         size: 0x200,
                     })
                     .unwrap();
-                resources.irqs.push(33 + device.index).unwrap();
+                resources.irqs.push(33 + device.index()).unwrap();
             }
             Message::DeviceInfo {
                 device,
@@ -660,19 +589,19 @@ mod tests {
         Message::Completion {
             status,
             detail: 0,
-            outcome: warden_protocol::Outcome::None,
+            outcome: Outcome::Done,
         }
     }
 
-    impl Services for FakeManager {
-        fn manager(&mut self, call: &Message) -> Result<Message, CallError> {
+    impl Caller for FakeManager {
+        fn call(&mut self, call: &Message) -> Result<Message, CallError> {
             self.calls.push(call.clone());
             Ok(match call {
                 Message::QueryTree { cursor } => {
                     match self
                         .devices
                         .iter()
-                        .position(|d| u64::from(d.0.index) >= *cursor)
+                        .position(|d| u64::from(d.0.index()) >= *cursor)
                     {
                         Some(position) => self.info(position),
                         None => status(Status::NoSuchObject),
@@ -686,12 +615,10 @@ mod tests {
                 }
                 Message::QueryDriver { driver } => Message::DriverInfo {
                     driver: *driver,
-                    pd: driver.index + 1,
+                    pd: PdId(driver.index() + 1),
                     bound: 1,
-                    name: DriverName::try_from(
-                        ["pl011-console", "virtio-mmio"][driver.index as usize],
-                    )
-                    .unwrap(),
+                    name: Name::try_from(["pl011-console", "virtio-mmio"][driver.index() as usize])
+                        .unwrap(),
                 },
                 Message::Unbind { device } => {
                     if self.devices.iter().any(|d| d.0 == *device && d.2.is_some()) {
@@ -700,10 +627,10 @@ mod tests {
                         status(Status::NoMatch)
                     }
                 }
-                Message::Rescan => status(Status::Ok),
+                Message::Rescan {} => status(Status::Ok),
                 Message::Bind { device, driver } => {
                     if self.devices.iter().any(|d| d.0 == *device && d.2.is_none())
-                        && driver.index < 2
+                        && driver.index() < 2
                     {
                         status(Status::Ok)
                     } else {
@@ -713,20 +640,17 @@ mod tests {
                 _ => status(Status::NotPermitted),
             })
         }
+    }
 
+    impl Services for FakeManager {
         fn time(&mut self) -> Result<u64, ReplyError> {
             self.clock
         }
 
-        fn entropy(
-            &mut self,
-            bytes: usize,
-        ) -> Result<([u8; MAX_ENTROPY_BYTES], usize), ReplyError> {
-            let mut out = [0u8; MAX_ENTROPY_BYTES];
-            for (index, byte) in out.iter_mut().enumerate() {
-                *byte = (index as u8).wrapping_mul(17);
-            }
-            Ok((out, bytes.min(8)))
+        fn entropy(&mut self, bytes: usize) -> Result<entropy::Bytes, ReplyError> {
+            Ok((0..bytes.min(8))
+                .map(|index| (index as u8).wrapping_mul(17))
+                .collect())
         }
     }
 
@@ -848,7 +772,7 @@ mod tests {
         assert_eq!(
             manager.calls.last(),
             Some(&Message::Unbind {
-                device: handle(1, 0)
+                device: device(1, 0)
             })
         );
         assert_eq!(
@@ -866,8 +790,8 @@ mod tests {
         assert_eq!(
             manager.calls.last(),
             Some(&Message::Bind {
-                device: handle(5, 0),
-                driver: handle(1, 0)
+                device: device(5, 0),
+                driver: driver(1, 0)
             })
         );
         assert_eq!(
@@ -912,27 +836,30 @@ mod tests {
         calls: usize,
     }
 
-    impl Services for HostileManager {
-        fn manager(&mut self, call: &Message) -> Result<Message, CallError> {
+    impl Caller for HostileManager {
+        fn call(&mut self, call: &Message) -> Result<Message, CallError> {
             self.calls += 1;
             match call {
                 Message::QueryTree { cursor } => Ok((self.reply)(*cursor)),
                 _ => Err(CallError::Malformed),
             }
         }
+    }
+
+    impl Services for HostileManager {
         fn time(&mut self) -> Result<u64, ReplyError> {
             Err(ReplyError::Malformed)
         }
-        fn entropy(&mut self, _: usize) -> Result<([u8; MAX_ENTROPY_BYTES], usize), ReplyError> {
+        fn entropy(&mut self, _: usize) -> Result<entropy::Bytes, ReplyError> {
             Err(ReplyError::Malformed)
         }
     }
 
     fn device_at(index: u64) -> Message {
         Message::DeviceInfo {
-            device: handle(index as u32, 0),
-            parent: Some(handle(index as u32 + 1, 0)),
-            driver: Some(handle(9, 9)),
+            device: device(index as u32, 0),
+            parent: Some(device(index as u32 + 1, 0)),
+            driver: Some(driver(9, 9)),
             state: DeviceState::Active,
             match_data: MatchData::default(),
             resources: Resources::default(),
@@ -944,7 +871,7 @@ mod tests {
         let mut out = String::new();
         // The wrong kind of reply.
         let mut manager = HostileManager {
-            reply: |_| Message::Rescan,
+            reply: |_| Message::Rescan {},
             calls: 0,
         };
         run(Command::Tree, &mut manager, &mut out);

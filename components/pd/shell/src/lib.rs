@@ -1,8 +1,9 @@
 //! The shell PD: a command line on the console, for looking at and steering the device
 //! manager and the drivers.
 //!
-//! It reads lines from the console driver (the UART's PD; `warden_driver::console`) and writes
-//! its output back through it; [`command`] parses a line and runs it:
+//! It reads lines from the console driver (the UART's PD; the client half of
+//! `warden_services::console`) and writes its output back through it; [`command`] parses a line
+//! and runs it:
 //!
 //! * `tree`, `device DEV`: the device tree, walked one `QueryTree` call into the manager per
 //!   device, with `QueryDriver` for the drivers' names;
@@ -22,16 +23,15 @@ extern crate alloc;
 pub mod command;
 
 use alloc::string::String;
-use core::sync::atomic::AtomicU32;
 use log::{info, warn};
-use warden_microkit::{get_mr, set_mr, ChannelSet, Handler, MessageInfo};
+use warden_microkit::{ChannelSet, Handler};
 use warden_protocol::ring::SLOT_BYTES;
-use warden_protocol::services::{
-    console_line, entropy_reply, time_reply, ReplyError, ENTROPY, MAX_ENTROPY_BYTES, TIME,
-};
-use warden_protocol::{Consumer, Message, Outbox, Producer, RingError, RingMemory};
+use warden_protocol::Message;
+use warden_services::call::{CallError, Caller};
+use warden_services::console;
+use warden_services::{clock, entropy, ReplyError};
 
-use command::{CallError, Services};
+use command::Services;
 
 /// What this PD expects of the system description.
 pub mod interface {
@@ -61,42 +61,38 @@ const MAX_WAITING: usize = 64;
 /// The calls, made for real.
 struct Calls;
 
+impl Caller for Calls {
+    fn call(&mut self, message: &Message) -> Result<Message, CallError> {
+        warden_services::call::call(interface::MANAGER, message)
+    }
+}
+
 impl Services for Calls {
-    fn manager(&mut self, call: &Message) -> Result<Message, CallError> {
-        warden_driver::call(interface::MANAGER, call)
-    }
-
     fn time(&mut self) -> Result<u64, ReplyError> {
-        let reply = interface::CLOCK.pp_call(MessageInfo::new(TIME, 0));
-        time_reply(reply.label(), usize::from(reply.count()), get_mr)
+        clock::Client(interface::CLOCK).now()
     }
 
-    fn entropy(&mut self, bytes: usize) -> Result<([u8; MAX_ENTROPY_BYTES], usize), ReplyError> {
-        set_mr(0, bytes as u64);
-        let reply = interface::ENTROPY.pp_call(MessageInfo::new(ENTROPY, 1));
-        entropy_reply(reply.label(), usize::from(reply.count()), get_mr)
+    fn entropy(&mut self, bytes: usize) -> Result<entropy::Bytes, ReplyError> {
+        entropy::Client(interface::ENTROPY).random(bytes)
     }
 }
 
 /// The shell.
 pub struct Shell {
-    lines: Option<Consumer<'static>>,
-    output: Option<Outbox<'static>>,
+    console: Option<console::Client>,
     greeted: bool,
-    /// Output went onto the ring and the console asked for a signal.
-    signal: bool,
 }
 
 impl Shell {
     /// Writes `text` to the console, `\n` as CRLF, in slot-sized pieces.
     fn write(&mut self, text: &str) {
-        let Some(output) = self.output.as_mut() else {
+        let Some(console) = self.console.as_mut() else {
             return;
         };
         let mut piece = String::new();
         for character in text.chars() {
             if piece.len() + 2 + character.len_utf8() > SLOT_BYTES {
-                self.signal |= send(output, &piece);
+                console.write(piece.as_bytes());
                 piece.clear();
             }
             if character == '\n' {
@@ -105,24 +101,14 @@ impl Shell {
             piece.push(character);
         }
         if !piece.is_empty() {
-            self.signal |= send(output, &piece);
+            console.write(piece.as_bytes());
         }
     }
 
-    /// Puts waiting output on the ring and notifies the console if it asked, or if output is
-    /// still on the ring when the console has just notified (it takes a ring's worth at a
-    /// time and then says so).
-    fn flush(&mut self, console_notified: bool) {
-        let asked = self.output.as_mut().is_some_and(Outbox::flush);
-        let left = console_notified && self.output.as_ref().is_some_and(Outbox::unconsumed);
-        if core::mem::take(&mut self.signal) || asked || left {
-            interface::CONSOLE.notify();
-        }
-    }
-
-    fn run_line(&mut self, bytes: &[u8]) {
+    /// The answer to one line, prompt included.
+    fn run_line(bytes: &[u8]) -> String {
         let mut out = String::new();
-        match console_line(bytes) {
+        match console::line(bytes) {
             None => {
                 warn!("shell: the console sent a malformed line; ignored");
                 out.push_str("error: malformed line\n");
@@ -141,7 +127,7 @@ impl Shell {
             }
         }
         out.push_str(PROMPT);
-        self.write(&out);
+        out
     }
 
     /// Runs the lines the console sent: at most a ring's worth per notification, and none
@@ -150,46 +136,17 @@ impl Shell {
     /// console's next notification, which comes when it takes output (every line is answered
     /// with a prompt at least).
     fn drain_lines(&mut self) {
-        let mut buffer = [0u8; SLOT_BYTES];
-        let batch = self.lines.as_ref().map_or(0, Consumer::capacity);
-        for _ in 0..batch {
-            if self
-                .output
-                .as_ref()
-                .is_some_and(|output| output.waiting() > MAX_WAITING)
-            {
-                return;
-            }
-            let Some(lines) = self.lines.as_mut() else {
-                return;
-            };
-            match lines.pop_or_arm(&mut buffer) {
-                Ok(Some(length)) => {
-                    let line = buffer.get(..length).unwrap_or_default().to_vec();
-                    self.run_line(&line);
-                }
-                Ok(None) => return,
-                Err(RingError::PeerSlotCorrupt { length }) => {
-                    warn!("shell: the console wrote a slot of {length} bytes; skipped");
-                }
-                Err(error) => {
-                    warn!("shell: the console's ring is corrupt ({error:?})");
-                    return;
-                }
-            }
+        let mut answers = alloc::vec::Vec::new();
+        if let Some(console) = self.console.as_mut() {
+            console.take_lines(
+                |_, line| answers.push(Self::run_line(line)),
+                |console| console.waiting() > MAX_WAITING,
+            );
+        }
+        for answer in answers {
+            self.write(&answer);
         }
     }
-}
-
-/// Queues one piece of output; returns whether to notify the console.
-fn send(output: &mut Outbox<'static>, piece: &str) -> bool {
-    output.send_bytes(piece.as_bytes()).unwrap_or_else(|_| {
-        warn!(
-            "shell: {} bytes of output do not fit a slot; dropped",
-            piece.len()
-        );
-        false
-    })
 }
 
 impl Handler for Shell {
@@ -204,7 +161,13 @@ impl Handler for Shell {
                 self.write(PROMPT);
             }
             self.drain_lines();
-            self.flush(true);
+            if self
+                .console
+                .as_mut()
+                .is_some_and(|console| console.flush(true))
+            {
+                interface::CONSOLE.notify();
+            }
         }
         Ok(())
     }
@@ -213,28 +176,13 @@ impl Handler for Shell {
 /// The PD's `init`.
 #[must_use]
 pub fn init() -> Shell {
-    let ring = |words: Option<&'static [AtomicU32]>| RingMemory::over(words?).ok();
-    let lines = ring(warden_microkit::memory_region_words!(
-        from_console,
-        from_console_size
-    ))
-    .map(Consumer::new);
-    let output = ring(warden_microkit::memory_region_words!(
-        to_console,
-        to_console_size
-    ))
-    .map(|memory| Outbox::new(Producer::new(memory)));
-    if let Some(lines) = lines.as_ref() {
-        let _ = lines.arm_signal();
-    }
-    if lines.is_none() || output.is_none() {
+    let console = console::Client::from_system();
+    if console.is_none() {
         warn!("shell: the console's rings are not mapped; the shell has no console");
     }
     info!("shell: waiting for the console");
     Shell {
-        lines,
-        output,
+        console,
         greeted: false,
-        signal: false,
     }
 }

@@ -1,6 +1,7 @@
 //! The virtio-blk driver PD: disks found by the virtio-mmio bus driver, driven by
 //! `virtio-drivers`' `VirtIOBlk` over Warden's register transport (`warden-virtio`) and DMA pool
-//! (`warden-dma`), served to a block client on a queue pair (`warden_protocol::services`).
+//! (`warden-dma`), served to a block client on a queue pair (`warden_services::block`, whose
+//! server half this PD is).
 //!
 //! Channels: 0 — the device manager; 1 — the block client (notified when the first disk is
 //! bound and when responses are queued; it notifies when it queues requests); 2 — the
@@ -11,7 +12,8 @@
 //! `dma_paddr`), the request and response rings (`requests`, `responses`) and the data region
 //! (`block_data`). The first disk bound serves the client; later ones (hot-plugged) are bound
 //! and logged. The probe resets the device (`VirtIOBlk::new` starts with a reset), so a
-//! re-probe after a crash starts clean.
+//! re-probe after a crash starts clean; requests the client queued before then (while this PD
+//! was restarting) are served as soon as the disk is bound.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -19,17 +21,13 @@ extern crate alloc;
 
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
 use log::{info, warn};
 use virtio_drivers::device::blk::VirtIOBlk;
 use warden_driver::{Answer, Callback, Driver, DriverPd, Probe};
 use warden_microkit::{ChannelSet, DeviceRegion, DeviceRegisters};
-use warden_protocol::ring::SLOT_BYTES;
-use warden_protocol::services::{
-    BlockOperation, BlockRequest, BlockResponse, BlockStatus, SECTOR_BYTES,
-};
-use warden_protocol::{Consumer, Producer, RingMemory};
+use warden_services::block::{self, Data, Operation, Request, Status, SECTOR_BYTES};
 use warden_virtio::RegisterTransport;
+use warden_vocabulary::DeviceId;
 
 /// What this PD expects of the system description.
 pub mod interface {
@@ -59,7 +57,7 @@ pub mod interface {
 type Blk = VirtIOBlk<warden_dma::VirtioHal, RegisterTransport<DeviceRegisters>>;
 
 struct Disk {
-    device: warden_protocol::Handle,
+    device: DeviceId,
     blk: Blk,
 }
 
@@ -67,107 +65,60 @@ struct Disk {
 pub struct VirtioBlkDriver {
     region: Option<DeviceRegion>,
     disks: Vec<Disk>,
-    requests: Option<Consumer<'static>>,
-    responses: Option<Producer<'static>>,
-    data: &'static [AtomicU32],
-}
-
-fn ring(words: Option<&'static [AtomicU32]>) -> Option<RingMemory<'static>> {
-    RingMemory::over(words?).ok()
+    client: Option<block::Server>,
 }
 
 impl VirtioBlkDriver {
-    fn serve(&mut self, request: &BlockRequest) -> BlockStatus {
-        let Some(disk) = self.disks.first_mut() else {
-            return BlockStatus::NotReady;
-        };
-        if request.operation == BlockOperation::Flush {
-            return match disk.blk.flush() {
-                Ok(()) => BlockStatus::Ok,
-                Err(_) => BlockStatus::DeviceError,
-            };
-        }
-        let Some(range) = request.data_range(self.data.len() * 4) else {
-            return BlockStatus::Invalid;
-        };
-        let (Ok(sector), true) = (usize::try_from(request.sector), range.start % 4 == 0) else {
-            return BlockStatus::Invalid;
-        };
-        if request.count == 0
-            || request.sector.saturating_add(u64::from(request.count)) > disk.blk.capacity()
-        {
-            return BlockStatus::Invalid;
-        }
-        let words = self
-            .data
-            .get(range.start / 4..range.end / 4)
-            .unwrap_or_default();
-        let mut buffer = vec![0u8; range.len()];
-        match request.operation {
-            BlockOperation::Read => {
-                if disk.blk.read_blocks(sector, &mut buffer).is_err() {
-                    return BlockStatus::DeviceError;
-                }
-                for (word, bytes) in words.iter().zip(buffer.chunks_exact(4)) {
-                    let mut value = [0u8; 4];
-                    value.copy_from_slice(bytes);
-                    word.store(u32::from_le_bytes(value), Ordering::Relaxed);
-                }
-                // The response's release (on the ring) orders these stores before it.
-            }
-            BlockOperation::Write => {
-                for (word, bytes) in words.iter().zip(buffer.chunks_exact_mut(4)) {
-                    bytes.copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
-                }
-                if disk.blk.write_blocks(sector, &buffer).is_err() {
-                    return BlockStatus::DeviceError;
-                }
-            }
-            BlockOperation::Flush => {}
-        }
-        BlockStatus::Ok
-    }
-
+    /// Serves the client's queued requests from the first disk.
     fn serve_client(&mut self) {
-        let mut buffer = [0u8; SLOT_BYTES];
-        let mut answered = false;
-        loop {
-            let Some(requests) = self.requests.as_mut() else {
-                return;
-            };
-            let length = match requests.pop_or_arm(&mut buffer) {
-                Ok(Some(length)) => length,
-                Ok(None) => break,
-                Err(error) => {
-                    warn!("blk: the client's request ring is corrupt ({error:?}); ignoring it");
-                    break;
-                }
-            };
-            let Some(request) = BlockRequest::decode(buffer.get(..length).unwrap_or_default())
-            else {
-                warn!("blk: malformed request from the client; dropped");
-                continue;
-            };
-            let status = self.serve(&request);
-            let response = BlockResponse {
-                id: request.id,
-                status,
-            };
-            if let Some(responses) = self.responses.as_mut() {
-                // The client has at most as many requests in flight as the ring has slots.
-                if responses.try_push(&response.encode()).is_err() {
-                    warn!(
-                        "blk: the client's response ring is full; response {} lost",
-                        request.id
-                    );
-                }
-                answered = true;
+        let Some(client) = self.client.as_mut() else {
+            return;
+        };
+        let disk = self.disks.first_mut();
+        client.serve(|request, data| match disk {
+            Some(Disk { blk, .. }) => serve(blk, request, data),
+            None => Status::NotReady,
+        });
+    }
+}
+
+/// One request on `blk`, the data in `data`.
+fn serve(blk: &mut Blk, request: &Request, data: Data) -> Status {
+    if request.operation == Operation::Flush {
+        return match blk.flush() {
+            Ok(()) => Status::Ok,
+            Err(_) => Status::DeviceError,
+        };
+    }
+    let Some(range) = request.data_range(data.len()) else {
+        return Status::Invalid;
+    };
+    let (Ok(sector), true) = (usize::try_from(request.sector), range.start % 4 == 0) else {
+        return Status::Invalid;
+    };
+    if request.count == 0
+        || request.sector.saturating_add(u64::from(request.count)) > blk.capacity()
+    {
+        return Status::Invalid;
+    }
+    let mut buffer = vec![0u8; range.len()];
+    match request.operation {
+        Operation::Read => {
+            if blk.read_blocks(sector, &mut buffer).is_err() {
+                return Status::DeviceError;
+            }
+            // The response's release (on the ring) orders these stores before it.
+            data.write(range.start, &buffer);
+        }
+        Operation::Write => {
+            data.read(range.start, &mut buffer);
+            if blk.write_blocks(sector, &buffer).is_err() {
+                return Status::DeviceError;
             }
         }
-        if answered && self.responses.as_ref().is_some_and(Producer::signal_needed) {
-            interface::CLIENT.notify();
-        }
+        Operation::Flush => {}
     }
+    Status::Ok
 }
 
 impl Driver for VirtioBlkDriver {
@@ -177,6 +128,10 @@ impl Driver for VirtioBlkDriver {
 
     fn compatible(&self) -> &[&str] {
         &["virtio,device2"]
+    }
+
+    fn bus(&self) -> warden_vocabulary::BusId {
+        warden_driver::bus::VIRTIO
     }
 
     fn probe(&mut self, probe: &Probe) -> Answer {
@@ -192,15 +147,10 @@ impl Driver for VirtioBlkDriver {
         };
         match Blk::new(transport) {
             Ok(blk) => {
-                let window = probe
-                    .resources
-                    .mmio
-                    .first()
-                    .map_or(0, |window| window.address);
+                let window = probe.window().map_or(0, |window| window.base);
                 info!(
-                    "blk: disk {}:{} at 0x{window:x}: {} sectors of {SECTOR_BYTES} bytes ({} KiB), {} DMA pages in use{}",
-                    probe.callback.device.index,
-                    probe.callback.device.generation,
+                    "blk: disk {} at 0x{window:x}: {} sectors of {SECTOR_BYTES} bytes ({} KiB), {} DMA pages in use{}",
+                    probe.callback.device,
                     blk.capacity(),
                     blk.capacity() / 2,
                     warden_dma::pages_in_use(),
@@ -212,7 +162,12 @@ impl Driver for VirtioBlkDriver {
                     blk,
                 });
                 if first {
-                    interface::CLIENT.notify();
+                    // Requests queued while no disk was bound (before a restart of this PD,
+                    // say) are served now; then the client hears the disk is there.
+                    self.serve_client();
+                    if let Some(client) = self.client.as_ref() {
+                        client.announce();
+                    }
                 }
                 Answer::Ok
             }
@@ -232,9 +187,8 @@ impl Driver for VirtioBlkDriver {
             // Dropping the VirtIOBlk resets the device and frees its queue.
             drop(self.disks.remove(index));
             info!(
-                "blk: disk {}:{} removed ({} DMA pages in use)",
-                callback.device.index,
-                callback.device.generation,
+                "blk: disk {} removed ({} DMA pages in use)",
+                callback.device,
                 warden_dma::pages_in_use()
             );
         }
@@ -259,33 +213,20 @@ impl Driver for VirtioBlkDriver {
 pub fn init() -> DriverPd<VirtioBlkDriver> {
     match warden_microkit::device_region!(dma_vaddr, dma_size, dma_paddr) {
         Some(dma) => {
-            if let Err(error) = warden_dma::init(dma.vaddr, dma.paddr, dma.size) {
+            if let Err(error) = warden_dma::init(dma.vaddr, dma.window.base, dma.window.size) {
                 warden_microkit::fatal(format_args!("blk: DMA region: {error:?}"));
             }
         }
         None => warden_microkit::fatal(format_args!("blk: no DMA region (dma_vaddr)")),
     }
-    let requests = ring(warden_microkit::memory_region_words!(
-        requests,
-        requests_size
-    ));
-    let responses = ring(warden_microkit::memory_region_words!(
-        responses,
-        responses_size
-    ));
-    let data = warden_microkit::memory_region_words!(block_data, block_data_size);
-    if requests.is_none() || responses.is_none() || data.is_none() {
+    let client =
+        block::Regions::from_system().map(|regions| block::Server::new(interface::CLIENT, regions));
+    if client.is_none() {
         warn!("blk: no client rings or data region mapped; serving no client");
-    }
-    let mut requests = requests.map(Consumer::new);
-    if let Some(requests) = requests.as_mut() {
-        let _ = requests.arm_signal();
     }
     DriverPd::start(VirtioBlkDriver {
         region: warden_microkit::device_region!(virtio_vaddr, virtio_size, virtio_paddr),
         disks: Vec::new(),
-        requests,
-        responses: responses.map(Producer::new),
-        data: data.unwrap_or_default(),
+        client,
     })
 }

@@ -25,8 +25,8 @@ use alloc::vec::Vec;
 use log::{info, warn};
 use warden_driver::{bus, Answer, Callback, Driver, DriverPd, Probe};
 use warden_microkit::{ChannelSet, DeviceRegion, DeviceRegisters, Registers};
-use warden_protocol::{Compatible, Handle, MatchData, Resources};
 use warden_virtio::register;
+use warden_vocabulary::{Compatible, DeviceId, DriverId, MatchData};
 
 /// What this PD expects of the system description.
 pub mod interface {
@@ -50,9 +50,9 @@ pub mod interface {
 
 /// A bound transport.
 struct Transport {
-    device: Handle,
+    device: DeviceId,
     /// The driver handle it was probed with (to bind it again).
-    driver: Handle,
+    driver: DriverId,
     registers: DeviceRegisters,
     irq: Option<u32>,
     /// The device id seen by the probe (0: empty).
@@ -91,11 +91,7 @@ impl Driver for VirtioMmioBus {
         let Some(registers) = probe.registers(&[self.region]) else {
             return Answer::NotMine;
         };
-        let window = probe
-            .resources
-            .mmio
-            .first()
-            .map_or(0, |window| window.address);
+        let window = probe.window().map_or(0, |window| window.base);
         let device_id = match warden_virtio::probe_device_id(&registers) {
             Ok(id) => id,
             Err(error) => {
@@ -111,13 +107,13 @@ impl Driver for VirtioMmioBus {
                 let _ = match_data.compatible.push(name);
             }
             match_data.bus_id = Some(device_id);
-            let resources: Resources = probe.resources.clone();
-            match probe.callback.add_child(bus::VIRTIO, match_data, resources) {
+            match probe
+                .callback
+                .add_child(bus::VIRTIO, match_data, probe.resources.clone())
+            {
                 Ok(child) => info!(
-                    "virtio-mmio: transport at 0x{window:x} holds {} (virtio device id {device_id}); added child {}:{}",
+                    "virtio-mmio: transport at 0x{window:x} holds {} (virtio device id {device_id}); added child {child}",
                     device_name(device_id),
-                    child.index,
-                    child.generation
                 ),
                 Err(status) => {
                     warn!("virtio-mmio: the manager refused the child at 0x{window:x}: {status:?}");
@@ -145,8 +141,8 @@ impl Driver for VirtioMmioBus {
             transport.registers.write32(register::STATUS, 0);
             if transport.device_id != 0 {
                 info!(
-                    "virtio-mmio: transport {}:{} let go (its child was removed first)",
-                    callback.device.index, callback.device.generation
+                    "virtio-mmio: transport {} let go (its child was removed first)",
+                    callback.device
                 );
             }
         }

@@ -1,6 +1,6 @@
 //! The virtio-rng driver PD: an entropy source found by the virtio-mmio bus driver, driven by
-//! `virtio-drivers`' `VirtIORng` over Warden's register transport and DMA pool, answering its
-//! client's `ENTROPY` calls (`warden_protocol::services`).
+//! `virtio-drivers`' `VirtIORng` over Warden's register transport and DMA pool, serving entropy
+//! (`warden_services::entropy`) to its client and the shell.
 //!
 //! Channels: 0 — the device manager; 1 — the client (it calls; this end notifies it when the
 //! device is bound); 2 — the interrupt of the transport QEMU gives the second virtio device
@@ -13,9 +13,10 @@
 use log::{info, warn};
 use virtio_drivers::device::rng::VirtIORng;
 use warden_driver::{Answer, Callback, Driver, DriverPd, Probe};
-use warden_microkit::{set_mr, Channel, ChannelSet, DeviceRegion, DeviceRegisters, MessageInfo};
-use warden_protocol::services::{ENTROPY, MAX_ENTROPY_BYTES, NOT_READY};
+use warden_microkit::{Channel, ChannelSet, DeviceRegion, DeviceRegisters, MessageInfo};
+use warden_services::entropy;
 use warden_virtio::RegisterTransport;
+use warden_vocabulary::DeviceId;
 
 /// What this PD expects of the system description.
 pub mod interface {
@@ -43,7 +44,7 @@ type Rng = VirtIORng<warden_dma::VirtioHal, RegisterTransport<DeviceRegisters>>;
 /// The virtio-rng driver.
 pub struct VirtioRngDriver {
     region: Option<DeviceRegion>,
-    rng: Option<(warden_protocol::Handle, Rng)>,
+    rng: Option<(DeviceId, Rng)>,
 }
 
 impl Driver for VirtioRngDriver {
@@ -53,6 +54,10 @@ impl Driver for VirtioRngDriver {
 
     fn compatible(&self) -> &[&str] {
         &["virtio,device4"]
+    }
+
+    fn bus(&self) -> warden_vocabulary::BusId {
+        warden_driver::bus::VIRTIO
     }
 
     fn probe(&mut self, probe: &Probe) -> Answer {
@@ -72,10 +77,7 @@ impl Driver for VirtioRngDriver {
         };
         match Rng::new(transport) {
             Ok(rng) => {
-                info!(
-                    "rng: entropy source {}:{} bound",
-                    probe.callback.device.index, probe.callback.device.generation
-                );
+                info!("rng: entropy source {} bound", probe.callback.device);
                 self.rng = Some((probe.callback.device, rng));
                 interface::CLIENT.notify();
                 Answer::Ok
@@ -109,37 +111,16 @@ impl Driver for VirtioRngDriver {
     }
 
     fn protected(&mut self, channel: Channel, message: MessageInfo) -> MessageInfo {
-        let wanted = usize::try_from(warden_microkit::get_mr(0)).unwrap_or(0);
-        let caller = [interface::CLIENT, interface::SHELL].contains(&channel);
-        if !caller || message.label() != ENTROPY || message.count() < 1 {
-            return MessageInfo::new(NOT_READY, 0);
-        }
-        let Some((_, rng)) = self.rng.as_mut() else {
-            return MessageInfo::new(NOT_READY, 0);
-        };
-        let mut bytes = [0u8; MAX_ENTROPY_BYTES];
-        let wanted = wanted.clamp(1, MAX_ENTROPY_BYTES);
-        let Some(buffer) = bytes.get_mut(..wanted) else {
-            return MessageInfo::new(NOT_READY, 0);
-        };
-        let got = match rng.request_entropy(buffer) {
-            Ok(got) => got.min(wanted),
-            Err(error) => {
-                warn!("rng: {error:?}");
-                return MessageInfo::new(NOT_READY, 0);
-            }
-        };
-        let words = got.div_ceil(8);
-        for (index, chunk) in bytes.chunks(8).take(words).enumerate() {
-            let mut word = [0u8; 8];
-            word.get_mut(..chunk.len())
-                .unwrap_or_default()
-                .copy_from_slice(chunk);
-            set_mr(index, u64::from_le_bytes(word));
-        }
-        // Label 0 (ok); the count says how many registers hold the `got` bytes.
-        set_mr(words, got as u64);
-        MessageInfo::new(0, (words + 1) as u8)
+        let rng = [interface::CLIENT, interface::SHELL]
+            .contains(&channel)
+            .then_some(self.rng.as_mut())
+            .flatten();
+        entropy::serve(message, |buffer| {
+            let (_, rng) = rng?;
+            rng.request_entropy(buffer)
+                .map_err(|error| warn!("rng: {error:?}"))
+                .ok()
+        })
     }
 }
 
@@ -148,7 +129,7 @@ impl Driver for VirtioRngDriver {
 pub fn init() -> DriverPd<VirtioRngDriver> {
     match warden_microkit::device_region!(dma_vaddr, dma_size, dma_paddr) {
         Some(dma) => {
-            if let Err(error) = warden_dma::init(dma.vaddr, dma.paddr, dma.size) {
+            if let Err(error) = warden_dma::init(dma.vaddr, dma.window.base, dma.window.size) {
                 warden_microkit::fatal(format_args!("rng: DMA region: {error:?}"));
             }
         }

@@ -3,8 +3,8 @@
 //! The register block and the driver logic are in [`device`] (generic over
 //! `warden_registers::Registers`, tested against a model of the PL031). This file is the PD:
 //! a [`warden_driver::Driver`] that binds `arm,pl031`, finds the device in its map
-//! `rtc_vaddr`/`rtc_size`/`rtc_paddr`, and answers the client's `TIME` calls
-//! (`warden_protocol::services`) on channel 1, notifying it once the clock is bound. Channel 0
+//! `rtc_vaddr`/`rtc_size`/`rtc_paddr`, and serves the clock (`warden_services::clock`) to the
+//! client on channel 1 (notified once the clock is bound) and the shell on channel 2. Channel 0
 //! is the device manager.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -13,8 +13,9 @@ pub mod device;
 
 use log::{info, warn};
 use warden_driver::{Answer, Callback, Driver, DriverPd, Probe};
-use warden_microkit::{set_mr, Channel, DeviceRegisters, MessageInfo};
-use warden_protocol::services::{NOT_READY, TIME};
+use warden_microkit::{Channel, DeviceRegisters, MessageInfo};
+use warden_services::clock;
+use warden_vocabulary::DeviceId;
 
 /// What this PD expects of the system description.
 pub mod interface {
@@ -35,7 +36,7 @@ pub mod interface {
 /// The PL031 driver.
 pub struct Pl031Driver {
     region: Option<warden_microkit::DeviceRegion>,
-    clock: Option<(warden_protocol::Handle, device::Pl031<DeviceRegisters>)>,
+    clock: Option<(DeviceId, device::Pl031<DeviceRegisters>)>,
 }
 
 impl Driver for Pl031Driver {
@@ -79,16 +80,12 @@ impl Driver for Pl031Driver {
     }
 
     fn protected(&mut self, channel: Channel, message: MessageInfo) -> MessageInfo {
-        if ![interface::CLIENT, interface::SHELL].contains(&channel) || message.label() != TIME {
-            return MessageInfo::new(NOT_READY, 0);
-        }
-        match &self.clock {
-            Some((_, clock)) => {
-                set_mr(0, u64::from(clock.seconds()));
-                MessageInfo::new(0, 1)
-            }
-            None => MessageInfo::new(NOT_READY, 0),
-        }
+        let seconds = [interface::CLIENT, interface::SHELL]
+            .contains(&channel)
+            .then_some(self.clock.as_ref())
+            .flatten()
+            .map(|(_, clock)| u64::from(clock.seconds()));
+        clock::serve(message, seconds)
     }
 }
 

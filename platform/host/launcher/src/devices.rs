@@ -308,12 +308,6 @@ impl Board {
         })
     }
 
-    /// Is `pd`'s virtual address `address` in one of its device maps?
-    #[must_use]
-    pub fn is_device_address(&self, pd: usize, address: u64) -> bool {
-        self.translate(pd, address).is_some()
-    }
-
     fn translate(&self, pd: usize, address: u64) -> Option<u64> {
         self.maps
             .iter()

@@ -6,7 +6,7 @@
 )]
 
 use warden_manager_core::{
-    BusId, Callback, CallbackKind, CallbackStatus, Completion, Config, DeviceDescriptor, DeviceId,
+    Answer, BusId, Callback, CallbackKind, Completion, Config, DeviceDescriptor, DeviceId,
     DriverDescriptor, DriverId, Effect, Error, Manager, MatchData, MatchTable, Name, Outcome, PdId,
     Request, RequestId, Requester, Resources,
 };
@@ -98,7 +98,7 @@ impl Harness {
         self.submit(Request::RegisterDriver(descriptor))
     }
 
-    pub fn try_reply(&mut self, callback: Callback, status: CallbackStatus) -> Result<(), Error> {
+    pub fn try_reply(&mut self, callback: Callback, status: Answer) -> Result<(), Error> {
         let mut effects = Vec::new();
         let result = self
             .manager
@@ -112,7 +112,7 @@ impl Harness {
         result
     }
 
-    pub fn reply(&mut self, callback: Callback, status: CallbackStatus) {
+    pub fn reply(&mut self, callback: Callback, status: Answer) {
         self.try_reply(callback, status).unwrap();
     }
 
@@ -176,7 +176,7 @@ impl Harness {
     }
 
     /// Answers the oldest pending callback with `policy`'s status, until none is pending.
-    pub fn drain(&mut self, mut policy: impl FnMut(&Callback) -> CallbackStatus) {
+    pub fn drain(&mut self, mut policy: impl FnMut(&Callback) -> Answer) {
         let mut budget = 100_000;
         while let Some(callback) = self.pending.first().copied() {
             budget -= 1;
@@ -187,7 +187,7 @@ impl Harness {
     }
 
     pub fn drain_ok(&mut self) {
-        self.drain(|_| CallbackStatus::Ok);
+        self.drain(|_| Answer::Ok);
     }
 
     pub fn completion(&self, id: RequestId) -> Option<Completion> {

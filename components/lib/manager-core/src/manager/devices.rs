@@ -1,0 +1,162 @@
+//! Devices and bindings: creating and freeing devices, binding and unbinding, and the probe and
+//! deferred-probe queues.
+
+use super::*;
+
+impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERATIONS: usize>
+    Manager<DEVICES, DRIVERS, BUSES, OPERATIONS>
+{
+    pub(crate) fn create_device(
+        &mut self,
+        parent: Option<u32>,
+        descriptor: &DeviceDescriptor,
+        added_by_binding: bool,
+    ) -> Result<u32, Error> {
+        let bus_index = descriptor.bus.index();
+        let bus = self
+            .buses
+            .resolve(bus_index, descriptor.bus.generation())
+            .ok_or(Error::StaleBus)?;
+        let device = Device {
+            bus: bus_index,
+            parent,
+            children: List::new(),
+            sibling: Links::default(),
+            bus_links: Links::default(),
+            sequence: bus.next_sequence,
+            driver: None,
+            driver_links: Links::default(),
+            state: DeviceState::Active,
+            match_data: descriptor.match_data.clone(),
+            resources: descriptor.resources.clone(),
+            lock_owner: None,
+            lock_waiters: List::new(),
+            added_by_binding,
+            autoprobe: true,
+            queue: Queue::None,
+            queue_links: Links::default(),
+        };
+        let (index, _) = self.devices.insert(device).map_err(|_| Error::NoSpace)?;
+        match parent {
+            Some(parent) => {
+                let mut children = self.devices[parent].children;
+                children.push_back(&mut self.devices, index, SiblingLinks);
+                self.devices[parent].children = children;
+            }
+            None => {
+                let mut roots = self.roots;
+                roots.push_back(&mut self.devices, index, SiblingLinks);
+                self.roots = roots;
+            }
+        }
+        let bus = &mut self.buses[bus_index];
+        bus.next_sequence += 1;
+        bus.devices_version += 1;
+        let mut list = bus.devices;
+        list.push_back(&mut self.devices, index, BusDeviceLinks);
+        self.buses[bus_index].devices = list;
+        Ok(index)
+    }
+
+    /// Deletes a childless device whose lock `op` holds. Operations queued on its lock wake
+    /// and find it gone.
+    pub(crate) fn free_device(&mut self, op: u32, device: u32) {
+        debug_assert!(self.devices[device].children.is_empty());
+        let mut waiters = self.devices[device].lock_waiters;
+        while let Some(waiter) = waiters.pop_front(&mut self.operations, OperationLinks) {
+            self.make_ready(waiter);
+        }
+        self.devices[device].lock_waiters = waiters;
+        if self.owns(op, device) {
+            self.operations[op].owned_locks -= 1;
+        }
+        self.unbind(device);
+        self.dequeue(device);
+        match self.devices[device].parent {
+            Some(parent) => {
+                let mut children = self.devices[parent].children;
+                children.remove(&mut self.devices, device, SiblingLinks);
+                self.devices[parent].children = children;
+            }
+            None => {
+                let mut roots = self.roots;
+                roots.remove(&mut self.devices, device, SiblingLinks);
+                self.roots = roots;
+            }
+        }
+        let bus_index = self.devices[device].bus;
+        let mut list = self.buses[bus_index].devices;
+        list.remove(&mut self.devices, device, BusDeviceLinks);
+        let bus = &mut self.buses[bus_index];
+        bus.devices = list;
+        bus.devices_version += 1;
+        self.devices.remove(device);
+    }
+
+    pub(crate) fn bind(&mut self, device: u32, driver: u32) {
+        self.dequeue(device);
+        self.devices[device].driver = Some(driver);
+        let mut list = self.drivers[driver].devices;
+        list.push_back(&mut self.devices, device, DriverDeviceLinks);
+        self.drivers[driver].devices = list;
+        self.stats.binds += 1;
+    }
+
+    pub(crate) fn unbind(&mut self, device: u32) {
+        if let Some(driver) = self.devices[device].driver {
+            let mut list = self.drivers[driver].devices;
+            list.remove(&mut self.devices, device, DriverDeviceLinks);
+            self.drivers[driver].devices = list;
+            self.devices[device].driver = None;
+        }
+    }
+
+    pub(crate) fn dequeue(&mut self, device: u32) {
+        let mut list = match self.devices[device].queue {
+            Queue::None => return,
+            Queue::PendingProbe => self.pending_probe,
+            Queue::Deferred => self.deferred,
+        };
+        list.remove(&mut self.devices, device, QueueLinks);
+        match self.devices[device].queue {
+            Queue::PendingProbe => self.pending_probe = list,
+            Queue::Deferred => self.deferred = list,
+            Queue::None => {}
+        }
+        self.devices[device].queue = Queue::None;
+    }
+
+    /// Asks for `device` to be probed by its own operation when there is room for one.
+    pub(crate) fn queue_probe(&mut self, device: u32) {
+        if self.devices[device].queue == Queue::PendingProbe {
+            return;
+        }
+        self.dequeue(device);
+        let mut pending = self.pending_probe;
+        pending.push_back(&mut self.devices, device, QueueLinks);
+        self.pending_probe = pending;
+        self.devices[device].queue = Queue::PendingProbe;
+    }
+
+    /// A probe answered "defer": park the device until the next successful bind.
+    pub(crate) fn park_deferred(&mut self, device: u32) {
+        self.dequeue(device);
+        let mut deferred = self.deferred;
+        deferred.push_back(&mut self.devices, device, QueueLinks);
+        self.deferred = deferred;
+        self.devices[device].queue = Queue::Deferred;
+    }
+
+    /// Linux's deferred-probe trigger: after a successful bind, retry every parked device.
+    pub(crate) fn trigger_deferred(&mut self) {
+        let mut deferred = self.deferred;
+        while let Some(device) = deferred.pop_front(&mut self.devices, QueueLinks) {
+            self.devices[device].queue = Queue::None;
+            let mut pending = self.pending_probe;
+            pending.push_back(&mut self.devices, device, QueueLinks);
+            self.pending_probe = pending;
+            self.devices[device].queue = Queue::PendingProbe;
+        }
+        self.deferred = deferred;
+    }
+}

@@ -1,0 +1,389 @@
+//! The device manager's administrative calls, both halves: what a client such as the shell may
+//! ask on one of the manager's client channels (16–23), as [`crate::call`]s.
+//!
+//! | call | reply | refusals |
+//! |---|---|---|
+//! | `QueryTree { cursor }` | `DeviceInfo` of the first device whose index ≥ cursor | NoSuchObject past the last |
+//! | `QueryDevice { device }` | `DeviceInfo` | StaleHandle |
+//! | `QueryDriver { driver }` | `DriverInfo` | StaleHandle |
+//! | `Bind { device, driver }`, `Unbind { device }`, `Rescan {}` | `Completion`: Ok once queued | the refusal the manager could decide at once (StaleHandle, Busy, NoMatch, NoSpace) |
+//!
+//! [`Client`] is the client's half, [`serve`] the manager's, over its [`Server`].
+
+use warden_protocol::{DecodeError, Message, Status};
+use warden_vocabulary::{
+    DeviceId, DeviceState, DriverId, MatchData, Name, Outcome, PdId, Resources,
+};
+
+use crate::call::{CallError, Caller};
+
+/// A device as the manager describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// Its handle.
+    pub id: DeviceId,
+    /// Its parent.
+    pub parent: Option<DeviceId>,
+    /// Its driver.
+    pub driver: Option<DriverId>,
+    /// Its power state.
+    pub state: DeviceState,
+    /// What it is.
+    pub match_data: MatchData,
+    /// Its MMIO windows (physical) and GIC INTIDs.
+    pub resources: Resources,
+}
+
+/// A driver as the manager describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Driver {
+    /// Its handle.
+    pub id: DriverId,
+    /// The PD it lives in.
+    pub pd: PdId,
+    /// Devices bound to it.
+    pub bound: u32,
+    /// Its name.
+    pub name: Name,
+}
+
+/// Why an administrative call gave no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The call could not be made, or its reply did not decode.
+    Call(CallError),
+    /// The manager refused.
+    Refused(Status),
+    /// A reply of the wrong kind (it is reported, never trusted).
+    Unexpected,
+}
+
+impl From<CallError> for Error {
+    fn from(error: CallError) -> Self {
+        Self::Call(error)
+    }
+}
+
+/// The client's half: calls into the manager through `C` (its channel, or a fake in tests).
+#[derive(Debug)]
+pub struct Client<C: Caller>(pub C);
+
+impl<C: Caller> Client<C> {
+    /// The first device whose index is at least `cursor`, or `None` past the last.
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub fn next_device(&mut self, cursor: u64) -> Result<Option<Device>, Error> {
+        match self.device_reply(&Message::QueryTree { cursor }) {
+            Err(Error::Refused(Status::NoSuchObject)) => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
+    /// One device.
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub fn device(&mut self, device: DeviceId) -> Result<Device, Error> {
+        self.device_reply(&Message::QueryDevice { device })
+    }
+
+    /// One driver.
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub fn driver(&mut self, driver: DriverId) -> Result<Driver, Error> {
+        match self.0.call(&Message::QueryDriver { driver })? {
+            Message::DriverInfo {
+                driver: id,
+                pd,
+                bound,
+                name,
+            } if id == driver => Ok(Driver {
+                id,
+                pd,
+                bound,
+                name,
+            }),
+            Message::Completion { status, .. } if status != Status::Ok => {
+                Err(Error::Refused(status))
+            }
+            _ => Err(Error::Unexpected),
+        }
+    }
+
+    /// Asks for `device` to be bound to `driver`.
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub fn bind(&mut self, device: DeviceId, driver: DriverId) -> Result<(), Error> {
+        self.request(&Message::Bind { device, driver })
+    }
+
+    /// Asks for `device` to be unbound.
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub fn unbind(&mut self, device: DeviceId) -> Result<(), Error> {
+        self.request(&Message::Unbind { device })
+    }
+
+    /// Asks for every unbound device to be probed again.
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub fn rescan(&mut self) -> Result<(), Error> {
+        self.request(&Message::Rescan {})
+    }
+
+    fn device_reply(&mut self, call: &Message) -> Result<Device, Error> {
+        match self.0.call(call)? {
+            Message::DeviceInfo {
+                device,
+                parent,
+                driver,
+                state,
+                match_data,
+                resources,
+            } => Ok(Device {
+                id: device,
+                parent,
+                driver,
+                state,
+                match_data,
+                resources,
+            }),
+            Message::Completion { status, .. } if status != Status::Ok => {
+                Err(Error::Refused(status))
+            }
+            _ => Err(Error::Unexpected),
+        }
+    }
+
+    fn request(&mut self, call: &Message) -> Result<(), Error> {
+        match self.0.call(call)? {
+            Message::Completion {
+                status: Status::Ok, ..
+            } => Ok(()),
+            Message::Completion { status, .. } => Err(Error::Refused(status)),
+            _ => Err(Error::Unexpected),
+        }
+    }
+}
+
+/// What the manager does for its administrative clients.
+pub trait Server {
+    /// The first device whose index is at least `cursor`.
+    fn next_device(&mut self, cursor: u64) -> Option<Device>;
+    /// One device.
+    ///
+    /// # Errors
+    /// The refusal (StaleHandle).
+    fn device(&mut self, device: DeviceId) -> Result<Device, Status>;
+    /// One driver.
+    ///
+    /// # Errors
+    /// The refusal (StaleHandle).
+    fn driver(&mut self, driver: DriverId) -> Result<Driver, Status>;
+    /// Binds `device` to `driver` (queued).
+    ///
+    /// # Errors
+    /// The refusal decided at once.
+    fn bind(&mut self, device: DeviceId, driver: DriverId) -> Result<(), Status>;
+    /// Unbinds `device` (queued).
+    ///
+    /// # Errors
+    /// The refusal decided at once.
+    fn unbind(&mut self, device: DeviceId) -> Result<(), Status>;
+    /// Probes every unbound device again (queued).
+    ///
+    /// # Errors
+    /// The refusal decided at once.
+    fn rescan(&mut self) -> Result<(), Status>;
+    /// A call a client may not make here, or one that did not decode.
+    fn refused(&mut self, why: Refusal<'_>);
+}
+
+/// Why [`serve`] refused a call without asking its [`Server`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal<'a> {
+    /// A message that is not an administrative call.
+    NotOffered(&'a Message),
+    /// The call did not decode.
+    Malformed(DecodeError),
+}
+
+/// The manager's half: answers one call from a client.
+pub fn serve(server: &mut impl Server, call: Result<Message, DecodeError>) -> Message {
+    let done = |result: Result<(), Status>| completion(result.err().unwrap_or(Status::Ok));
+    match call {
+        Ok(Message::QueryTree { cursor }) => match server.next_device(cursor) {
+            Some(device) => device_info(device),
+            None => completion(Status::NoSuchObject),
+        },
+        Ok(Message::QueryDevice { device }) => {
+            server.device(device).map_or_else(completion, device_info)
+        }
+        Ok(Message::QueryDriver { driver }) => server.driver(driver).map_or_else(
+            completion,
+            |Driver {
+                 id,
+                 pd,
+                 bound,
+                 name,
+             }| Message::DriverInfo {
+                driver: id,
+                pd,
+                bound,
+                name,
+            },
+        ),
+        Ok(Message::Bind { device, driver }) => done(server.bind(device, driver)),
+        Ok(Message::Unbind { device }) => done(server.unbind(device)),
+        Ok(Message::Rescan {}) => done(server.rescan()),
+        Ok(other) => {
+            server.refused(Refusal::NotOffered(&other));
+            completion(Status::NotPermitted)
+        }
+        Err(error) => {
+            server.refused(Refusal::Malformed(error));
+            completion(Status::Malformed)
+        }
+    }
+}
+
+/// A completion with only a status.
+#[must_use]
+pub fn completion(status: Status) -> Message {
+    Message::Completion {
+        status,
+        detail: 0,
+        outcome: Outcome::Done,
+    }
+}
+
+fn device_info(device: Device) -> Message {
+    Message::DeviceInfo {
+        device: device.id,
+        parent: device.parent,
+        driver: device.driver,
+        state: device.state,
+        match_data: device.match_data,
+        resources: device.resources,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    /// A manager with one device and one driver, as a [`Server`].
+    struct OneDevice {
+        refusals: Vec<alloc::string::String>,
+        bound: bool,
+    }
+
+    fn the_device() -> Device {
+        Device {
+            id: DeviceId::from_parts(3, 1),
+            parent: None,
+            driver: None,
+            state: DeviceState::Active,
+            match_data: MatchData::compatible("arm,pl011").unwrap(),
+            resources: Resources::default(),
+        }
+    }
+
+    impl Server for OneDevice {
+        fn next_device(&mut self, cursor: u64) -> Option<Device> {
+            (cursor <= 3).then(the_device)
+        }
+        fn device(&mut self, device: DeviceId) -> Result<Device, Status> {
+            (device == the_device().id)
+                .then(the_device)
+                .ok_or(Status::StaleHandle)
+        }
+        fn driver(&mut self, _driver: DriverId) -> Result<Driver, Status> {
+            Err(Status::StaleHandle)
+        }
+        fn bind(&mut self, _device: DeviceId, _driver: DriverId) -> Result<(), Status> {
+            if self.bound {
+                Err(Status::Busy)
+            } else {
+                self.bound = true;
+                Ok(())
+            }
+        }
+        fn unbind(&mut self, _device: DeviceId) -> Result<(), Status> {
+            Ok(())
+        }
+        fn rescan(&mut self) -> Result<(), Status> {
+            Ok(())
+        }
+        fn refused(&mut self, why: Refusal<'_>) {
+            self.refusals.push(alloc::format!("{why:?}"));
+        }
+    }
+
+    /// A client whose calls go straight to `serve` over a [`OneDevice`].
+    struct Direct(OneDevice);
+
+    impl Caller for Direct {
+        fn call(&mut self, message: &Message) -> Result<Message, CallError> {
+            Ok(serve(&mut self.0, Ok(message.clone())))
+        }
+    }
+
+    #[test]
+    fn both_halves_agree() {
+        let mut client = Client(Direct(OneDevice {
+            refusals: Vec::new(),
+            bound: false,
+        }));
+        assert_eq!(client.next_device(0), Ok(Some(the_device())));
+        assert_eq!(client.next_device(4), Ok(None));
+        assert_eq!(client.device(the_device().id), Ok(the_device()));
+        assert_eq!(
+            client.device(DeviceId::from_parts(3, 0)),
+            Err(Error::Refused(Status::StaleHandle))
+        );
+        let driver = DriverId::from_parts(0, 0);
+        assert_eq!(
+            client.driver(driver),
+            Err(Error::Refused(Status::StaleHandle))
+        );
+        assert_eq!(client.bind(the_device().id, driver), Ok(()));
+        assert_eq!(
+            client.bind(the_device().id, driver),
+            Err(Error::Refused(Status::Busy))
+        );
+        assert_eq!(client.unbind(the_device().id), Ok(()));
+        assert_eq!(client.rescan(), Ok(()));
+    }
+
+    #[test]
+    fn calls_that_are_not_offered_are_refused_and_reported() {
+        let mut server = OneDevice {
+            refusals: Vec::new(),
+            bound: false,
+        };
+        let probe = Message::Alive { sequence: 1 };
+        assert_eq!(
+            serve(&mut server, Ok(probe.clone())),
+            completion(Status::NotPermitted)
+        );
+        assert_eq!(
+            serve(&mut server, Err(DecodeError::BadFlag)),
+            completion(Status::Malformed)
+        );
+        assert_eq!(
+            server.refusals,
+            [
+                alloc::format!("{:?}", Refusal::NotOffered(&probe)),
+                alloc::format!("{:?}", Refusal::Malformed(DecodeError::BadFlag))
+            ]
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! A device's hardware resources: its MMIO windows at physical addresses and its interrupts as
+//! GIC interrupt ids (SPI n is INTID 32 + n), as the board's device tree describes them and as a
+//! driver is given them in a probe.
+
+use crate::{MAX_INTID, MAX_IRQS, MAX_MMIO};
+
+/// One MMIO window: a physical base address and a size in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MmioWindow {
+    /// Physical base address.
+    pub base: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl MmioWindow {
+    /// The window's last byte; `None` for an empty window or one that wraps around.
+    #[must_use]
+    pub const fn last(&self) -> Option<u64> {
+        match self.size {
+            0 => None,
+            size => self.base.checked_add(size - 1),
+        }
+    }
+
+    /// Is it a window a driver can be given (not empty, not wrapping around)?
+    #[must_use]
+    pub const fn is_valid(&self) -> bool {
+        self.last().is_some()
+    }
+
+    /// Does `inner` lie wholly inside this window?
+    #[must_use]
+    pub fn contains(&self, inner: &Self) -> bool {
+        match (self.last(), inner.last()) {
+            (Some(last), Some(inner_last)) => inner.base >= self.base && inner_last <= last,
+            _ => false,
+        }
+    }
+}
+
+/// The hardware resources of a device, opaque to the manager: it hands them to the driver it
+/// binds (the driver PD reaches them through the maps and IRQ channels its system description
+/// grants it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Resources {
+    /// MMIO windows.
+    pub mmio: heapless::Vec<MmioWindow, MAX_MMIO>,
+    /// Interrupts (GIC INTIDs, 0–[`MAX_INTID`]).
+    pub irqs: heapless::Vec<u32, MAX_IRQS>,
+}
+
+impl Resources {
+    /// Are these resources a driver can be given: every window valid, every interrupt a GIC
+    /// INTID a device may have?
+    #[must_use]
+    pub fn is_valid(&self) -> bool {
+        self.mmio.iter().all(MmioWindow::is_valid) && self.irqs.iter().all(|&irq| irq <= MAX_INTID)
+    }
+
+    /// Does every window of `self` lie inside one of `parent`'s windows, and is every
+    /// interrupt one of `parent`'s? A driver adding a child may hand it only what its own
+    /// device has (a virtio device gets its transport's window and interrupt): the child's
+    /// driver is another PD, and the manager must not let one driver point another at a
+    /// device it was never given.
+    #[must_use]
+    pub fn within(&self, parent: &Self) -> bool {
+        self.mmio
+            .iter()
+            .all(|window| parent.mmio.iter().any(|outer| outer.contains(window)))
+            && self.irqs.iter().all(|irq| parent.irqs.contains(irq))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(base: u64, size: u64) -> MmioWindow {
+        MmioWindow { base, size }
+    }
+
+    #[test]
+    fn windows_know_their_extent() {
+        assert_eq!(window(0x1000, 0x100).last(), Some(0x10ff));
+        assert!(!window(0x1000, 0).is_valid(), "empty");
+        assert!(!window(u64::MAX, 2).is_valid(), "wraps");
+        assert!(
+            window(u64::MAX, 1).is_valid(),
+            "the last byte of the address space"
+        );
+        let outer = window(0xa00_0000, 0x4000);
+        assert!(outer.contains(&window(0xa00_3e00, 0x200)));
+        assert!(
+            !outer.contains(&window(0xa00_3e00, 0x201)),
+            "runs past the end"
+        );
+        assert!(!outer.contains(&window(0x9ff_ffff, 2)), "starts before");
+        assert!(!outer.contains(&window(0xa00_0000, 0)), "empty");
+    }
+
+    #[test]
+    fn a_child_gets_only_its_parents_resources() {
+        let mut parent = Resources::default();
+        parent.mmio.push(window(0xa00_3e00, 0x200)).unwrap();
+        parent.irqs.push(79).unwrap();
+        let mut child = parent.clone();
+        assert!(child.within(&parent));
+        child.irqs[0] = 33;
+        assert!(!child.within(&parent), "another device's interrupt");
+        let mut child = parent.clone();
+        child.mmio[0] = window(0x900_0000, 0x1000);
+        assert!(!child.within(&parent), "another device's window");
+        assert!(Resources::default().within(&parent), "nothing at all");
+    }
+}
