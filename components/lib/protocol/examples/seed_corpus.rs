@@ -43,22 +43,10 @@ fn samples() -> Vec<Message> {
             match_data: match_data.clone(),
             resources: resources.clone(),
         },
-        Message::Remove {
-            callback,
-            device,
-        },
-        Message::Suspend {
-            callback,
-            device,
-        },
-        Message::Resume {
-            callback,
-            device,
-        },
-        Message::Shutdown {
-            callback,
-            device,
-        },
+        Message::Remove { callback, device },
+        Message::Suspend { callback, device },
+        Message::Resume { callback, device },
+        Message::Shutdown { callback, device },
         Message::Register {
             name: "virtio-blk".try_into().unwrap(),
             bus,

@@ -24,6 +24,7 @@
 mod meson_uart;
 mod pl011;
 mod pl031;
+mod registers;
 mod virtio_blk;
 mod virtio_mmio;
 mod virtio_rng;
@@ -31,6 +32,7 @@ mod virtio_rng;
 pub use meson_uart::MesonUart;
 pub use pl011::Pl011;
 pub use pl031::Pl031;
+pub use registers::{ModelRegisters, SharedOutput};
 pub use virtio_blk::Blk;
 pub use virtio_mmio::{QueueFault, VirtioBackend, VirtioMmio};
 pub use virtio_rng::{EntropySource, Rng};
@@ -187,9 +189,11 @@ pub trait Device: Send {
 /// The 32-bit register an access of `width` at `offset` falls in, for the ARM peripherals
 /// (PL011, PL031) whose registers are 32 bits apart and also allow narrower accesses at the
 /// register's address. `None` for accesses outside `size` or not at a register's address.
-fn arm_register(offset: u64, width: Width, size: u64) -> Option<u64> {
+fn arm_register(offset: u64, width: Width, size: u64) -> Option<usize> {
     let end = offset.checked_add(width.bytes() as u64)?;
-    (offset % 4 == 0 && end <= size).then_some(offset)
+    (offset % 4 == 0 && end <= size)
+        .then_some(offset)
+        .and_then(|offset| usize::try_from(offset).ok())
 }
 
 /// A UART model's transmitted byte to its output stream, flushed (a console shows it at once);
@@ -207,33 +211,14 @@ fn truncate(value: u32, width: Width) -> u32 {
 
 /// The PrimeCell identification registers at 0xFE0..0x1000 shared by ARM peripherals: four
 /// peripheral id bytes, then the four PrimeCell id bytes.
-fn primecell_id(offset: u64, peripheral_id: [u8; 4]) -> Option<u32> {
+fn primecell_id(offset: usize, peripheral_id: [u8; 4]) -> Option<u32> {
     const CELL_ID: [u8; 4] = [0x0d, 0xf0, 0x05, 0xb1];
-    let index = usize::try_from(offset.checked_sub(0xfe0)? / 4).ok()?;
+    let index = offset.checked_sub(0xfe0)? / 4;
     let byte = match index {
         0..=3 => peripheral_id.get(index),
         _ => CELL_ID.get(index.checked_sub(4)?),
     };
     byte.map(|byte| u32::from(*byte))
-}
-
-/// An output stream a test can look into (the UART models' tests).
-#[cfg(test)]
-#[derive(Clone, Default)]
-struct SharedOutput(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-#[cfg(test)]
-impl std::io::Write for SharedOutput {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

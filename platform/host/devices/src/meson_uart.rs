@@ -1,50 +1,48 @@
 //! A model of the Amlogic Meson UART (the Odroid C4's AO UART) as a console on a byte stream,
-//! with the register layout of Linux's `meson_uart.c` (which the driver follows too).
+//! with the register layout of Linux's `meson_uart.c`: the one model of the Meson UART, which
+//! the launcher serves to the Meson UART driver PD and the driver's tests drive through the
+//! register trait (`tests/meson_uart.rs`). The register map is the driver's
+//! (`meson_uart_driver::device`).
 //!
-//! Transmission is instantaneous: a byte written to `WFIFO` goes to the output stream at that
-//! access, so STATUS always says the transmit FIFO is empty and never full. Received bytes
-//! wait in a backlog of unlimited size and move into the 64-byte receive FIFO while the
-//! receiver is enabled and not held in reset. Holding `RX_RST` empties the receive FIFO;
-//! `CLEAR_ERR` clears the (never set) error bits. The receive interrupt is a level that holds
-//! while `RX_INT_EN` is set and the FIFO holds at least MISC's receive count. Baud rate and
-//! line settings are stored and read back but have no effect.
+//! Reception: received bytes wait in a backlog of unlimited size and move into the 64-byte
+//! receive FIFO while the receiver is enabled and not held in reset. Transmission is
+//! instantaneous — a byte written to `WFIFO` goes to the output stream at that access, so the
+//! transmit FIFO stays empty — unless the transmitter is held ([`MesonUart::hold_transmitter`]):
+//! then written bytes fill the FIFO, `TX_FULL` rises at 64 and a write to a full FIFO latches
+//! `TX_FIFO_WERR`. The reset bits (`TX_RST`, `RX_RST`) and `CLEAR_ERR` act while they are set and
+//! never clear themselves, as `meson_uart.c` says of the device, so a driver that forgets to
+//! write them back leaves the FIFOs held in reset. The receive interrupt is a level that holds
+//! while `RX_INT_EN` is set and the FIFO holds at least MISC's receive count (a count of 0
+//! never fires); the transmit interrupt while `TX_INT_EN` is set and the FIFO holds fewer than
+//! MISC's transmit count. Baud rate and line settings are stored and read back but have no
+//! effect.
 
 use std::collections::VecDeque;
 use std::io::Write;
 
+use meson_uart_driver::device::{control, offset, status, FIFO_DEPTH, WINDOW_SIZE};
+
 use crate::{arm_register, emit, truncate, Device, DmaMemory, Width};
 
-mod offset {
-    pub const WFIFO: u64 = 0x00;
-    pub const RFIFO: u64 = 0x04;
-    pub const CONTROL: u64 = 0x08;
-    pub const STATUS: u64 = 0x0c;
-    pub const MISC: u64 = 0x10;
-    pub const REG5: u64 = 0x14;
-}
-
-const CONTROL_TX_EN: u32 = 1 << 12;
-const CONTROL_RX_EN: u32 = 1 << 13;
-const CONTROL_RX_RST: u32 = 1 << 23;
-const CONTROL_RX_INT_EN: u32 = 1 << 27;
-const CONTROL_TX_INT_EN: u32 = 1 << 28;
-const STATUS_RX_EMPTY: u32 = 1 << 20;
-const STATUS_TX_EMPTY: u32 = 1 << 22;
-/// Receive FIFO depth.
-const FIFO_DEPTH: usize = 64;
 /// The register window (six registers).
-const WINDOW: u64 = 0x18;
+const WINDOW: u64 = WINDOW_SIZE as u64;
 
-/// A Meson UART whose transmitter writes to a byte stream and whose receiver reads bytes
-/// pushed with [`MesonUart::push_input`].
+/// A Meson UART whose transmitter writes to a byte stream and whose receiver reads the bytes
+/// it is given.
 pub struct MesonUart {
     output: Box<dyn Write + Send>,
     rx_fifo: VecDeque<u8>,
     backlog: VecDeque<u8>,
+    /// Bytes written while the transmitter is held.
+    tx_fifo: VecDeque<u8>,
+    transmitter_held: bool,
     control: u32,
     misc: u32,
     reg5: u32,
+    /// PARITY_ERR, FRAME_ERR, TX_FIFO_WERR as latched.
+    errors: u32,
     transmitted: u64,
+    register_reads: u64,
 }
 
 impl std::fmt::Debug for MesonUart {
@@ -52,8 +50,10 @@ impl std::fmt::Debug for MesonUart {
         f.debug_struct("MesonUart")
             .field("rx_fifo", &self.rx_fifo.len())
             .field("backlog", &self.backlog.len())
+            .field("tx_fifo", &self.tx_fifo.len())
             .field("control", &self.control)
             .field("misc", &self.misc)
+            .field("errors", &self.errors)
             .field("transmitted", &self.transmitted)
             .finish_non_exhaustive()
     }
@@ -68,17 +68,46 @@ impl MesonUart {
             output,
             rx_fifo: VecDeque::new(),
             backlog: VecDeque::new(),
-            control: CONTROL_TX_EN | CONTROL_RX_EN,
+            tx_fifo: VecDeque::new(),
+            transmitter_held: false,
+            control: control::TX_EN | control::RX_EN,
             misc: 0,
             reg5: 0,
+            errors: 0,
             transmitted: 0,
+            register_reads: 0,
         }
     }
 
-    /// Bytes arriving on the receive line, in order.
+    /// Bytes arriving on the receive line, in order (console input).
     pub fn push_input(&mut self, bytes: &[u8]) {
         self.backlog.extend(bytes);
         self.refill();
+    }
+
+    /// A byte arriving with errors (`PARITY_ERR`, `FRAME_ERR`), which STATUS latches.
+    pub fn receive_with_errors(&mut self, byte: u8, errors: u32) {
+        if !self.held(control::CLEAR_ERR) {
+            self.errors |= errors & (status::PARITY_ERR | status::FRAME_ERR);
+        }
+        self.push_input(&[byte]);
+    }
+
+    /// Sets error bits in STATUS, as the device latches them (a test's hook).
+    pub fn latch_errors(&mut self, errors: u32) {
+        if !self.held(control::CLEAR_ERR) {
+            self.errors |= errors & status::ERRORS;
+        }
+    }
+
+    /// Holds the transmitter (flow control in effect) or releases it: what it held goes out.
+    pub fn hold_transmitter(&mut self, held: bool) {
+        self.transmitter_held = held;
+        if !held {
+            while let Some(byte) = self.tx_fifo.pop_front() {
+                self.send(byte);
+            }
+        }
     }
 
     /// Bytes transmitted to the output stream.
@@ -87,8 +116,24 @@ impl MesonUart {
         self.transmitted
     }
 
+    /// Received bytes not yet read by the driver (receive FIFO and backlog).
+    #[must_use]
+    pub fn pending_input(&self) -> usize {
+        self.rx_fifo.len() + self.backlog.len()
+    }
+
+    /// Register reads since reset (a driver that polls a stuck device must give up).
+    #[must_use]
+    pub fn register_reads(&self) -> u64 {
+        self.register_reads
+    }
+
+    fn held(&self, bit: u32) -> bool {
+        self.control & bit != 0
+    }
+
     fn receiving(&self) -> bool {
-        self.control & CONTROL_RX_EN != 0 && self.control & CONTROL_RX_RST == 0
+        self.held(control::RX_EN) && !self.held(control::RX_RST)
     }
 
     fn refill(&mut self) {
@@ -105,20 +150,57 @@ impl MesonUart {
 
     fn status(&self) -> u32 {
         // The receive count (bits 0-6) as the S905X3 datasheet has it.
-        let mut status = STATUS_TX_EMPTY | (self.rx_fifo.len() as u32 & 0x7f);
+        let mut value = (self.rx_fifo.len() as u32 & status::RX_COUNT_MASK) | self.errors;
         if self.rx_fifo.is_empty() {
-            status |= STATUS_RX_EMPTY;
+            value |= status::RX_EMPTY;
         }
-        status
+        if self.tx_fifo.len() >= FIFO_DEPTH {
+            value |= status::TX_FULL;
+        }
+        if self.tx_fifo.is_empty() {
+            value |= status::TX_EMPTY;
+        } else {
+            value |= status::TX_BUSY;
+        }
+        value
     }
 
     fn transmit(&mut self, byte: u8) {
-        if self.control & CONTROL_TX_EN == 0 {
+        if self.held(control::TX_RST) {
+            return;
+        }
+        if !self.held(control::TX_EN) {
             log::debug!("meson-uart: byte {byte:#04x} written while the transmitter is disabled");
             return;
         }
+        if self.transmitter_held {
+            if self.tx_fifo.len() < FIFO_DEPTH {
+                self.tx_fifo.push_back(byte);
+            } else if !self.held(control::CLEAR_ERR) {
+                self.errors |= status::TX_FIFO_WERR;
+            }
+            return;
+        }
+        self.send(byte);
+    }
+
+    fn send(&mut self, byte: u8) {
         emit(self.output.as_mut(), byte, "meson-uart");
         self.transmitted += 1;
+    }
+
+    fn write_control(&mut self, value: u32) {
+        self.control = value;
+        if value & control::TX_RST != 0 {
+            self.tx_fifo.clear();
+        }
+        if value & control::RX_RST != 0 {
+            self.rx_fifo.clear();
+        }
+        if value & control::CLEAR_ERR != 0 {
+            self.errors = 0;
+        }
+        self.refill();
     }
 }
 
@@ -132,6 +214,7 @@ impl Device for MesonUart {
     }
 
     fn read(&mut self, offset: u64, width: Width, _dma: &mut dyn DmaMemory) -> u32 {
+        self.register_reads += 1;
         let value = match arm_register(offset, width, WINDOW) {
             Some(offset::RFIFO) => {
                 let byte = self.rx_fifo.pop_front();
@@ -156,13 +239,7 @@ impl Device for MesonUart {
         let value = truncate(value, width);
         match arm_register(offset, width, WINDOW) {
             Some(offset::WFIFO) => self.transmit(value as u8),
-            Some(offset::CONTROL) => {
-                self.control = value;
-                if value & CONTROL_RX_RST != 0 {
-                    self.rx_fifo.clear();
-                }
-                self.refill();
-            }
+            Some(offset::CONTROL) => self.write_control(value),
             Some(offset::MISC) => self.misc = value,
             Some(offset::REG5) => self.reg5 = value,
             Some(_) => {}
@@ -171,66 +248,12 @@ impl Device for MesonUart {
     }
 
     fn irq_level(&self) -> bool {
-        let count = (self.misc & 0xff).max(1) as usize;
-        let receive = self.control & CONTROL_RX_INT_EN != 0 && self.rx_fifo.len() >= count;
-        // The transmit FIFO is always empty, so below any threshold.
-        let transmit = self.control & CONTROL_TX_INT_EN != 0;
+        let receive_count = (self.misc & 0xff) as usize;
+        let transmit_count = ((self.misc >> 8) & 0xff) as usize;
+        let receive = self.held(control::RX_INT_EN)
+            && receive_count > 0
+            && self.rx_fifo.len() >= receive_count;
+        let transmit = self.held(control::TX_INT_EN) && self.tx_fifo.len() < transmit_count;
         receive || transmit
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
-mod tests {
-    use super::*;
-    use crate::{NoDma, SharedOutput};
-
-    #[test]
-    fn bytes_transmit_and_receive_and_the_interrupt_follows_the_fifo() {
-        let wire = SharedOutput::default();
-        let mut uart = MesonUart::new(Box::new(wire.clone()));
-        let dma = &mut NoDma;
-        for byte in b"ok" {
-            uart.write(offset::WFIFO, Width::U32, u32::from(*byte), dma);
-        }
-        assert_eq!(*wire.0.lock().unwrap(), b"ok");
-        uart.push_input(b"hi");
-        assert!(!uart.irq_level(), "receive interrupt not enabled");
-        uart.write(offset::MISC, Width::U32, 1, dma);
-        let control = uart.read(offset::CONTROL, Width::U32, dma);
-        uart.write(
-            offset::CONTROL,
-            Width::U32,
-            control | CONTROL_RX_INT_EN,
-            dma,
-        );
-        assert!(uart.irq_level());
-        assert_eq!(uart.read(offset::STATUS, Width::U32, dma) & 0x7f, 2);
-        assert_eq!(uart.read(offset::RFIFO, Width::U32, dma), u32::from(b'h'));
-        assert_eq!(uart.read(offset::RFIFO, Width::U32, dma), u32::from(b'i'));
-        assert_ne!(
-            uart.read(offset::STATUS, Width::U32, dma) & STATUS_RX_EMPTY,
-            0
-        );
-        assert!(!uart.irq_level());
-    }
-
-    #[test]
-    fn receive_reset_empties_the_fifo_and_holds_input_back() {
-        let mut uart = MesonUart::new(Box::new(SharedOutput::default()));
-        let dma = &mut NoDma;
-        uart.push_input(b"stale");
-        let control = uart.read(offset::CONTROL, Width::U32, dma);
-        uart.write(offset::CONTROL, Width::U32, control | CONTROL_RX_RST, dma);
-        uart.push_input(b"new");
-        assert_ne!(
-            uart.read(offset::STATUS, Width::U32, dma) & STATUS_RX_EMPTY,
-            0
-        );
-        uart.write(offset::CONTROL, Width::U32, control, dma);
-        assert_eq!(uart.read(offset::RFIFO, Width::U32, dma), u32::from(b'n'));
-        // Outside the window, or not at a register: nothing happens, zero reads.
-        assert_eq!(uart.read(0x18, Width::U32, dma), 0);
-        assert_eq!(uart.read(0x05, Width::U8, dma), 0);
     }
 }

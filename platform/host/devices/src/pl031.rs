@@ -1,29 +1,19 @@
-//! A model of the ARM PrimeCell real-time clock (PL031) counting the host's seconds.
+//! A model of the ARM PrimeCell real-time clock (PL031) counting the host's seconds: the one
+//! model of the PL031, served by the launcher to the RTC driver PD and driven by the driver's
+//! tests (`tests/pl031.rs`). The register map is the driver's (`pl031_driver::device`).
 //!
 //! The counter is the host clock plus an offset that `LR` sets, so it keeps time without a
 //! timer of its own. The match interrupt is evaluated on every register access (and on
 //! [`Pl031::poll`], for a launcher that wants alarms to fire without the driver looking): it is
 //! raised when the counter has reached `MR` since the last evaluation, once, as the hardware
-//! raises it on the tick that makes the counter equal `MR`. Like QEMU's model, the RTC is
-//! running from reset (`CR` reads 1), and writing `MR` or `LR` so that the counter already
-//! equals `MR` raises the interrupt at once.
+//! raises it on the tick that makes the counter equal `MR`. Like QEMU's model, the RTC made
+//! with [`Pl031::new`] is running from reset (`CR` reads 1); one made with [`Pl031::stopped`]
+//! is as the TRM resets it, holding its count until `CR`'s start bit is written. Writing `MR`
+//! or `LR` so that the counter already equals `MR` raises the interrupt at once.
+
+use pl031_driver::device::{control, offset, MATCH_INTERRUPT as INT_MATCH};
 
 use crate::{arm_register, primecell_id, truncate, Device, DmaMemory, Width};
-
-/// Register offsets (PL031 TRM table 3-1).
-mod offset {
-    pub const DR: u64 = 0x000;
-    pub const MR: u64 = 0x004;
-    pub const LR: u64 = 0x008;
-    pub const CR: u64 = 0x00c;
-    pub const IMSC: u64 = 0x010;
-    pub const RIS: u64 = 0x014;
-    pub const MIS: u64 = 0x018;
-    pub const ICR: u64 = 0x01c;
-}
-
-/// The match interrupt, the only one.
-const INT_MATCH: u32 = 1;
 /// Size of the register window.
 const WINDOW: u64 = 0x1000;
 /// `RTCPeriphID0..3`.
@@ -42,6 +32,8 @@ pub struct Pl031 {
     matched: bool,
     /// The counter at the last evaluation of the match.
     last_counter: u32,
+    /// `RTCStart`: the counter runs (once set, only a reset clears it).
+    running: bool,
 }
 
 impl std::fmt::Debug for Pl031 {
@@ -67,15 +59,30 @@ impl Pl031 {
             imsc: 0,
             matched: false,
             last_counter: 0,
+            running: true,
         };
         rtc.last_counter = rtc.counter();
         rtc
     }
 
-    /// The counter (`DR`): the clock's seconds, truncated to 32 bits as the PL031 counter is,
-    /// plus the offset `LR` chose.
+    /// An RTC as the TRM resets it: stopped at 0 until the start bit is written (a board whose
+    /// firmware never started it).
+    #[must_use]
+    pub fn stopped(clock: Box<dyn Fn() -> u64 + Send>) -> Self {
+        let mut rtc = Self::new(clock);
+        rtc.running = false;
+        rtc.last_counter = 0;
+        rtc
+    }
+
+    /// The counter (`DR`): while running, the clock's seconds, truncated to 32 bits as the
+    /// PL031 counter is, plus the offset `LR` chose; while stopped, what `LR` last loaded.
     fn counter(&self) -> u32 {
-        ((self.clock)() as u32).wrapping_add(self.offset)
+        if self.running {
+            ((self.clock)() as u32).wrapping_add(self.offset)
+        } else {
+            self.load_value
+        }
     }
 
     /// Raises the match interrupt if the counter has reached `MR` since the last evaluation.
@@ -110,13 +117,13 @@ impl Pl031 {
         u32::from(self.matched)
     }
 
-    fn read_register(&mut self, register: u64) -> u32 {
+    fn read_register(&mut self, register: usize) -> u32 {
         match register {
             offset::DR => self.counter(),
             offset::MR => self.match_value,
             offset::LR => self.load_value,
-            // Started from reset, and once started the RTC cannot be stopped but by a reset.
-            offset::CR => 1,
+            // Once started the RTC cannot be stopped but by a reset.
+            offset::CR => u32::from(self.running),
             offset::IMSC => self.imsc,
             offset::RIS => self.raw_interrupts(),
             offset::MIS => self.raw_interrupts() & self.imsc,
@@ -127,7 +134,7 @@ impl Pl031 {
         }
     }
 
-    fn write_register(&mut self, register: u64, value: u32) {
+    fn write_register(&mut self, register: usize, value: u32) {
         match register {
             offset::MR => {
                 self.match_value = value;
@@ -138,9 +145,15 @@ impl Pl031 {
                 self.offset = value.wrapping_sub((self.clock)() as u32);
                 self.rearm();
             }
-            // Writing 1 starts an RTC that is already running; writing 0 has no effect once
+            // Writing 1 starts a stopped RTC from its count; writing 0 has no effect once
             // started (TRM 3.3.4).
-            offset::CR => {}
+            offset::CR => {
+                if value & control::START != 0 && !self.running {
+                    self.offset = self.load_value.wrapping_sub((self.clock)() as u32);
+                    self.running = true;
+                    self.rearm();
+                }
+            }
             offset::IMSC => self.imsc = value & INT_MATCH,
             offset::ICR => {
                 if value & INT_MATCH != 0 {
@@ -209,12 +222,12 @@ mod tests {
         )
     }
 
-    fn read(rtc: &mut Pl031, offset: u64) -> u32 {
-        rtc.read(offset, Width::U32, &mut NoDma)
+    fn read(rtc: &mut Pl031, offset: usize) -> u32 {
+        rtc.read(offset as u64, Width::U32, &mut NoDma)
     }
 
-    fn write(rtc: &mut Pl031, offset: u64, value: u32) {
-        rtc.write(offset, Width::U32, value, &mut NoDma);
+    fn write(rtc: &mut Pl031, offset: usize, value: u32) {
+        rtc.write(offset as u64, Width::U32, value, &mut NoDma);
     }
 
     #[test]
@@ -290,6 +303,22 @@ mod tests {
         assert_eq!(read(&mut rtc, offset::RIS), 0);
         write(&mut rtc, offset::LR, 500);
         assert_eq!(read(&mut rtc, offset::RIS), 1);
+    }
+
+    #[test]
+    fn a_stopped_rtc_holds_its_count_until_started() {
+        let (_, now) = rtc(1_000);
+        let clock = Arc::clone(&now);
+        let mut rtc = Pl031::stopped(Box::new(move || clock.load(Ordering::SeqCst)));
+        assert_eq!(read(&mut rtc, offset::CR), 0);
+        now.fetch_add(5, Ordering::SeqCst);
+        assert_eq!(read(&mut rtc, offset::DR), 0, "stopped");
+        write(&mut rtc, offset::LR, 7);
+        assert_eq!(read(&mut rtc, offset::DR), 7, "loaded, still stopped");
+        write(&mut rtc, offset::CR, control::START);
+        now.fetch_add(2, Ordering::SeqCst);
+        assert_eq!(read(&mut rtc, offset::DR), 9);
+        assert_eq!(read(&mut rtc, offset::CR), 1);
     }
 
     #[test]

@@ -15,7 +15,6 @@
 )]
 
 use std::alloc::Layout;
-use std::cell::RefCell;
 use std::path::PathBuf;
 use std::ptr::NonNull;
 use std::sync::Mutex;
@@ -24,8 +23,7 @@ use virtio_drivers::device::blk::{VirtIOBlk, SECTOR_SIZE};
 use virtio_drivers::device::rng::VirtIORng;
 use virtio_drivers::transport::{DeviceType, InterruptStatus, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
-use warden_host_devices::{Blk, Device, DmaError, DmaMemory, Rng, VirtioMmio, Width};
-use warden_registers::{access_ok, Registers};
+use warden_host_devices::{Blk, DmaError, DmaMemory, ModelRegisters, Rng, VirtioMmio};
 use warden_virtio::{probe_device_id, RegisterTransport, TransportError};
 
 /// Memory ranges (address, length) the device may access: DMA pages from `dma_alloc` and
@@ -129,44 +127,12 @@ impl DmaMemory for DriverMemory {
     }
 }
 
-/// The launcher's part: each register access of the driver goes to the model, in order.
-struct ModelWindow {
-    model: RefCell<VirtioMmio>,
-}
+/// The launcher's part: each register access of the driver goes to the model, in order, and
+/// the model's DMA to the driver's memory.
+type ModelWindow = ModelRegisters<VirtioMmio, DriverMemory>;
 
-impl ModelWindow {
-    fn new() -> Self {
-        Self {
-            model: RefCell::new(VirtioMmio::new()),
-        }
-    }
-
-    fn irq_level(&self) -> bool {
-        self.model.borrow().irq_level()
-    }
-}
-
-impl Registers for ModelWindow {
-    fn size(&self) -> usize {
-        0x200
-    }
-
-    fn read(&self, offset: usize, width: Width) -> u32 {
-        if !access_ok(offset, width, self.size()) {
-            return width.all_ones();
-        }
-        self.model
-            .borrow_mut()
-            .read(offset as u64, width, &mut DriverMemory)
-    }
-
-    fn write(&self, offset: usize, width: Width, value: u32) {
-        if access_ok(offset, width, self.size()) {
-            self.model
-                .borrow_mut()
-                .write(offset as u64, width, value, &mut DriverMemory);
-        }
-    }
+fn window() -> ModelWindow {
+    ModelRegisters::with_memory(VirtioMmio::new(), DriverMemory)
 }
 
 /// A temporary disk image, removed on drop.
@@ -198,7 +164,7 @@ impl Drop for Image {
 
 #[test]
 fn an_empty_slot_is_probed_as_empty_and_refused_as_a_transport() {
-    let window = ModelWindow::new();
+    let window = window();
     assert_eq!(probe_device_id(&window), Ok(0));
     assert_eq!(
         RegisterTransport::new(&window).err(),
@@ -209,10 +175,9 @@ fn an_empty_slot_is_probed_as_empty_and_refused_as_a_transport() {
 #[test]
 fn virtio_blk_reads_writes_and_flushes_an_image() {
     let image = Image::new("blk", 64);
-    let window = ModelWindow::new();
+    let window = window();
     window
-        .model
-        .borrow_mut()
+        .model()
         .plug(Box::new(Blk::open(&image.0).unwrap()))
         .map_err(|_| ())
         .unwrap();
@@ -262,7 +227,7 @@ fn virtio_blk_reads_writes_and_flushes_an_image() {
     assert!(!window.irq_level());
 
     drop(blk);
-    let model = window.model.borrow();
+    let model = window.model();
     assert_eq!(
         model.status(),
         0,
@@ -273,7 +238,7 @@ fn virtio_blk_reads_writes_and_flushes_an_image() {
 
 #[test]
 fn virtio_rng_delivers_the_sources_bytes_and_survives_hot_plug() {
-    let window = ModelWindow::new();
+    let window = window();
     let mut counter = 0u8;
     let rng = Rng::new(Box::new(move |buffer: &mut [u8]| {
         for byte in buffer {
@@ -281,12 +246,7 @@ fn virtio_rng_delivers_the_sources_bytes_and_survives_hot_plug() {
             *byte = counter;
         }
     }));
-    window
-        .model
-        .borrow_mut()
-        .plug(Box::new(rng))
-        .map_err(|_| ())
-        .unwrap();
+    window.model().plug(Box::new(rng)).map_err(|_| ()).unwrap();
 
     let mut driver =
         VirtIORng::<TestHal, _>::new(RegisterTransport::new(&window).unwrap()).unwrap();
@@ -298,13 +258,12 @@ fn virtio_rng_delivers_the_sources_bytes_and_survives_hot_plug() {
     drop(driver);
 
     // Swap the device in the slot: the driver side sees a fresh device with a fresh queue.
-    let old = window.model.borrow_mut().unplug().unwrap();
+    let old = window.model().unplug().unwrap();
     assert_eq!(old.device_id(), 4);
     assert!(window.irq_level());
     assert_eq!(probe_device_id(&window), Ok(0));
     window
-        .model
-        .borrow_mut()
+        .model()
         .plug(Box::new(Rng::from_os()))
         .map_err(|_| ())
         .unwrap();

@@ -48,6 +48,13 @@ use warden_microkit::host_protocol::{read_frame, write_frame, FromPd, Message, T
 use crate::devices::{region_paddrs, Board, VirtioSpec};
 use crate::sdf::{self, System};
 
+mod connections;
+mod processes;
+
+pub use connections::control;
+use connections::{accept, accept_control, read_console, Claim, Event};
+use processes::Process;
+
 /// Options of a run.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -89,39 +96,6 @@ impl std::fmt::Display for LaunchError {
             Self::Io(what, error) => write!(formatter, "{what}: {error}"),
         }
     }
-}
-
-/// What the connection threads tell the launcher: which PD and incarnation a connection claims
-/// to be, and the process id the kernel says is at the other end (`SO_PEERCRED`), which is what
-/// makes the claim believable: a PD process cannot speak for another PD.
-enum Event {
-    Connected(Claim, UnixStream),
-    Frame(Claim, FromPd),
-    /// Bytes typed at the launcher's standard input: the console UART's receive line.
-    Input(Vec<u8>),
-    /// A command on the control socket, and where to answer.
-    Control(String, UnixStream),
-}
-
-/// A connection's claimed PD and incarnation, and its peer's process id.
-#[derive(Clone, Copy)]
-struct Claim {
-    pd: usize,
-    incarnation: u32,
-    peer: Option<u32>,
-}
-
-struct Process {
-    name: String,
-    program: PathBuf,
-    child: Option<Child>,
-    incarnation: u32,
-    connection: Option<UnixStream>,
-    queued: VecDeque<ToPd>,
-    /// `WARDEN_PD_MAPS` for the PD: `path,vaddr,size,perms,setvar;…`.
-    maps: String,
-    /// `WARDEN_PD_SETVARS`: `symbol=value;…`.
-    setvars: String,
 }
 
 /// Kernel configurations from a checked system description.
@@ -337,218 +311,12 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     result
 }
 
-/// Sends one command to a running launcher's control socket; returns its answer.
-///
-/// # Errors
-/// The socket's.
-pub fn control(socket: &Path, command: &str) -> std::io::Result<String> {
-    let mut stream = UnixStream::connect(socket)?;
-    writeln!(stream, "{command}")?;
-    let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer)?;
-    Ok(answer.trim_end().to_string())
-}
-
-/// The console: the launcher's standard input, line by line, to the board's UART.
-fn read_console(events: &Sender<Event>) {
-    let stdin = std::io::stdin();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match stdin.lock().read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                if events.send(Event::Input(line.as_bytes().to_vec())).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-fn accept_control(listener: &UnixListener, events: &Sender<Event>) {
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        let events = events.clone();
-        std::thread::spawn(move || {
-            let Ok(reader) = stream.try_clone() else {
-                return;
-            };
-            for line in BufReader::new(reader).lines().map_while(Result::ok) {
-                let Ok(answer) = stream.try_clone() else {
-                    return;
-                };
-                if events.send(Event::Control(line, answer)).is_err() {
-                    return;
-                }
-            }
-        });
-    }
-}
-
-fn accept(listener: &UnixListener, events: &Sender<Event>) {
-    for stream in listener.incoming() {
-        let Ok(mut stream) = stream else { continue };
-        let events = events.clone();
-        std::thread::spawn(move || {
-            let hello = read_frame(&mut stream)
-                .ok()
-                .and_then(|frame| FromPd::decode(&frame));
-            let Some(FromPd::Hello { pd, incarnation }) = hello else {
-                return;
-            };
-            let claim = Claim {
-                pd: pd as usize,
-                incarnation,
-                peer: rustix::net::sockopt::socket_peercred(&stream)
-                    .ok()
-                    .and_then(|credentials| {
-                        u32::try_from(credentials.pid.as_raw_nonzero().get()).ok()
-                    }),
-            };
-            let Ok(writer) = stream.try_clone() else {
-                return;
-            };
-            if events.send(Event::Connected(claim, writer)).is_err() {
-                return;
-            }
-            while let Ok(frame) = read_frame(&mut stream) {
-                // A malformed frame from a PD is dropped; the PD gains nothing by it.
-                if let Some(frame) = FromPd::decode(&frame) {
-                    if events.send(Event::Frame(claim, frame)).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-    }
-}
-
 impl Launcher {
-    /// Is `claim` the current incarnation of its PD, from that PD's own process? Anything else
-    /// (an old incarnation, or another process claiming the PD's identity) is ignored.
-    fn believes(&self, claim: Claim) -> bool {
-        self.processes.get(claim.pd).is_some_and(|process| {
-            process.incarnation == claim.incarnation
-                && claim.peer.is_some()
-                && process.child.as_ref().map(Child::id) == claim.peer
-        })
-    }
-
-    fn name(&self, pd: usize) -> &str {
-        self.processes
-            .get(pd)
-            .map_or("?", |process| process.name.as_str())
-    }
-
-    /// The PD's name as a JSON string (quoted and escaped) for the trace.
-    fn json_name(&self, pd: usize) -> String {
-        let mut json = String::from("\"");
-        for character in self.name(pd).chars() {
-            match character {
-                '"' => json.push_str("\\\""),
-                '\\' => json.push_str("\\\\"),
-                control if control.is_control() => {
-                    json.push_str(&format!("\\u{:04x}", u32::from(control)));
-                }
-                other => json.push(other),
-            }
-        }
-        json.push('"');
-        json
-    }
-
-    fn record(&mut self, line: &str) {
-        if let Some(trace) = &mut self.trace {
-            let _ = writeln!(trace, "{line}");
-        }
-    }
-
     fn start_all(&mut self) -> Result<(), LaunchError> {
         for pd in 0..self.processes.len() {
             self.spawn(pd)?;
         }
         Ok(())
-    }
-
-    fn spawn(&mut self, pd: usize) -> Result<(), LaunchError> {
-        let socket = self.socket.clone();
-        let Some(process) = self.processes.get_mut(pd) else {
-            return Ok(());
-        };
-        process.incarnation += 1;
-        process.connection = None;
-        let mut command = Command::new(&process.program);
-        if let Some(board) = &self.board_dtb {
-            command.env("WARDEN_BOARD_DTB", board);
-        }
-        let mut child = command
-            .env("WARDEN_HOST_SOCKET", &socket)
-            .env("WARDEN_PD_INDEX", pd.to_string())
-            .env("WARDEN_PD_INCARNATION", process.incarnation.to_string())
-            .env("WARDEN_PD_MAPS", &process.maps)
-            .env("WARDEN_PD_SETVARS", &process.setvars)
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|error| {
-                LaunchError::Io(format!("starting {}", process.program.display()), error)
-            })?;
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|out| Box::new(out) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|err| Box::new(err) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let name = process.name.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    println!("[{name}] {line}");
-                }
-            });
-        }
-        process.child = Some(child);
-        Ok(())
-    }
-
-    fn kill(&mut self, pd: usize) {
-        if let Some(process) = self.processes.get_mut(pd) {
-            if let Some(mut child) = process.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-            process.connection = None;
-            process.queued.clear();
-        }
-    }
-
-    fn shut_down(&mut self) {
-        for pd in 0..self.processes.len() {
-            self.kill(pd);
-        }
-    }
-
-    fn send(&mut self, pd: usize, frame: ToPd) {
-        let Some(process) = self.processes.get_mut(pd) else {
-            return;
-        };
-        match &mut process.connection {
-            Some(stream) => {
-                if write_frame(stream, &frame.encode()).is_err() {
-                    process.connection = None;
-                }
-            }
-            None => process.queued.push_back(frame),
-        }
     }
 
     fn perform(&mut self, kernel: &mut Kernel, actions: Vec<Action>) {
@@ -671,107 +439,6 @@ impl Launcher {
                     "{{\"event\":\"refused\",\"pd\":{json_name},\"reason\":\"{refusal:?}\"}}"
                 ));
             }
-        }
-    }
-
-    /// A load or store to device memory: the model answers, or the PD takes a VM fault.
-    fn register_access(
-        &mut self,
-        kernel: &mut Kernel,
-        pd: usize,
-        address: u64,
-        width: u8,
-        write: Option<u32>,
-    ) {
-        match self.board.access(pd, address, width, write) {
-            Some(value) => self.send(pd, ToPd::RegisterValue(value)),
-            None => {
-                let what = if write.is_some() {
-                    "store to"
-                } else {
-                    "load from"
-                };
-                eprintln!(
-                    "warden-host: '{}' faulted: {what} 0x{address:x} ({width} bytes), which is not in its device maps (VmFault)",
-                    self.name(pd)
-                );
-                self.kill(pd);
-                self.faulted(kernel, pd, FaultKind::VmFault);
-            }
-        }
-    }
-
-    /// Raises or lowers every routed interrupt line as the models drive it.
-    fn update_lines(&mut self, kernel: &mut Kernel) {
-        for line in self.board.lines() {
-            if line.asserted {
-                if let Ok(actions) = kernel.raise_irq(line.pd, line.channel) {
-                    self.perform(kernel, actions);
-                }
-            } else {
-                let _ = kernel.lower_irq(line.pd, line.channel);
-            }
-        }
-    }
-
-    fn control(&mut self, command: &str) -> String {
-        let mut words = command.split_whitespace();
-        let result = match (words.next(), words.next(), words.next()) {
-            (Some("plug"), Some(spec), None) => spec
-                .parse::<VirtioSpec>()
-                .and_then(|spec| self.board.plug(&spec, false)),
-            (Some("unplug"), Some(address), None) => {
-                u64::from_str_radix(address.trim_start_matches("0x"), 16)
-                    .map_err(|_| format!("'{address}' is not a hexadecimal address"))
-                    .and_then(|base| self.board.unplug(base))
-            }
-            (Some("devices"), None, None) => Ok(self.board.summary().join("; ")),
-            _ => Err(format!(
-                "unknown command '{command}': use plug blk=IMAGE, plug rng, unplug ADDRESS or devices"
-            )),
-        };
-        match result {
-            Ok(text) => {
-                println!("warden-host: {command}: {text}");
-                format!("ok {text}")
-            }
-            Err(error) => format!("error: {error}"),
-        }
-    }
-
-    /// The fault of a PD whose process is gone: recorded, and delivered to its parent.
-    fn faulted(&mut self, kernel: &mut Kernel, pd: usize, kind: FaultKind) {
-        self.record(&format!(
-            "{{\"event\":\"fault\",\"pd\":{},\"kind\":\"{kind:?}\",\"label\":{}}}",
-            self.json_name(pd),
-            kind as u64
-        ));
-        let actions = kernel.fault(pd, kind);
-        self.perform(kernel, actions);
-    }
-
-    /// Looks for PD processes that ended by themselves: each is a fault.
-    fn reap(&mut self, kernel: &mut Kernel) {
-        for pd in 0..self.processes.len() {
-            let exited = self
-                .processes
-                .get_mut(pd)
-                .and_then(|process| process.child.as_mut())
-                .and_then(|child| child.try_wait().ok().flatten());
-            let Some(status) = exited else { continue };
-            if let Some(process) = self.processes.get_mut(pd) {
-                process.child = None;
-                process.connection = None;
-            }
-            let kind = match status.signal() {
-                Some(11 | 7) => FaultKind::VmFault,
-                Some(_) => FaultKind::UserException,
-                None if status.code() == Some(101) => FaultKind::UserException,
-                None => FaultKind::UnknownSyscall,
-            };
-            let name = self.name(pd).to_string();
-            eprintln!("warden-host: '{name}' faulted: {status} ({kind:?})");
-            self.faulted(kernel, pd, kind);
         }
     }
 

@@ -26,45 +26,23 @@ use std::fmt;
 
 use crate::{Device, DmaError, DmaMemory, Width};
 
-/// Register offsets (virtio 1.x §4.2.2).
-mod register {
-    pub const MAGIC_VALUE: u64 = 0x000;
-    pub const VERSION: u64 = 0x004;
-    pub const DEVICE_ID: u64 = 0x008;
-    pub const VENDOR_ID: u64 = 0x00c;
-    pub const DEVICE_FEATURES: u64 = 0x010;
-    pub const DEVICE_FEATURES_SEL: u64 = 0x014;
-    pub const DRIVER_FEATURES: u64 = 0x020;
-    pub const DRIVER_FEATURES_SEL: u64 = 0x024;
-    pub const QUEUE_SEL: u64 = 0x030;
-    pub const QUEUE_NUM_MAX: u64 = 0x034;
-    pub const QUEUE_NUM: u64 = 0x038;
-    pub const QUEUE_READY: u64 = 0x044;
-    pub const QUEUE_NOTIFY: u64 = 0x050;
-    pub const INTERRUPT_STATUS: u64 = 0x060;
-    pub const INTERRUPT_ACK: u64 = 0x064;
-    pub const STATUS: u64 = 0x070;
-    pub const QUEUE_DESC_LOW: u64 = 0x080;
-    pub const QUEUE_DESC_HIGH: u64 = 0x084;
-    pub const QUEUE_DRIVER_LOW: u64 = 0x090;
-    pub const QUEUE_DRIVER_HIGH: u64 = 0x094;
-    pub const QUEUE_DEVICE_LOW: u64 = 0x0a0;
-    pub const QUEUE_DEVICE_HIGH: u64 = 0x0a4;
-    pub const CONFIG_GENERATION: u64 = 0x0fc;
-    pub const CONFIG: u64 = 0x100;
-}
+// The register map is the transport driver's (warden-virtio), written once.
+use warden_virtio::{register, MAGIC, MODERN_VERSION as VERSION};
 
-/// "virt".
-const MAGIC: u32 = 0x7472_6976;
-/// The modern virtio-mmio layout.
-const VERSION: u32 = 2;
+mod queue;
+
+pub use queue::QueueFault;
+use queue::{Queue, QueueProcessor};
+
 /// "QEMU", the vendor id QEMU's transports report; drivers do not look at it.
 const VENDOR_ID: u32 = 0x554d_4551;
+
 /// Size of the register window (header plus 0x100 bytes of device configuration).
 const WINDOW: u64 = 0x200;
 
 /// `VIRTIO_F_VERSION_1`: the device is modern; always offered and required.
 const VERSION_1: u64 = 1 << 32;
+
 /// Feature bits a backend may offer: the device-type-specific ranges (0–23 and 41 up). Bits
 /// 24–40 are transport and ring features, which are the transport's to offer; it offers none
 /// but `VERSION_1` (in particular not `INDIRECT_DESC` (28) or `EVENT_IDX` (29)).
@@ -72,26 +50,15 @@ const BACKEND_FEATURES: u64 = !((1 << 41) - (1 << 24));
 
 /// Device status bits (§2.1).
 const STATUS_FEATURES_OK: u32 = 8;
+
 const STATUS_DRIVER_OK: u32 = 4;
+
 const STATUS_NEEDS_RESET: u32 = 64;
 
 /// `InterruptStatus` bits.
 const INTERRUPT_USED_BUFFER: u32 = 1;
+
 const INTERRUPT_CONFIG_CHANGE: u32 = 2;
-
-/// Descriptor flags (§2.7.5).
-const DESC_NEXT: u16 = 1;
-const DESC_WRITE: u16 = 2;
-const DESC_INDIRECT: u16 = 4;
-/// Avail ring flag: the driver does not want used-buffer interrupts.
-const AVAIL_NO_INTERRUPT: u16 = 1;
-/// Bytes of one descriptor and one used element.
-const DESCRIPTOR_SIZE: u64 = 16;
-const USED_ELEMENT_SIZE: u64 = 8;
-
-/// Upper bound on the readable (and, separately, writable) bytes of one chain, so a hostile
-/// length cannot make the launcher allocate without bound.
-const MAX_CHAIN_BYTES: u64 = 64 << 20;
 
 /// What a virtio device does with requests: the device-type-specific half of a virtio device,
 /// behind a [`VirtioMmio`] transport.
@@ -117,130 +84,6 @@ pub trait VirtioBackend: Send {
     fn process(&mut self, queue: u16, request: &[u8], response: &mut [u8]) -> usize;
     /// One line for people: what this device is and what backs it.
     fn describe(&self) -> String;
-}
-
-/// Why the transport stopped processing a queue and asked for a reset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueueFault {
-    /// `QueueNum` is 0, above `QueueNumMax`, or not a power of two.
-    BadQueueSize {
-        /// The queue.
-        queue: u16,
-        /// The size the driver set.
-        size: u32,
-    },
-    /// `avail.idx` is more than the queue size ahead of the chains processed.
-    AvailIndexTooFarAhead {
-        /// The queue.
-        queue: u16,
-        /// The driver's `avail.idx`.
-        avail_idx: u16,
-        /// The next chain the device would process.
-        last_avail_idx: u16,
-    },
-    /// A chain's head or `next` index is not below the queue size.
-    IndexOutOfRange {
-        /// The queue.
-        queue: u16,
-        /// The index.
-        index: u16,
-    },
-    /// A chain has more descriptors than the queue: it loops.
-    ChainLoop {
-        /// The queue.
-        queue: u16,
-        /// The chain's head.
-        head: u16,
-    },
-    /// An indirect descriptor, though `VIRTIO_F_INDIRECT_DESC` is not offered.
-    IndirectDescriptor {
-        /// The queue.
-        queue: u16,
-        /// The descriptor's index.
-        index: u16,
-    },
-    /// A device-readable descriptor after a device-writable one (§2.7.4.2).
-    ReadableAfterWritable {
-        /// The queue.
-        queue: u16,
-        /// The descriptor's index.
-        index: u16,
-    },
-    /// A chain's readable or writable part is longer than the model accepts.
-    ChainTooLong {
-        /// The queue.
-        queue: u16,
-        /// The chain's head.
-        head: u16,
-    },
-    /// The queue's rings or a buffer are not in DMA memory.
-    Dma {
-        /// The queue.
-        queue: u16,
-        /// The refused access.
-        error: DmaError,
-    },
-}
-
-impl fmt::Display for QueueFault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::BadQueueSize { queue, size } => write!(f, "queue {queue}: bad size {size}"),
-            Self::AvailIndexTooFarAhead {
-                queue,
-                avail_idx,
-                last_avail_idx,
-            } => write!(
-                f,
-                "queue {queue}: avail.idx {avail_idx} too far ahead of {last_avail_idx}"
-            ),
-            Self::IndexOutOfRange { queue, index } => {
-                write!(f, "queue {queue}: descriptor index {index} out of range")
-            }
-            Self::ChainLoop { queue, head } => write!(f, "queue {queue}: chain {head} loops"),
-            Self::IndirectDescriptor { queue, index } => {
-                write!(
-                    f,
-                    "queue {queue}: descriptor {index} is indirect (not negotiated)"
-                )
-            }
-            Self::ReadableAfterWritable { queue, index } => {
-                write!(
-                    f,
-                    "queue {queue}: readable descriptor {index} after writable ones"
-                )
-            }
-            Self::ChainTooLong { queue, head } => write!(f, "queue {queue}: chain {head} too long"),
-            Self::Dma { queue, error } => write!(f, "queue {queue}: {error}"),
-        }
-    }
-}
-
-impl std::error::Error for QueueFault {}
-
-/// The transport's state of one virtqueue.
-#[derive(Debug, Clone, Copy, Default)]
-struct Queue {
-    /// `QueueNum` as written.
-    size: u32,
-    ready: bool,
-    descriptors: u64,
-    driver_area: u64,
-    device_area: u64,
-    /// The next avail ring entry to process.
-    last_avail_idx: u16,
-    /// The next used ring entry to fill (equal to `last_avail_idx` as chains complete in order,
-    /// kept apart for clarity).
-    used_idx: u16,
-}
-
-/// One descriptor as read from the table.
-#[derive(Debug, Clone, Copy)]
-struct Descriptor {
-    address: u64,
-    len: u32,
-    flags: u16,
-    next: u16,
 }
 
 /// One virtio-mmio version 2 transport slot, empty or holding a [`VirtioBackend`].
@@ -439,7 +282,7 @@ impl VirtioMmio {
         self.status = status;
     }
 
-    fn read_register(&self, register: u64) -> u32 {
+    fn read_register(&self, register: usize) -> u32 {
         match register {
             register::MAGIC_VALUE => MAGIC,
             register::VERSION => VERSION,
@@ -485,7 +328,7 @@ impl VirtioMmio {
         }
     }
 
-    fn write_register(&mut self, register: u64, value: u32, dma: &mut dyn DmaMemory) {
+    fn write_register(&mut self, register: usize, value: u32, dma: &mut dyn DmaMemory) {
         match register {
             register::DEVICE_FEATURES_SEL => self.device_features_sel = value,
             register::DRIVER_FEATURES_SEL => self.driver_features_sel = value,
@@ -607,199 +450,6 @@ impl VirtioMmio {
     }
 }
 
-/// Processing of one notified queue: the split virtqueue of §2.7, device side.
-struct QueueProcessor<'a> {
-    index: u16,
-    queue: Queue,
-    dma: &'a mut dyn DmaMemory,
-    backend: &'a mut dyn VirtioBackend,
-    /// Whether a used element was written (and so an interrupt may be due).
-    used_any: bool,
-}
-
-impl QueueProcessor<'_> {
-    fn dma_fault(&self, error: DmaError) -> QueueFault {
-        QueueFault::Dma {
-            queue: self.index,
-            error,
-        }
-    }
-
-    fn read_bytes<const N: usize>(&self, address: u64) -> Result<[u8; N], QueueFault> {
-        let mut bytes = [0; N];
-        self.dma
-            .read(address, &mut bytes)
-            .map_err(|error| self.dma_fault(error))?;
-        Ok(bytes)
-    }
-
-    fn read_u16(&self, address: u64) -> Result<u16, QueueFault> {
-        self.read_bytes(address).map(u16::from_le_bytes)
-    }
-
-    fn write(&mut self, address: u64, data: &[u8]) -> Result<(), QueueFault> {
-        self.dma
-            .write(address, data)
-            .map_err(|error| QueueFault::Dma {
-                queue: self.index,
-                error,
-            })
-    }
-
-    /// The queue size as a `u16` (checked to be a power of two at most `QueueNumMax` ≤ 32768).
-    fn size(&self) -> u16 {
-        u16::try_from(self.queue.size).unwrap_or(u16::MAX)
-    }
-
-    /// Processes every available chain. Returns whether the driver wants an interrupt.
-    fn run(&mut self) -> Result<bool, QueueFault> {
-        let size = self.size();
-        let avail = self.queue.driver_area;
-        loop {
-            let avail_idx = self.read_u16(avail.wrapping_add(2))?;
-            let pending = avail_idx.wrapping_sub(self.queue.last_avail_idx);
-            if pending == 0 {
-                break;
-            }
-            if pending > size {
-                return Err(QueueFault::AvailIndexTooFarAhead {
-                    queue: self.index,
-                    avail_idx,
-                    last_avail_idx: self.queue.last_avail_idx,
-                });
-            }
-            let slot = self.queue.last_avail_idx % size;
-            let head = self.read_u16(avail.wrapping_add(4 + 2 * u64::from(slot)))?;
-            let written = self.process_chain(head)?;
-            self.push_used(head, written)?;
-            self.queue.last_avail_idx = self.queue.last_avail_idx.wrapping_add(1);
-        }
-        let flags = self.read_u16(avail)?;
-        Ok(flags & AVAIL_NO_INTERRUPT == 0)
-    }
-
-    fn read_descriptor(&self, index: u16) -> Result<Descriptor, QueueFault> {
-        if index >= self.size() {
-            return Err(QueueFault::IndexOutOfRange {
-                queue: self.index,
-                index,
-            });
-        }
-        let address = self
-            .queue
-            .descriptors
-            .wrapping_add(DESCRIPTOR_SIZE * u64::from(index));
-        let bytes: [u8; 16] = self.read_bytes(address)?;
-        let [a0, a1, a2, a3, a4, a5, a6, a7, l0, l1, l2, l3, f0, f1, n0, n1] = bytes;
-        Ok(Descriptor {
-            address: u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
-            len: u32::from_le_bytes([l0, l1, l2, l3]),
-            flags: u16::from_le_bytes([f0, f1]),
-            next: u16::from_le_bytes([n0, n1]),
-        })
-    }
-
-    /// Walks the chain at `head`, runs the backend on it and scatters the response. Returns the
-    /// bytes written.
-    fn process_chain(&mut self, head: u16) -> Result<u32, QueueFault> {
-        let mut request = Vec::new();
-        let mut writable: Vec<(u64, usize)> = Vec::new();
-        let mut writable_len: u64 = 0;
-        let mut index = head;
-        let mut count: u16 = 0;
-        loop {
-            if count >= self.size() {
-                return Err(QueueFault::ChainLoop {
-                    queue: self.index,
-                    head,
-                });
-            }
-            count += 1;
-            let descriptor = self.read_descriptor(index)?;
-            if descriptor.flags & DESC_INDIRECT != 0 {
-                return Err(QueueFault::IndirectDescriptor {
-                    queue: self.index,
-                    index,
-                });
-            }
-            let len = u64::from(descriptor.len);
-            let too_long = QueueFault::ChainTooLong {
-                queue: self.index,
-                head,
-            };
-            if descriptor.flags & DESC_WRITE != 0 {
-                writable_len += len;
-                if writable_len > MAX_CHAIN_BYTES {
-                    return Err(too_long);
-                }
-                let len = usize::try_from(len).map_err(|_| too_long)?;
-                writable.push((descriptor.address, len));
-            } else {
-                if !writable.is_empty() {
-                    return Err(QueueFault::ReadableAfterWritable {
-                        queue: self.index,
-                        index,
-                    });
-                }
-                let start = request.len();
-                let end = usize::try_from(len)
-                    .ok()
-                    .and_then(|len| start.checked_add(len))
-                    .filter(|end| *end as u64 <= MAX_CHAIN_BYTES)
-                    .ok_or(too_long)?;
-                request.resize(end, 0);
-                let target = request.get_mut(start..).unwrap_or_default();
-                self.dma
-                    .read(descriptor.address, target)
-                    .map_err(|error| QueueFault::Dma {
-                        queue: self.index,
-                        error,
-                    })?;
-            }
-            if descriptor.flags & DESC_NEXT == 0 {
-                break;
-            }
-            index = descriptor.next;
-        }
-
-        let mut response = vec![0; usize::try_from(writable_len).unwrap_or(0)];
-        let written = self
-            .backend
-            .process(self.index, &request, &mut response)
-            .min(response.len());
-        let mut remaining = response.get(..written).unwrap_or_default();
-        for (address, len) in writable {
-            if remaining.is_empty() {
-                break;
-            }
-            let (part, rest) = remaining.split_at(len.min(remaining.len()));
-            self.write(address, part)?;
-            remaining = rest;
-        }
-        // `written` is at most MAX_CHAIN_BYTES, which fits.
-        Ok(u32::try_from(written).unwrap_or(u32::MAX))
-    }
-
-    /// Writes the used element for `head`, then publishes it with `used.idx`: the element must
-    /// be visible before the index that covers it (§2.7.8).
-    fn push_used(&mut self, head: u16, written: u32) -> Result<(), QueueFault> {
-        let used = self.queue.device_area;
-        let slot = self.queue.used_idx % self.size();
-        let mut element = [0u8; 8];
-        let (id, len) = element.split_at_mut(4);
-        id.copy_from_slice(&u32::from(head).to_le_bytes());
-        len.copy_from_slice(&written.to_le_bytes());
-        self.write(
-            used.wrapping_add(4 + USED_ELEMENT_SIZE * u64::from(slot)),
-            &element,
-        )?;
-        self.queue.used_idx = self.queue.used_idx.wrapping_add(1);
-        self.write(used.wrapping_add(2), &self.queue.used_idx.to_le_bytes())?;
-        self.used_any = true;
-        Ok(())
-    }
-}
-
 impl Device for VirtioMmio {
     fn kind(&self) -> &'static str {
         "virtio-mmio"
@@ -842,7 +492,7 @@ impl Device for VirtioMmio {
 /// What an access in the window reaches.
 enum Access {
     /// A control register (32-bit accesses only, §4.2.2.2).
-    Register(u64),
+    Register(usize),
     /// The device configuration space, at this offset in it (any aligned width).
     Config(u64),
 }
@@ -854,9 +504,10 @@ impl Access {
         if offset % bytes != 0 || end > WINDOW {
             return None;
         }
-        match offset.checked_sub(register::CONFIG) {
+        match offset.checked_sub(register::CONFIG as u64) {
             Some(config_offset) => Some(Self::Config(config_offset)),
-            None => (width == Width::U32).then_some(Self::Register(offset)),
+            // Below CONFIG (0x100): the offset fits any usize.
+            None => (width == Width::U32).then_some(Self::Register(offset as usize)),
         }
     }
 }
@@ -871,6 +522,7 @@ impl Access {
 mod tests {
     use super::*;
     use crate::{DmaBuffer, NoDma};
+    use queue::{AVAIL_NO_INTERRUPT, DESC_INDIRECT, DESC_NEXT, DESC_WRITE};
 
     /// A backend that answers each request with its bytes reversed.
     struct Echo {
@@ -936,12 +588,13 @@ mod tests {
                 avail_idx: 0,
             }
         }
-        fn read(&mut self, offset: u64) -> u32 {
-            self.device.read(offset, Width::U32, &mut self.memory)
-        }
-        fn write(&mut self, offset: u64, value: u32) {
+        fn read(&mut self, offset: usize) -> u32 {
             self.device
-                .write(offset, Width::U32, value, &mut self.memory);
+                .read(offset as u64, Width::U32, &mut self.memory)
+        }
+        fn write(&mut self, offset: usize, value: u32) {
+            self.device
+                .write(offset as u64, Width::U32, value, &mut self.memory);
         }
         /// Runs the initialisation of §3.1.1 with queue 0 of size 8.
         fn initialise(&mut self) {
@@ -1000,7 +653,7 @@ mod tests {
     #[test]
     fn empty_slot_has_a_header_but_no_device() {
         let mut device = VirtioMmio::new();
-        let mut read = |offset| device.read(offset, Width::U32, &mut NoDma);
+        let mut read = |offset: usize| device.read(offset as u64, Width::U32, &mut NoDma);
         assert_eq!(read(register::MAGIC_VALUE), 0x7472_6976);
         assert_eq!(read(register::VERSION), 2);
         assert_eq!(read(register::DEVICE_ID), 0);
@@ -1021,12 +674,12 @@ mod tests {
         let mut rig = Rig::new();
         assert_eq!(
             rig.device
-                .read(register::MAGIC_VALUE, Width::U8, &mut NoDma),
+                .read(register::MAGIC_VALUE as u64, Width::U8, &mut NoDma),
             0
         );
         assert_eq!(
             rig.device
-                .read(register::MAGIC_VALUE, Width::U16, &mut NoDma),
+                .read(register::MAGIC_VALUE as u64, Width::U16, &mut NoDma),
             0
         );
         assert_eq!(rig.device.read(0x2, Width::U32, &mut NoDma), 0);
@@ -1373,11 +1026,11 @@ mod tests {
         assert_eq!(device.describe(), "echo");
         assert!(device.irq_level());
         assert_eq!(
-            device.read(register::CONFIG_GENERATION, Width::U32, &mut NoDma),
+            device.read(register::CONFIG_GENERATION as u64, Width::U32, &mut NoDma),
             1
         );
         assert_eq!(
-            device.read(register::INTERRUPT_STATUS, Width::U32, &mut NoDma),
+            device.read(register::INTERRUPT_STATUS as u64, Width::U32, &mut NoDma),
             2
         );
         let second = device.plug(Box::new(Echo::new()));
@@ -1385,17 +1038,23 @@ mod tests {
             second.err().map(|backend| backend.describe()),
             Some("echo".into())
         );
-        device.write(register::INTERRUPT_ACK, Width::U32, 2, &mut NoDma);
-        device.write(register::STATUS, Width::U32, 3, &mut NoDma);
+        device.write(register::INTERRUPT_ACK as u64, Width::U32, 2, &mut NoDma);
+        device.write(register::STATUS as u64, Width::U32, 3, &mut NoDma);
         assert!(!device.irq_level());
 
         let backend = device.unplug().unwrap();
         assert_eq!(backend.device_id(), 0x2a);
         assert!(device.irq_level());
-        assert_eq!(device.read(register::STATUS, Width::U32, &mut NoDma), 0);
-        assert_eq!(device.read(register::DEVICE_ID, Width::U32, &mut NoDma), 0);
         assert_eq!(
-            device.read(register::CONFIG_GENERATION, Width::U32, &mut NoDma),
+            device.read(register::STATUS as u64, Width::U32, &mut NoDma),
+            0
+        );
+        assert_eq!(
+            device.read(register::DEVICE_ID as u64, Width::U32, &mut NoDma),
+            0
+        );
+        assert_eq!(
+            device.read(register::CONFIG_GENERATION as u64, Width::U32, &mut NoDma),
             2
         );
         assert!(device.unplug().is_none());

@@ -1,0 +1,179 @@
+//! The sockets: each PD's connection to the launcher (believed only from its own process), the
+//! control socket and the console on standard input, each feeding the launcher's one queue of
+//! events.
+
+use super::*;
+
+/// What the connection threads tell the launcher: which PD and incarnation a connection claims
+/// to be, and the process id the kernel says is at the other end (`SO_PEERCRED`), which is what
+/// makes the claim believable: a PD process cannot speak for another PD.
+pub(crate) enum Event {
+    Connected(Claim, UnixStream),
+    Frame(Claim, FromPd),
+    /// Bytes typed at the launcher's standard input: the console UART's receive line.
+    Input(Vec<u8>),
+    /// A command on the control socket, and where to answer.
+    Control(String, UnixStream),
+}
+
+/// A connection's claimed PD and incarnation, and its peer's process id.
+#[derive(Clone, Copy)]
+pub(crate) struct Claim {
+    pub(crate) pd: usize,
+    pub(crate) incarnation: u32,
+    pub(crate) peer: Option<u32>,
+}
+
+/// Sends one command to a running launcher's control socket; returns its answer.
+///
+/// # Errors
+/// The socket's.
+pub fn control(socket: &Path, command: &str) -> std::io::Result<String> {
+    let mut stream = UnixStream::connect(socket)?;
+    writeln!(stream, "{command}")?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer)?;
+    Ok(answer.trim_end().to_string())
+}
+
+/// The console: the launcher's standard input, line by line, to the board's UART.
+pub(crate) fn read_console(events: &Sender<Event>) {
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match stdin.lock().read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                if events.send(Event::Input(line.as_bytes().to_vec())).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn accept_control(listener: &UnixListener, events: &Sender<Event>) {
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let events = events.clone();
+        std::thread::spawn(move || {
+            let Ok(reader) = stream.try_clone() else {
+                return;
+            };
+            for line in BufReader::new(reader).lines().map_while(Result::ok) {
+                let Ok(answer) = stream.try_clone() else {
+                    return;
+                };
+                if events.send(Event::Control(line, answer)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+pub(crate) fn accept(listener: &UnixListener, events: &Sender<Event>) {
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let events = events.clone();
+        std::thread::spawn(move || {
+            let hello = read_frame(&mut stream)
+                .ok()
+                .and_then(|frame| FromPd::decode(&frame));
+            let Some(FromPd::Hello { pd, incarnation }) = hello else {
+                return;
+            };
+            let claim = Claim {
+                pd: pd as usize,
+                incarnation,
+                peer: rustix::net::sockopt::socket_peercred(&stream)
+                    .ok()
+                    .and_then(|credentials| {
+                        u32::try_from(credentials.pid.as_raw_nonzero().get()).ok()
+                    }),
+            };
+            let Ok(writer) = stream.try_clone() else {
+                return;
+            };
+            if events.send(Event::Connected(claim, writer)).is_err() {
+                return;
+            }
+            while let Ok(frame) = read_frame(&mut stream) {
+                // A malformed frame from a PD is dropped; the PD gains nothing by it.
+                if let Some(frame) = FromPd::decode(&frame) {
+                    if events.send(Event::Frame(claim, frame)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Launcher {
+    /// A load or store to device memory: the model answers, or the PD takes a VM fault.
+    pub(super) fn register_access(
+        &mut self,
+        kernel: &mut Kernel,
+        pd: usize,
+        address: u64,
+        width: u8,
+        write: Option<u32>,
+    ) {
+        match self.board.access(pd, address, width, write) {
+            Some(value) => self.send(pd, ToPd::RegisterValue(value)),
+            None => {
+                let what = if write.is_some() {
+                    "store to"
+                } else {
+                    "load from"
+                };
+                eprintln!(
+                    "warden-host: '{}' faulted: {what} 0x{address:x} ({width} bytes), which is not in its device maps (VmFault)",
+                    self.name(pd)
+                );
+                self.kill(pd);
+                self.faulted(kernel, pd, FaultKind::VmFault);
+            }
+        }
+    }
+
+    /// Raises or lowers every routed interrupt line as the models drive it.
+    pub(super) fn update_lines(&mut self, kernel: &mut Kernel) {
+        for line in self.board.lines() {
+            if line.asserted {
+                if let Ok(actions) = kernel.raise_irq(line.pd, line.channel) {
+                    self.perform(kernel, actions);
+                }
+            } else {
+                let _ = kernel.lower_irq(line.pd, line.channel);
+            }
+        }
+    }
+
+    pub(super) fn control(&mut self, command: &str) -> String {
+        let mut words = command.split_whitespace();
+        let result = match (words.next(), words.next(), words.next()) {
+            (Some("plug"), Some(spec), None) => spec
+                .parse::<VirtioSpec>()
+                .and_then(|spec| self.board.plug(&spec, false)),
+            (Some("unplug"), Some(address), None) => {
+                u64::from_str_radix(address.trim_start_matches("0x"), 16)
+                    .map_err(|_| format!("'{address}' is not a hexadecimal address"))
+                    .and_then(|base| self.board.unplug(base))
+            }
+            (Some("devices"), None, None) => Ok(self.board.summary().join("; ")),
+            _ => Err(format!(
+                "unknown command '{command}': use plug blk=IMAGE, plug rng, unplug ADDRESS or devices"
+            )),
+        };
+        match result {
+            Ok(text) => {
+                println!("warden-host: {command}: {text}");
+                format!("ok {text}")
+            }
+            Err(error) => format!("error: {error}"),
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! The `protection_domain` element and what it holds: `program_image`, `map`, `irq`, `setvar` and
+//! child protection domains.
+
+use super::*;
+
+/// Map permissions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Permissions {
+    /// `r`.
+    pub read: bool,
+    /// `w`.
+    pub write: bool,
+    /// `x`.
+    pub execute: bool,
+}
+
+/// A `map` of a memory region into a PD.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Map {
+    /// The region's name.
+    pub region: String,
+    /// Where it appears in the PD.
+    pub vaddr: u64,
+    /// Permissions.
+    pub permissions: Permissions,
+    /// Cached (false for device registers).
+    pub cached: bool,
+    /// Symbol patched with `vaddr`.
+    pub setvar_vaddr: Option<String>,
+    /// Symbol patched with the region's size.
+    pub setvar_size: Option<String>,
+    /// Where in the file.
+    pub location: Location,
+}
+
+/// IRQ trigger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// Level-triggered (the default).
+    Level,
+    /// Edge-triggered.
+    Edge,
+}
+
+/// An `irq` of a PD.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Irq {
+    /// The hardware interrupt number.
+    pub irq: u64,
+    /// The PD's channel id for it.
+    pub id: u64,
+    /// Trigger.
+    pub trigger: Trigger,
+    /// Where in the file.
+    pub location: Location,
+}
+
+/// A `setvar` naming a region's physical address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetVar {
+    /// The symbol.
+    pub symbol: String,
+    /// The region whose physical address it receives.
+    pub region: String,
+}
+
+/// A protection domain (children are flattened into the system's list, with `parent`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtectionDomain {
+    /// Its name.
+    pub name: String,
+    /// Priority 0–254.
+    pub priority: u8,
+    /// Budget in µs.
+    pub budget: u64,
+    /// Period in µs.
+    pub period: u64,
+    /// Passive: runs on its callers' budgets after `init`.
+    pub passive: bool,
+    /// Stack bytes.
+    pub stack_size: u64,
+    /// May make SMC calls.
+    pub smc: bool,
+    /// Uses the floating-point unit (default true).
+    pub fpu: bool,
+    /// CPU core.
+    pub cpu: Option<u64>,
+    /// The program's path.
+    pub program_image: String,
+    /// Maps.
+    pub maps: Vec<Map>,
+    /// IRQs.
+    pub irqs: Vec<Irq>,
+    /// `setvar` elements.
+    pub setvars: Vec<SetVar>,
+    /// Parent PD (index in [`System::protection_domains`]) and this PD's id under it.
+    pub parent: Option<(usize, u64)>,
+    /// Where in the file.
+    pub location: Location,
+}
+
+impl Parser<'_, '_> {
+    pub(super) fn protection_domain(
+        &self,
+        node: Node,
+        parent: Option<usize>,
+        system: &mut System,
+    ) -> Result<(), SdfError> {
+        let mut allowed = vec![
+            "name",
+            "priority",
+            "budget",
+            "period",
+            "passive",
+            "stack_size",
+            "smc",
+            "cpu",
+            "fpu",
+        ];
+        if parent.is_some() {
+            allowed.push("id");
+        }
+        self.attributes(node, &allowed)?;
+        let name = self.required(node, "name")?.to_string();
+        let priority = self.optional_number(node, "priority")?.unwrap_or(0);
+        if priority > MAX_PRIORITY {
+            return Err(self.error(
+                node,
+                format!("priority {priority} of '{name}' is above {MAX_PRIORITY}"),
+            ));
+        }
+        let budget = self
+            .optional_number(node, "budget")?
+            .unwrap_or(DEFAULT_BUDGET);
+        let period = self.optional_number(node, "period")?.unwrap_or(budget);
+        if budget > period {
+            return Err(self.error(
+                node,
+                format!("budget ({budget}) of '{name}' is greater than its period ({period})"),
+            ));
+        }
+        let stack_size = self
+            .optional_number(node, "stack_size")?
+            .unwrap_or(MIN_STACK);
+        if !(MIN_STACK..=MAX_STACK).contains(&stack_size) || stack_size % SMALL_PAGE != 0 {
+            return Err(self.error(
+                node,
+                format!(
+                    "stack_size 0x{stack_size:x} of '{name}' must be a multiple of 0x1000 from 0x{MIN_STACK:x} to 0x{MAX_STACK:x}"
+                ),
+            ));
+        }
+        let child_id = match parent {
+            Some(_) => {
+                let id = self.required_number(node, "id")?;
+                if id > MAX_ID {
+                    return Err(
+                        self.error(node, format!("child id {id} of '{name}' is above {MAX_ID}"))
+                    );
+                }
+                Some(id)
+            }
+            None => None,
+        };
+        let mut pd = ProtectionDomain {
+            name: name.clone(),
+            priority: priority as u8,
+            budget,
+            period,
+            passive: self.boolean(node, "passive", false)?,
+            stack_size,
+            smc: self.boolean(node, "smc", false)?,
+            fpu: self.boolean(node, "fpu", true)?,
+            cpu: self.optional_number(node, "cpu")?,
+            program_image: String::new(),
+            maps: Vec::new(),
+            irqs: Vec::new(),
+            setvars: Vec::new(),
+            parent: parent.zip(child_id),
+            location: self.location(node),
+        };
+        let index = system.protection_domains.len();
+        let mut children = Vec::new();
+        let mut program_image = None;
+        for element in self.elements(node)? {
+            match element.tag_name().name() {
+                "program_image" => {
+                    self.attributes(element, &["path", "path_for_symbols"])?;
+                    if program_image.is_some() {
+                        return Err(self.error(
+                            element,
+                            format!("'{name}' has more than one <program_image>"),
+                        ));
+                    }
+                    program_image = Some(self.required(element, "path")?.to_string());
+                }
+                "map" => {
+                    let map = self.map(element)?;
+                    pd.maps.push(map);
+                }
+                "irq" => {
+                    let irq = self.irq(element)?;
+                    pd.irqs.push(irq);
+                }
+                "setvar" => {
+                    self.attributes(element, &["symbol", "region_paddr"])?;
+                    pd.setvars.push(SetVar {
+                        symbol: self.required(element, "symbol")?.to_string(),
+                        region: self.required(element, "region_paddr")?.to_string(),
+                    });
+                }
+                "protection_domain" => children.push(element),
+                "virtual_machine" => {
+                    return Err(self.error(element, "<virtual_machine> is not supported by Warden"))
+                }
+                other => {
+                    return Err(self.error(
+                        element,
+                        format!("unknown element <{other}> in <protection_domain>"),
+                    ))
+                }
+            }
+        }
+        pd.program_image = program_image
+            .ok_or_else(|| self.error(node, format!("'{name}' has no <program_image>")))?;
+        self.check_symbols(&pd)?;
+        system.protection_domains.push(pd);
+        let mut child_ids: Vec<u64> = Vec::new();
+        for child in children {
+            let before = system.protection_domains.len();
+            self.protection_domain(child, Some(index), system)?;
+            let id = system
+                .protection_domains
+                .get(before)
+                .and_then(|child| child.parent)
+                .map_or(0, |(_, id)| id);
+            if child_ids.contains(&id) {
+                return Err(self.error(child, format!("child id {id} is used twice in '{name}'")));
+            }
+            child_ids.push(id);
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_symbols(&self, pd: &ProtectionDomain) -> Result<(), SdfError> {
+        let mut symbols: Vec<&str> = Vec::new();
+        let from_maps = pd.maps.iter().flat_map(|map| {
+            [&map.setvar_vaddr, &map.setvar_size]
+                .into_iter()
+                .flatten()
+                .map(move |symbol| (symbol.as_str(), map.location))
+        });
+        let from_setvars = pd
+            .setvars
+            .iter()
+            .map(|setvar| (setvar.symbol.as_str(), pd.location));
+        for (symbol, location) in from_maps.chain(from_setvars) {
+            if symbols.contains(&symbol) {
+                return Err(self.error_at(
+                    location,
+                    format!("symbol '{symbol}' is set twice in '{}'", pd.name),
+                ));
+            }
+            symbols.push(symbol);
+        }
+        Ok(())
+    }
+
+    pub(super) fn map(&self, node: Node) -> Result<Map, SdfError> {
+        self.attributes(
+            node,
+            &[
+                "mr",
+                "vaddr",
+                "perms",
+                "cached",
+                "setvar_vaddr",
+                "setvar_size",
+            ],
+        )?;
+        let permissions = match node.attribute("perms") {
+            None => Permissions {
+                read: true,
+                write: true,
+                execute: false,
+            },
+            Some(text) => {
+                let valid = !text.is_empty() && text.chars().all(|c| matches!(c, 'r' | 'w' | 'x'));
+                if !valid {
+                    return Err(self.error(
+                        node,
+                        format!("perms '{text}' must be a combination of 'r', 'w' and 'x'"),
+                    ));
+                }
+                Permissions {
+                    read: text.contains('r'),
+                    write: text.contains('w'),
+                    execute: text.contains('x'),
+                }
+            }
+        };
+        if permissions.write && !permissions.read && !permissions.execute {
+            return Err(self.error(node, "write-only maps are not allowed"));
+        }
+        Ok(Map {
+            region: self.required(node, "mr")?.to_string(),
+            vaddr: self.required_number(node, "vaddr")?,
+            permissions,
+            cached: self.boolean(node, "cached", true)?,
+            setvar_vaddr: node.attribute("setvar_vaddr").map(str::to_string),
+            setvar_size: node.attribute("setvar_size").map(str::to_string),
+            location: self.location(node),
+        })
+    }
+
+    pub(super) fn irq(&self, node: Node) -> Result<Irq, SdfError> {
+        self.attributes(node, &["irq", "id", "trigger"])?;
+        let id = self.required_number(node, "id")?;
+        if id > MAX_ID {
+            return Err(self.error(node, format!("irq id {id} is above {MAX_ID}")));
+        }
+        let trigger = match node.attribute("trigger") {
+            None | Some("level") => Trigger::Level,
+            Some("edge") => Trigger::Edge,
+            Some(other) => {
+                return Err(self.error(
+                    node,
+                    format!("trigger must be 'level' or 'edge', not '{other}'"),
+                ))
+            }
+        };
+        Ok(Irq {
+            irq: self.required_number(node, "irq")?,
+            id,
+            trigger,
+            location: self.location(node),
+        })
+    }
+}
