@@ -72,20 +72,19 @@ if ! command -v cargo >/dev/null 2>&1; then
     status=1
 else
     say "host cargo: $(cargo --version)"
-    if ! fmt_version=$(cargo fmt --version 2>/dev/null); then
-        warn "MISSING: rustfmt (needed by 'cargo fmt --all -- --check')."
-        warn "  fix: rustup component add rustfmt"
-        status=1
-    else
-        say "host rustfmt: $fmt_version"
-    fi
-    if ! clippy_version=$(cargo clippy --version 2>/dev/null); then
-        warn "MISSING: clippy (needed by 'cargo clippy --workspace --all-targets')."
-        warn "  fix: rustup component add clippy"
-        status=1
-    else
-        say "host clippy: $clippy_version"
-    fi
+    # component SUBCOMMAND USE: `cargo SUBCOMMAND --version` answers, or says how to get it.
+    component() {
+        local version
+        if version=$(cargo "$1" --version 2>/dev/null); then
+            say "host $1: $version"
+        else
+            warn "MISSING: $1 (needed by '$2')."
+            warn "  fix: rustup component add ${1/fmt/rustfmt}"
+            status=1
+        fi
+    }
+    component fmt "cargo fmt --all -- --check"
+    component clippy "cargo clippy --workspace --all-targets"
 fi
 
 # --- 2. Debian toolchain for the aarch64 -Zbuild-std check. ---------------------------------

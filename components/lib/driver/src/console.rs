@@ -52,6 +52,31 @@ pub mod interface {
     pub const DEVICE_REGIONS: [(&str, &str, &str); 1] = [("uart_vaddr", "uart_size", "uart_paddr")];
 }
 
+/// How many times a UART driver polls its device for a condition (room in the transmit FIFO)
+/// before it gives up on the device.
+///
+/// One character at 9600 baud takes about a millisecond; this many register reads take far
+/// longer on any hardware this runs on, so running out means the device is stuck rather than
+/// slow (for instance a transmitter held by flow control or left disabled).
+pub const SPIN_LIMIT: u32 = 100_000;
+
+/// The transmitter did not take a byte within [`SPIN_LIMIT`] polls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxStuck {
+    /// How many bytes of the request went into the FIFO before it stopped draining.
+    pub written: usize,
+}
+
+impl core::fmt::Display for TxStuck {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            formatter,
+            "transmit FIFO stuck full after {} bytes",
+            self.written
+        )
+    }
+}
+
 /// A UART a console driver can drive: what [`UartConsole`] needs of the device's logic.
 pub trait Uart: Sized {
     /// The driver's name.
@@ -438,7 +463,6 @@ impl LineEditor {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
     use core::sync::atomic::AtomicU32;

@@ -275,7 +275,7 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 fn print_figures() {
-    println!("\n== device-manager-core figures (this run) ==");
+    println!("\n== warden-manager-core figures (this run) ==");
     for (name, run) in [
         (
             "storm (devices after drivers)",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every protocol fuzz target for a while (make fuzz); prints executions and crashes per target.
 #
-# Usage: components/protocol/fuzz/run.sh [SECONDS_PER_TARGET]   (default 20)
+# Usage: components/lib/protocol/fuzz/run.sh [SECONDS_PER_TARGET]   (default 20)
 # Needs cargo-fuzz (installed from crates.io when missing). The machine's rustup toolchain is
 # stable, so the nightly flags cargo-fuzz passes are unlocked with RUSTC_BOOTSTRAP=1. New
 # inputs that grow coverage are added to corpus/<target>/ (review before committing); a crash

@@ -1,6 +1,11 @@
 //! Warden's wire protocol: everything that crosses a protection-domain boundary, defined once
 //! and treated as untrusted on arrival.
 //!
+//! Each message is described once, in the message table of [`message`]: its opcode, whether it
+//! may travel as a call, and its fields, from which its layout and both halves of its codec
+//! come; [`field`] holds each field type's encoding beside its decoding. The words the messages
+//! are made of (handles, match data, resources, answers) are `warden-vocabulary`'s.
+//!
 //! Messages travel two ways: on single-producer/single-consumer rings in shared memory
 //! ([`ring`]) with a notification when the consumer asked for one, each as a 16-byte
 //! [`wire::Header`] (magic `"WRDN"`, version, opcode, request id, body length) and a fixed-size
@@ -20,15 +25,15 @@
 //! | 0x0003 | `Suspend` | manager → driver | callback, device | `CallbackDone` | — |
 //! | 0x0004 | `Resume` | manager → driver | callback, device | `CallbackDone` | — |
 //! | 0x0005 | `Shutdown` | manager → driver | callback, device | `CallbackDone` | — |
-//! | 0x0101 | `Register` | driver → manager (PPC) | name, match table (1–8 entries) | `Completion` (driver handle, devices bound) | NoSpace; the driver is registered for the calling PD only |
-//! | 0x0102 | `CallbackDone` | driver → manager (ring or PPC) | callback, status, detail | — | NoSuchObject (not in flight), NotPermitted (callback sent to another PD) |
+//! | 0x0101 | `Register` | driver → manager (PPC) | name, bus, match table (1–8 entries) | `Completion` (status: Ok once queued) | StaleHandle (no such bus), NoSpace; the driver is registered for the calling PD only |
+//! | 0x0102 | `CallbackDone` | driver → manager (ring or PPC) | callback, answer (Ok / NotMine / Defer / Failed with a detail) | — | NoSuchObject (not in flight), NotPermitted (callback sent to another PD) |
 //! | 0x0103 | `AddChild` | driver → manager (PPC) | callback, parent, bus, match data, resources (physical) | `Completion` (child handle) | NotPermitted unless the caller's probe/resume callback is in flight on `parent` |
 //! | 0x0104 | `RemoveChild` | driver → manager (PPC) | callback, child | `Completion` | NotPermitted unless `child` is a child of the callback's device; Busy if it is bound or locked |
 //! | 0x0105 | `Alive` | driver → manager (PPC) | sequence | `Completion` | — |
 //! | 0x0201 | `Bind` | client → manager (PPC; or a driver, naming its own driver) | device, driver | `Completion` (status only: `Ok` once queued, or the refusal the manager could decide at once) | StaleHandle, Busy, NoMatch |
 //! | 0x0202 | `Unbind` | client → manager (PPC; or a driver) | device | `Completion` (as `Bind`) | StaleHandle; a driver may unbind only a device bound to it |
 //! | 0x0203 | `RemoveDevice` | client → manager | device | `Completion` | StaleHandle; a driver may remove only children of devices bound to it |
-//! | 0x0204 | `Rescan` | client → manager (PPC) | (zero) | `Completion` | — |
+//! | 0x0204 | `Rescan` | client → manager (PPC) | (none) | `Completion` | — |
 //! | 0x0205 | `SuspendDevice` | client → manager | all flag, device | `Completion` | StaleHandle, Failed |
 //! | 0x0206 | `ResumeDevice` | client → manager | all flag, device | `Completion` | StaleHandle, ParentSuspended, Failed |
 //! | 0x0207 | `QueryDevice` | client → manager (PPC) | device | `DeviceInfo` | StaleHandle |
@@ -39,6 +44,10 @@
 //! | 0x0302 | `Event` | manager → client | kind, device, driver | — | — |
 //! | 0x0303 | `DeviceInfo` | manager → client | device, parent, driver, state, match data, resources (physical) | — | — |
 //! | 0x0304 | `DriverInfo` | manager → client | driver, PD, devices bound, name | — | — |
+//!
+//! Not served yet (the manager answers `NotPermitted`): `Alive`, `RemoveDevice`,
+//! `SuspendDevice`, `ResumeDevice`, `Subscribe` and `Event` — the supervision and operator
+//! issues take them up; their layouts are here so that every peer agrees on them already.
 //!
 //! Status codes ([`Status`]): 0 Ok, 1 NotMine, 2 Defer, 3 Busy, 4 StaleHandle, 5 NoSuchObject,
 //! 6 NotPermitted, 7 Malformed, 8 NoSpace, 9 Failed, 10 Died, 11 ShutDown, 12 NoMatch,

@@ -149,7 +149,7 @@ pub enum DecodeError {
         /// Bytes given.
         got: usize,
     },
-    /// Not [`MAGIC`](crate::wire::MAGIC).
+    /// Not [`MAGIC`].
     BadMagic(u32),
     /// A protocol version this crate does not speak.
     BadVersion(u16),

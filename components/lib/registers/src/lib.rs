@@ -227,7 +227,6 @@ impl Registers for Mmio {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
 

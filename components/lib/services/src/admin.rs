@@ -274,7 +274,6 @@ fn device_info(device: Device) -> Message {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
     use alloc::vec::Vec;

@@ -183,7 +183,6 @@ impl fmt::Display for DateTime {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
     use alloc::string::ToString;

@@ -4,7 +4,7 @@
 //!
 //! On the driver → shell ring each message is one input line the driver edited and the user
 //! ended with Enter (its bytes, no terminator, at most [`MAX_LINE_BYTES`] of UTF-8 without
-//! control characters: [`line`]); on the shell → driver ring each message is output bytes for
+//! control characters: [`line()`]); on the shell → driver ring each message is output bytes for
 //! the UART, written as they are (up to a slot). The driver notifies the shell when its UART is
 //! bound (the shell greets), when it puts a line on the ring and the shell asked for a signal,
 //! and after it took output (room was made); the shell notifies the driver when it puts output
@@ -177,7 +177,7 @@ impl Client {
     }
 
     /// Takes the lines typed, at most a ring's worth, each handed to `each` as it came (the
-    /// shell checks it with [`line`]); stops early when `stop` says so (too much output is
+    /// shell checks it with [`line()`]); stops early when `stop` says so (too much output is
     /// waiting). Returns whether any was taken.
     pub fn take_lines(
         &mut self,

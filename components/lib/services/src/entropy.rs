@@ -101,7 +101,6 @@ pub fn serve(call: MessageInfo, fill: impl FnOnce(&mut [u8]) -> Option<usize>) -
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
 

@@ -379,12 +379,6 @@ impl<R: Registers> Transport for RegisterTransport<R> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod tests {
     use super::*;
     use std::cell::RefCell;

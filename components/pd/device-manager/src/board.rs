@@ -126,7 +126,6 @@ fn board_resources(device: &warden_board::BoardDevice<'_>) -> Resources {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
     use warden_board::BoardDevice;

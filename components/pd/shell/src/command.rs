@@ -493,7 +493,6 @@ fn rescan(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
     use warden_protocol::Message;

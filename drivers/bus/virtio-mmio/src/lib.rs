@@ -9,7 +9,7 @@
 //! driver's binding), then calls this driver's `remove`.
 //!
 //! Hot-plug: the transports of the hot-plug slots raise their interrupt when a device is
-//! plugged in or out (a configuration change; see `warden-devices`). The driver then reads the
+//! plugged in or out (a configuration change; see `warden-host-devices`). The driver then reads the
 //! device id again and, if it changed, lets go of the transport (`Unbind`: the old child is
 //! removed first) and binds it again (`Bind`, which waits for the transport's lock), whose
 //! probe adds the new child: the same locked path as at boot. Channel 0 is the device manager; channels 1–4 are the interrupts of the hot-plug slots

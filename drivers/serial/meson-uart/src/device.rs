@@ -117,12 +117,9 @@ pub const XTAL_HZ: u32 = 24_000_000;
 /// FIFO depth of the always-on UARTs (the Odroid C4's console); the EE UART_A has 128.
 pub const FIFO_DEPTH: usize = 64;
 
-/// How many times the driver polls STATUS for a condition before it gives up on the device.
-///
-/// One character at 9600 baud takes about a millisecond; this many register reads take far
-/// longer on any hardware this runs on, so running out means the device is stuck rather than
-/// slow.
-pub const SPIN_LIMIT: u32 = 100_000;
+/// How many polls before the driver gives up on the device, and what it reports then (the
+/// same for every UART: `warden_driver::console`).
+pub use warden_driver::console::{TxStuck, SPIN_LIMIT};
 
 /// The REG5 value for `baud_rate` from the crystal divided by 3, as `meson_uart.c` programs it
 /// (`DIV_ROUND_CLOSEST(24 MHz / 3, baud) - 1`), or `None` if the divisor would be zero or too
@@ -177,23 +174,6 @@ impl fmt::Display for ProbeError {
                 "{baud_rate} baud cannot be derived from the 24 MHz crystal"
             ),
         }
-    }
-}
-
-/// The transmitter did not take a byte within [`SPIN_LIMIT`] polls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TxStuck {
-    /// How many bytes of the request went into the FIFO before it stopped draining.
-    pub written: usize,
-}
-
-impl fmt::Display for TxStuck {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            formatter,
-            "transmit FIFO stuck full after {} bytes",
-            self.written
-        )
     }
 }
 

@@ -110,12 +110,9 @@ pub const FIFO_LEVELS_HALF: u32 = (0b010 << 3) | 0b010;
 /// Receive FIFO depth of r1p5.
 pub const FIFO_DEPTH: usize = 32;
 
-/// How many times the driver polls FR for a condition before it gives up on the device.
-///
-/// One character at 9600 baud takes about a millisecond; this many register reads take far
-/// longer on any hardware this runs on, so running out means the device is stuck rather than
-/// slow (for instance a transmitter held by flow control or left disabled).
-pub const SPIN_LIMIT: u32 = 100_000;
+/// How many polls before the driver gives up on the device, and what it reports then (the
+/// same for every UART: `warden_driver::console`).
+pub use warden_driver::console::{TxStuck, SPIN_LIMIT};
 
 pub use warden_registers::PrimeCellIdentification;
 
@@ -157,23 +154,6 @@ impl fmt::Display for ProbeError {
                 "{baud_rate} baud cannot be derived from a {reference_clock_hz} Hz clock"
             ),
         }
-    }
-}
-
-/// The transmitter did not take a byte within [`SPIN_LIMIT`] polls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TxStuck {
-    /// How many bytes of the request went into the FIFO before it stopped draining.
-    pub written: usize,
-}
-
-impl fmt::Display for TxStuck {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            formatter,
-            "transmit FIFO stuck full after {} bytes",
-            self.written
-        )
     }
 }
 

@@ -25,6 +25,7 @@ mod meson_uart;
 mod pl011;
 mod pl031;
 mod registers;
+mod serial;
 mod virtio_blk;
 mod virtio_mmio;
 mod virtio_rng;
@@ -222,12 +223,6 @@ fn primecell_id(offset: usize, peripheral_id: [u8; 4]) -> Option<u32> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod tests {
     use super::*;
 

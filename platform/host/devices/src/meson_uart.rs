@@ -17,12 +17,12 @@
 //! MISC's transmit count. Baud rate and line settings are stored and read back but have no
 //! effect.
 
-use std::collections::VecDeque;
 use std::io::Write;
 
 use meson_uart_driver::device::{control, offset, status, FIFO_DEPTH, WINDOW_SIZE};
 
-use crate::{arm_register, emit, truncate, Device, DmaMemory, Width};
+use crate::serial::{Receiver, Transmitter};
+use crate::{arm_register, truncate, Device, DmaMemory, Width};
 
 /// The register window (six registers).
 const WINDOW: u64 = WINDOW_SIZE as u64;
@@ -30,31 +30,25 @@ const WINDOW: u64 = WINDOW_SIZE as u64;
 /// A Meson UART whose transmitter writes to a byte stream and whose receiver reads the bytes
 /// it is given.
 pub struct MesonUart {
-    output: Box<dyn Write + Send>,
-    rx_fifo: VecDeque<u8>,
-    backlog: VecDeque<u8>,
-    /// Bytes written while the transmitter is held.
-    tx_fifo: VecDeque<u8>,
-    transmitter_held: bool,
+    receiver: Receiver<u8>,
+    transmitter: Transmitter,
     control: u32,
     misc: u32,
     reg5: u32,
     /// PARITY_ERR, FRAME_ERR, TX_FIFO_WERR as latched.
     errors: u32,
-    transmitted: u64,
     register_reads: u64,
 }
 
 impl std::fmt::Debug for MesonUart {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MesonUart")
-            .field("rx_fifo", &self.rx_fifo.len())
-            .field("backlog", &self.backlog.len())
-            .field("tx_fifo", &self.tx_fifo.len())
+            .field("receiver", &self.receiver)
+            .field("tx_fifo", &self.transmitter.queued())
             .field("control", &self.control)
             .field("misc", &self.misc)
             .field("errors", &self.errors)
-            .field("transmitted", &self.transmitted)
+            .field("transmitted", &self.transmitter.transmitted())
             .finish_non_exhaustive()
     }
 }
@@ -65,23 +59,19 @@ impl MesonUart {
     #[must_use]
     pub fn new(output: Box<dyn Write + Send>) -> Self {
         Self {
-            output,
-            rx_fifo: VecDeque::new(),
-            backlog: VecDeque::new(),
-            tx_fifo: VecDeque::new(),
-            transmitter_held: false,
+            receiver: Receiver::new(),
+            transmitter: Transmitter::new(output, "meson-uart"),
             control: control::TX_EN | control::RX_EN,
             misc: 0,
             reg5: 0,
             errors: 0,
-            transmitted: 0,
             register_reads: 0,
         }
     }
 
     /// Bytes arriving on the receive line, in order (console input).
     pub fn push_input(&mut self, bytes: &[u8]) {
-        self.backlog.extend(bytes);
+        self.receiver.arrive(bytes.iter().copied());
         self.refill();
     }
 
@@ -102,24 +92,19 @@ impl MesonUart {
 
     /// Holds the transmitter (flow control in effect) or releases it: what it held goes out.
     pub fn hold_transmitter(&mut self, held: bool) {
-        self.transmitter_held = held;
-        if !held {
-            while let Some(byte) = self.tx_fifo.pop_front() {
-                self.send(byte);
-            }
-        }
+        self.transmitter.hold(held);
     }
 
     /// Bytes transmitted to the output stream.
     #[must_use]
     pub fn transmitted(&self) -> u64 {
-        self.transmitted
+        self.transmitter.transmitted()
     }
 
     /// Received bytes not yet read by the driver (receive FIFO and backlog).
     #[must_use]
     pub fn pending_input(&self) -> usize {
-        self.rx_fifo.len() + self.backlog.len()
+        self.receiver.pending()
     }
 
     /// Register reads since reset (a driver that polls a stuck device must give up).
@@ -137,27 +122,21 @@ impl MesonUart {
     }
 
     fn refill(&mut self) {
-        if !self.receiving() {
-            return;
-        }
-        while self.rx_fifo.len() < FIFO_DEPTH {
-            let Some(byte) = self.backlog.pop_front() else {
-                break;
-            };
-            self.rx_fifo.push_back(byte);
+        if self.receiving() {
+            self.receiver.refill(FIFO_DEPTH);
         }
     }
 
     fn status(&self) -> u32 {
         // The receive count (bits 0-6) as the S905X3 datasheet has it.
-        let mut value = (self.rx_fifo.len() as u32 & status::RX_COUNT_MASK) | self.errors;
-        if self.rx_fifo.is_empty() {
+        let mut value = (self.receiver.level() as u32 & status::RX_COUNT_MASK) | self.errors;
+        if self.receiver.level() == 0 {
             value |= status::RX_EMPTY;
         }
-        if self.tx_fifo.len() >= FIFO_DEPTH {
+        if self.transmitter.queued() >= FIFO_DEPTH {
             value |= status::TX_FULL;
         }
-        if self.tx_fifo.is_empty() {
+        if self.transmitter.queued() == 0 {
             value |= status::TX_EMPTY;
         } else {
             value |= status::TX_BUSY;
@@ -173,29 +152,18 @@ impl MesonUart {
             log::debug!("meson-uart: byte {byte:#04x} written while the transmitter is disabled");
             return;
         }
-        if self.transmitter_held {
-            if self.tx_fifo.len() < FIFO_DEPTH {
-                self.tx_fifo.push_back(byte);
-            } else if !self.held(control::CLEAR_ERR) {
-                self.errors |= status::TX_FIFO_WERR;
-            }
-            return;
+        if !self.transmitter.write(byte, FIFO_DEPTH) && !self.held(control::CLEAR_ERR) {
+            self.errors |= status::TX_FIFO_WERR;
         }
-        self.send(byte);
-    }
-
-    fn send(&mut self, byte: u8) {
-        emit(self.output.as_mut(), byte, "meson-uart");
-        self.transmitted += 1;
     }
 
     fn write_control(&mut self, value: u32) {
         self.control = value;
         if value & control::TX_RST != 0 {
-            self.tx_fifo.clear();
+            self.transmitter.clear();
         }
         if value & control::RX_RST != 0 {
-            self.rx_fifo.clear();
+            self.receiver.clear();
         }
         if value & control::CLEAR_ERR != 0 {
             self.errors = 0;
@@ -217,7 +185,7 @@ impl Device for MesonUart {
         self.register_reads += 1;
         let value = match arm_register(offset, width, WINDOW) {
             Some(offset::RFIFO) => {
-                let byte = self.rx_fifo.pop_front();
+                let byte = self.receiver.pop();
                 self.refill();
                 byte.map_or(0, u32::from)
             }
@@ -252,8 +220,8 @@ impl Device for MesonUart {
         let transmit_count = ((self.misc >> 8) & 0xff) as usize;
         let receive = self.held(control::RX_INT_EN)
             && receive_count > 0
-            && self.rx_fifo.len() >= receive_count;
-        let transmit = self.held(control::TX_INT_EN) && self.tx_fifo.len() < transmit_count;
+            && self.receiver.level() >= receive_count;
+        let transmit = self.held(control::TX_INT_EN) && self.transmitter.queued() < transmit_count;
         receive || transmit
     }
 }

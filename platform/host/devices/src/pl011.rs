@@ -18,12 +18,12 @@
 //! `TXFF` rises at 32 and further writes are lost, as on the device, until it is released.
 //! Baud rate, line control, modem lines and DMA are stored and read back but have no effect.
 
-use std::collections::VecDeque;
 use std::io::Write;
 
 use pl011_driver::device::{control, data, flag, interrupt, line_control, offset, FIFO_DEPTH};
 
-use crate::{arm_register, emit, primecell_id, truncate, Device, DmaMemory, Width};
+use crate::serial::{Receiver, Transmitter};
+use crate::{arm_register, primecell_id, truncate, Device, DmaMemory, Width};
 
 /// `CR` after reset: transmitter and receiver enabled, UART disabled.
 const CR_RESET: u32 = control::TXE | control::RXE;
@@ -37,15 +37,9 @@ const PERIPHERAL_ID: [u8; 4] = [0x11, 0x10, 0x34, 0x00];
 /// A PL011 UART whose transmitter writes to a byte stream and whose receiver reads the
 /// characters it is given.
 pub struct Pl011 {
-    output: Box<dyn Write + Send>,
-    /// Received characters the driver can read from `DR` (data byte | error flags).
-    rx_fifo: VecDeque<u32>,
-    /// Received characters that do not fit the RX FIFO yet, or arrived while reception is
-    /// disabled.
-    backlog: VecDeque<u32>,
-    /// Bytes written while the transmitter is held.
-    tx_fifo: VecDeque<u8>,
-    transmitter_held: bool,
+    /// Received characters (data byte | error flags).
+    receiver: Receiver<u32>,
+    transmitter: Transmitter,
     /// `RSR`: the error flags of the last character read.
     receive_status: u32,
     ilpr: u32,
@@ -60,7 +54,6 @@ pub struct Pl011 {
     tx_interrupt: bool,
     /// `RTRIS`: the line went idle with data below the trigger level.
     timeout_interrupt: bool,
-    transmitted: u64,
     dropped_tx: u64,
     register_reads: u64,
 }
@@ -68,14 +61,13 @@ pub struct Pl011 {
 impl std::fmt::Debug for Pl011 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pl011")
-            .field("rx_fifo", &self.rx_fifo.len())
-            .field("backlog", &self.backlog.len())
-            .field("tx_fifo", &self.tx_fifo.len())
+            .field("receiver", &self.receiver)
+            .field("tx_fifo", &self.transmitter.queued())
             .field("lcr_h", &self.lcr_h)
             .field("cr", &self.cr)
             .field("imsc", &self.imsc)
             .field("ris", &self.raw_interrupts())
-            .field("transmitted", &self.transmitted)
+            .field("transmitted", &self.transmitter.transmitted())
             .field("dropped_tx", &self.dropped_tx)
             .finish_non_exhaustive()
     }
@@ -86,11 +78,8 @@ impl Pl011 {
     #[must_use]
     pub fn new(output: Box<dyn Write + Send>) -> Self {
         Self {
-            output,
-            rx_fifo: VecDeque::new(),
-            backlog: VecDeque::new(),
-            tx_fifo: VecDeque::new(),
-            transmitter_held: false,
+            receiver: Receiver::new(),
+            transmitter: Transmitter::new(output, "pl011"),
             receive_status: 0,
             ilpr: 0,
             ibrd: 0,
@@ -102,7 +91,6 @@ impl Pl011 {
             dmacr: 0,
             tx_interrupt: false,
             timeout_interrupt: false,
-            transmitted: 0,
             dropped_tx: 0,
             register_reads: 0,
         }
@@ -118,34 +106,33 @@ impl Pl011 {
     /// Characters arriving on the receive line, in order. They reach the RX FIFO while the UART
     /// and its receiver are enabled; until then, and beyond the FIFO's depth, they wait.
     pub fn receive(&mut self, bytes: &[u8]) {
-        self.backlog
-            .extend(bytes.iter().map(|&byte| u32::from(byte)));
+        self.receiver
+            .arrive(bytes.iter().map(|&byte| u32::from(byte)));
         self.refill();
     }
 
     /// One character received with error flags (`DR` bits 8–11: framing, parity, break,
     /// overrun).
     pub fn receive_with_errors(&mut self, byte: u8, errors: u32) {
-        self.backlog
-            .push_back(u32::from(byte) | (errors & data::ERRORS));
+        self.receiver
+            .arrive([u32::from(byte) | (errors & data::ERRORS)]);
         self.refill();
     }
 
     /// The line stays idle for 32 bit periods: data below the trigger level raises the
     /// receive timeout.
     pub fn line_idle(&mut self) {
-        if !self.rx_fifo.is_empty() {
+        if self.receiver.level() > 0 {
             self.timeout_interrupt = true;
         }
     }
 
     /// Holds the transmitter (flow control in effect) or releases it: what it held goes out.
     pub fn hold_transmitter(&mut self, held: bool) {
-        self.transmitter_held = held;
-        if !held {
-            while let Some(byte) = self.tx_fifo.pop_front() {
-                self.send(byte);
-            }
+        let queued = self.transmitter.queued();
+        self.transmitter.hold(held);
+        if !held && queued > 0 {
+            self.tx_interrupt = true;
         }
     }
 
@@ -159,13 +146,13 @@ impl Pl011 {
     /// Bytes transmitted to the output stream.
     #[must_use]
     pub fn transmitted(&self) -> u64 {
-        self.transmitted
+        self.transmitter.transmitted()
     }
 
     /// Received characters not yet read by the driver (RX FIFO and backlog).
     #[must_use]
     pub fn pending_input(&self) -> usize {
-        self.rx_fifo.len() + self.backlog.len()
+        self.receiver.pending()
     }
 
     /// Register reads since reset (a driver that polls a stuck device must give up).
@@ -203,21 +190,16 @@ impl Pl011 {
     /// Moves waiting characters into the RX FIFO while the receiver is enabled and there is
     /// room.
     fn refill(&mut self) {
-        if !self.enabled(control::RXE) {
-            return;
-        }
-        while self.rx_fifo.len() < self.fifo_depth() {
-            let Some(character) = self.backlog.pop_front() else {
-                break;
-            };
-            self.rx_fifo.push_back(character);
+        if self.enabled(control::RXE) {
+            self.receiver.refill(self.fifo_depth());
         }
     }
 
     /// `RIS`.
     fn raw_interrupts(&self) -> u32 {
         let mut ris = 0;
-        if !self.rx_fifo.is_empty() && self.rx_fifo.len() >= self.receive_trigger() {
+        let level = self.receiver.level();
+        if level > 0 && level >= self.receive_trigger() {
             ris |= interrupt::RX;
         }
         if self.timeout_interrupt {
@@ -231,18 +213,18 @@ impl Pl011 {
 
     fn flags(&self) -> u32 {
         let mut flags = 0;
-        if self.tx_fifo.is_empty() {
+        if self.transmitter.queued() == 0 {
             flags |= flag::TXFE;
         } else {
             flags |= flag::BUSY;
         }
-        if self.tx_fifo.len() >= self.fifo_depth() {
+        if self.transmitter.queued() >= self.fifo_depth() {
             flags |= flag::TXFF;
         }
-        if self.rx_fifo.is_empty() {
+        if self.receiver.level() == 0 {
             flags |= flag::RXFE;
         }
-        if self.rx_fifo.len() >= self.fifo_depth() {
+        if self.receiver.level() >= self.fifo_depth() {
             flags |= flag::RXFF;
         }
         flags
@@ -255,31 +237,22 @@ impl Pl011 {
             log::debug!("pl011: byte {byte:#04x} written while the transmitter is disabled");
             return;
         }
-        if self.transmitter_held {
-            if self.tx_fifo.len() < self.fifo_depth() {
-                self.tx_fifo.push_back(byte);
-            } else {
-                self.dropped_tx += 1;
-            }
-            return;
+        if !self.transmitter.write(byte, self.fifo_depth()) {
+            self.dropped_tx += 1;
+        } else if self.transmitter.queued() == 0 {
+            // Sent: the byte left, which raises TX.
+            self.tx_interrupt = true;
         }
-        self.send(byte);
-    }
-
-    fn send(&mut self, byte: u8) {
-        emit(self.output.as_mut(), byte, "pl011");
-        self.transmitted += 1;
-        self.tx_interrupt = true;
     }
 
     fn read_register(&mut self, register: usize) -> u32 {
         self.register_reads += 1;
         match register {
             offset::DR => {
-                let character = self.rx_fifo.pop_front().unwrap_or(0);
+                let character = self.receiver.pop().unwrap_or(0);
                 self.receive_status = (character & data::ERRORS) >> 8;
                 self.refill();
-                if self.rx_fifo.is_empty() {
+                if self.receiver.level() == 0 {
                     self.timeout_interrupt = false;
                 }
                 character
@@ -315,7 +288,7 @@ impl Pl011 {
                 // Disabling the FIFOs flushes the transmit FIFO only: what the receive FIFO
                 // holds stays there until read (new characters then arrive one at a time).
                 if self.lcr_h & line_control::FEN == 0 {
-                    self.tx_fifo.clear();
+                    self.transmitter.clear();
                 }
                 self.refill();
             }

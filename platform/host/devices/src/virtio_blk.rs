@@ -213,12 +213,6 @@ impl VirtioBackend for Blk {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod tests {
     use super::*;
 
@@ -227,8 +221,10 @@ mod tests {
 
     impl Image {
         fn new(name: &str, contents: &[u8]) -> Self {
-            let path = std::env::temp_dir()
-                .join(format!("warden-devices-{}-{name}.img", std::process::id()));
+            let path = std::env::temp_dir().join(format!(
+                "warden-host-devices-{}-{name}.img",
+                std::process::id()
+            ));
             std::fs::write(&path, contents).unwrap();
             Self(path)
         }

@@ -9,6 +9,9 @@
     missing_docs
 )]
 
+mod common;
+
+use common::Absent;
 use meson_uart_driver::device::{
     baud_register, control, offset, reg5, status, MesonUart as Driver, ProbeError, TxStuck,
     FIFO_DEPTH, SPIN_LIMIT,
@@ -105,17 +108,6 @@ fn probe_recovers_a_device_left_with_errors_and_stale_receive_data() {
 
 #[test]
 fn probe_refuses_a_window_too_small_or_reading_all_ones() {
-    #[derive(Debug)]
-    struct Absent(usize);
-    impl Registers for Absent {
-        fn size(&self) -> usize {
-            self.0
-        }
-        fn read(&self, _offset: usize, width: Width) -> u32 {
-            width.all_ones()
-        }
-        fn write(&self, _offset: usize, _width: Width, _value: u32) {}
-    }
     assert_eq!(
         Driver::probe(Absent(0x10)).unwrap_err(),
         ProbeError::WindowTooSmall { size: 0x10 }

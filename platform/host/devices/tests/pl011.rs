@@ -9,6 +9,9 @@
     missing_docs
 )]
 
+mod common;
+
+use common::Absent;
 use pl011_driver::device::{
     control, flag, interrupt, line_control, offset, LineSettings, Pl011 as Driver, ProbeError,
     TxStuck, FIFO_DEPTH, SPIN_LIMIT,
@@ -70,19 +73,8 @@ fn probe_refuses_a_device_that_is_not_a_pl011_without_touching_it() {
 
 #[test]
 fn probe_refuses_a_window_that_reads_all_ones() {
-    #[derive(Debug)]
-    struct Absent;
-    impl Registers for Absent {
-        fn size(&self) -> usize {
-            0
-        }
-        fn read(&self, _offset: usize, width: Width) -> u32 {
-            width.all_ones()
-        }
-        fn write(&self, _offset: usize, _width: Width, _value: u32) {}
-    }
     assert!(matches!(
-        Driver::probe(Absent),
+        Driver::probe(Absent(0)),
         Err(ProbeError::NotPl011 { .. })
     ));
 }

@@ -8,12 +8,15 @@
     missing_docs
 )]
 
+mod common;
+
+use common::Absent;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use pl031_driver::device::{offset, Pl031 as Driver, ProbeError, MATCH_INTERRUPT};
 use warden_host_devices::{ModelRegisters, Pl011, Pl031, SharedOutput};
-use warden_registers::{Registers, Width};
+use warden_registers::Registers;
 
 type Window = ModelRegisters<Pl031>;
 
@@ -61,18 +64,7 @@ fn probe_refuses_other_primecells() {
 
 #[test]
 fn probe_refuses_a_window_that_reads_all_ones() {
-    #[derive(Debug)]
-    struct Absent;
-    impl Registers for Absent {
-        fn size(&self) -> usize {
-            0
-        }
-        fn read(&self, _offset: usize, width: Width) -> u32 {
-            width.all_ones()
-        }
-        fn write(&self, _offset: usize, _width: Width, _value: u32) {}
-    }
-    assert!(Driver::probe(Absent).is_err());
+    assert!(Driver::probe(Absent(0)).is_err());
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The board of the host platform: models of the devices in the board's device tree blob
-//! (`warden-devices`), the PDs' device maps, DMA memory and interrupt routing.
+//! (`warden-host-devices`), the PDs' device maps, DMA memory and interrupt routing.
 //!
 //! The launcher instantiates a model for every device of the DTB it has one for (`arm,pl011`,
 //! `amlogic,meson-ao-uart`, `arm,pl031`, `virtio,mmio`), at the DTB's addresses, so a system

@@ -52,6 +52,16 @@ fn assert_no_orphans(programs: &[&str]) {
     }
 }
 
+/// `text` has `needle` in it; otherwise the test fails showing the whole text.
+#[track_caller]
+fn contains(text: &str, needle: impl AsRef<str>) {
+    assert!(
+        text.contains(needle.as_ref()),
+        "no '{}' in:\n{text}",
+        needle.as_ref()
+    );
+}
+
 #[test]
 fn ping_pong_over_notifications() {
     let _guard = exclusive();
@@ -70,15 +80,9 @@ fn ping_pong_over_notifications() {
         );
     }
     for round in 1..=5 {
-        assert!(
-            stdout.contains(&format!("[ping] ping: pong {round} received")),
-            "{stdout}"
-        );
+        contains(&stdout, format!("[ping] ping: pong {round} received"));
     }
-    assert!(
-        stdout.contains("[ping] ping: done after 5 round trips"),
-        "{stdout}"
-    );
+    contains(&stdout, "[ping] ping: done after 5 round trips");
     assert_eq!(
         stdout.matches("[pong] pong: notified on channel 0").count(),
         5,
@@ -92,14 +96,8 @@ fn protected_procedure_call_blocks_until_the_reply() {
     let _guard = exclusive();
     let (code, stdout, stderr) = run("client_server.xml", &[]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stdout.contains("[client] client: 20 * 2 = 40 (label 0)"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("[client] client: 21 * 2 = 42 (label 0)"),
-        "{stdout}"
-    );
+    contains(&stdout, "[client] client: 20 * 2 = 40 (label 0)");
+    contains(&stdout, "[client] client: 21 * 2 = 42 (label 0)");
     // The results can only be right if each call returned the server's reply registers. (The
     // order of lines from different PDs is not checked: each PD's output has its own pipe.)
     assert_eq!(
@@ -128,14 +126,8 @@ fn a_parent_receives_its_childs_faults_and_restarts_it() {
         2,
         "{stdout}"
     );
-    assert!(
-        stdout.contains("warden-host: restarting 'crasher'"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("warden-host: stopping 'crasher'"),
-        "{stdout}"
-    );
+    contains(&stdout, "warden-host: restarting 'crasher'");
+    contains(&stdout, "warden-host: stopping 'crasher'");
     let trace_text = std::fs::read_to_string(&trace).unwrap();
     let _ = std::fs::remove_file(&trace);
     let events: Vec<&str> = trace_text.lines().collect();
@@ -159,9 +151,9 @@ fn a_pd_cannot_speak_for_another_pd() {
         stdout.contains("[impostor] impostor: sent a notification as 'victim'"),
         "the impostor must have tried: {stdout}"
     );
-    assert!(
-        stdout.contains("warden-host: refused a connection claiming to be 'victim'"),
-        "{stdout}"
+    contains(
+        &stdout,
+        "warden-host: refused a connection claiming to be 'victim'",
     );
     assert!(
         !stdout.contains("pong: notified"),
@@ -181,9 +173,9 @@ fn a_missing_program_is_a_clear_error() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(
-        stderr.contains("protection domain 'ping': no host build of its program image"),
-        "{stderr}"
+    contains(
+        &stderr,
+        "protection domain 'ping': no host build of its program image",
     );
 }
 
@@ -192,22 +184,19 @@ fn a_write_to_a_read_only_map_faults() {
     let _guard = exclusive();
     let (code, stdout, stderr) = run("read_only_map.xml", &[]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stdout.contains("[writer] writer: wrote 42 into 4096 bytes at 0x3000000"),
-        "{stdout}"
+    contains(
+        &stdout,
+        "[writer] writer: wrote 42 into 4096 bytes at 0x3000000",
     );
     assert!(
         stdout.contains("[reader] reader: value 42"),
         "shared memory: {stdout}"
     );
     assert!(!stdout.contains("the write went through"), "{stdout}");
-    assert!(
-        stderr.contains("'reader' faulted: signal: 11 (SIGSEGV) (VmFault)"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("'reader' faulted (VmFault) and has no parent: it is dead for good"),
-        "{stderr}"
+    contains(&stderr, "'reader' faulted: signal: 11 (SIGSEGV) (VmFault)");
+    contains(
+        &stderr,
+        "'reader' faulted (VmFault) and has no parent: it is dead for good",
     );
     assert_no_orphans(&["example_writer", "example_reader"]);
 }
@@ -224,9 +213,9 @@ fn device_memory_without_a_model_is_an_error_naming_the_address() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(
-        stderr.contains("memory region 'uart' is device memory at 0x9000000"),
-        "{stderr}"
+    contains(
+        &stderr,
+        "memory region 'uart' is device memory at 0x9000000",
     );
 }
 
@@ -251,9 +240,9 @@ fn interrupting_the_launcher_stops_every_pd_and_cleans_up() {
     let output = launcher.wait_with_output().unwrap();
     assert!(output.status.success(), "{:?}", output.status);
     let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        stdout.contains("warden-host: interrupted, stopping every protection domain"),
-        "{stdout}"
+    contains(
+        &stdout,
+        "warden-host: interrupted, stopping every protection domain",
     );
     assert!(!runtime.exists(), "no shared memory or socket left behind");
     assert_no_orphans(&["example_client", "example_server"]);

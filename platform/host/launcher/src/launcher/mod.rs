@@ -17,7 +17,7 @@
 //! Control socket (`--control PATH`): one command per line, answered with one line (`ok …` or
 //! `error: …`): `plug blk=IMAGE`, `plug rng`, `unplug ADDRESS`, `devices`. Plugging raises the
 //! transport's interrupt (a configuration change), which is how the virtio-mmio bus driver learns
-//! of it; see `warden-devices`.
+//! of it; see `warden-host-devices`.
 //!
 //! Scheduling: the host runs every PD as an ordinary process. Priorities, budgets, periods and
 //! passive PDs are checked in the description and the priority rule of calls is enforced, but
