@@ -32,7 +32,7 @@ HOST_CARGO ?= cargo
 TARGET_CRATES ?= warden-vocabulary warden-manager-core warden-protocol warden-services warden-registers warden-microkit warden-board \
 	warden-virtio warden-dma warden-driver warden-device-manager demo-driver pl011-driver pl031-driver \
 	meson-uart-driver virtio-mmio-driver virtio-blk-driver virtio-rng-driver warden-demo-client \
-	warden-shell warden-log-printer demo-driver+crash-once
+	warden-shell warden-log-printer timer-driver demo-driver+crash-once demo-driver+hang-once
 TARGET ?= aarch64-unknown-none
 # Kept apart from the host build in target/ so neither clobbers the other.
 TARGET_CARGO_TARGET_DIR ?= target/aarch64
@@ -82,16 +82,20 @@ SYSTEM ?= $(if $(filter demo-driver/%,$(PD_FEATURES)),restart-demo,warden)
 SYSTEM_FILE_qemu_virt_aarch64_warden := system.xml
 PD_CRATES_qemu_virt_aarch64_warden := warden-device-manager pl011-driver pl031-driver \
 	virtio-mmio-driver virtio-blk-driver virtio-rng-driver warden-demo-client warden-shell \
-	warden-log-printer
+	warden-log-printer timer-driver
 PD_BINARIES_qemu_virt_aarch64_warden := device_manager pl011_driver pl031_driver \
-	virtio_mmio_driver virtio_blk_driver virtio_rng_driver demo_client shell log_printer
+	virtio_mmio_driver virtio_blk_driver virtio_rng_driver demo_client shell log_printer \
+	generic_timer_driver
 SYSTEM_FILE_qemu_virt_aarch64_restart-demo := platform/qemu_virt_aarch64/restart_demo.xml
-PD_CRATES_qemu_virt_aarch64_restart-demo := warden-device-manager demo-driver warden-log-printer
-PD_BINARIES_qemu_virt_aarch64_restart-demo := device_manager demo_driver log_printer
+PD_CRATES_qemu_virt_aarch64_restart-demo := warden-device-manager demo-driver warden-log-printer \
+	timer-driver
+PD_BINARIES_qemu_virt_aarch64_restart-demo := device_manager demo_driver log_printer \
+	generic_timer_driver
 SYSTEM_FILE_odroidc4_warden := platform/odroidc4/system.xml
 PD_CRATES_odroidc4_warden := warden-device-manager meson-uart-driver warden-shell \
-	warden-log-printer
-PD_BINARIES_odroidc4_warden := device_manager meson_uart_driver shell log_printer
+	warden-log-printer timer-driver
+PD_BINARIES_odroidc4_warden := device_manager meson_uart_driver shell log_printer \
+	meson_timer_driver
 SYSTEM_FILE ?= $(SYSTEM_FILE_$(MICROKIT_BOARD)_$(SYSTEM))
 PD_CRATES ?= $(PD_CRATES_$(MICROKIT_BOARD)_$(SYSTEM))
 PD_BINARIES ?= $(PD_BINARIES_$(MICROKIT_BOARD)_$(SYSTEM))
@@ -113,7 +117,8 @@ system-image: sdk-check
 	@$(MAKE) --no-print-directory board-dtb
 	$(call banner,image: PD binaries for $(TARGET) ($(MICROKIT_BOARD)/$(MICROKIT_CONFIG)))
 	@mkdir -p "$(BUILD_DIR)"
-	@WARDEN_BOARD_DTB="$(abspath $(BOARD_DTB))" MICROKIT_BOARD_DIR="$(abspath $(BOARD_DIR))" WARDEN_CC="$(CROSS_CC)" WARDEN_AR="$(CROSS_AR)" \
+	@WARDEN_BOARD_DTB="$(abspath $(BOARD_DTB))" WARDEN_SYSTEM_FILE="$(abspath $(SYSTEM_FILE))" \
+		MICROKIT_BOARD_DIR="$(abspath $(BOARD_DIR))" WARDEN_CC="$(CROSS_CC)" WARDEN_AR="$(CROSS_AR)" \
 		TARGET="$(TARGET)" CARGO_TARGET_DIR="$(TARGET_CARGO_TARGET_DIR)" PROFILE="$(PD_PROFILE)" \
 		LINK_SCRIPT="$(abspath $(BOARD_DIR))/lib/microkit.ld" PD_FEATURES="$(PD_FEATURES)" \
 		bash scripts/build-pds.sh $(PD_CRATES)
@@ -237,7 +242,7 @@ SIM_TIMEOUT ?=
 # The build profile of the PDs it runs (sim-test reuses its release build).
 SIM_PROFILE ?= debug
 SIM_PROFILE_DIR = $(if $(filter dev debug,$(SIM_PROFILE)),debug,$(SIM_PROFILE))
-SIM_FEATURES = $(if $(filter restart-demo,$(SYSTEM)),demo-driver/crash-once,$(PD_FEATURES))
+SIM_FEATURES = $(if $(filter restart-demo,$(SYSTEM)),$(or $(PD_FEATURES),demo-driver/crash-once),$(PD_FEATURES))
 SIM_VIRTIO = $(if $(filter qemu_virt_aarch64,$(MICROKIT_BOARD)),--virtio blk=$(DISK_IMAGE) --virtio rng)
 sim: $(DISK_IMAGE)
 	$(call banner,sim: $(SYSTEM_FILE) on the host platform ($(MICROKIT_BOARD)))

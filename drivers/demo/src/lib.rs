@@ -1,7 +1,8 @@
 //! A driver PD that registers for `arm,pl011` and accepts every probe without touching the
 //! hardware: the smallest user of [`warden_driver`], kept for the restart demonstration
 //! (`platform/qemu_virt_aarch64/restart_demo.xml`: `make qemu PD_FEATURES=demo-driver/crash-once`
-//! on seL4, `make sim SYSTEM=restart-demo` on the host platform).
+//! or `PD_FEATURES=demo-driver/hang-once` on seL4, `make sim SYSTEM=restart-demo` on the host
+//! platform).
 //!
 //! Channel 0 — the device manager; rings `from_manager` and `to_manager` (see
 //! [`warden_driver`]'s conventions and [`interface`]).
@@ -36,6 +37,8 @@ impl Driver for DemoDriver {
     fn probe(&mut self, probe: &Probe) -> Answer {
         #[cfg(feature = "crash-once")]
         crash_once();
+        #[cfg(feature = "hang-once")]
+        hang_once();
         info!(
             "driver: probe of device {} ({}): bound",
             probe.callback.device,
@@ -59,6 +62,22 @@ fn crash_once() {
         #[allow(clippy::panic, reason = "fault injection: the feature exists to panic")]
         {
             panic!("driver: crash-once: deliberate panic in the first probe")
+        }
+    }
+}
+
+/// Fault injection (feature `hang-once`): in the PD's first life the probe never returns (it
+/// spins), so that the manager's deadline for it passes: the manager stops the PD, cleans up
+/// after it and restarts it; the next incarnation binds.
+#[cfg(feature = "hang-once")]
+fn hang_once() {
+    if warden_microkit::incarnation() == 1 {
+        log::warn!("driver: hang-once: hanging in the first probe");
+        loop {
+            #[cfg(not(target_os = "none"))]
+            std::thread::sleep(core::time::Duration::from_millis(100));
+            #[cfg(target_os = "none")]
+            core::hint::spin_loop();
         }
     }
 }

@@ -8,13 +8,23 @@
 //! setvar_size="to_manager_size"` (driver → manager). The driver PD is a child of the manager,
 //! which restarts it when it faults.
 //!
-//! What the adapter does: in `init` it maps the rings and registers the driver's name and match
-//! table with the manager (a protected procedure call); then it decodes every callback on the
-//! manager's ring, calls the driver, and answers `CallbackDone` (queued in an [`Outbox`] while the
-//! ring is full: a lost answer would leave the device locked). Everything else that reaches the
-//! PD (device interrupts, client channels, calls from clients) goes to the driver. Messages from
-//! the manager are decoded and checked like any other untrusted input; a malformed one is logged
-//! and dropped.
+//! What the adapter does: in `init` it maps the rings and registers the driver's name, match
+//! table and callback deadline with the manager (a protected procedure call, answered at once
+//! with the driver's handle or the refusal; a full driver table is tried again at the
+//! manager's next notification); then it decodes every callback on the manager's ring, calls
+//! the driver, and answers `CallbackDone` (queued in an [`Outbox`](warden_protocol::Outbox)
+//! while the ring is full: a lost answer would leave the device locked), and answers each
+//! heartbeat (`Ping`) with `Alive`. Everything else that reaches the PD (device interrupts,
+//! client channels, calls from clients) goes to the driver. Messages from the manager are
+//! decoded and checked like any other untrusted input; a malformed one (or a malformed slot)
+//! is logged and skipped.
+//!
+//! A driver that takes longer than its deadline to answer a callback, or does not answer a
+//! heartbeat while idle, is taken for hung: the manager stops its PD, cleans up after it and
+//! restarts it (with a backoff, and a quarantine after repeated failures). On the host
+//! platform the launcher can inject faults ([`Handler::inject`](warden_microkit::Handler)):
+//! a hang or a panic in the next callback (the PD lets go of one of its devices and asks for
+//! it back to bring one about), a malformed slot on the manager's ring, a notification flood.
 //!
 //! Inside `probe` (and `resume`), the callback holds the device's lock, so the driver may add
 //! children under it with [`Callback::add_child`] (`__device_add`) and remove idle ones with
@@ -26,17 +36,16 @@
 extern crate alloc;
 
 pub mod console;
+mod pd;
 
-use log::{error, info};
+pub use pd::DriverPd;
 
-use warden_microkit::{fatal, Channel, ChannelSet, Handler, MessageInfo};
-use warden_protocol::ring::SLOT_BYTES;
-use warden_protocol::{Consumer, Message, Outbox, Producer, RingMemory, Status};
+use warden_microkit::{Channel, ChannelSet, MessageInfo};
+use warden_protocol::{Message, Status};
 use warden_services::call::call;
 pub use warden_vocabulary::Answer;
 use warden_vocabulary::{
-    BusId, CallbackId, Compatible, DeviceId, DriverId, MatchData, MatchEntry, MatchTable,
-    MmioWindow, Outcome, Resources,
+    BusId, CallbackId, DeviceId, DriverId, MatchData, MmioWindow, Outcome, Resources,
 };
 
 /// The channel to the device manager, in every driver PD.
@@ -119,6 +128,11 @@ pub trait Driver {
     fn bus(&self) -> BusId {
         bus::PLATFORM
     }
+    /// How long its callbacks may take before the manager takes it for hung (`None`: the
+    /// manager's default, 500 ms).
+    fn deadline(&self) -> Option<core::time::Duration> {
+        None
+    }
     /// Bind to a device: find its registers, reset it, start it.
     fn probe(&mut self, probe: &Probe) -> Answer;
     /// Let go of a device: stop it and forget it (children first: the manager removes a
@@ -152,7 +166,7 @@ pub trait Driver {
 }
 
 /// Calls the manager; a reply that cannot be had is `Status::Malformed`.
-fn call_manager(message: &Message) -> Result<Message, Status> {
+pub(crate) fn call_manager(message: &Message) -> Result<Message, Status> {
     call(MANAGER, message).map_err(|_| Status::Malformed)
 }
 
@@ -232,204 +246,5 @@ fn expect_ok(reply: Message) -> Result<(), Status> {
         } => Ok(()),
         Message::Completion { status, .. } => Err(status),
         _ => Err(Status::Malformed),
-    }
-}
-
-/// The ring in the region mapped as `symbol`; a driver PD without it cannot run.
-fn ring(
-    symbol: &str,
-    words: Option<&'static [core::sync::atomic::AtomicU32]>,
-) -> RingMemory<'static> {
-    let words = words.unwrap_or_else(|| {
-        fatal(format_args!(
-            "driver: no memory region mapped as '{symbol}'"
-        ))
-    });
-    RingMemory::over(words)
-        .unwrap_or_else(|error| fatal(format_args!("driver: ring '{symbol}': {error:?}")))
-}
-
-/// A driver as a protection domain (see the crate docs).
-pub struct DriverPd<D: Driver> {
-    driver: D,
-    from_manager: Consumer<'static>,
-    /// Answers, queued while the ring is full.
-    to_manager: Outbox<'static>,
-}
-
-impl<D: Driver> DriverPd<D> {
-    /// The PD's `init`: maps the rings, registers `driver` with the manager and serves the
-    /// probes the registration queued.
-    pub fn start(driver: D) -> Self {
-        let from_manager = warden_microkit::memory_region_words!(from_manager, from_manager_size);
-        let to_manager = warden_microkit::memory_region_words!(to_manager, to_manager_size);
-        let mut pd = Self {
-            driver,
-            from_manager: Consumer::new(ring("from_manager", from_manager)),
-            to_manager: Outbox::new(Producer::new(ring("to_manager", to_manager))),
-        };
-        pd.register();
-        // Probes may have been queued during the registration call.
-        if let Err(why) = pd.drain() {
-            error!("driver: {why}");
-        }
-        pd
-    }
-
-    /// The driver.
-    pub fn driver(&mut self) -> &mut D {
-        &mut self.driver
-    }
-
-    fn register(&mut self) {
-        let mut match_table = MatchTable::default();
-        for name in self.driver.compatible() {
-            match Compatible::try_from(*name) {
-                Ok(name) => {
-                    if match_table
-                        .entries
-                        .push(MatchEntry::Compatible(name))
-                        .is_err()
-                    {
-                        error!("driver: more than 8 compatible strings; the rest are ignored");
-                        break;
-                    }
-                }
-                Err(()) => error!("driver: compatible '{name}' is too long; ignored"),
-            }
-        }
-        let Ok(name) = self.driver.name().try_into() else {
-            fatal(format_args!(
-                "driver: name '{}' is longer than 32 bytes",
-                self.driver.name()
-            ));
-        };
-        info!(
-            "driver: registering '{}' for {}",
-            self.driver.name(),
-            self.driver.compatible().join(", ")
-        );
-        let bus = self.driver.bus();
-        match call_manager(&Message::Register {
-            name,
-            bus,
-            match_table,
-        }) {
-            Ok(Message::Completion {
-                status: Status::Ok, ..
-            }) => {}
-            Ok(Message::Completion { status, .. }) => {
-                error!("driver: the manager refused the registration: {status:?}");
-            }
-            other => error!("driver: unexpected answer to the registration: {other:?}"),
-        }
-    }
-
-    fn answer(&mut self, callback: CallbackId, answer: Answer) {
-        let message = Message::CallbackDone { callback, answer };
-        match self.to_manager.send(0, &message) {
-            Ok(true) => MANAGER.notify(),
-            Ok(false) => {}
-            Err(why) => error!("driver: cannot encode an answer: {why:?}"),
-        }
-    }
-
-    /// Handles every message on the manager's ring, then asks for a notification for the next.
-    fn drain(&mut self) -> Result<(), &'static str> {
-        let mut buffer = [0u8; SLOT_BYTES];
-        loop {
-            let length = match self.from_manager.pop_or_arm(&mut buffer) {
-                Ok(Some(length)) => length,
-                Ok(None) => return Ok(()),
-                Err(_) => return Err("the manager's ring is corrupt"),
-            };
-            let message = match warden_protocol::decode(buffer.get(..length).unwrap_or_default()) {
-                Ok((_, message)) => message,
-                Err(why) => {
-                    error!("driver: malformed message from the manager: {why:?}");
-                    continue;
-                }
-            };
-            let (id, answer) = match message {
-                Message::Probe {
-                    callback,
-                    device,
-                    driver,
-                    match_data,
-                    resources,
-                } => {
-                    let probe = Probe {
-                        callback: Callback {
-                            id: callback,
-                            device,
-                        },
-                        driver,
-                        match_data,
-                        resources,
-                    };
-                    (callback, self.driver.probe(&probe))
-                }
-                Message::Remove { callback, device } => (
-                    callback,
-                    self.driver.remove(&Callback {
-                        id: callback,
-                        device,
-                    }),
-                ),
-                Message::Suspend { callback, device } => (
-                    callback,
-                    self.driver.suspend(&Callback {
-                        id: callback,
-                        device,
-                    }),
-                ),
-                Message::Resume { callback, device } => (
-                    callback,
-                    self.driver.resume(&Callback {
-                        id: callback,
-                        device,
-                    }),
-                ),
-                Message::Shutdown { callback, device } => (
-                    callback,
-                    self.driver.shutdown(&Callback {
-                        id: callback,
-                        device,
-                    }),
-                ),
-                other => {
-                    error!("driver: unexpected message from the manager: {other:?}");
-                    continue;
-                }
-            };
-            self.answer(id, answer);
-        }
-    }
-}
-
-impl<D: Driver> Handler for DriverPd<D> {
-    type Error = &'static str;
-
-    fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
-        if channels.contains(MANAGER) {
-            self.drain()?;
-            // The manager also signals when it has made room on our ring.
-            if self.to_manager.flush() {
-                MANAGER.notify();
-            }
-        }
-        let others = ChannelSet::from_bits(channels.bits() & !(1 << MANAGER.index()));
-        if others.bits() != 0 {
-            self.driver.notified(others);
-        }
-        Ok(())
-    }
-
-    fn protected(
-        &mut self,
-        channel: Channel,
-        message: MessageInfo,
-    ) -> Result<MessageInfo, Self::Error> {
-        Ok(self.driver.protected(channel, message))
     }
 }

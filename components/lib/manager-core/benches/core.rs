@@ -46,6 +46,7 @@ fn driver(bus: BusId, class: usize, pd: u32) -> DriverDescriptor {
         pd: PdId(pd),
         name: Name::try_from(format!("driver-{class}").as_str()).unwrap(),
         match_table: MatchTable::compatible(&format!("vendor,device-{class}")).unwrap(),
+        deadline: None,
     }
 }
 

@@ -3,8 +3,8 @@
 
 use crate::arena::{Arena, LinkField, List};
 use crate::manager::{
-    BusDeviceLinks, BusDriverLinks, CleanupLinks, DriverDeviceLinks, Manager, OperationLinks,
-    Queue, QueueLinks, SiblingLinks, Wait,
+    AttachLinks, BusDeviceLinks, BusDriverLinks, CleanupLinks, DriverDeviceLinks, Manager,
+    OperationLinks, Queue, QueueLinks, SiblingLinks, Wait,
 };
 
 /// A broken invariant: which rule, and the table index of the object that breaks it.
@@ -242,7 +242,29 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                 }
                 Ok(())
             },
-        )
+        )?;
+        let mut attaching = 0usize;
+        check_list::<_, AttachLinks, DRIVERS>(
+            &self.drivers,
+            self.attach,
+            u32::MAX,
+            |index, driver| {
+                attaching += 1;
+                if !driver.attach_queued {
+                    return fail("driver on the attach queue without the mark", index);
+                }
+                Ok(())
+            },
+        )?;
+        let marked = self
+            .drivers
+            .iter()
+            .filter(|(_, driver)| driver.attach_queued)
+            .count();
+        if attaching != marked {
+            return fail("driver marked for its walk but not queued", u32::MAX);
+        }
+        Ok(())
     }
 
     fn check_operations(&self) -> Result<(), Violation> {
@@ -412,6 +434,7 @@ mod tests {
             pd: PdId(1),
             name: Name::try_from("a").unwrap(),
             match_table: MatchTable::compatible("a").unwrap(),
+            deadline: None,
         };
         let client = Requester::Client(0);
         manager

@@ -3,11 +3,15 @@
 //!
 //! The manager PD feeds this crate events — outside requests ([`Manager::submit`]), driver
 //! replies ([`Manager::callback_done`]), children added from a callback
-//! ([`Manager::child_add`], the `__device_add` path) and PD deaths ([`Manager::pd_died`]) —
-//! and carries out the [`Effect`]s it emits: driver callbacks to send and completions to
-//! deliver. There is no I/O, no clock and no allocation; capacities are const generics and
-//! running out of room is an [`Error`], never a panic. Because it is deterministic, it is
-//! checked exhaustively by a model checker and by property tests on the host.
+//! ([`Manager::child_add`], the `__device_add` path), PD deaths ([`Manager::pd_died`]) and the
+//! passing of time ([`Manager::advance_to`]) — and carries out the [`Effect`]s it emits: driver
+//! callbacks to send and completions to deliver. Beside it the [`Supervisor`] decides what
+//! happens to a driver PD that faults, hangs past a deadline or stops answering heartbeats
+//! (stop, restart with backoff, quarantine), and [`Manager::grant`] gives each driver PD the
+//! devices its system description gives it. There is no I/O, no clock and no allocation;
+//! capacities are const generics and running out of room is an [`Error`], never a panic.
+//! Because it is deterministic, it is checked exhaustively by a model checker and by property
+//! tests on the host.
 //!
 //! | Seed (2005)                                  | Warden                                                        |
 //! |----------------------------------------------|---------------------------------------------------------------|
@@ -30,16 +34,20 @@ mod handle;
 mod invariants;
 mod manager;
 mod model;
+pub mod supervisor;
 
 pub use handle::Requester;
 pub use invariants::Violation;
-pub use manager::{BusInfo, DeviceInfo, DriverInfo, DriverState, LockOwner, Manager};
+pub use manager::{
+    BusInfo, DeviceInfo, DriverInfo, DriverState, LockOwner, Manager, MAX_GRANTED_PDS,
+};
 pub use model::{
     Callback, CallbackKind, Completion, Config, DeviceDescriptor, DriverDescriptor, Effect, Error,
-    Request, Stats,
+    Overdue, Request, Stats,
 };
+pub use supervisor::{Action, Failure, PdStatus, Phase, Policy, RetryError, Supervisor};
 // The vocabulary the core's API speaks (the same types, not copies).
 pub use warden_vocabulary::{
-    Answer, BusId, CallbackId, Compatible, DeviceId, DeviceState, DriverId, MatchData, MatchEntry,
-    MatchTable, MmioWindow, Name, Outcome, PdId, RequestId, Resources,
+    Answer, BusId, CallbackId, Compatible, DeviceId, DeviceState, DriverId, Grant, Instant,
+    MatchData, MatchEntry, MatchTable, MmioWindow, Name, Outcome, PdId, RequestId, Resources,
 };

@@ -1,6 +1,8 @@
 //! The data the manager is told about (descriptors, requests, replies) and what it answers
 //! (effects, errors). Everything here is plain data with bounded sizes.
 
+use core::time::Duration;
+
 use crate::handle::Requester;
 use warden_vocabulary::{
     BusId, CallbackId, DeviceId, DriverId, MatchData, MatchTable, Name, Outcome, PdId, RequestId,
@@ -29,10 +31,19 @@ pub struct DriverDescriptor {
     pub name: Name,
     /// The devices it claims.
     pub match_table: MatchTable,
+    /// How long it may take to answer a callback; `None`: [`Config::callback_deadline`]. A
+    /// callback not answered by then is its PD's fault (see [`Manager::overdue`]).
+    ///
+    /// [`Manager::overdue`]: crate::Manager::overdue
+    pub deadline: Option<Duration>,
 }
 
 /// An outside request (from a client, an administrator or a driver PD). Each enters the
 /// manager's one queue, gets a [`RequestId`] and completes exactly once.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a request is passed by value once, into `submit`; boxing would need an allocator"
+)]
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Request {
     /// `device_add`: add a device under `parent` (a root if `None`), taking the parent's lock,
@@ -46,8 +57,10 @@ pub enum Request {
     /// `device_del`: remove a device and its subtree, children first, calling each bound
     /// driver's remove under the device's lock.
     DeleteDevice(DeviceId),
-    /// `driver_register`: add a driver and probe it against the bus's devices. Completes with
-    /// [`Outcome::Driver`].
+    /// `driver_register`: add a driver and probe it against the bus's devices. Decided at
+    /// once, inside `submit` (a registration never waits for an operation slot, so nothing can
+    /// crowd it out): it completes there with [`Outcome::Driver`] (`bound` 0) or is refused;
+    /// the probes of the bus's devices run afterwards as the manager's own work.
     RegisterDriver(DriverDescriptor),
     /// `driver_unregister`: stop new probes of the driver, let in-flight ones finish, unbind
     /// its devices (children first) and remove it.
@@ -141,9 +154,16 @@ pub enum Error {
     /// The requester may not do this (a driver acting outside its devices, a callback that
     /// does not hold the parent's lock…).
     NotPermitted,
+    /// A driver PD asked for a device its system description does not give it (the device's
+    /// memory is not in its [`Grant`](warden_vocabulary::Grant), or a bridge's child whose
+    /// interrupt the system gives another PD).
+    NotGranted,
+    /// A driver added more children under one device than [`Config::children_per_device`].
+    OverQuota,
     /// A table or queue of the manager is full: try again later.
     NoSpace,
-    /// The device is already bound.
+    /// The device is already bound, or the requester has [`Config::requests_per_requester`]
+    /// requests in progress already.
     Busy,
     /// The driver does not match the device, or no driver accepted it.
     NoMatch,
@@ -157,22 +177,39 @@ pub enum Error {
     ShutDown,
 }
 
-/// How many driver callbacks may be in flight at once.
+/// The manager's limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Config {
-    /// The limit. `1` is the single daemon of the 2005 reply taken literally; `usize::MAX` lets
-    /// every device's lock be the only limit.
+    /// How many driver callbacks may be in flight at once. `1` is the single daemon of the
+    /// 2005 reply taken literally; `usize::MAX` lets every device's lock be the only limit.
     pub max_callbacks_in_flight: usize,
+    /// How long a driver may take to answer a callback, unless its registration says
+    /// otherwise ([`DriverDescriptor::deadline`]).
+    pub callback_deadline: Duration,
+    /// Operation slots kept for the manager's own work (probing new children, cleaning up
+    /// after a dead PD): outside requests fill the table only up to `OPERATIONS` minus these
+    /// (at most a quarter of the table is kept).
+    pub reserved_operations: usize,
+    /// Most requests one requester (a client, a driver PD) may have in progress at once; more
+    /// are refused with [`Error::Busy`] for that requester only.
+    pub requests_per_requester: usize,
+    /// Most children the drivers may add under one device ([`Error::OverQuota`]).
+    pub children_per_device: usize,
 }
 
 impl Config {
     /// Per-device locking: callbacks on different devices run in parallel.
     pub const PER_DEVICE: Self = Self {
         max_callbacks_in_flight: usize::MAX,
+        callback_deadline: Duration::from_millis(500),
+        reserved_operations: 4,
+        requests_per_requester: 8,
+        children_per_device: 32,
     };
     /// One driver callback in flight system-wide.
     pub const SINGLE_CALLBACK: Self = Self {
         max_callbacks_in_flight: 1,
+        ..Self::PER_DEVICE
     };
 }
 
@@ -180,6 +217,21 @@ impl Default for Config {
     fn default() -> Self {
         Self::PER_DEVICE
     }
+}
+
+/// A callback past its deadline: its driver's PD is to blame (it hangs, or loops).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Overdue {
+    /// The PD.
+    pub pd: PdId,
+    /// The callback.
+    pub callback: CallbackId,
+    /// Which callback.
+    pub kind: CallbackKind,
+    /// The device it is about.
+    pub device: DeviceId,
+    /// How long it has been in flight.
+    pub waited: Duration,
 }
 
 /// Counters the manager keeps (a bounded record that tools can read, instead of printing).
@@ -201,4 +253,6 @@ pub struct Stats {
     pub completions: u64,
     /// Highest number of callbacks in flight at once.
     pub max_callbacks_in_flight: u64,
+    /// Outside requests refused because their requester had too many in progress.
+    pub requests_over_cap: u64,
 }

@@ -175,6 +175,7 @@ impl System {
             pd: PdId(pd),
             name: Name::try_from(name).unwrap(),
             match_table: MatchTable::compatible(compatible).unwrap(),
+            deadline: None,
         }
     }
 

@@ -1,8 +1,11 @@
 //! Property tests: random sequences of adds, deletes, registrations, unregistrations,
-//! suspends, deaths and replies in random order. The invariants hold after every step (the
-//! harness checks them), every accepted request completes exactly once, and once the inputs
-//! stop and the drivers cooperate, the manager reaches quiescence with every device bound to a
-//! matching driver whenever one exists.
+//! suspends, deaths, replies and the passing of time, from several clients, in random order.
+//! Time that passes stops the PDs whose callbacks are past their deadline (as the supervisor
+//! does). The invariants hold after every step (the harness checks them), every accepted
+//! request completes exactly once, and once the inputs stop and the drivers cooperate, the
+//! manager reaches quiescence with every device bound to a matching driver whenever one exists.
+//! A second property has drivers that never answer at all: time alone, through their
+//! deadlines, brings the manager to quiescence.
 #![allow(
     clippy::unwrap_used,
     clippy::panic,
@@ -48,6 +51,8 @@ enum Action {
     ResumeAll,
     Rescan,
     Die(u8),
+    /// Time passes (milliseconds); PDs with a callback past its deadline are stopped.
+    Wait(u16),
     /// Forged input from a misbehaving PD: raw handles and callback ids.
     Forged {
         what: u8,
@@ -74,6 +79,7 @@ fn action() -> impl Strategy<Value = Action> {
         1 => Just(Action::ResumeAll),
         1 => Just(Action::Rescan),
         1 => (1..5u8).prop_map(Action::Die),
+        2 => (0..1200u16).prop_map(Action::Wait),
         2 => (0..6u8, 0..70u32, 0..3u32, 0..6u8)
             .prop_map(|(what, index, generation, pd)| Action::Forged { what, index, generation, pd }),
     ]
@@ -96,7 +102,17 @@ fn pick<T: Copy>(items: &[T], index: u8) -> Option<T> {
     }
 }
 
-fn apply(h: &mut Harness, accepted: &mut Vec<RequestId>, action: &Action) {
+/// What the supervisor does at `now`: every PD with a callback past its deadline is stopped
+/// (its callbacks end as failed). Afterwards none is overdue.
+fn stop_overdue(h: &mut Harness, now: u64) {
+    let instant = warden_manager_core::Instant(now * 1_000_000);
+    while let Some(overdue) = h.manager.overdue(instant) {
+        h.pd_died(overdue.pd.0);
+    }
+    assert_eq!(h.manager.overdue(instant), None);
+}
+
+fn apply(h: &mut Harness, accepted: &mut Vec<RequestId>, now: &mut u64, action: &Action) {
     let devices: Vec<_> = h.manager.devices().collect();
     let drivers: Vec<_> = h.manager.drivers().collect();
     let request = match *action {
@@ -144,6 +160,12 @@ fn apply(h: &mut Harness, accepted: &mut Vec<RequestId>, action: &Action) {
             h.pd_died(u32::from(pd));
             None
         }
+        Action::Wait(ms) => {
+            *now += u64::from(ms);
+            h.at(*now);
+            stop_overdue(h, *now);
+            None
+        }
         Action::Forged {
             what,
             index,
@@ -155,8 +177,10 @@ fn apply(h: &mut Harness, accepted: &mut Vec<RequestId>, action: &Action) {
         }
     };
     if let Some(request) = request {
-        // Refusals at the door (no room) are backpressure, not completions.
-        if let Ok(id) = h.try_submit(common::CLIENT, request) {
+        // Refusals at the door (no room, a client over its cap) are backpressure, not
+        // completions. Requests come from four clients.
+        let client = warden_manager_core::Requester::Client(accepted.len() as u32 % 4);
+        if let Ok(id) = h.try_submit(client, request) {
             accepted.push(id);
         }
     }
@@ -286,10 +310,37 @@ proptest! {
         let config = if single { Config::SINGLE_CALLBACK } else { Config::PER_DEVICE };
         let mut h = Harness::new(config);
         let mut accepted = Vec::new();
+        let mut now = 0;
         for action in &actions {
-            apply(&mut h, &mut accepted, action);
+            apply(&mut h, &mut accepted, &mut now, action);
         }
         settle(&mut h, &mut accepted);
         check_quiescent(&h, &accepted);
+    }
+
+    #[test]
+    fn drivers_that_never_answer_are_stopped_by_their_deadlines(
+        actions in proptest::collection::vec(action(), 1..120),
+    ) {
+        let mut h = Harness::new(Config::PER_DEVICE);
+        let mut accepted = Vec::new();
+        let mut now = 0;
+        for action in actions.iter().filter(|action| !matches!(action, Action::Reply { .. })) {
+            apply(&mut h, &mut accepted, &mut now, action);
+        }
+        // Nobody answers: only time passes.
+        let mut rounds = 0;
+        while !h.manager.is_quiescent() {
+            rounds += 1;
+            prop_assert!(rounds < 1000, "time does not bring quiescence");
+            now += 600;
+            h.at(now);
+            stop_overdue(&mut h, now);
+        }
+        prop_assert_eq!(h.manager.callbacks_in_flight(), 0);
+        let mut completed: Vec<_> = h.completions.iter().map(|c| c.request).collect();
+        completed.sort();
+        accepted.sort();
+        prop_assert_eq!(completed, accepted, "every accepted request completed");
     }
 }

@@ -133,9 +133,11 @@ fn rule_04b_new_driver_walks_the_devices() {
     let devices: Vec<_> = (0..3).map(|_| h.add_device(None, "arm,pl031")).collect();
     let other = h.add_device(None, "arm,pl011");
     let register = h.register("rtc", "arm,pl031", 1);
-    h.drain_ok();
+    // The registration is decided at once; the walk over the devices follows.
     let driver = h.driver_of(register);
-    assert_eq!(h.result(register), Ok(Outcome::Driver { driver, bound: 3 }));
+    assert_eq!(h.result(register), Ok(Outcome::Driver { driver, bound: 0 }));
+    assert_eq!(h.pending_of(Kind::Probe).len(), 1, "one device at a time");
+    h.drain_ok();
     for add in devices {
         assert_eq!(h.bound_to(h.device_of(add)), Some(driver));
     }
@@ -697,14 +699,20 @@ fn running_out_of_room_is_an_error() {
     }
     let overflow = h.add_device(None, "x");
     assert_eq!(h.result(overflow), Err(Error::NoSpace));
-    // The operation table is full while 32 probes are in flight: backpressure at the door.
+    // The operation table is full but for the manager's own slots while 28 probes (one per
+    // client) are in flight: backpressure at the door.
     let mut h = Harness::new(Config::PER_DEVICE);
     h.register("x", "x", 1);
-    for _ in 0..32 {
-        h.add_device(None, "x");
+    for client in 0..28 {
+        let descriptor = common::descriptor(h.bus, "x");
+        let request = Request::AddDevice {
+            parent: None,
+            descriptor,
+        };
+        h.try_submit(Requester::Client(client), request).unwrap();
     }
-    assert_eq!(h.manager.operations_in_progress(), 32);
-    let refused = h.try_submit(CLIENT, Request::Rescan);
+    assert_eq!(h.manager.operations_in_progress(), 28);
+    let refused = h.try_submit(Requester::Client(99), Request::Rescan);
     assert_eq!(refused, Err(Error::NoSpace));
     h.drain_ok();
     assert!(h.try_submit(CLIENT, Request::Rescan).is_ok());

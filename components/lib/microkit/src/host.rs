@@ -155,9 +155,13 @@ pub(crate) fn restart(child: Child) {
     }
 }
 
+/// Returns once the child is stopped (its process ended), as `microkit_pd_stop` returns once
+/// the child's thread is suspended: the caller may then reset what they share.
 pub(crate) fn stop(child: Child) {
-    if let Err(error) = send(&FromPd::Stop(child.index())) {
-        fatal(&error);
+    match send(&FromPd::Stop(child.index())).and_then(|()| receive()) {
+        Ok(ToPd::RegisterValue(_)) => {}
+        Ok(_) => fatal(&HostError::Protocol),
+        Err(error) => fatal(&error),
     }
 }
 
@@ -263,6 +267,10 @@ pub fn run<H: Handler>(init: impl FnOnce() -> H) -> Result<(), HostError> {
             ToPd::Fault(child, label) => handler
                 .fault(Child::new(child), MessageInfo::new(label, 0))
                 .map(|resume| resume.map(store_registers)),
+            ToPd::Inject(code) => match crate::InjectedFault::from_code(code) {
+                Some(fault) => handler.inject(fault).map(|()| None),
+                None => fatal(&HostError::Protocol),
+            },
             ToPd::Init | ToPd::CallReturn(_) | ToPd::RegisterValue(_) => {
                 fatal(&HostError::Protocol)
             }

@@ -77,6 +77,8 @@ pub enum ToPd {
     CallReturn(Message),
     /// A device register access completed (the value read; 0 for a write).
     RegisterValue(u32),
+    /// Run `inject` with this fault's code (`InjectedFault::code`).
+    Inject(u8),
 }
 
 fn put_message(out: &mut Vec<u8>, message: &Message) {
@@ -235,6 +237,7 @@ impl ToPd {
                 out.push(21);
                 out.extend_from_slice(&u64::from(*value).to_le_bytes());
             }
+            Self::Inject(code) => out.extend_from_slice(&[22, *code]),
         }
         out
     }
@@ -256,6 +259,7 @@ impl ToPd {
             }
             20 => Self::CallReturn(reader.message()?),
             21 => Self::RegisterValue(u32::try_from(reader.word()?).ok()?),
+            22 => Self::Inject(reader.byte()?),
             _ => return None,
         };
         reader.end(value)
@@ -335,6 +339,7 @@ mod tests {
             ToPd::Fault(1, 6),
             ToPd::CallReturn(message),
             ToPd::RegisterValue(0xffff_ffff),
+            ToPd::Inject(3),
         ] {
             assert_eq!(ToPd::decode(&frame.encode()), Some(frame));
         }

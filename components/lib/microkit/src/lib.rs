@@ -46,6 +46,7 @@ mod mapping;
 #[cfg(target_os = "none")]
 #[doc(hidden)]
 pub mod sel4;
+pub mod system_timer;
 
 #[cfg(not(target_os = "none"))]
 use host as backend;
@@ -369,6 +370,16 @@ pub trait Handler {
         Err(unexpected("protected procedure call"))
     }
 
+    /// The host platform's launcher injects a fault into this PD (its `inject` control
+    /// command, which the soak uses). Never called on seL4. The default ignores it.
+    ///
+    /// # Errors
+    /// Whatever the PD considers fatal.
+    fn inject(&mut self, fault: InjectedFault) -> Result<(), Self::Error> {
+        let _ = fault;
+        Ok(())
+    }
+
     /// A child faulted; `Some` resumes it (on the host: restarts it), `None` leaves it stopped
     /// until [`Child::restart`] or [`Child::stop`].
     ///
@@ -381,6 +392,45 @@ pub trait Handler {
     ) -> Result<Option<MessageInfo>, Self::Error> {
         let _ = (child, message);
         Err(unexpected("fault"))
+    }
+}
+
+/// A fault the host platform's launcher injects into a PD ([`Handler::inject`]); killing a PD
+/// needs no help from it (the launcher kills its process).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InjectedFault {
+    /// Hang in the next callback (or now, if none is coming).
+    Hang,
+    /// Panic in the next probe (or now).
+    Panic,
+    /// Write a malformed slot to a ring the PD produces, then go on.
+    Corrupt,
+    /// Notify a peer in a tight loop.
+    Flood,
+}
+
+impl InjectedFault {
+    /// The fault's code on the host platform's wire.
+    #[must_use]
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::Hang => 1,
+            Self::Panic => 2,
+            Self::Corrupt => 3,
+            Self::Flood => 4,
+        }
+    }
+
+    /// The fault with this code.
+    #[must_use]
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Self::Hang),
+            2 => Some(Self::Panic),
+            3 => Some(Self::Corrupt),
+            4 => Some(Self::Flood),
+            _ => None,
+        }
     }
 }
 

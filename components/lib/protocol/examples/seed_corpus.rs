@@ -8,7 +8,7 @@
 
 use std::path::Path;
 use warden_protocol::ppc::{encode_call, MAX_REGISTERS};
-use warden_protocol::{encode, EventKind, Message, PowerTarget, Status};
+use warden_protocol::{encode, EventKind, FailureKind, Message, PdPhase, PowerTarget, Status};
 use warden_vocabulary::{
     Answer, BusId, CallbackId, Compatible, DeviceId, DeviceState, DriverId, MatchData, MatchEntry,
     MatchTable, MmioWindow, Name, Outcome, PdId, Resources,
@@ -47,6 +47,7 @@ fn samples() -> Vec<Message> {
         Message::Suspend { callback, device },
         Message::Resume { callback, device },
         Message::Shutdown { callback, device },
+        Message::Ping { sequence: 77 },
         Message::Register {
             name: "virtio-blk".try_into().unwrap(),
             bus,
@@ -57,6 +58,7 @@ fn samples() -> Vec<Message> {
                 ])
                 .unwrap(),
             },
+            deadline_ms: 2000,
         },
         Message::CallbackDone {
             callback,
@@ -92,6 +94,8 @@ fn samples() -> Vec<Message> {
         Message::QueryTree { cursor: 4 },
         Message::Subscribe { mask: 0xfe },
         Message::QueryDriver { driver },
+        Message::RetryPd { pd: PdId(4) },
+        Message::QueryPd { pd: PdId(4) },
         Message::Completion {
             status: Status::Ok,
             detail: 0,
@@ -117,12 +121,28 @@ fn samples() -> Vec<Message> {
             state: DeviceState::Suspended,
             match_data,
             resources,
+            last_pd: Some(PdId(4)),
         },
         Message::DriverInfo {
             driver,
             pd: PdId(4),
             bound: 2,
             name: Name::try_from("virtio-blk").unwrap(),
+        },
+        Message::PdInfo {
+            pd: PdId(4),
+            phase: PdPhase::Waiting,
+            restart_in_ms: 200,
+            consecutive_failures: 3,
+            failures: 7,
+            restarts: 6,
+            last_failure: FailureKind::Overdue,
+            failure_detail: 1,
+        },
+        Message::Completion {
+            status: Status::NotPermitted,
+            detail: warden_protocol::not_permitted::NOT_GRANTED,
+            outcome: Outcome::Done,
         },
     ]
 }
@@ -136,7 +156,7 @@ fn main() {
         let mut buffer = [0u8; 1024];
         let length = encode(index as u32, message, &mut buffer).unwrap();
         std::fs::write(
-            corpus.join(format!("decode_message/seed-v2-{index:02}")),
+            corpus.join(format!("decode_message/seed-v3-{index:02}")),
             &buffer[..length],
         )
         .unwrap();
@@ -148,7 +168,7 @@ fn main() {
                 bytes.extend_from_slice(&register.to_le_bytes());
             }
             std::fs::write(
-                corpus.join(format!("decode_call/seed-v2-{index:02}")),
+                corpus.join(format!("decode_call/seed-v3-{index:02}")),
                 bytes,
             )
             .unwrap();

@@ -16,7 +16,7 @@ use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 use crate::message::{DecodeError, EventKind, PowerTarget, Status};
 use crate::wire::{
     AnswerWire, CallbackWire, HandleWire, MatchEntryWire, MatchTableWire, MatchWire, MmioWire,
-    OptionalHandleWire, OutcomeWire, PowerWire, ResourcesWire, TagWire,
+    OptionalHandleWire, OptionalPdWire, OutcomeWire, PowerWire, ResourcesWire, TagWire,
 };
 
 /// A value that travels in a message, and its layout there.
@@ -58,6 +58,26 @@ impl Field for PdId {
     }
     fn from_wire(wire: &U32) -> Result<Self, DecodeError> {
         Ok(Self(wire.get()))
+    }
+}
+
+impl Field for Option<PdId> {
+    type Wire = OptionalPdWire;
+    fn to_wire(&self) -> OptionalPdWire {
+        match self {
+            Some(pd) => OptionalPdWire {
+                present: U32::new(1),
+                pd: U32::new(pd.0),
+            },
+            None => OptionalPdWire::new_zeroed(),
+        }
+    }
+    fn from_wire(wire: &OptionalPdWire) -> Result<Self, DecodeError> {
+        match wire.present.get() {
+            0 => Ok(None),
+            1 => Ok(Some(PdId(wire.pd.get()))),
+            _ => Err(DecodeError::BadFlag),
+        }
     }
 }
 

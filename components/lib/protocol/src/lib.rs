@@ -25,11 +25,12 @@
 //! | 0x0003 | `Suspend` | manager → driver | callback, device | `CallbackDone` | — |
 //! | 0x0004 | `Resume` | manager → driver | callback, device | `CallbackDone` | — |
 //! | 0x0005 | `Shutdown` | manager → driver | callback, device | `CallbackDone` | — |
-//! | 0x0101 | `Register` | driver → manager (PPC) | name, bus, match table (1–8 entries) | `Completion` (status: Ok once queued) | StaleHandle (no such bus), NoSpace; the driver is registered for the calling PD only |
+//! | 0x0006 | `Ping` | manager → driver | sequence | `Alive` on the ring | — |
+//! | 0x0101 | `Register` | driver → manager (PPC) | name, bus, match table (1–8 entries), callback deadline (ms, 0: the manager's) | `Completion` (the driver handle, decided at once) | StaleHandle (no such bus), NoSpace (driver table full: retry), NotPermitted (detail NOT_GRANTED: the system gives the PD no such device; or the PD is stopped); the driver is registered for the calling PD only |
 //! | 0x0102 | `CallbackDone` | driver → manager (ring or PPC) | callback, answer (Ok / NotMine / Defer / Failed with a detail) | — | NoSuchObject (not in flight), NotPermitted (callback sent to another PD) |
 //! | 0x0103 | `AddChild` | driver → manager (PPC) | callback, parent, bus, match data, resources (physical) | `Completion` (child handle) | NotPermitted unless the caller's probe/resume callback is in flight on `parent` |
 //! | 0x0104 | `RemoveChild` | driver → manager (PPC) | callback, child | `Completion` | NotPermitted unless `child` is a child of the callback's device; Busy if it is bound or locked |
-//! | 0x0105 | `Alive` | driver → manager (PPC) | sequence | `Completion` | — |
+//! | 0x0105 | `Alive` | driver → manager (ring) | the `Ping`'s sequence | — | an answer to no outstanding ping is ignored |
 //! | 0x0201 | `Bind` | client → manager (PPC; or a driver, naming its own driver) | device, driver | `Completion` (status only: `Ok` once queued, or the refusal the manager could decide at once) | StaleHandle, Busy, NoMatch |
 //! | 0x0202 | `Unbind` | client → manager (PPC; or a driver) | device | `Completion` (as `Bind`) | StaleHandle; a driver may unbind only a device bound to it |
 //! | 0x0203 | `RemoveDevice` | client → manager | device | `Completion` | StaleHandle; a driver may remove only children of devices bound to it |
@@ -40,18 +41,22 @@
 //! | 0x0208 | `QueryTree` | client → manager (PPC) | cursor | `DeviceInfo` of the first device whose index ≥ cursor | NoSuchObject past the last |
 //! | 0x0209 | `Subscribe` | client → manager | event mask | `Completion`, then `Event`s | — |
 //! | 0x020a | `QueryDriver` | client → manager (PPC) | driver | `DriverInfo` | StaleHandle |
+//! | 0x020b | `RetryPd` | client → manager (PPC) | PD | `Completion` | NoSuchObject (not a supervised PD), Busy (it is running) |
+//! | 0x020c | `QueryPd` | client → manager (PPC) | PD | `PdInfo` | NoSuchObject |
 //! | 0x0301 | `Completion` | manager → client | status, detail, outcome (device + driver, or driver + bound count) | — | — |
 //! | 0x0302 | `Event` | manager → client | kind, device, driver | — | — |
-//! | 0x0303 | `DeviceInfo` | manager → client | device, parent, driver, state, match data, resources (physical) | — | — |
+//! | 0x0303 | `DeviceInfo` | manager → client | device, parent, driver, state, match data, resources (physical), the PD it lost to a failure | — | — |
 //! | 0x0304 | `DriverInfo` | manager → client | driver, PD, devices bound, name | — | — |
+//! | 0x0305 | `PdInfo` | manager → client | PD, phase, restart in (ms), failures in a row, failures, restarts, last failure and its detail | — | — |
 //!
-//! Not served yet (the manager answers `NotPermitted`): `Alive`, `RemoveDevice`,
+//! Not served yet (the manager answers `NotPermitted`): `RemoveDevice`,
 //! `SuspendDevice`, `ResumeDevice`, `Subscribe` and `Event` — the supervision and operator
 //! issues take them up; their layouts are here so that every peer agrees on them already.
 //!
 //! Status codes ([`Status`]): 0 Ok, 1 NotMine, 2 Defer, 3 Busy, 4 StaleHandle, 5 NoSuchObject,
 //! 6 NotPermitted, 7 Malformed, 8 NoSpace, 9 Failed, 10 Died, 11 ShutDown, 12 NoMatch,
-//! 13 ParentSuspended. A message that fails to decode is answered `Malformed` (when it had a
+//! 13 ParentSuspended. A `Completion`'s detail is non-zero only for `Failed` (the driver's code)
+//! and `NotPermitted` (why: [`not_permitted`]). A message that fails to decode is answered `Malformed` (when it had a
 //! readable request id) and otherwise dropped; the authority checks are made by the device
 //! manager's core (`warden_manager_core::Manager::callback_done`, `child_add`, `child_remove`,
 //! `submit` with `Requester::Driver`).
@@ -73,7 +78,8 @@ mod sync;
 pub mod wire;
 
 pub use message::{
-    decode, encode, DecodeError, Direction, EncodeError, EventKind, Message, PowerTarget, Status,
+    decode, encode, not_permitted, DecodeError, Direction, EncodeError, EventKind, FailureKind,
+    Message, PdPhase, PowerTarget, Status,
 };
 #[cfg(feature = "alloc")]
 pub use outbox::Outbox;

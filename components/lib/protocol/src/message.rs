@@ -190,6 +190,10 @@ pub enum DecodeError {
     NotAnAnswer(Status),
     /// An unknown match-entry kind.
     UnknownMatchKind(u8),
+    /// An unknown supervision phase.
+    UnknownPhase(u32),
+    /// An unknown failure kind.
+    UnknownFailure(u32),
     /// Not a message that may travel this way (e.g. a probe as a protected procedure call).
     WrongTransport(u16),
 }
@@ -347,6 +351,11 @@ messages! {
         /// The device.
         device: DeviceId,
     }
+    /// Manager → driver: heartbeat; answer `Alive` with the same sequence number.
+    0x0006 PING ring Ping {
+        /// Quote in the answer.
+        sequence: u64,
+    }
     /// Driver → manager: register a driver living in the sender's PD.
     0x0101 REGISTER call Register {
         /// Its name.
@@ -355,6 +364,8 @@ messages! {
         bus: BusId,
         /// The devices it claims (1–8 entries).
         match_table: MatchTable,
+        /// How long its callbacks may take, in milliseconds (0: the manager's default).
+        deadline_ms: u32,
     }
     /// Driver → manager: a callback finished.
     0x0102 CALLBACK_DONE call CallbackDone {
@@ -384,9 +395,9 @@ messages! {
         /// The child.
         child: DeviceId,
     }
-    /// Driver → manager: heartbeat.
-    0x0105 ALIVE call Alive {
-        /// Increases with every heartbeat.
+    /// Driver → manager: the answer to `Ping`.
+    0x0105 ALIVE ring Alive {
+        /// The `Ping`'s.
         sequence: u64,
     }
     /// Client → manager: bind a device to a driver.
@@ -438,11 +449,23 @@ messages! {
         /// The driver.
         driver: DriverId,
     }
+    /// Client → manager: restart a driver PD that is quarantined (or waiting for its
+    /// backoff) now.
+    0x020b RETRY_PD call RetryPd {
+        /// The PD.
+        pd: PdId,
+    }
+    /// Client → manager: describe a driver PD's supervision.
+    0x020c QUERY_PD call QueryPd {
+        /// The PD.
+        pd: PdId,
+    }
     /// Manager → client: a request completed.
     0x0301 COMPLETION call Completion {
         /// Its status.
         status: Status,
-        /// Detail for `Failed` (zero otherwise).
+        /// Detail for `Failed` (the driver's code) and `NotPermitted` (why:
+        /// [`not_permitted`]); zero otherwise.
         detail: u16,
         /// What it produced.
         outcome: Outcome,
@@ -470,6 +493,8 @@ messages! {
         match_data: MatchData,
         /// Its MMIO windows (physical) and GIC INTIDs.
         resources: Resources,
+        /// The PD whose driver it lost when that PD failed, until it is bound again.
+        last_pd: Option<PdId>,
     }
     /// Manager → client: a driver, in reply to `QueryDriver`.
     0x0304 DRIVER_INFO call DriverInfo {
@@ -482,16 +507,105 @@ messages! {
         /// Its name.
         name: Name,
     }
+    /// Manager → client: a driver PD's supervision, in reply to `QueryPd`.
+    0x0305 PD_INFO call PdInfo {
+        /// The PD.
+        pd: PdId,
+        /// Where it is in its life.
+        phase: PdPhase,
+        /// Milliseconds until its restart (phase `Waiting`), else zero.
+        restart_in_ms: u32,
+        /// Failures in a row (zero once healthy again).
+        consecutive_failures: u32,
+        /// Failures since start-up.
+        failures: u32,
+        /// Restarts since start-up.
+        restarts: u32,
+        /// Its latest failure.
+        last_failure: FailureKind,
+        /// For `Fault`: the fault's label; for `Overdue`: the callback's opcode; else zero.
+        failure_detail: u32,
+    }
+}
+
+/// Defines a field type that is a code from a closed set, carried as a 32-bit word.
+macro_rules! codes {
+    ($(#[$doc:meta])* $Name:ident, $error:ident { $( $(#[$variant_doc:meta])* $Variant:ident = $code:literal, )* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u32)]
+        pub enum $Name {
+            $( $(#[$variant_doc])* $Variant = $code, )*
+        }
+
+        impl Field for $Name {
+            type Wire = U32;
+            fn to_wire(&self) -> U32 {
+                U32::new(*self as u32)
+            }
+            fn from_wire(wire: &U32) -> Result<Self, DecodeError> {
+                match wire.get() {
+                    $( $code => Ok(Self::$Variant), )*
+                    other => Err(DecodeError::$error(other)),
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    /// Where a supervised driver PD is in its life.
+    PdPhase, UnknownPhase {
+        /// Started or restarted, not registered yet.
+        Starting = 1,
+        /// Registered.
+        Running = 2,
+        /// Stopped after a failure; restarted after its backoff.
+        Waiting = 3,
+        /// Stopped until an administrator retries it.
+        Quarantined = 4,
+    }
+}
+
+codes! {
+    /// Why a supervised driver PD last failed.
+    FailureKind, UnknownFailure {
+        /// It has not failed.
+        None = 0,
+        /// It faulted.
+        Fault = 1,
+        /// A callback it was sent went past its deadline.
+        Overdue = 2,
+        /// It did not answer a heartbeat.
+        Silent = 3,
+        /// It did not register after a (re)start.
+        NeverRegistered = 4,
+        /// The manager stopped it (an unusable ring).
+        Stopped = 5,
+    }
 }
 
 /// The rules that tie one field to another (the rest is each field's own).
 fn check(message: &Message) -> Result<(), DecodeError> {
     match message {
-        Message::Completion { status, detail, .. } if *status != Status::Failed && *detail != 0 => {
+        Message::Completion { status, detail, .. }
+            if !matches!(status, Status::Failed | Status::NotPermitted) && *detail != 0 =>
+        {
             Err(DecodeError::ReservedNotZero)
         }
         _ => Ok(()),
     }
+}
+
+/// The `detail` of a `NotPermitted` completion: why.
+pub mod not_permitted {
+    /// No reason given.
+    pub const UNSPECIFIED: u16 = 0;
+    /// The system description does not give the PD that device (or any device the compatible
+    /// matches).
+    pub const NOT_GRANTED: u16 = 1;
+    /// The device already has as many children as the manager allows.
+    pub const OVER_QUOTA: u16 = 2;
 }
 
 const HEADER_BYTES: usize = core::mem::size_of::<Header>();

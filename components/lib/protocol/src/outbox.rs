@@ -72,6 +72,17 @@ impl<'a> Outbox<'a> {
         Ok(self.flush())
     }
 
+    /// Puts a malformed slot (its length word `length`, past what a slot holds) on the ring
+    /// now, ahead of any waiting messages: fault injection ([`Producer::try_push_malformed`]).
+    /// Returns whether to notify the consumer.
+    ///
+    /// # Errors
+    /// The ring's ([`RingError::Full`]).
+    pub fn send_malformed(&mut self, length: u32) -> Result<bool, RingError> {
+        self.producer.try_push_malformed(length)?;
+        Ok(self.producer.signal_needed())
+    }
+
     /// Whether messages put on the ring have not all been taken by the consumer yet.
     #[must_use]
     pub fn unconsumed(&self) -> bool {

@@ -171,18 +171,7 @@ impl<'a> Producer<'a> {
         if payload.len() > SLOT_BYTES {
             return Err(RingError::TooLarge);
         }
-        let tail = self.memory.word(TAIL).load(Ordering::Acquire);
-        let used = self.head.wrapping_sub(tail);
-        if used > self.memory.capacity {
-            return Err(RingError::PeerIndexCorrupt {
-                peer: tail,
-                own: self.head,
-            });
-        }
-        if used == self.memory.capacity {
-            return Err(RingError::Full);
-        }
-        let base = self.memory.slot_base(self.head);
+        let base = self.free_slot()?;
         self.memory
             .word(base)
             .store(payload.len() as u32, Ordering::Relaxed);
@@ -195,8 +184,42 @@ impl<'a> Producer<'a> {
                 .word(base + 1 + index)
                 .store(u32::from_le_bytes(bytes), Ordering::Relaxed);
         }
+        self.publish();
+        Ok(())
+    }
+
+    /// The base word of the next free slot, if the consumer's index is sane and there is room.
+    fn free_slot(&self) -> Result<usize, RingError> {
+        let tail = self.memory.word(TAIL).load(Ordering::Acquire);
+        let used = self.head.wrapping_sub(tail);
+        if used > self.memory.capacity {
+            return Err(RingError::PeerIndexCorrupt {
+                peer: tail,
+                own: self.head,
+            });
+        }
+        if used == self.memory.capacity {
+            return Err(RingError::Full);
+        }
+        Ok(self.memory.slot_base(self.head))
+    }
+
+    /// Hands the slot at the head to the consumer.
+    fn publish(&mut self) {
         self.head = self.head.wrapping_add(1);
         self.memory.word(HEAD).store(self.head, Ordering::Release);
+    }
+
+    /// Publishes a slot whose length word is `length` and whose payload is empty, whatever
+    /// `length` says: what a broken or hostile producer does. Warden's fault injection uses it
+    /// to show that consumers skip such a slot and go on.
+    ///
+    /// # Errors
+    /// As [`Producer::try_push`] (backpressure, a corrupt peer index).
+    pub fn try_push_malformed(&mut self, length: u32) -> Result<(), RingError> {
+        let base = self.free_slot()?;
+        self.memory.word(base).store(length, Ordering::Relaxed);
+        self.publish();
         Ok(())
     }
 

@@ -10,9 +10,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `"WRDN"` read as a little-endian word.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"WRDN");
-/// The protocol version this crate speaks (2: registration names its bus, a device's parent and
-/// driver are optional handles of their own).
-pub const VERSION: u16 = 2;
+/// The protocol version this crate speaks (3: heartbeats, a registration's deadline, driver
+/// PDs' supervision for clients, a device's lost PD).
+pub const VERSION: u16 = 3;
 
 /// Every message on a ring starts with this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
@@ -48,6 +48,16 @@ pub struct OptionalHandleWire {
     pub present: U32,
     /// The handle.
     pub handle: HandleWire,
+}
+
+/// A PD id that may be absent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct OptionalPdWire {
+    /// 1 if `pd` is meaningful, else 0 (and `pd` zero).
+    pub present: U32,
+    /// The PD.
+    pub pd: U32,
 }
 
 /// A callback's id.

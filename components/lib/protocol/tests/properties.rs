@@ -5,7 +5,9 @@
 use proptest::prelude::*;
 use warden_protocol::message::is_call;
 use warden_protocol::ppc::{decode_call, encode_call, MAX_REGISTERS};
-use warden_protocol::{decode, encode, fuzzing, EventKind, Message, PowerTarget, Status};
+use warden_protocol::{
+    decode, encode, fuzzing, EventKind, FailureKind, Message, PdPhase, PowerTarget, Status,
+};
 use warden_vocabulary::{
     Answer, BusId, CallbackId, Compatible, DeviceId, DeviceState, DriverId, MatchData, MatchEntry,
     MatchTable, MmioWindow, Outcome, PdId, Resources,
@@ -75,8 +77,10 @@ fn status() -> impl Strategy<Value = Status> {
 }
 
 fn status_and_detail() -> impl Strategy<Value = (Status, u16)> {
-    (status(), any::<u16>())
-        .prop_map(|(status, detail)| (status, if status == Status::Failed { detail } else { 0 }))
+    (status(), any::<u16>()).prop_map(|(status, detail)| {
+        let detailed = matches!(status, Status::Failed | Status::NotPermitted);
+        (status, if detailed { detail } else { 0 })
+    })
 }
 
 fn power_target() -> impl Strategy<Value = PowerTarget> {
@@ -102,6 +106,7 @@ fn message() -> impl Strategy<Value = Message> {
         (callback(), device()).prop_map(|(callback, device)| Message::Resume { callback, device }),
         (callback(), device())
             .prop_map(|(callback, device)| Message::Shutdown { callback, device }),
+        any::<u64>().prop_map(|sequence| Message::Ping { sequence }),
         (callback(), device(), driver(), match_data(), resources()).prop_map(
             |(callback, device, driver, match_data, resources)| Message::Probe {
                 callback,
@@ -117,15 +122,20 @@ fn message() -> impl Strategy<Value = Message> {
         any::<u32>().prop_map(MatchEntry::BusId)
     ];
     let from_drivers = prop_oneof![
-        (text::<32>(), bus(), proptest::collection::vec(entry, 1..=8)).prop_map(
-            |(name, bus, entries)| Message::Register {
+        (
+            text::<32>(),
+            bus(),
+            proptest::collection::vec(entry, 1..=8),
+            any::<u32>()
+        )
+            .prop_map(|(name, bus, entries, deadline_ms)| Message::Register {
                 name,
                 bus,
                 match_table: MatchTable {
                     entries: entries.into_iter().collect(),
                 },
-            }
-        ),
+                deadline_ms,
+            }),
         (callback(), answer())
             .prop_map(|(callback, answer)| Message::CallbackDone { callback, answer }),
         (callback(), device(), bus(), match_data(), resources()).prop_map(
@@ -152,6 +162,8 @@ fn message() -> impl Strategy<Value = Message> {
         any::<u64>().prop_map(|cursor| Message::QueryTree { cursor }),
         any::<u64>().prop_map(|mask| Message::Subscribe { mask }),
         driver().prop_map(|driver| Message::QueryDriver { driver }),
+        any::<u32>().prop_map(|pd| Message::RetryPd { pd: PdId(pd) }),
+        any::<u32>().prop_map(|pd| Message::QueryPd { pd: PdId(pd) }),
     ];
     let outcome = prop_oneof![
         Just(Outcome::Done),
@@ -193,17 +205,60 @@ fn message() -> impl Strategy<Value = Message> {
             state,
             match_data(),
             resources(),
+            proptest::option::of(any::<u32>()),
         )
-            .prop_map(|(device, parent, driver, state, match_data, resources)| {
-                Message::DeviceInfo {
-                    device,
-                    parent,
-                    driver,
-                    state,
-                    match_data,
-                    resources,
+            .prop_map(
+                |(device, parent, driver, state, match_data, resources, last_pd)| {
+                    Message::DeviceInfo {
+                        device,
+                        parent,
+                        driver,
+                        state,
+                        match_data,
+                        resources,
+                        last_pd: last_pd.map(PdId),
+                    }
                 }
-            }),
+            ),
+        (
+            any::<u32>(),
+            prop_oneof![
+                Just(PdPhase::Starting),
+                Just(PdPhase::Running),
+                Just(PdPhase::Waiting),
+                Just(PdPhase::Quarantined)
+            ],
+            any::<[u32; 4]>(),
+            prop_oneof![
+                Just(FailureKind::None),
+                Just(FailureKind::Fault),
+                Just(FailureKind::Overdue),
+                Just(FailureKind::Silent),
+                Just(FailureKind::NeverRegistered),
+                Just(FailureKind::Stopped)
+            ],
+            any::<u32>(),
+        )
+            .prop_map(
+                |(
+                    pd,
+                    phase,
+                    [restart_in_ms, consecutive_failures, failures, restarts],
+                    last_failure,
+                    failure_detail,
+                )| {
+                    Message::PdInfo {
+                        pd: PdId(pd),
+                        phase,
+                        restart_in_ms,
+                        consecutive_failures,
+                        failures,
+                        restarts,
+                        last_failure,
+                        failure_detail,
+                    }
+                }
+            ),
         (driver(), any::<u32>(), any::<u32>(), text::<32>()).prop_map(
             |(driver, pd, bound, name)| Message::DriverInfo {
                 driver,
@@ -323,10 +378,12 @@ fn typed_errors_name_the_problem() {
             bus_id: None,
         },
         resources: Resources::default(),
+        last_pd: None,
     };
     let length = encode(1, &named, &mut buffer).unwrap();
     let resources = core::mem::size_of::<warden_protocol::wire::ResourcesWire>();
-    let string_at = length - resources - 160 + 12;
+    let last_pd = core::mem::size_of::<warden_protocol::wire::OptionalPdWire>();
+    let string_at = length - last_pd - resources - 160 + 12;
     buffer[string_at] = b'x';
     assert_eq!(decode(&buffer[..length]), Err(DecodeError::BadString));
 }
@@ -360,6 +417,10 @@ fn every_message_fits_one_ring_slot() {
         opcode::DEVICE_INFO,
         opcode::QUERY_DRIVER,
         opcode::DRIVER_INFO,
+        opcode::PING,
+        opcode::RETRY_PD,
+        opcode::QUERY_PD,
+        opcode::PD_INFO,
     ];
     for code in opcodes {
         let length = header + body_length(code).unwrap();

@@ -6,11 +6,13 @@
 //! | `QueryTree { cursor }` | `DeviceInfo` of the first device whose index ≥ cursor | NoSuchObject past the last |
 //! | `QueryDevice { device }` | `DeviceInfo` | StaleHandle |
 //! | `QueryDriver { driver }` | `DriverInfo` | StaleHandle |
-//! | `Bind { device, driver }`, `Unbind { device }`, `Rescan {}` | `Completion`: Ok once queued | the refusal the manager could decide at once (StaleHandle, Busy, NoMatch, NoSpace) |
+//! | `Bind { device, driver }`, `Unbind { device }`, `Rescan {}` | `Completion`: Ok once queued | the refusal the manager could decide at once (StaleHandle, Busy, NoMatch, NoSpace; NotPermitted with a detail) |
+//! | `QueryPd { pd }` | `PdInfo`: its supervision | NoSuchObject (not a supervised PD) |
+//! | `RetryPd { pd }` | `Completion`: Ok once restarted | NoSuchObject, Busy (it is running) |
 //!
 //! [`Client`] is the client's half, [`serve`] the manager's, over its [`Server`].
 
-use warden_protocol::{DecodeError, Message, Status};
+use warden_protocol::{DecodeError, FailureKind, Message, PdPhase, Status};
 use warden_vocabulary::{
     DeviceId, DeviceState, DriverId, MatchData, Name, Outcome, PdId, Resources,
 };
@@ -32,6 +34,29 @@ pub struct Device {
     pub match_data: MatchData,
     /// Its MMIO windows (physical) and GIC INTIDs.
     pub resources: Resources,
+    /// The PD whose driver it lost when that PD failed, until it is bound again.
+    pub last_pd: Option<PdId>,
+}
+
+/// A driver PD's supervision, as the manager describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Supervised {
+    /// The PD.
+    pub pd: PdId,
+    /// Where it is in its life.
+    pub phase: PdPhase,
+    /// Milliseconds until its restart (phase `Waiting`).
+    pub restart_in_ms: u32,
+    /// Failures in a row (zero once healthy again).
+    pub consecutive_failures: u32,
+    /// Failures since start-up.
+    pub failures: u32,
+    /// Restarts since start-up.
+    pub restarts: u32,
+    /// Its latest failure.
+    pub last_failure: FailureKind,
+    /// The fault's label (`Fault`), the callback's opcode (`Overdue`), else zero.
+    pub failure_detail: u32,
 }
 
 /// A driver as the manager describes it.
@@ -136,6 +161,46 @@ impl<C: Caller> Client<C> {
         self.request(&Message::Rescan {})
     }
 
+    /// A driver PD's supervision.
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub fn pd(&mut self, pd: PdId) -> Result<Supervised, Error> {
+        match self.0.call(&Message::QueryPd { pd })? {
+            Message::PdInfo {
+                pd: id,
+                phase,
+                restart_in_ms,
+                consecutive_failures,
+                failures,
+                restarts,
+                last_failure,
+                failure_detail,
+            } if id == pd => Ok(Supervised {
+                pd,
+                phase,
+                restart_in_ms,
+                consecutive_failures,
+                failures,
+                restarts,
+                last_failure,
+                failure_detail,
+            }),
+            Message::Completion { status, .. } if status != Status::Ok => {
+                Err(Error::Refused(status))
+            }
+            _ => Err(Error::Unexpected),
+        }
+    }
+
+    /// Restarts a driver PD that is quarantined (or waiting for its backoff) now.
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub fn retry(&mut self, pd: PdId) -> Result<(), Error> {
+        self.request(&Message::RetryPd { pd })
+    }
+
     fn device_reply(&mut self, call: &Message) -> Result<Device, Error> {
         match self.0.call(call)? {
             Message::DeviceInfo {
@@ -145,6 +210,7 @@ impl<C: Caller> Client<C> {
                 state,
                 match_data,
                 resources,
+                last_pd,
             } => Ok(Device {
                 id: device,
                 parent,
@@ -152,6 +218,7 @@ impl<C: Caller> Client<C> {
                 state,
                 match_data,
                 resources,
+                last_pd,
             }),
             Message::Completion { status, .. } if status != Status::Ok => {
                 Err(Error::Refused(status))
@@ -200,6 +267,16 @@ pub trait Server {
     /// # Errors
     /// The refusal decided at once.
     fn rescan(&mut self) -> Result<(), Status>;
+    /// A driver PD's supervision.
+    ///
+    /// # Errors
+    /// NoSuchObject.
+    fn pd(&mut self, pd: PdId) -> Result<Supervised, Status>;
+    /// Restarts a stopped driver PD now.
+    ///
+    /// # Errors
+    /// NoSuchObject, Busy.
+    fn retry(&mut self, pd: PdId) -> Result<(), Status>;
     /// A call a client may not make here, or one that did not decode.
     fn refused(&mut self, why: Refusal<'_>);
 }
@@ -241,6 +318,8 @@ pub fn serve(server: &mut impl Server, call: Result<Message, DecodeError>) -> Me
         Ok(Message::Bind { device, driver }) => done(server.bind(device, driver)),
         Ok(Message::Unbind { device }) => done(server.unbind(device)),
         Ok(Message::Rescan {}) => done(server.rescan()),
+        Ok(Message::QueryPd { pd }) => server.pd(pd).map_or_else(completion, pd_info),
+        Ok(Message::RetryPd { pd }) => done(server.retry(pd)),
         Ok(other) => {
             server.refused(Refusal::NotOffered(&other));
             completion(Status::NotPermitted)
@@ -270,6 +349,20 @@ fn device_info(device: Device) -> Message {
         state: device.state,
         match_data: device.match_data,
         resources: device.resources,
+        last_pd: device.last_pd,
+    }
+}
+
+fn pd_info(pd: Supervised) -> Message {
+    Message::PdInfo {
+        pd: pd.pd,
+        phase: pd.phase,
+        restart_in_ms: pd.restart_in_ms,
+        consecutive_failures: pd.consecutive_failures,
+        failures: pd.failures,
+        restarts: pd.restarts,
+        last_failure: pd.last_failure,
+        failure_detail: pd.failure_detail,
     }
 }
 
@@ -292,6 +385,20 @@ mod tests {
             state: DeviceState::Active,
             match_data: MatchData::compatible("arm,pl011").unwrap(),
             resources: Resources::default(),
+            last_pd: Some(PdId(1)),
+        }
+    }
+
+    fn the_pd() -> Supervised {
+        Supervised {
+            pd: PdId(1),
+            phase: PdPhase::Quarantined,
+            restart_in_ms: 0,
+            consecutive_failures: 5,
+            failures: 5,
+            restarts: 4,
+            last_failure: FailureKind::Fault,
+            failure_detail: 3,
         }
     }
 
@@ -320,6 +427,16 @@ mod tests {
         }
         fn rescan(&mut self) -> Result<(), Status> {
             Ok(())
+        }
+        fn pd(&mut self, pd: PdId) -> Result<Supervised, Status> {
+            (pd == PdId(1)).then(the_pd).ok_or(Status::NoSuchObject)
+        }
+        fn retry(&mut self, pd: PdId) -> Result<(), Status> {
+            if pd == PdId(1) {
+                Ok(())
+            } else {
+                Err(Status::NoSuchObject)
+            }
         }
         fn refused(&mut self, why: Refusal<'_>) {
             self.refusals.push(alloc::format!("{why:?}"));
@@ -360,6 +477,16 @@ mod tests {
         );
         assert_eq!(client.unbind(the_device().id), Ok(()));
         assert_eq!(client.rescan(), Ok(()));
+        assert_eq!(client.pd(PdId(1)), Ok(the_pd()));
+        assert_eq!(
+            client.pd(PdId(2)),
+            Err(Error::Refused(Status::NoSuchObject))
+        );
+        assert_eq!(client.retry(PdId(1)), Ok(()));
+        assert_eq!(
+            client.retry(PdId(9)),
+            Err(Error::Refused(Status::NoSuchObject))
+        );
     }
 
     #[test]

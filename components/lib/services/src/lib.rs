@@ -11,6 +11,7 @@
 //! | [`entropy`]: random bytes | the virtio-rng driver | the demo client, the shell | a call |
 //! | [`block`]: sectors of a disk | the virtio-blk driver | the demo client | a queue pair, a data region, notifications |
 //! | [`console`]: lines typed, output written | a UART driver | the shell | two rings, notifications |
+//! | [`timer`]: the time since start-up, a timeout (sDDF's timer protocol) | a timer driver | the device manager, the demo client | a call, a notification |
 //!
 //! Everything that comes from the other side is untrusted and checked: a reply of the wrong
 //! shape is an error, never trusted; a server answers a malformed call with a refusal.
@@ -25,6 +26,7 @@ pub mod call;
 pub mod clock;
 pub mod console;
 pub mod entropy;
+pub mod timer;
 
 /// Why a server's reply to a call was not used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

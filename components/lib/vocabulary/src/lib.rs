@@ -11,6 +11,8 @@
 //! | a device's physical MMIO window; its interrupts (GIC INTIDs) | [`MmioWindow`]; [`Resources`] |
 //! | a driver's answer to a callback; what a request produced | [`Answer`]; [`Outcome`] |
 //! | a device's power state | [`DeviceState`] |
+//! | what a system description gives a driver PD (device memory, interrupts) | [`Grant`] |
+//! | a point in time (the system timer's nanoseconds) | [`Instant`] |
 //! | capacities | [`COMPATIBLE_BYTES`], [`NAME_BYTES`], [`MAX_COMPATIBLE`], [`MAX_MATCH_ENTRIES`], [`MAX_MMIO`], [`MAX_IRQS`], [`MAX_INTID`] |
 //!
 //! Everything is plain data with bounded sizes: `no_std`, no allocation, no `unsafe`.
@@ -20,10 +22,12 @@
 mod handle;
 mod matching;
 mod resources;
+mod time;
 
 pub use handle::{BusId, CallbackId, DeviceId, DriverId, PdId, RequestId};
 pub use matching::{MatchData, MatchEntry, MatchTable};
-pub use resources::{MmioWindow, Resources};
+pub use resources::{Grant, MmioWindow, Resources, MAX_GRANT_IRQS, MAX_GRANT_WINDOWS};
+pub use time::Instant;
 
 /// Longest device-tree `compatible` string, in bytes.
 pub const COMPATIBLE_BYTES: usize = 40;

@@ -80,9 +80,17 @@ impl MatchTable {
     /// The bus's match routine: does this driver claim this device?
     #[must_use]
     pub fn matches(&self, device: &MatchData) -> bool {
-        self.entries.iter().any(|entry| match entry {
-            MatchEntry::Compatible(name) => device.compatible.iter().any(|c| c == name),
-            MatchEntry::BusId(id) => device.bus_id == Some(*id),
-        })
+        self.entries.iter().any(|entry| entry.matches(device))
+    }
+}
+
+impl MatchEntry {
+    /// Does this entry claim this device?
+    #[must_use]
+    pub fn matches(&self, device: &MatchData) -> bool {
+        match self {
+            Self::Compatible(name) => device.compatible.iter().any(|c| c == name),
+            Self::BusId(id) => device.bus_id == Some(*id),
+        }
     }
 }

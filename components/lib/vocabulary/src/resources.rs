@@ -72,6 +72,53 @@ impl Resources {
     }
 }
 
+/// Most device-memory windows one [`Grant`] holds.
+pub const MAX_GRANT_WINDOWS: usize = 16;
+/// Most interrupts one [`Grant`] holds.
+pub const MAX_GRANT_IRQS: usize = 16;
+
+/// What a system description gives one driver PD: the device memory it maps (physical windows:
+/// the `phys_addr` regions of its maps) and the interrupts it receives (its `<irq>` elements).
+/// It is the PD's authority over devices: the manager binds a device only to a PD whose grant
+/// gives it that device.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Grant {
+    /// Device memory, physical.
+    pub windows: heapless::Vec<MmioWindow, MAX_GRANT_WINDOWS>,
+    /// Interrupts (GIC INTIDs).
+    pub irqs: heapless::Vec<u32, MAX_GRANT_IRQS>,
+}
+
+impl Grant {
+    /// Does the grant give the PD these resources' device memory? A device with MMIO windows is
+    /// given when every window lies inside granted memory; one without any (a device known only
+    /// by its interrupts) when every interrupt is granted. A device with neither is given to
+    /// nobody.
+    #[must_use]
+    pub fn gives(&self, resources: &Resources) -> bool {
+        if resources.mmio.is_empty() {
+            return !resources.irqs.is_empty()
+                && resources.irqs.iter().all(|irq| self.irqs.contains(irq));
+        }
+        resources
+            .mmio
+            .iter()
+            .all(|window| self.windows.iter().any(|granted| granted.contains(window)))
+    }
+
+    /// Does the grant hold this interrupt?
+    #[must_use]
+    pub fn has_irq(&self, irq: u32) -> bool {
+        self.irqs.contains(&irq)
+    }
+
+    /// Is anything granted at all?
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty() && self.irqs.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +159,27 @@ mod tests {
         child.mmio[0] = window(0x900_0000, 0x1000);
         assert!(!child.within(&parent), "another device's window");
         assert!(Resources::default().within(&parent), "nothing at all");
+    }
+
+    #[test]
+    fn a_grant_gives_the_devices_whose_memory_it_maps() {
+        let mut grant = Grant::default();
+        grant.windows.push(window(0xa00_0000, 0x4000)).unwrap();
+        grant.irqs.push(79).unwrap();
+        let mut disk = Resources::default();
+        disk.mmio.push(window(0xa00_3e00, 0x200)).unwrap();
+        disk.irqs.push(79).unwrap();
+        assert!(grant.gives(&disk));
+        disk.mmio.push(window(0x900_0000, 0x1000)).unwrap();
+        assert!(!grant.gives(&disk), "one window outside the grant");
+        let mut timer = Resources::default();
+        timer.irqs.push(30).unwrap();
+        assert!(
+            !grant.gives(&timer),
+            "an interrupt-only device, not granted"
+        );
+        grant.irqs.push(30).unwrap();
+        assert!(grant.gives(&timer));
+        assert!(!grant.gives(&Resources::default()), "nothing to give");
     }
 }

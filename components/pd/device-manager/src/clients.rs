@@ -1,16 +1,17 @@
 //! The client side: the manager's half of `warden_services::admin`, for a PD that calls on one
 //! of the client channels ([`crate::interface::CLIENTS`]). Queries are answered from the core's
-//! state; `Bind`, `Unbind` and `Rescan` enter the core's queue as the client's requests, and the
-//! reply says whether they were accepted (their outcome is logged when they complete, and shows
-//! in the tree).
+//! state and the supervisor's; `Bind`, `Unbind` and `Rescan` enter the core's queue as the
+//! client's requests, and the reply says whether they were accepted (their outcome is logged
+//! when they complete, and shows in the tree); `RetryPd` restarts a quarantined driver PD.
 
 use log::{info, warn};
 
-use warden_manager_core::{Request, Requester};
+use alloc::vec::Vec;
+use warden_manager_core::{Failure, Phase, Request, Requester, RetryError};
 use warden_microkit::Channel;
-use warden_protocol::{DecodeError, Message, Status};
-use warden_services::admin::{self, Device, Driver, Refusal};
-use warden_vocabulary::{DeviceId, DriverId};
+use warden_protocol::{DecodeError, FailureKind, Message, PdPhase, Status};
+use warden_services::admin::{self, Device, Driver, Refusal, Supervised};
+use warden_vocabulary::{DeviceId, DriverId, PdId};
 
 use crate::{status_of, DeviceManager};
 
@@ -40,6 +41,7 @@ impl DeviceManager {
             state: info.state,
             match_data: info.match_data.clone(),
             resources: info.resources.clone(),
+            last_pd: info.last_pd,
         })
     }
 }
@@ -111,6 +113,66 @@ impl admin::Server for AdminServer<'_> {
             self.channel.index()
         );
         self.request(Request::Rescan)
+    }
+
+    fn pd(&mut self, pd: PdId) -> Result<Supervised, Status> {
+        let status = self
+            .manager
+            .supervisor
+            .status(pd)
+            .ok_or(Status::NoSuchObject)?;
+        let now = self.manager.core.now();
+        let (phase, restart_in_ms) = match status.phase {
+            Phase::Starting => (PdPhase::Starting, 0),
+            Phase::Running => (PdPhase::Running, 0),
+            Phase::Waiting(at) => (
+                PdPhase::Waiting,
+                u32::try_from(at.since(now).as_millis()).unwrap_or(u32::MAX),
+            ),
+            Phase::Quarantined => (PdPhase::Quarantined, 0),
+        };
+        let (last_failure, failure_detail) = match status.last_failure {
+            None => (FailureKind::None, 0),
+            Some(Failure::Fault(label)) => {
+                (FailureKind::Fault, u32::try_from(label).unwrap_or(u32::MAX))
+            }
+            Some(Failure::Overdue { kind, .. }) => (FailureKind::Overdue, kind as u32 + 1),
+            Some(Failure::Silent) => (FailureKind::Silent, 0),
+            Some(Failure::NeverRegistered) => (FailureKind::NeverRegistered, 0),
+            Some(Failure::Stopped) => (FailureKind::Stopped, 0),
+        };
+        Ok(Supervised {
+            pd,
+            phase,
+            restart_in_ms,
+            consecutive_failures: status.consecutive_failures,
+            failures: status.failures,
+            restarts: status.restarts,
+            last_failure,
+            failure_detail,
+        })
+    }
+
+    fn retry(&mut self, pd: PdId) -> Result<(), Status> {
+        let now = self.manager.core.now();
+        let mut actions = Vec::new();
+        let result = self
+            .manager
+            .supervisor
+            .retry(pd, now, &mut |action| actions.push(action));
+        match result {
+            Ok(()) => {
+                info!(
+                    "manager: client on channel {} retries driver PD {}",
+                    self.channel.index(),
+                    pd.0
+                );
+                self.manager.perform(actions);
+                Ok(())
+            }
+            Err(RetryError::Unknown) => Err(Status::NoSuchObject),
+            Err(RetryError::NotStopped) => Err(Status::Busy),
+        }
     }
 
     fn refused(&mut self, why: Refusal<'_>) {

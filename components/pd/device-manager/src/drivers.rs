@@ -4,30 +4,85 @@
 
 use alloc::vec::Vec;
 use core::sync::atomic::AtomicU32;
+use core::time::Duration;
 use log::{debug, info, warn};
 
 use warden_manager_core::{
-    Callback, CallbackKind, DeviceDescriptor, DriverDescriptor, PdId, Request, Requester,
+    Callback, CallbackKind, DeviceDescriptor, DriverDescriptor, Error, PdId, Request, Requester,
 };
-use warden_microkit::Channel;
+use warden_microkit::{Channel, Child};
 use warden_protocol::ring::SLOT_BYTES;
-use warden_protocol::{Consumer, DecodeError, Message, Outbox, Producer, RingMemory, Status};
+use warden_protocol::{
+    Consumer, DecodeError, Message, Outbox, Producer, RingError, RingMemory, Status,
+};
 use warden_services::admin::completion;
 use warden_vocabulary::{
     BusId, CallbackId, DeviceId, MatchData, MatchTable, Name, Outcome, Resources,
 };
 
-use crate::{interface, status_of, DeviceManager};
+use crate::peer_log::PeerLog;
+use crate::{interface, refusal, DeviceManager};
+
+/// Lines caused by driver PD `$index`'s messages: rate-limited ([`PeerLog`]).
+macro_rules! peer_warn {
+    ($manager:expr, $index:expr, $($format:tt)*) => {{
+        let now = $manager.core.now();
+        if let Some(link) = $manager.drivers.get_mut($index) {
+            if link.log.allow(now) {
+                warn!($($format)*);
+            }
+        }
+    }};
+}
 
 /// The manager's link to one driver PD.
 pub struct DriverLink {
     /// Its channel (and child id).
     pub channel: Channel,
-    /// Callbacks, queued while its ring is full.
+    /// The two rings' memory (manager → driver, driver → manager).
+    memory: (RingMemory<'static>, RingMemory<'static>),
+    /// Callbacks and heartbeats, queued while its ring is full.
     to_driver: Outbox<'static>,
     from_driver: Consumer<'static>,
     /// It has asked to register since it (re)started: bring-up waits for every driver PD.
     pub registered: bool,
+    /// Its registration was refused for want of room: it is notified when there is some.
+    wants_room: bool,
+    /// Malformed slots it wrote, skipped.
+    pub corrupt_slots: u64,
+    /// The log lines it causes.
+    pub(crate) log: PeerLog,
+}
+
+impl DriverLink {
+    fn new(channel: Channel, memory: (RingMemory<'static>, RingMemory<'static>)) -> Self {
+        let from_driver = Consumer::new(memory.1);
+        // Ask for a notification when the driver puts its first message on the ring.
+        let _ = from_driver.arm_signal();
+        Self {
+            channel,
+            memory,
+            to_driver: Outbox::new(Producer::new(memory.0)),
+            from_driver,
+            registered: false,
+            wants_room: false,
+            corrupt_slots: 0,
+            log: PeerLog::default(),
+        }
+    }
+
+    /// Both rings start empty again, and this side with them: what a restart of the driver PD
+    /// needs (it is stopped: nobody else touches them now). Whatever the old incarnation left
+    /// on them, well-formed or not, is gone.
+    pub(crate) fn reset(&mut self) {
+        self.memory.0.reset();
+        self.memory.1.reset();
+        *self = Self {
+            corrupt_slots: self.corrupt_slots,
+            log: core::mem::take(&mut self.log),
+            ..Self::new(self.channel, self.memory)
+        };
+    }
 }
 
 type Words = Option<&'static [AtomicU32]>;
@@ -83,15 +138,7 @@ pub(crate) fn links() -> Vec<DriverLink> {
             warn!("manager: driver PD {n}'s rings are too small; it is left out");
             continue;
         };
-        let from_driver = Consumer::new(from_driver);
-        // Ask for a notification when the driver puts its first message on the ring.
-        let _ = from_driver.arm_signal();
-        links.push(DriverLink {
-            channel: Channel::new(n),
-            to_driver: Outbox::new(Producer::new(to_driver)),
-            from_driver,
-            registered: false,
-        });
+        links.push(DriverLink::new(Channel::new(n), (to_driver, from_driver)));
     }
     links
 }
@@ -114,8 +161,8 @@ impl DeviceManager {
         }
     }
 
-    /// A driver PD faulted: its callbacks fail, its devices are unbound, its drivers removed;
-    /// bring-up waits for it to register again.
+    /// A driver PD faulted or was stopped: its callbacks fail, its devices are unbound, its
+    /// drivers removed; bring-up waits for it to register again.
     pub(crate) fn driver_died(&mut self, pd: PdId) {
         if let Some(driver) = self.link(pd).and_then(|index| self.drivers.get_mut(index)) {
             driver.registered = false;
@@ -123,6 +170,49 @@ impl DeviceManager {
         let mut effects = Vec::new();
         self.core.pd_died(pd, &mut |effect| effects.push(effect));
         self.carry_out(effects);
+    }
+
+    /// A driver PD broke its ring (an impossible index): it is stopped, cleaned up after and
+    /// restarted like a PD that failed; the restart resets the ring.
+    fn ring_broken(&mut self, pd: PdId, error: RingError) {
+        warn!(
+            "manager: driver PD {}'s ring is unusable ({error:?}); stopping it",
+            pd.0
+        );
+        Child::new(crate::supervision::pd_index(pd)).stop();
+        self.driver_died(pd);
+        let now = self.core.now();
+        let mut actions = Vec::new();
+        self.supervisor
+            .stopped(pd, now, &mut |action| actions.push(action));
+        self.perform(actions);
+    }
+
+    /// Puts `message` on driver PD `pd`'s ring (queued while it is full).
+    pub(crate) fn send_to_driver(&mut self, pd: PdId, message: &Message) {
+        let Some(driver) = self.link(pd).and_then(|index| self.drivers.get_mut(index)) else {
+            warn!("manager: a message for unknown driver PD {}", pd.0);
+            return;
+        };
+        match driver.to_driver.send(0, message) {
+            Ok(true) => driver.channel.notify(),
+            Ok(false) => {}
+            Err(error) => warn!("manager: cannot encode {message:?}: {error:?}"),
+        }
+    }
+
+    /// Driver PDs whose registration found the driver table full hear when it has room.
+    pub(crate) fn offer_room(&mut self) {
+        let room = self.core.drivers().count() < crate::DRIVERS;
+        if !room {
+            return;
+        }
+        for driver in &mut self.drivers {
+            if driver.wants_room {
+                driver.wants_room = false;
+                driver.channel.notify();
+            }
+        }
     }
 
     pub(crate) fn send_callback(&mut self, callback: &Callback) {
@@ -167,23 +257,24 @@ impl DeviceManager {
                 device,
             },
         };
-        let Some(driver) = self
-            .link(callback.pd)
-            .and_then(|index| self.drivers.get_mut(index))
-        else {
-            warn!("manager: callback for unknown driver PD {}", callback.pd.0);
-            return;
-        };
-        match driver.to_driver.send(0, &message) {
-            Ok(true) => driver.channel.notify(),
-            Ok(false) => {}
-            Err(error) => warn!("manager: cannot encode {message:?}: {error:?}"),
-        }
+        self.send_to_driver(callback.pd, &message);
     }
 
+    /// Takes every message driver PD `index` queued. A malformed slot is skipped and counted,
+    /// never the end of the ring; an impossible index stops the PD (its restart resets the
+    /// ring). At most a ring's worth per notification and a bounded number of malformed slots,
+    /// so a driver that refills its ring as fast as it is read cannot keep the manager to
+    /// itself.
     fn drain_driver_ring(&mut self, index: usize) {
         let mut buffer = [0u8; SLOT_BYTES];
-        loop {
+        let Some(capacity) = self
+            .drivers
+            .get(index)
+            .map(|driver| driver.from_driver.capacity())
+        else {
+            return;
+        };
+        for _ in 0..capacity {
             let Some(driver) = self.drivers.get_mut(index) else {
                 return;
             };
@@ -191,21 +282,34 @@ impl DeviceManager {
             match driver.from_driver.pop_or_arm(&mut buffer) {
                 Ok(Some(length)) => {
                     let bytes = buffer.get(..length).unwrap_or_default();
-                    self.driver_message(pd, bytes);
+                    self.driver_message(index, pd, bytes);
                 }
                 Ok(None) => return,
-                Err(error) => {
-                    warn!(
-                        "manager: driver PD {}'s ring is corrupt ({error:?}); ignoring it",
+                Err(RingError::PeerSlotCorrupt { length }) => {
+                    driver.corrupt_slots += 1;
+                    let count = driver.corrupt_slots;
+                    peer_warn!(
+                        self,
+                        index,
+                        "manager: driver PD {} wrote a slot of {length} bytes; skipped ({count} so far)",
                         pd.0
                     );
+                }
+                Err(error) => {
+                    self.ring_broken(pd, error);
                     return;
                 }
             }
         }
+        // More than a ring's worth: the rest at the next notification, which we ask for.
+        if let Some(driver) = self.drivers.get(index) {
+            if !driver.from_driver.is_empty() {
+                driver.channel.notify();
+            }
+        }
     }
 
-    fn driver_message(&mut self, pd: PdId, bytes: &[u8]) {
+    fn driver_message(&mut self, index: usize, pd: PdId, bytes: &[u8]) {
         match warden_protocol::decode(bytes) {
             Ok((_, Message::CallbackDone { callback, answer })) => {
                 let mut effects = Vec::new();
@@ -213,15 +317,33 @@ impl DeviceManager {
                     .core
                     .callback_done(pd, callback, answer, &mut |effect| effects.push(effect))
                 {
-                    warn!("manager: refused driver PD {}'s answer: {error:?}", pd.0);
+                    peer_warn!(
+                        self,
+                        index,
+                        "manager: refused driver PD {}'s answer: {error:?}",
+                        pd.0
+                    );
                 }
                 self.carry_out(effects);
             }
-            Ok((_, other)) => warn!(
+            Ok((_, Message::Alive { sequence })) => {
+                let now = self.core.now();
+                if !self.supervisor.alive(pd, sequence, now) {
+                    debug!(
+                        "manager: driver PD {}'s heartbeat {sequence} answers nothing",
+                        pd.0
+                    );
+                }
+            }
+            Ok((_, other)) => peer_warn!(
+                self,
+                index,
                 "manager: unexpected message from driver PD {}: {other:?}",
                 pd.0
             ),
-            Err(error) => warn!(
+            Err(error) => peer_warn!(
+                self,
+                index,
                 "manager: malformed message from driver PD {}: {error:?}",
                 pd.0
             ),
@@ -235,7 +357,8 @@ impl DeviceManager {
                 name,
                 bus,
                 match_table,
-            }) => completion(self.register(pd, name, bus, match_table)),
+                deadline_ms,
+            }) => self.register(pd, name, bus, match_table, deadline_ms),
             Ok(Message::AddChild {
                 callback,
                 parent,
@@ -269,8 +392,21 @@ impl DeviceManager {
         }
     }
 
-    fn register(&mut self, pd: PdId, name: Name, bus: BusId, match_table: MatchTable) -> Status {
-        if let Some(driver) = self.link(pd).and_then(|index| self.drivers.get_mut(index)) {
+    /// A driver's registration, decided at once: the handle, or the refusal with why.
+    fn register(
+        &mut self,
+        pd: PdId,
+        name: Name,
+        bus: BusId,
+        match_table: MatchTable,
+        deadline_ms: u32,
+    ) -> Message {
+        let now = self.core.now();
+        // Whatever the outcome, the PD is up and answering: it is registered with the
+        // supervisor, whose heartbeats check it from now on.
+        self.supervisor.registered(pd, now);
+        let index = self.link(pd);
+        if let Some(driver) = index.and_then(|index| self.drivers.get_mut(index)) {
             driver.registered = true;
         }
         let Some(bus_name) = [(self.platform, "platform"), (self.virtio, "virtio")]
@@ -281,21 +417,48 @@ impl DeviceManager {
                 "manager: driver PD {} registers '{name}' on no bus ({bus})",
                 pd.0
             );
-            return Status::StaleHandle;
+            return completion(Status::StaleHandle);
         };
-        info!(
-            "manager: driver PD {} registers '{name}' on the {bus_name} bus",
-            pd.0
-        );
+        let deadline = (deadline_ms > 0).then(|| Duration::from_millis(u64::from(deadline_ms)));
         let descriptor = DriverDescriptor {
             bus,
             pd,
-            name,
+            name: name.clone(),
             match_table,
+            deadline,
         };
         match self.submit(Requester::Driver(pd), Request::RegisterDriver(descriptor)) {
-            Ok(_) => Status::Ok,
-            Err(error) => status_of(error),
+            Ok(Some(outcome @ Outcome::Driver { driver, .. })) => {
+                info!(
+                    "manager: driver PD {} registers '{name}' on the {bus_name} bus: driver {driver}",
+                    pd.0
+                );
+                Message::Completion {
+                    status: Status::Ok,
+                    detail: 0,
+                    outcome,
+                }
+            }
+            Ok(_) => completion(Status::Failed),
+            Err(error) => {
+                let why = match error {
+                    Error::NotGranted => {
+                        " (the system description gives this PD no device it claims)"
+                    }
+                    Error::NoSpace => {
+                        if let Some(driver) = index.and_then(|index| self.drivers.get_mut(index)) {
+                            driver.wants_room = true;
+                        }
+                        " (the driver table is full: it hears when there is room)"
+                    }
+                    _ => "",
+                };
+                warn!(
+                    "manager: refused driver PD {}'s registration of '{name}': {error:?}{why}",
+                    pd.0
+                );
+                refusal(error)
+            }
         }
     }
 
@@ -334,7 +497,7 @@ impl DeviceManager {
             }
             Err(error) => {
                 warn!("manager: refused driver PD {}'s child: {error:?}", pd.0);
-                completion(status_of(error))
+                refusal(error)
             }
         };
         self.carry_out(effects);
@@ -355,7 +518,7 @@ impl DeviceManager {
                     "manager: refused driver PD {}'s child removal: {error:?}",
                     pd.0
                 );
-                completion(status_of(error))
+                refusal(error)
             }
         }
     }
@@ -368,7 +531,7 @@ impl DeviceManager {
             Ok(_) => completion(Status::Ok),
             Err(error) => {
                 warn!("manager: refused {requester:?}'s request: {error:?}");
-                completion(status_of(error))
+                refusal(error)
             }
         }
     }

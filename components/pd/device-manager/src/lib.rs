@@ -15,8 +15,17 @@
 //! and from inside a probe or resume to add or remove children (`AddChild`, the `__device_add`
 //! path, and `RemoveChild`); it answers callbacks with `CallbackDone` on its ring. Whatever a
 //! driver sends is decoded and checked (`warden-protocol`), and what it asks for is checked
-//! against its authority by the core. A driver PD that faults is cleaned up (`pd_died`: its
-//! callbacks fail, its devices are unbound, its drivers removed) and restarted.
+//! against its authority by the core: the devices the system description gives the PD (its
+//! grants, embedded at build time: `build.rs`) are the only ones it may register for and be
+//! bound to.
+//!
+//! **Supervision** ([`supervision`]). Every driver PD is supervised: a fault, a callback past
+//! its deadline, a heartbeat not answered, or no registration after a start makes it fail; it
+//! is stopped, cleaned up after (`pd_died`: its callbacks fail, its devices are unbound, its
+//! drivers removed), and restarted with both rings reset — at once after its first failure,
+//! then after a doubling backoff, and quarantined after five failures in a row until a client
+//! retries it. Time comes from the timer PD (channel 24). Lines a driver's messages cause are
+//! rate-limited ([`peer_log`]).
 //!
 //! **Clients** ([`clients`]). A PD of lower priority may call the manager on its channels
 //! 16–23 ([`interface::CLIENTS`]), as the shell does: the server half of
@@ -42,15 +51,17 @@ extern crate alloc;
 pub mod board;
 pub mod clients;
 pub mod drivers;
+pub mod peer_log;
 pub mod report;
+pub mod supervision;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use log::{info, warn};
 
-use warden_manager_core::{Config, Effect, Error, PdId, Request, Requester};
+use warden_manager_core::{Config, Effect, Error, PdId, Policy, Request, Requester};
 use warden_microkit::{Channel, ChannelSet, Child, Handler, MessageInfo};
-use warden_protocol::Status;
+use warden_protocol::{not_permitted, Message, Status};
 use warden_services::call;
 use warden_vocabulary::{BusId, Outcome};
 
@@ -61,6 +72,9 @@ pub mod interface {
     /// Administrative clients (the shell): channel ids 16..=23, on which a PD of lower
     /// priority calls the manager (`warden_services::admin`).
     pub const CLIENTS: core::ops::RangeInclusive<u8> = 16..=23;
+    /// The timer PD (`warden_services::timer`): the manager calls it for the time and to be
+    /// woken at its next deadline; it notifies on this channel.
+    pub const TIMER: warden_microkit::Channel = warden_microkit::Channel::new(24);
     /// The setvar symbols of driver PD `n`'s rings: (vaddr symbol, size symbol), manager →
     /// driver then driver → manager.
     #[must_use]
@@ -73,7 +87,10 @@ pub mod interface {
     }
 }
 
-type Core = warden_manager_core::Manager<96, 16, 2, 32>;
+/// Drivers the core has room for.
+pub const DRIVERS: usize = 16;
+
+type Core = warden_manager_core::Manager<96, DRIVERS, 2, 32>;
 
 /// The device-manager PD's handler.
 pub struct DeviceManager {
@@ -82,6 +99,8 @@ pub struct DeviceManager {
     virtio: BusId,
     drivers: Vec<drivers::DriverLink>,
     report: report::Report,
+    supervisor: supervision::Supervisor,
+    clock: supervision::Clock,
 }
 
 /// The wire status of a refusal by the core.
@@ -89,7 +108,7 @@ fn status_of(error: Error) -> Status {
     match error {
         Error::StaleDevice | Error::StaleDriver | Error::StaleBus => Status::StaleHandle,
         Error::NoSuchCallback => Status::NoSuchObject,
-        Error::NotPermitted => Status::NotPermitted,
+        Error::NotPermitted | Error::NotGranted | Error::OverQuota => Status::NotPermitted,
         Error::NoSpace => Status::NoSpace,
         Error::Busy => Status::Busy,
         Error::NoMatch => Status::NoMatch,
@@ -97,6 +116,20 @@ fn status_of(error: Error) -> Status {
         Error::CallbackFailed(_) => Status::Failed,
         Error::DriverDied => Status::Died,
         Error::ShutDown => Status::ShutDown,
+    }
+}
+
+/// A refusal by the core as a completion: its status, and for `NotPermitted` why.
+fn refusal(error: Error) -> Message {
+    let detail = match error {
+        Error::NotGranted => not_permitted::NOT_GRANTED,
+        Error::OverQuota => not_permitted::OVER_QUOTA,
+        _ => not_permitted::UNSPECIFIED,
+    };
+    Message::Completion {
+        status: status_of(error),
+        detail,
+        outcome: Outcome::Done,
     }
 }
 
@@ -108,15 +141,32 @@ impl DeviceManager {
         let (Ok(platform), Ok(virtio)) = (platform, virtio) else {
             warden_microkit::fatal(format_args!("manager: cannot create the buses"));
         };
+        let clock = supervision::Clock::new(interface::TIMER);
+        let now = clock.now();
+        core.advance_to(now);
+        let drivers = drivers::links();
+        let mut supervisor = supervision::Supervisor::new(Policy::DEFAULT);
+        for link in &drivers {
+            supervisor.supervise(PdId(u32::from(link.channel.index())), now);
+        }
+        for (id, grant) in supervision::grants() {
+            let Ok(pd) = u32::try_from(id) else { continue };
+            if core.grant(PdId(pd), grant).is_err() {
+                log::warn!("manager: no room for driver PD {pd}'s grant");
+            }
+        }
         let mut manager = Self {
             core,
             platform,
             virtio,
-            drivers: drivers::links(),
+            drivers,
             report: report::Report::new(),
+            supervisor,
+            clock,
         };
         manager.load_board();
         manager.report.loaded(&manager.core);
+        manager.end_event();
         manager
     }
 
@@ -149,6 +199,7 @@ impl DeviceManager {
         }
         let bring_up_done = self.drivers.iter().all(|driver| driver.registered);
         self.report.changed(&self.core, bring_up_done);
+        self.offer_room();
     }
 }
 
@@ -156,6 +207,7 @@ impl Handler for DeviceManager {
     type Error = &'static str;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
+        self.start_event();
         for index in 0..self.drivers.len() {
             let Some(channel) = self.drivers.get(index).map(|driver| driver.channel) else {
                 continue;
@@ -164,6 +216,9 @@ impl Handler for DeviceManager {
                 self.driver_notified(index);
             }
         }
+        // The timer's notification needs nothing of its own: every event ends with the
+        // supervisor's tick.
+        self.end_event();
         Ok(())
     }
 
@@ -172,17 +227,19 @@ impl Handler for DeviceManager {
         channel: Channel,
         message: MessageInfo,
     ) -> Result<MessageInfo, Self::Error> {
+        // The call's registers are read before anything else, and the reply's written after
+        // everything else: asking the timer for the time is a call too, and it would
+        // overwrite them.
         let decoded = call::receive(message);
+        self.start_event();
         let reply = if interface::CLIENTS.contains(&channel.index()) {
-            self.client_call(channel, decoded)
+            Some(self.client_call(channel, decoded))
         } else {
             let pd = PdId(u32::from(channel.index()));
-            if self.link(pd).is_none() {
-                return Ok(MessageInfo::new(0, 0));
-            }
-            self.driver_call(pd, decoded)
+            self.link(pd).map(|_| self.driver_call(pd, decoded))
         };
-        Ok(call::reply(&reply))
+        self.end_event();
+        Ok(reply.map_or(MessageInfo::new(0, 0), |reply| call::reply(&reply)))
     }
 
     fn fault(
@@ -190,13 +247,19 @@ impl Handler for DeviceManager {
         child: Child,
         message: MessageInfo,
     ) -> Result<Option<MessageInfo>, Self::Error> {
+        let now = self.start_event();
+        let pd = PdId(u32::from(child.index()));
         warn!(
-            "manager: driver PD {} faulted (label {}); cleaning up and restarting it",
+            "manager: driver PD {} faulted (label {}); cleaning up",
             child.index(),
             message.label()
         );
-        self.driver_died(PdId(u32::from(child.index())));
-        child.restart();
+        self.driver_died(pd);
+        let mut actions = Vec::new();
+        self.supervisor
+            .faulted(pd, message.label(), now, &mut |action| actions.push(action));
+        self.perform(actions);
+        self.end_event();
         Ok(None)
     }
 }

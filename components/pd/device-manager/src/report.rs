@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use log::info;
 
 use warden_manager_core::{Completion, PdId};
-use warden_vocabulary::{DeviceId, DriverId, Outcome};
+use warden_vocabulary::{DeviceId, DriverId};
 
 use crate::Core;
 
@@ -54,10 +54,8 @@ impl Report {
     /// A request completed.
     pub(crate) fn completed(&mut self, completion: &Completion) {
         match completion.result {
-            Ok(Outcome::Driver { driver, bound }) => {
-                info!("manager: driver {driver} registered, bound to {bound} device(s)");
-            }
-            // A device's binding is logged as a change of the tree.
+            // A registration is logged where it is decided; a device's binding as a change
+            // of the tree.
             Ok(_) => {}
             Err(error) => info!(
                 "manager: request {:?} failed: {error:?}",

@@ -10,13 +10,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
-use warden_protocol::Status;
+use warden_protocol::{FailureKind, PdPhase, Status};
 use warden_services::admin::{self, Device};
 use warden_services::call::{CallError, Caller};
 use warden_services::clock::civil_time;
 use warden_services::entropy::{self, MAX_ENTROPY_BYTES};
 use warden_services::ReplyError;
-use warden_vocabulary::{DeviceId, DeviceState, DriverId};
+use warden_vocabulary::{DeviceId, DeviceState, DriverId, PdId};
 
 /// The calls a command makes: into the device manager (it is a [`Caller`]: the manager's admin
 /// calls), and to the clock and entropy drivers.
@@ -69,6 +69,10 @@ pub enum Command {
     Bind(DeviceName, DriverId),
     /// Probe again every unbound device that was not unbound by hand.
     Rescan,
+    /// A driver PD's supervision.
+    Pd(u32),
+    /// Restart a quarantined driver PD.
+    Retry(u32),
 }
 
 /// Why a line is not a command.
@@ -99,8 +103,10 @@ commands:
   unbind DEV        unbind a device from its driver; it stays unbound until 'bind'
   bind DEV DRIVER   bind a device to a driver
   rescan            probe again every unbound device that was not unbound by hand
+  pd N              driver PD N's supervision: running, restarting or quarantined, failures
+  retry N           restart driver PD N now (one that is quarantined, or waiting to restart)
 DEV is INDEX or INDEX:GENERATION, as 'tree' shows it; DRIVER is INDEX:GENERATION, as
-'device' shows it.
+'device' shows it; N is a driver PD's number, as 'device' shows it.
 ";
 
 /// Parses one line.
@@ -150,6 +156,22 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 _ => Err(ParseError::Usage(USAGE)),
             }
         }
+        "pd" | "retry" => {
+            let usage = if name == "pd" { "pd N" } else { "retry N" };
+            match arguments.as_slice() {
+                [number] => number
+                    .parse::<u32>()
+                    .map(|pd| {
+                        if name == "pd" {
+                            Command::Pd(pd)
+                        } else {
+                            Command::Retry(pd)
+                        }
+                    })
+                    .map_err(|_| ParseError::Usage(usage)),
+                _ => Err(ParseError::Usage(usage)),
+            }
+        }
         "random" => match arguments.as_slice() {
             [] => Ok(Command::Random(16)),
             [count] => match count.parse::<usize>() {
@@ -194,6 +216,8 @@ pub fn run(command: Command, services: &mut dyn Services, out: &mut String) {
         Command::Unbind(name) => unbind(services, name, out),
         Command::Bind(name, driver) => bind(services, name, driver, out),
         Command::Rescan => rescan(services, out),
+        Command::Pd(pd) => show_pd(services, pd, out),
+        Command::Retry(pd) => retry(services, pd, out),
     };
     if let Err(error) = result {
         let _ = writeln!(out, "error: {error}");
@@ -210,6 +234,8 @@ enum Failure {
     NotReady(&'static str),
     Absent(&'static str),
     AlreadyBound(String),
+    NoPd(u32),
+    NotStopped(u32),
 }
 
 impl fmt::Display for Failure {
@@ -229,6 +255,10 @@ impl fmt::Display for Failure {
                 f,
                 "the device is already bound to {driver}; 'unbind' it first"
             ),
+            Self::NoPd(pd) => write!(f, "no driver PD {pd} is supervised"),
+            Self::NotStopped(pd) => {
+                write!(f, "driver PD {pd} is running: there is nothing to retry")
+            }
         }
     }
 }
@@ -321,10 +351,11 @@ fn tree(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
         if core::mem::replace(done, true) {
             continue;
         }
-        let driver = device.driver.map_or_else(
-            || String::from("(unbound)"),
-            |driver| names.get(&driver).cloned().unwrap_or_default(),
-        );
+        let driver = match (device.driver, device.last_pd) {
+            (Some(driver), _) => names.get(&driver).cloned().unwrap_or_default(),
+            (None, Some(pd)) => alloc::format!("(unbound; {})", pd_state(services, pd.0)),
+            (None, None) => String::from("(unbound)"),
+        };
         let _ = write!(
             out,
             "{:indent$}{} {}",
@@ -406,12 +437,76 @@ fn show_device(
         DeviceState::ShutDown => "shut down",
     };
     let _ = writeln!(out, "  state:      {state}");
-    let driver = match device.driver {
-        Some(driver) => driver_label(services, driver),
-        None => String::from("(unbound)"),
+    let driver = match (device.driver, device.last_pd) {
+        (Some(driver), _) => driver_label(services, driver),
+        (None, Some(pd)) => alloc::format!(
+            "(unbound; its driver's {}: 'pd {}')",
+            pd_state(services, pd.0),
+            pd.0
+        ),
+        (None, None) => String::from("(unbound)"),
     };
     let _ = writeln!(out, "  driver:     {driver}");
     Ok(())
+}
+
+/// A few words on a driver PD's state ("PD 4 quarantined"), or just its number.
+fn pd_state(services: &mut dyn Services, pd: u32) -> String {
+    match manager(services).pd(PdId(pd)) {
+        Ok(status) => alloc::format!("PD {pd} {}", phase(&status)),
+        Err(_) => alloc::format!("PD {pd}"),
+    }
+}
+
+fn phase(status: &admin::Supervised) -> String {
+    match status.phase {
+        PdPhase::Starting => String::from("starting"),
+        PdPhase::Running => String::from("running"),
+        PdPhase::Waiting => alloc::format!("restarting in {} ms", status.restart_in_ms),
+        PdPhase::Quarantined => alloc::format!(
+            "quarantined after {} failures in a row",
+            status.consecutive_failures
+        ),
+    }
+}
+
+fn show_pd(services: &mut dyn Services, pd: u32, out: &mut String) -> Result<(), Failure> {
+    let status = match manager(services).pd(PdId(pd)) {
+        Ok(status) => status,
+        Err(admin::Error::Refused(Status::NoSuchObject)) => return Err(Failure::NoPd(pd)),
+        Err(error) => return Err(Failure::of(error, "QueryPd")),
+    };
+    let _ = writeln!(out, "driver PD {pd}: {}", phase(&status));
+    let _ = writeln!(
+        out,
+        "  failures:   {} ({} in a row), {} restarts",
+        status.failures, status.consecutive_failures, status.restarts
+    );
+    let last = match status.last_failure {
+        FailureKind::None => String::from("none"),
+        FailureKind::Fault => alloc::format!("a fault (label {})", status.failure_detail),
+        FailureKind::Overdue => String::from("a callback past its deadline"),
+        FailureKind::Silent => String::from("a heartbeat not answered"),
+        FailureKind::NeverRegistered => String::from("no registration after its start"),
+        FailureKind::Stopped => String::from("a broken ring"),
+    };
+    let _ = writeln!(out, "  last:       {last}");
+    if status.phase == PdPhase::Quarantined {
+        let _ = writeln!(out, "  'retry {pd}' restarts it");
+    }
+    Ok(())
+}
+
+fn retry(services: &mut dyn Services, pd: u32, out: &mut String) -> Result<(), Failure> {
+    match manager(services).retry(PdId(pd)) {
+        Ok(()) => {
+            let _ = writeln!(out, "driver PD {pd} restarted; 'pd {pd}' shows how it goes");
+            Ok(())
+        }
+        Err(admin::Error::Refused(Status::NoSuchObject)) => Err(Failure::NoPd(pd)),
+        Err(admin::Error::Refused(Status::Busy)) => Err(Failure::NotStopped(pd)),
+        Err(error) => Err(Failure::of(error, "RetryPd")),
+    }
 }
 
 fn time(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
@@ -580,6 +675,8 @@ mod tests {
                     bus_id: None,
                 },
                 resources,
+                // The transport's child lost its driver when driver PD 4 failed.
+                last_pd: (device.index() == 5).then_some(PdId(4)),
             }
         }
     }
@@ -627,6 +724,18 @@ mod tests {
                     }
                 }
                 Message::Rescan {} => status(Status::Ok),
+                Message::QueryPd { pd: PdId(4) } => Message::PdInfo {
+                    pd: PdId(4),
+                    phase: PdPhase::Quarantined,
+                    restart_in_ms: 0,
+                    consecutive_failures: 5,
+                    failures: 7,
+                    restarts: 6,
+                    last_failure: FailureKind::Fault,
+                    failure_detail: 3,
+                },
+                Message::RetryPd { pd: PdId(4) } => status(Status::Ok),
+                Message::QueryPd { .. } | Message::RetryPd { .. } => status(Status::NoSuchObject),
                 Message::Bind { device, driver } => {
                     if self.devices.iter().any(|d| d.0 == *device && d.2.is_none())
                         && driver.index() < 2
@@ -719,9 +828,10 @@ mod tests {
              \x20 0:0 linux,dummy-virt -> (unbound)\n\
              \x20   1:0 arm,pl011 @0x9000000 irq 34 -> pl011-console\n\
              \x20   3:2 virtio,mmio @0xa003e00 irq 36 -> virtio-mmio\n\
-             \x20     5:0 virtio,device2 -> (unbound)\n"
+             \x20     5:0 virtio,device2 -> (unbound; PD 4 quarantined after 5 failures in a row)\n"
         );
-        // One call per device and one past the end; one per distinct driver.
+        // One call per device and one past the end; one per distinct driver; one for the PD
+        // the unbound disk lost.
         let walks: Vec<_> = manager
             .calls
             .iter()
@@ -731,7 +841,7 @@ mod tests {
             })
             .collect();
         assert_eq!(walks, [0, 1, 2, 4, 6]);
-        assert_eq!(manager.calls.len(), 7);
+        assert_eq!(manager.calls.len(), 8);
     }
 
     #[test]
@@ -862,7 +972,40 @@ mod tests {
             state: DeviceState::Active,
             match_data: MatchData::default(),
             resources: Resources::default(),
+            last_pd: None,
         }
+    }
+
+    #[test]
+    fn a_device_lost_to_a_failed_pd_says_so_and_the_pd_can_be_retried() {
+        let mut manager = FakeManager::new();
+        let out = run_line(&mut manager, "tree");
+        assert!(
+            out.contains(
+                "5:0 virtio,device2 -> (unbound; PD 4 quarantined after 5 failures in a row)"
+            ),
+            "{out}"
+        );
+        let out = run_line(&mut manager, "device 5");
+        assert!(
+            out.contains("driver:     (unbound; its driver's PD 4 quarantined after 5 failures in a row: 'pd 4')"),
+            "{out}"
+        );
+        let out = run_line(&mut manager, "pd 4");
+        assert_eq!(
+            out,
+            "driver PD 4: quarantined after 5 failures in a row\n  failures:   7 (5 in a row), 6 restarts\n  last:       a fault (label 3)\n  'retry 4' restarts it\n"
+        );
+        assert_eq!(
+            run_line(&mut manager, "retry 4"),
+            "driver PD 4 restarted; 'pd 4' shows how it goes\n"
+        );
+        assert_eq!(
+            run_line(&mut manager, "retry 9"),
+            "error: no driver PD 9 is supervised\n"
+        );
+        assert_eq!(run_line(&mut manager, "pd"), "usage: pd N\n");
+        assert_eq!(run_line(&mut manager, "retry x"), "usage: retry N\n");
     }
 
     #[test]

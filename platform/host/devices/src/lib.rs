@@ -18,9 +18,12 @@
 //!   the register does not allow) reads 0 and writes nothing; it is logged at debug level and
 //!   never panics. A driver bug or a hostile driver must not take the launcher down.
 //! - Interrupts are level-triggered: [`Device::irq_level`] says whether the line is asserted
-//!   after the accesses so far; the launcher samples it after each access.
+//!   after the accesses so far; the launcher samples it after each access, and at the time
+//!   [`Device::next_change`] names (a timer's line changes without an access).
 #![forbid(unsafe_code)]
 
+mod generic_timer;
+mod meson_timer;
 mod meson_uart;
 mod pl011;
 mod pl031;
@@ -30,6 +33,8 @@ mod virtio_blk;
 mod virtio_mmio;
 mod virtio_rng;
 
+pub use generic_timer::{GenericTimer, GENERIC_TIMER_HZ};
+pub use meson_timer::MesonTimer;
 pub use meson_uart::MesonUart;
 pub use pl011::Pl011;
 pub use pl031::Pl031;
@@ -185,6 +190,11 @@ pub trait Device: Send {
     fn write(&mut self, offset: u64, width: Width, value: u32, dma: &mut dyn DmaMemory);
     /// Whether the (level-triggered) interrupt line is asserted.
     fn irq_level(&self) -> bool;
+    /// When the line may change by itself, without an access (a timer's): the time on the
+    /// model's clock; the launcher looks at the line again then.
+    fn next_change(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// The 32-bit register an access of `width` at `offset` falls in, for the ARM peripherals

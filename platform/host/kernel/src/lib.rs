@@ -102,6 +102,8 @@ pub enum Entry {
         /// The fault's message info.
         info: MessageInfo,
     },
+    /// `inject(fault)` (the host platform's fault injection): the fault's code.
+    Inject(u8),
 }
 
 /// What the launcher must do.
@@ -152,6 +154,7 @@ enum Run {
 enum Busy {
     Init,
     Notified,
+    Injected,
     /// Serving a call from this PD.
     Protected(PdIndex),
     /// Handling the fault of this child PD.
@@ -183,6 +186,8 @@ struct PdState {
     /// IRQs raised while masked: delivered after the acknowledgement.
     raised_while_masked: u64,
     endpoint: VecDeque<EndpointMessage>,
+    /// Faults to inject, in order.
+    injected: VecDeque<u8>,
 }
 
 impl PdState {
@@ -193,6 +198,7 @@ impl PdState {
             masked: 0,
             raised_while_masked: 0,
             endpoint: VecDeque::new(),
+            injected: VecDeque::new(),
         }
     }
 }
@@ -369,7 +375,7 @@ impl Kernel {
         state.run = Run::Idle;
         let mut actions = Vec::new();
         match busy {
-            Busy::Init | Busy::Notified => {}
+            Busy::Init | Busy::Notified | Busy::Injected => {}
             Busy::Protected(caller) => {
                 let (info, registers) = reply.unwrap_or_default();
                 if let Some(caller_state) = self.state.get_mut(caller) {
@@ -421,6 +427,20 @@ impl Kernel {
         }
     }
 
+    /// The host platform injects fault `code` into `pd`: delivered as an entry of its own once
+    /// the PD is idle (after pending notifications).
+    ///
+    /// # Errors
+    /// [`Refusal::NotPermitted`] if the PD is stopped or faulted.
+    pub fn inject(&mut self, pd: PdIndex, code: u8) -> Result<Vec<Action>, Refusal> {
+        let state = self.state(pd)?;
+        if matches!(state.run, Run::Gone | Run::Faulted) {
+            return Err(Refusal::NotPermitted);
+        }
+        state.injected.push_back(code);
+        Ok(self.dispatch(pd))
+    }
+
     /// `microkit_pd_restart(child, entry)` from `parent`.
     ///
     /// # Errors
@@ -458,6 +478,7 @@ impl Kernel {
         match self.state.get_mut(pd) {
             Some(state) => {
                 state.run = Run::Busy(Busy::Init);
+                state.injected.clear();
                 vec![Action::Restart(pd), Action::Enter(pd, Entry::Init)]
             }
             None => Vec::new(),
@@ -484,6 +505,10 @@ impl Kernel {
             let channels = core::mem::take(&mut state.pending);
             state.run = Run::Busy(Busy::Notified);
             return vec![Action::Enter(pd, Entry::Notified(channels))];
+        }
+        if let Some(code) = state.injected.pop_front() {
+            state.run = Run::Busy(Busy::Injected);
+            return vec![Action::Enter(pd, Entry::Inject(code))];
         }
         match state.endpoint.pop_front() {
             Some(EndpointMessage::Call {

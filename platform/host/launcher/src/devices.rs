@@ -2,7 +2,10 @@
 //! (`warden-host-devices`), the PDs' device maps, DMA memory and interrupt routing.
 //!
 //! The launcher instantiates a model for every device of the DTB it has one for (`arm,pl011`,
-//! `amlogic,meson-ao-uart`, `arm,pl031`, `virtio,mmio`), at the DTB's addresses, so a system
+//! `amlogic,meson-ao-uart`, `arm,pl031`, `virtio,mmio`; `arm,armv8-timer`, the CPU's generic
+//! timer, whose system registers every PD reaches at `system_timer::HOST_ADDRESS`, as seL4 exports
+//! them to every PD; and the Meson timer in the page of `amlogic,meson-gxbb-wdt`, which the
+//! S905X3's watchdog and timers share), at the DTB's addresses, so a system
 //! description written for the real board (`phys_addr` device regions, `irq` numbers) runs unchanged. A device region is not
 //! shared memory here: a PD's access to it arrives as a frame, is handed to the model of the
 //! device at that physical address, in order, and answered. An access outside every device map
@@ -19,8 +22,10 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use warden_host_devices::{
-    Blk, Device, DmaError, DmaMemory, MesonUart, Pl011, Pl031, Rng, VirtioMmio, Width,
+    Blk, Device, DmaError, DmaMemory, GenericTimer, MesonTimer, MesonUart, Pl011, Pl031, Rng,
+    VirtioMmio, Width,
 };
+use warden_microkit::system_timer;
 
 use crate::sdf::System;
 
@@ -98,6 +103,8 @@ enum Model {
     MesonUart(MesonUart),
     Clock(Pl031),
     Virtio(VirtioMmio),
+    SystemTimer(GenericTimer),
+    MesonTimer(MesonTimer),
 }
 
 impl Model {
@@ -107,6 +114,19 @@ impl Model {
             Self::MesonUart(model) => model,
             Self::Clock(model) => model,
             Self::Virtio(model) => model,
+            Self::SystemTimer(model) => model,
+            Self::MesonTimer(model) => model,
+        }
+    }
+
+    fn device_ref(&self) -> &dyn Device {
+        match self {
+            Self::Uart(model) => model,
+            Self::MesonUart(model) => model,
+            Self::Clock(model) => model,
+            Self::Virtio(model) => model,
+            Self::SystemTimer(model) => model,
+            Self::MesonTimer(model) => model,
         }
     }
 }
@@ -179,6 +199,8 @@ pub struct Board {
     dma: DmaRegions,
     /// GIC INTID → (PD, channel).
     routes: HashMap<u32, (usize, u8)>,
+    /// The timers' clocks count from here.
+    started: std::time::Instant,
 }
 
 /// Physical addresses of the regions: `phys_addr` where the description fixes one, otherwise
@@ -212,6 +234,10 @@ impl Board {
         region_files: &[std::path::PathBuf],
     ) -> Result<Self, String> {
         let mut slots = Vec::new();
+        let started = std::time::Instant::now();
+        let clock = move || -> Box<dyn Fn() -> std::time::Duration + Send> {
+            Box::new(move || started.elapsed())
+        };
         if let Some(path) = dtb {
             let bytes = std::fs::read(path)
                 .map_err(|error| format!("board {}: {error}", path.display()))?;
@@ -219,9 +245,29 @@ impl Board {
                 .map_err(|error| format!("board {}: {error}", path.display()))?;
             for device in board.devices() {
                 let Ok(device) = device else { continue };
+                if device.enabled && device.compatible.contains(&"arm,armv8-timer") {
+                    slots.push(Slot {
+                        name: device.path_name.to_string(),
+                        base: system_timer::HOST_ADDRESS,
+                        size: system_timer::WINDOW_BYTES as u64,
+                        intid: Some(system_timer::INTID),
+                        model: Model::SystemTimer(GenericTimer::new(clock())),
+                    });
+                    continue;
+                }
                 let (Some(window), true) = (device.mmio.first(), device.enabled) else {
                     continue;
                 };
+                if device.compatible.contains(&"amlogic,meson-gxbb-wdt") {
+                    slots.push(Slot {
+                        name: "timer page (watchdog, timers A-I)".to_string(),
+                        base: window.base & !0xfff,
+                        size: 0x1000,
+                        intid: Some(timer_driver::meson::INTID),
+                        model: Model::MesonTimer(MesonTimer::new(clock())),
+                    });
+                    continue;
+                }
                 let model = if device.compatible.contains(&"arm,pl011") {
                     Model::Uart(Pl011::new(Box::new(ConsoleOutput::default())))
                 } else if device.compatible.contains(&"amlogic,meson-ao-uart") {
@@ -305,14 +351,37 @@ impl Board {
             maps,
             dma: DmaRegions(dma),
             routes,
+            started,
         })
     }
 
+    /// The physical address of `pd`'s access at `address`: in one of its device maps, or the
+    /// generic timer's system registers, which every PD reaches (if the board has the timer).
     fn translate(&self, pd: usize, address: u64) -> Option<u64> {
+        let system_timer = address >= system_timer::HOST_ADDRESS
+            && address - system_timer::HOST_ADDRESS < system_timer::WINDOW_BYTES as u64;
+        if system_timer {
+            return self
+                .slots
+                .iter()
+                .any(|slot| matches!(slot.model, Model::SystemTimer(_)))
+                .then_some(address);
+        }
         self.maps
             .iter()
             .find(|map| map.pd == pd && address >= map.vaddr && address - map.vaddr < map.size)
             .map(|map| map.paddr + (address - map.vaddr))
+    }
+
+    /// How long until a model's line may change by itself (a timer's), if one may.
+    #[must_use]
+    pub fn next_change(&self) -> Option<std::time::Duration> {
+        let elapsed = self.started.elapsed();
+        self.slots
+            .iter()
+            .filter_map(|slot| slot.model.device_ref().next_change())
+            .min()
+            .map(|at| at.saturating_sub(elapsed))
     }
 
     /// A register access by `pd` at its virtual `address`: `Some(value)` (0 for a write), or
@@ -457,6 +526,8 @@ impl Board {
                     Model::Virtio(virtio) => {
                         format!("virtio-mmio, device id {}", virtio.device_id())
                     }
+                    Model::SystemTimer(_) => "ARM generic timer (system registers)".to_string(),
+                    Model::MesonTimer(_) => "Meson timer (host clock)".to_string(),
                 };
                 format!(
                     "{} at 0x{:x}, irq {}: {kind}",

@@ -6,4 +6,5 @@
 
 pub mod devices;
 pub mod launcher;
-pub mod sdf;
+/// The system description parser (`warden-system`), under the name the launcher uses.
+pub use warden_system as sdf;

@@ -23,7 +23,8 @@ enum Command {
         /// The system description (system.xml).
         file: PathBuf,
     },
-    /// Run a system description, one process per protection domain, until --timeout.
+    /// Run a system description, one process per protection domain, until --timeout (exit 3
+    /// when a PD without a parent faults: nothing can restart it).
     Run {
         /// The system description (system.xml).
         file: PathBuf,
@@ -41,7 +42,8 @@ enum Command {
         /// the highest transport, as QEMU does).
         #[arg(long, value_name = "DEVICE")]
         virtio: Vec<warden_host::devices::VirtioSpec>,
-        /// Listen here for control commands: plug blk=IMAGE, plug rng, unplug ADDRESS, devices.
+        /// Listen here for control commands: plug blk=IMAGE, plug rng, unplug ADDRESS, devices,
+        /// inject kill|hang|panic|corrupt|flood PD.
         #[arg(long)]
         control: Option<PathBuf>,
     },
@@ -108,7 +110,7 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("warden-host: {error}");
-                    ExitCode::from(1)
+                    ExitCode::from(error.exit_code())
                 }
             }
         }

@@ -61,7 +61,14 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                 descriptor,
             } => {
                 let parent = self.resolve_device(*parent)?;
-                bound_to_pd(parent) && descriptor.resources.within(&self.devices[parent].resources)
+                let allowed = bound_to_pd(parent)
+                    && descriptor.resources.within(&self.devices[parent].resources);
+                if allowed
+                    && self.devices[parent].children.len as usize >= self.config.children_per_device
+                {
+                    return Err(Error::OverQuota);
+                }
+                allowed
             }
             Request::DeleteDevice(device) => self.devices[self.resolve_device(*device)?]
                 .parent

@@ -45,6 +45,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             kind,
             device,
             driver,
+            issued: self.now,
         });
         operation.wait = Wait::Callback;
         self.stats.callbacks += 1;
@@ -115,5 +116,74 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             self.drivers[driver].idle_waiters = waiters;
         }
         Some(reply)
+    }
+
+    /// The callback in flight the longest past its driver's deadline at `now`, if any: its
+    /// driver's PD hangs or loops. The manager does not act on it by itself; its supervisor
+    /// stops the PD, and [`Manager::pd_died`] then ends the callback as failed.
+    #[must_use]
+    pub fn overdue(&self, now: Instant) -> Option<crate::model::Overdue> {
+        self.overdue_where(now, |_| true)
+    }
+
+    /// [`Manager::overdue`], among `pd`'s callbacks only.
+    #[must_use]
+    pub fn overdue_of(&self, pd: PdId, now: Instant) -> Option<crate::model::Overdue> {
+        self.overdue_where(now, |flight| flight.pd == pd)
+    }
+
+    /// Has `pd` a callback in flight?
+    #[must_use]
+    pub fn pd_busy(&self, pd: PdId) -> bool {
+        (0..OPERATIONS as u32).any(|op| {
+            self.operations
+                .get(op)
+                .and_then(|operation| operation.in_flight)
+                .is_some_and(|flight| flight.pd == pd)
+        })
+    }
+
+    fn overdue_where(
+        &self,
+        now: Instant,
+        wanted: impl Fn(&InFlight) -> bool,
+    ) -> Option<crate::model::Overdue> {
+        let mut worst: Option<(Instant, u32, InFlight)> = None;
+        for op in 0..OPERATIONS as u32 {
+            let Some(flight) = self
+                .operations
+                .get(op)
+                .and_then(|operation| operation.in_flight)
+            else {
+                continue;
+            };
+            if !wanted(&flight) {
+                continue;
+            }
+            let due = flight.issued.after(self.drivers[flight.driver].deadline);
+            if due <= now && worst.is_none_or(|(earliest, _, _)| due < earliest) {
+                worst = Some((due, op, flight));
+            }
+        }
+        worst.map(|(_, op, flight)| crate::model::Overdue {
+            pd: flight.pd,
+            callback: CallbackId::from_parts(op, flight.sequence),
+            kind: flight.kind,
+            device: self.device_id(flight.device),
+            waited: now.since(flight.issued),
+        })
+    }
+
+    /// When the next callback in flight will be overdue, if one is in flight.
+    #[must_use]
+    pub fn next_deadline(&self) -> Option<Instant> {
+        (0..OPERATIONS as u32)
+            .filter_map(|op| {
+                self.operations
+                    .get(op)
+                    .and_then(|operation| operation.in_flight)
+            })
+            .map(|flight| flight.issued.after(self.drivers[flight.driver].deadline))
+            .min()
     }
 }

@@ -50,8 +50,9 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         }
     }
 
-    /// Turns queued internal work (devices to probe, dead drivers to clean up) into operations
-    /// while there is room. The work is recorded in the devices and drivers themselves, so a
+    /// Turns queued internal work (devices to probe, dead drivers to clean up, new drivers'
+    /// walks over their bus) into operations while there is room: internal work may use every
+    /// slot, including those outside requests may not ([`Config::reserved_operations`]). The work is recorded in the devices and drivers themselves, so a
     /// full operation table delays it but never loses it.
     pub(crate) fn schedule_internal_work(&mut self) {
         while !self.operations.is_full() {
@@ -75,6 +76,19 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                 Task::Unregister(UnregisterTask {
                     driver: self.driver_id(driver),
                     stage: UnregisterStage::Quiesce,
+                })
+            } else if let Some(driver) = {
+                let mut attach = self.attach;
+                let driver = attach.pop_front(&mut self.drivers, AttachLinks);
+                self.attach = attach;
+                driver
+            } {
+                self.drivers[driver].attach_queued = false;
+                Task::Attach(AttachTask {
+                    driver: self.driver_id(driver),
+                    walk: Walk::default(),
+                    bound: 0,
+                    stage: AttachStage::Start,
                 })
             } else {
                 return;
@@ -104,7 +118,6 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             let step = match &mut task {
                 Task::Running => Step::Blocked,
                 Task::Add { parent, descriptor } => self.step_add(op, *parent, descriptor),
-                Task::Register(descriptor) => self.step_register(descriptor),
                 Task::Probe(probe) => self.step_probe(op, probe, out),
                 Task::Attach(attach) => self.step_attach(op, attach, out),
                 Task::Teardown(teardown) => self.step_teardown(op, teardown, out),

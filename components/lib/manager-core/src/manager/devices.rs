@@ -10,7 +10,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         &mut self,
         parent: Option<u32>,
         descriptor: &DeviceDescriptor,
-        added_by_binding: bool,
+        added_by: Option<PdId>,
     ) -> Result<u32, Error> {
         let bus_index = descriptor.bus.index();
         let bus = self
@@ -31,10 +31,12 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             resources: descriptor.resources.clone(),
             lock_owner: None,
             lock_waiters: List::new(),
-            added_by_binding,
+            added_by_binding: added_by.is_some(),
+            added_by,
             autoprobe: true,
             queue: Queue::None,
             queue_links: Links::default(),
+            last_pd: None,
         };
         let (index, _) = self.devices.insert(device).map_err(|_| Error::NoSpace)?;
         match parent {
@@ -96,6 +98,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
     pub(crate) fn bind(&mut self, device: u32, driver: u32) {
         self.dequeue(device);
         self.devices[device].driver = Some(driver);
+        self.devices[device].last_pd = None;
         let mut list = self.drivers[driver].devices;
         list.push_back(&mut self.devices, device, DriverDeviceLinks);
         self.drivers[driver].devices = list;

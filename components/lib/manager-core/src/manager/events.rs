@@ -11,8 +11,11 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
     ///
     /// # Errors
     /// Refused at the door, with no id and no completion: [`Error::ShutDown`],
-    /// [`Error::NoSpace`] (backpressure: the operation table is full), [`Error::NotPermitted`]
-    /// or a `Stale…` error when a driver requester names what it has no authority over.
+    /// [`Error::NoSpace`] (backpressure: the operation table is full but for the slots kept
+    /// for the manager's own work, or — a registration — the driver table is full),
+    /// [`Error::Busy`] (this requester has [`Config::requests_per_requester`] requests in
+    /// progress), [`Error::NotPermitted`], [`Error::NotGranted`], [`Error::OverQuota`] or a
+    /// `Stale…` error when a driver requester names what it has no authority over.
     pub fn submit(
         &mut self,
         requester: Requester,
@@ -23,6 +26,32 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             return Err(Error::ShutDown);
         }
         self.authorize(requester, &request)?;
+        if let Request::RegisterDriver(descriptor) = &request {
+            // Decided here and now: a registration needs a driver-table entry, never an
+            // operation slot, so no number of other requests can crowd it out.
+            let driver = self.register_now(descriptor)?;
+            let id = self.take_request_id();
+            self.stats.completions += 1;
+            out(Effect::Complete(crate::model::Completion {
+                request: id,
+                requester,
+                result: Ok(Outcome::Driver { driver, bound: 0 }),
+            }));
+            self.run(out);
+            return Ok(id);
+        }
+        if requester != Requester::Manager {
+            // The last slots are the manager's own (probing children, cleaning up after a
+            // dead PD), and no requester may hold more than its share.
+            let reserved = self.config.reserved_operations.min(OPERATIONS / 4);
+            if self.operations.len() + reserved >= OPERATIONS {
+                return Err(Error::NoSpace);
+            }
+            if self.requests_of(requester) >= self.config.requests_per_requester {
+                self.stats.requests_over_cap += 1;
+                return Err(Error::Busy);
+            }
+        }
         let task = match request {
             Request::AddDevice { parent, descriptor } => Task::Add { parent, descriptor },
             Request::DeleteDevice(device) => Task::Teardown(TeardownTask {
@@ -31,7 +60,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                 parent: None,
                 stage: TeardownStage::LockParent,
             }),
-            Request::RegisterDriver(descriptor) => Task::Register(descriptor),
+            Request::RegisterDriver(_) => return Err(Error::NotPermitted),
             Request::UnregisterDriver(driver) => Task::Unregister(UnregisterTask {
                 driver,
                 stage: UnregisterStage::Start,
@@ -68,11 +97,30 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         };
         let id = RequestId(self.next_request);
         let op = self.new_operation(Some((id, requester)), task)?;
-        self.stats.events += 1;
-        self.next_request = self.next_request.wrapping_add(1).max(1);
+        self.take_request_id();
         self.make_ready(op);
         self.run(out);
         Ok(id)
+    }
+
+    /// The next request id, counted as an event.
+    fn take_request_id(&mut self) -> RequestId {
+        let id = RequestId(self.next_request);
+        self.stats.events += 1;
+        self.next_request = self.next_request.wrapping_add(1).max(1);
+        id
+    }
+
+    /// Requests of `requester` in progress.
+    fn requests_of(&self, requester: Requester) -> usize {
+        (0..OPERATIONS as u32)
+            .filter(|&op| {
+                self.operations
+                    .get(op)
+                    .and_then(|operation| operation.request)
+                    .is_some_and(|(_, owner)| owner == requester)
+            })
+            .count()
     }
 
     /// A driver PD answers a callback.
@@ -102,8 +150,9 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
     ///
     /// # Errors
     /// [`Error::NoSuchCallback`], [`Error::NotPermitted`] (wrong PD, `parent` is not the
-    /// callback's device, or a callback other than probe/resume), [`Error::StaleBus`],
-    /// [`Error::NoSpace`].
+    /// callback's device, a callback other than probe/resume, or resources outside the
+    /// parent's), [`Error::OverQuota`] (the parent has [`Config::children_per_device`]
+    /// children), [`Error::StaleBus`], [`Error::NoSpace`].
     pub fn child_add(
         &mut self,
         pd: PdId,
@@ -126,7 +175,10 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         {
             return Err(Error::NotPermitted);
         }
-        let child = self.create_device(Some(flight.device), descriptor, true)?;
+        if self.devices[flight.device].children.len as usize >= self.config.children_per_device {
+            return Err(Error::OverQuota);
+        }
+        let child = self.create_device(Some(flight.device), descriptor, Some(pd))?;
         self.queue_probe(child);
         let id = self.device_id(child);
         self.run(out);

@@ -22,8 +22,8 @@ use crate::model::{
     CallbackKind, Config, DeviceDescriptor, DriverDescriptor, Effect, Error, Request, Stats,
 };
 use warden_vocabulary::{
-    Answer, BusId, CallbackId, DeviceId, DeviceState, DriverId, MatchData, MatchTable, Name,
-    Outcome, PdId, RequestId, Resources,
+    Answer, BusId, CallbackId, DeviceId, DeviceState, DriverId, Grant, Instant, MatchData,
+    MatchTable, Name, Outcome, PdId, RequestId, Resources,
 };
 
 mod authority;
@@ -32,6 +32,7 @@ mod daemon;
 mod devices;
 mod events;
 mod forest;
+mod grants;
 mod locks;
 mod operations;
 mod state;
@@ -40,6 +41,8 @@ mod walks;
 
 pub(crate) use callbacks::*;
 pub(crate) use forest::*;
+pub(crate) use grants::Grants;
+pub use grants::MAX_GRANTED_PDS;
 pub(crate) use operations::*;
 pub(crate) use state::*;
 pub use views::{BusInfo, DeviceInfo, DriverInfo, DriverState, LockOwner};
@@ -70,6 +73,13 @@ pub struct Manager<
     pub(crate) pending_probe: List,
     pub(crate) deferred: List,
     pub(crate) cleanup: List,
+    /// Drivers registered whose walk over their bus's devices waits for an operation slot.
+    pub(crate) attach: List,
+    /// What the system description gives each driver PD; `None` until the first
+    /// [`Manager::grant`]: then every PD without a grant is given nothing.
+    pub(crate) grants: Option<Grants>,
+    /// The latest time the manager was told ([`Manager::advance_to`]).
+    pub(crate) now: Instant,
     pub(crate) next_request: u32,
     pub(crate) next_callback: u64,
     pub(crate) shut_down: bool,
@@ -97,6 +107,9 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             pending_probe: List::new(),
             deferred: List::new(),
             cleanup: List::new(),
+            attach: List::new(),
+            grants: None,
+            now: Instant::ZERO,
             next_request: 1,
             next_callback: 1,
             shut_down: false,
@@ -108,6 +121,18 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
     #[must_use]
     pub fn config(&self) -> Config {
         self.config
+    }
+
+    /// Time passes: the manager's clock moves to `now` (never back). Callbacks sent from here
+    /// on are stamped with it; their deadlines count from it.
+    pub fn advance_to(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    /// The manager's clock (the latest time it was told).
+    #[must_use]
+    pub fn now(&self) -> Instant {
+        self.now
     }
 
     /// Counters.

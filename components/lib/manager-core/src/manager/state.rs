@@ -37,10 +37,15 @@ pub(crate) struct Device {
     pub(crate) lock_owner: Option<u32>,
     pub(crate) lock_waiters: List,
     pub(crate) added_by_binding: bool,
+    /// The PD whose driver added this device from a probe (`__device_add`).
+    pub(crate) added_by: Option<PdId>,
     /// Cleared by a manual unbind: the device is then not probed automatically.
     pub(crate) autoprobe: bool,
     pub(crate) queue: Queue,
     pub(crate) queue_links: Links,
+    /// The PD whose driver this device lost when that PD died (cleared when it is bound again):
+    /// what a query shows while the PD restarts or is quarantined.
+    pub(crate) last_pd: Option<PdId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -59,6 +64,12 @@ pub(crate) struct Driver {
     pub(crate) has_unregister_operation: bool,
     pub(crate) cleanup_queued: bool,
     pub(crate) cleanup_links: Links,
+    /// How long its callbacks may take.
+    pub(crate) deadline: core::time::Duration,
+    /// Registered, and its walk over the bus's devices not started yet (it starts when an
+    /// operation slot is free).
+    pub(crate) attach_queued: bool,
+    pub(crate) attach_links: Links,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -78,6 +89,8 @@ pub(crate) struct InFlight {
     pub(crate) kind: CallbackKind,
     pub(crate) device: u32,
     pub(crate) driver: u32,
+    /// When it was sent.
+    pub(crate) issued: Instant,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -125,5 +138,7 @@ link_field!(QueueLinks, Device, queue_links);
 link_field!(BusDriverLinks, Driver, bus_links);
 
 link_field!(CleanupLinks, Driver, cleanup_links);
+
+link_field!(AttachLinks, Driver, attach_links);
 
 link_field!(OperationLinks, Operation, links);

@@ -45,6 +45,8 @@ pub struct DeviceInfo<'a> {
     pub deferred: bool,
     /// Added by its parent's driver (the `__device_add` path); removed when that binding ends.
     pub added_by_binding: bool,
+    /// The PD whose driver it lost when that PD died, until it is bound again.
+    pub last_pd: Option<PdId>,
 }
 
 /// A read-only view of a driver.
@@ -66,6 +68,8 @@ pub struct DriverInfo<'a> {
     pub bound_devices: u32,
     /// How many of its callbacks are in flight.
     pub callbacks_in_flight: u32,
+    /// How long it may take to answer a callback.
+    pub deadline: core::time::Duration,
 }
 
 /// A read-only view of a bus.
@@ -106,6 +110,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             lock_owner: device.lock_owner.map(|op| self.lock_owner_of(op)),
             deferred: device.queue == Queue::Deferred,
             added_by_binding: device.added_by_binding,
+            last_pd: device.last_pd,
         })
     }
 
@@ -154,6 +159,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             state: driver.state,
             bound_devices: driver.devices.len,
             callbacks_in_flight: driver.in_flight,
+            deadline: driver.deadline,
         })
     }
 
@@ -206,7 +212,47 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
     /// Nothing in progress and nothing queued: every request has completed.
     #[must_use]
     pub fn is_quiescent(&self) -> bool {
-        self.operations.len() == 0 && self.pending_probe.is_empty() && self.cleanup.is_empty()
+        self.operations.len() == 0
+            && self.pending_probe.is_empty()
+            && self.cleanup.is_empty()
+            && self.attach.is_empty()
+    }
+
+    /// Has `pd` settled since it registered: it has a live driver, and none of its drivers
+    /// has a callback in flight, a walk over its bus still to run or under way, or a cleanup
+    /// pending? (What a supervisor waits for before it calls the PD healthy.)
+    #[must_use]
+    pub fn pd_settled(&self, pd: PdId) -> bool {
+        let mut live = false;
+        for index in self.drivers.indices() {
+            let driver = &self.drivers[index];
+            if driver.pd != pd {
+                continue;
+            }
+            if driver.state != DriverState::Live
+                || driver.in_flight > 0
+                || driver.attach_queued
+                || driver.cleanup_queued
+            {
+                return false;
+            }
+            live = true;
+        }
+        let walking = (0..OPERATIONS as u32).any(|op| {
+            self.operations.get(op).is_some_and(|operation| {
+                matches!(&operation.task, Task::Attach(attach)
+                    if self.drivers.get(attach.driver.index()).is_some_and(|driver| driver.pd == pd))
+            })
+        });
+        live && !walking
+    }
+
+    /// The drivers of `pd` (live or being cleaned up).
+    pub fn drivers_of(&self, pd: PdId) -> impl Iterator<Item = DriverId> + '_ {
+        self.drivers
+            .indices()
+            .filter(move |&index| self.drivers[index].pd == pd)
+            .map(|index| self.driver_id(index))
     }
 
     /// The system has been shut down.

@@ -19,13 +19,14 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
     Manager<DEVICES, DRIVERS, BUSES, OPERATIONS>
 {
     pub(crate) fn probe_eligible(&self, device: u32, driver: u32) -> bool {
-        let device = &self.devices[device];
-        let driver = &self.drivers[driver];
-        device.driver.is_none()
-            && device.state == DeviceState::Active
-            && driver.state == DriverState::Live
-            && driver.bus == device.bus
-            && driver.match_table.matches(&device.match_data)
+        let entry = &self.devices[device];
+        let candidate = &self.drivers[driver];
+        entry.driver.is_none()
+            && entry.state == DeviceState::Active
+            && candidate.state == DriverState::Live
+            && candidate.bus == entry.bus
+            && candidate.match_table.matches(&entry.match_data)
+            && self.given(device, candidate.pd)
     }
 
     /// The next driver of `device`'s bus to probe it with (device-driven walk).

@@ -7,8 +7,8 @@
 
 use warden_manager_core::{
     Answer, BusId, Callback, CallbackKind, Completion, Config, DeviceDescriptor, DeviceId,
-    DriverDescriptor, DriverId, Effect, Error, Manager, MatchData, MatchTable, Name, Outcome, PdId,
-    Request, RequestId, Requester, Resources,
+    DriverDescriptor, DriverId, Effect, Error, Instant, Manager, MatchData, MatchTable, Name,
+    Outcome, PdId, Request, RequestId, Requester, Resources,
 };
 
 /// Small capacities: enough for the scenarios, small enough to run out on purpose.
@@ -40,6 +40,7 @@ pub fn driver_descriptor(bus: BusId, name: &str, compatible: &str, pd: u32) -> D
         pd: PdId(pd),
         name: Name::try_from(name).unwrap(),
         match_table: MatchTable::compatible(compatible).unwrap(),
+        deadline: None,
     }
 }
 
@@ -69,6 +70,11 @@ impl Harness {
         if let Err(violation) = self.manager.invariants() {
             panic!("invariant broken: {violation:?}");
         }
+    }
+
+    /// Time passes: the manager's clock moves to `ms` milliseconds after the start.
+    pub fn at(&mut self, ms: u64) {
+        self.manager.advance_to(Instant(ms * 1_000_000));
     }
 
     pub fn try_submit(
@@ -117,13 +123,22 @@ impl Harness {
     }
 
     pub fn child_add(&mut self, callback: Callback, compatible: &str) -> Result<DeviceId, Error> {
-        let mut effects = Vec::new();
         let descriptor = descriptor(self.bus, compatible);
+        self.child_add_described(callback, &descriptor)
+    }
+
+    /// `__device_add` of a child described in full (its resources too).
+    pub fn child_add_described(
+        &mut self,
+        callback: Callback,
+        descriptor: &DeviceDescriptor,
+    ) -> Result<DeviceId, Error> {
+        let mut effects = Vec::new();
         let result = self.manager.child_add(
             callback.pd,
             callback.id,
             callback.device,
-            &descriptor,
+            descriptor,
             &mut |effect| effects.push(effect),
         );
         self.absorb(effects);

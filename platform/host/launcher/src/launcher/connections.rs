@@ -152,9 +152,12 @@ impl Launcher {
         }
     }
 
-    pub(super) fn control(&mut self, command: &str) -> String {
+    pub(super) fn control(&mut self, kernel: &mut Kernel, command: &str) -> String {
         let mut words = command.split_whitespace();
         let result = match (words.next(), words.next(), words.next()) {
+            (Some("inject"), Some(fault), Some(pd)) if words.next().is_none() => {
+                self.inject(kernel, fault, pd)
+            }
             (Some("plug"), Some(spec), None) => spec
                 .parse::<VirtioSpec>()
                 .and_then(|spec| self.board.plug(&spec, false)),
@@ -165,7 +168,7 @@ impl Launcher {
             }
             (Some("devices"), None, None) => Ok(self.board.summary().join("; ")),
             _ => Err(format!(
-                "unknown command '{command}': use plug blk=IMAGE, plug rng, unplug ADDRESS or devices"
+                "unknown command '{command}': use plug blk=IMAGE, plug rng, unplug ADDRESS, devices or inject kill|hang|panic|corrupt|flood PD"
             )),
         };
         match result {
@@ -175,5 +178,44 @@ impl Launcher {
             }
             Err(error) => format!("error: {error}"),
         }
+    }
+
+    /// `inject FAULT PD`: kills the PD's process, or delivers the fault to it.
+    fn inject(&mut self, kernel: &mut Kernel, fault: &str, name: &str) -> Result<String, String> {
+        let pd = self
+            .processes
+            .iter()
+            .position(|process| process.name == name)
+            .ok_or_else(|| format!("no protection domain '{name}'"))?;
+        let code = match fault {
+            "kill" => {
+                let Some(child) = self
+                    .processes
+                    .get_mut(pd)
+                    .and_then(|process| process.child.as_mut())
+                else {
+                    return Err(format!("'{name}' is not running"));
+                };
+                child
+                    .kill()
+                    .map_err(|error| format!("killing '{name}': {error}"))?;
+                // The exit is seen as a fault (SIGKILL) by the reaper, as any crash.
+                return Ok(format!("'{name}' killed"));
+            }
+            "hang" => warden_microkit::InjectedFault::Hang,
+            "panic" => warden_microkit::InjectedFault::Panic,
+            "corrupt" => warden_microkit::InjectedFault::Corrupt,
+            "flood" => warden_microkit::InjectedFault::Flood,
+            other => {
+                return Err(format!(
+                    "'{other}' is not a fault: use kill, hang, panic, corrupt or flood"
+                ))
+            }
+        };
+        let actions = kernel
+            .inject(pd, code.code())
+            .map_err(|_| format!("'{name}' is not running"))?;
+        self.perform(kernel, actions);
+        Ok(format!("{fault} injected into '{name}'"))
     }
 }

@@ -15,9 +15,15 @@
 //! mapping one with no model behind it is an error naming the address.
 //!
 //! Control socket (`--control PATH`): one command per line, answered with one line (`ok …` or
-//! `error: …`): `plug blk=IMAGE`, `plug rng`, `unplug ADDRESS`, `devices`. Plugging raises the
-//! transport's interrupt (a configuration change), which is how the virtio-mmio bus driver learns
-//! of it; see `warden-host-devices`.
+//! `error: …`): `plug blk=IMAGE`, `plug rng`, `unplug ADDRESS`, `devices`, `inject FAULT PD`.
+//! Plugging raises the transport's interrupt (a configuration change), which is how the
+//! virtio-mmio bus driver learns of it; see `warden-host-devices`. `inject` is the soak's fault
+//! injection: `kill` ends the PD's process (SIGKILL), `hang`, `panic`, `corrupt` and `flood` are
+//! delivered to the PD as an entry of its own (`Handler::inject`).
+//!
+//! A PD with no parent that faults cannot be restarted by anyone: the run stops, says which PD
+//! and why, and `warden-host run` exits with status 3 (the device manager's death is fail-stop
+//! and loud, not a system that goes on without it).
 //!
 //! Scheduling: the host runs every PD as an ordinary process. Priorities, budgets, periods and
 //! passive PDs are checked in the description and the priority rule of calls is enforced, but
@@ -66,7 +72,7 @@ pub struct Options {
     pub board: Option<PathBuf>,
     /// Virtio devices plugged in at start-up.
     pub virtio: Vec<VirtioSpec>,
-    /// Where to listen for control commands (hot-plug).
+    /// Where to listen for control commands (hot-plug, fault injection).
     pub control: Option<PathBuf>,
 }
 
@@ -81,6 +87,19 @@ pub enum LaunchError {
     MissingProgram(String, PathBuf),
     /// An operating-system call failed.
     Io(String, std::io::Error),
+    /// A PD without a parent faulted: nobody can restart it, and the run stopped.
+    RootFaulted(String, FaultKind),
+}
+
+impl LaunchError {
+    /// The exit status `warden-host run` ends with.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::RootFaulted(..) => 3,
+            _ => 1,
+        }
+    }
 }
 
 impl std::fmt::Display for LaunchError {
@@ -94,6 +113,10 @@ impl std::fmt::Display for LaunchError {
                 path.display()
             ),
             Self::Io(what, error) => write!(formatter, "{what}: {error}"),
+            Self::RootFaulted(pd, kind) => write!(
+                formatter,
+                "'{pd}' faulted ({kind:?}) and has no parent: no PD can restart it, so the system stopped"
+            ),
         }
     }
 }
@@ -138,6 +161,11 @@ struct Launcher {
     /// The board's DTB, named to every PD (`WARDEN_BOARD_DTB`): the device manager reads its
     /// tree from it, so the manager and the models see one board.
     board_dtb: Option<PathBuf>,
+    /// The system description, named to every PD (`WARDEN_SYSTEM_FILE`): the device manager
+    /// takes its driver PDs' grants from it.
+    system_file: PathBuf,
+    /// A PD without a parent faulted: the run ends.
+    root_fault: Option<(usize, FaultKind)>,
 }
 
 /// Runs a system description until `timeout` (or forever).
@@ -297,6 +325,8 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
         trace,
         board,
         board_dtb: options.board.clone(),
+        system_file: std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()),
+        root_fault: None,
     };
     let (mut kernel, actions) = Kernel::new(kernel_config(&system));
     let result = launcher.start_all().map(|()| {
@@ -308,7 +338,14 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     if let Some(path) = &options.control {
         let _ = std::fs::remove_file(path);
     }
-    result
+    result?;
+    match launcher.root_fault {
+        Some((pd, kind)) => Err(LaunchError::RootFaulted(
+            launcher.name(pd).to_string(),
+            kind,
+        )),
+        None => Ok(()),
+    }
 }
 
 impl Launcher {
@@ -338,6 +375,7 @@ impl Launcher {
                             },
                         ),
                         Entry::Fault { child, info } => ToPd::Fault(child, info.label),
+                        Entry::Inject(code) => ToPd::Inject(code),
                     };
                     self.send(pd, frame);
                 }
@@ -366,9 +404,10 @@ impl Launcher {
                 }
                 Action::Dead(pd, kind) => {
                     eprintln!(
-                        "warden-host: '{}' faulted ({kind:?}) and has no parent: it is dead for good",
+                        "warden-host: '{}' faulted ({kind:?}) and has no parent: no PD can restart it; stopping the system",
                         self.name(pd)
                     );
+                    self.root_fault.get_or_insert((pd, kind));
                 }
             }
         }
@@ -417,7 +456,15 @@ impl Launcher {
                 result
             }
             FromPd::Restart(child) => kernel.restart(pd, child),
-            FromPd::Stop(child) => kernel.stop(pd, child),
+            FromPd::Stop(child) => {
+                // Synchronous, as on seL4: the caller goes on once the child is stopped.
+                let result = kernel.stop(pd, child);
+                if let Ok(actions) = &result {
+                    self.perform(kernel, actions.clone());
+                }
+                self.send(pd, ToPd::RegisterValue(0));
+                result.map(|_| Vec::new())
+            }
             FromPd::RegisterRead { address, width } => {
                 self.register_access(kernel, pd, address, width, None);
                 Ok(Vec::new())
@@ -455,11 +502,21 @@ impl Launcher {
                 println!("warden-host: interrupted, stopping every protection domain");
                 return;
             }
+            if self.root_fault.is_some() {
+                return;
+            }
             if timeout.is_some_and(|limit| started.elapsed() >= limit) {
                 println!("warden-host: timeout reached, stopping every protection domain");
                 return;
             }
-            match events.recv_timeout(Duration::from_millis(10)) {
+            // Wake for the next event, or when a model's line changes by itself (a timer).
+            let wait = self
+                .board
+                .next_change()
+                .map_or(Duration::from_millis(10), |wait| {
+                    wait.min(Duration::from_millis(10))
+                });
+            match events.recv_timeout(wait) {
                 Ok(Event::Connected(claim, mut stream)) => {
                     if !self.believes(claim) {
                         println!(
@@ -487,7 +544,7 @@ impl Launcher {
                 }
                 Ok(Event::Input(bytes)) => self.board.console_input(&bytes),
                 Ok(Event::Control(command, mut stream)) => {
-                    let answer = self.control(&command);
+                    let answer = self.control(kernel, &command);
                     let _ = writeln!(stream, "{answer}");
                 }
                 Err(RecvTimeoutError::Timeout) => {}

@@ -67,6 +67,7 @@ impl Launcher {
         if let Some(board) = &self.board_dtb {
             command.env("WARDEN_BOARD_DTB", board);
         }
+        command.env("WARDEN_SYSTEM_FILE", &self.system_file);
         let mut child = command
             .env("WARDEN_HOST_SOCKET", &socket)
             .env("WARDEN_PD_INDEX", pd.to_string())

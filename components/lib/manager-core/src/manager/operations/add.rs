@@ -23,7 +23,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             },
             None => None,
         };
-        let created = self.create_device(parent_index, descriptor, false);
+        let created = self.create_device(parent_index, descriptor, None);
         if let Some(parent) = parent_index {
             self.unlock(op, parent);
         }

@@ -18,6 +18,10 @@ pub(crate) use probe::*;
 pub(crate) use teardown::*;
 pub(crate) use unregister::*;
 
+#[allow(
+    clippy::large_enum_variant,
+    reason = "tasks live in the operation table, one per slot; boxing would need an allocator"
+)]
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Task {
     /// Placeholder while the task is being stepped.
@@ -26,7 +30,6 @@ pub(crate) enum Task {
         parent: Option<DeviceId>,
         descriptor: DeviceDescriptor,
     },
-    Register(DriverDescriptor),
     Probe(ProbeTask),
     Attach(AttachTask),
     Teardown(TeardownTask),

@@ -145,15 +145,18 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                 return Some(Err(Error::StaleDriver));
             };
             if !self.probe_eligible(task.device.index(), driver) {
-                return Some(Err(
-                    if self.drivers[driver].state == DriverState::Live
-                        && device.state == DeviceState::Active
-                    {
-                        Error::NoMatch
-                    } else {
-                        Error::Busy
-                    },
-                ));
+                let candidate = &self.drivers[driver];
+                let usable =
+                    candidate.state == DriverState::Live && device.state == DeviceState::Active;
+                let matches = candidate.bus == device.bus
+                    && candidate.match_table.matches(&device.match_data);
+                return Some(Err(if !usable {
+                    Error::Busy
+                } else if matches && !self.given(task.device.index(), candidate.pd) {
+                    Error::NotGranted
+                } else {
+                    Error::NoMatch
+                }));
             }
         } else if device.state != DeviceState::Active {
             // Probed again when it resumes.

@@ -1,22 +1,31 @@
-//! `driver_register`: a driver added to its bus, then probed against the bus's devices.
+//! `driver_register`: a driver added to its bus at once (its requester learns the handle in the
+//! same call), then probed against the bus's devices as the manager's own work.
 
 use crate::manager::*;
 
 impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERATIONS: usize>
     Manager<DEVICES, DRIVERS, BUSES, OPERATIONS>
 {
-    pub(crate) fn step_register(&mut self, descriptor: &DriverDescriptor) -> Step {
+    /// Adds the driver to its bus's list (bumping `drivers_version`, so walks in progress see
+    /// it) and queues its walk over the bus's devices. Needs no operation slot: only a free
+    /// entry in the driver table.
+    pub(crate) fn register_now(
+        &mut self,
+        descriptor: &DriverDescriptor,
+    ) -> Result<DriverId, Error> {
         let bus_index = descriptor.bus.index();
         let Some(bus) = self.buses.resolve(bus_index, descriptor.bus.generation()) else {
-            return Step::Done(Err(Error::StaleBus));
+            return Err(Error::StaleBus);
         };
+        let sequence = bus.next_sequence;
+        self.may_register(descriptor.pd, bus_index, &descriptor.match_table)?;
         let driver = Driver {
             bus: bus_index,
             pd: descriptor.pd,
             name: descriptor.name.clone(),
             match_table: descriptor.match_table.clone(),
             bus_links: Links::default(),
-            sequence: bus.next_sequence,
+            sequence,
             devices: List::new(),
             state: DriverState::Live,
             in_flight: 0,
@@ -24,9 +33,12 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             has_unregister_operation: false,
             cleanup_queued: false,
             cleanup_links: Links::default(),
+            deadline: descriptor.deadline.unwrap_or(self.config.callback_deadline),
+            attach_queued: true,
+            attach_links: Links::default(),
         };
         let Ok((index, _)) = self.drivers.insert(driver) else {
-            return Step::Done(Err(Error::NoSpace));
+            return Err(Error::NoSpace);
         };
         let bus = &mut self.buses[bus_index];
         bus.next_sequence += 1;
@@ -34,11 +46,19 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         let mut list = bus.drivers;
         list.push_back(&mut self.drivers, index, BusDriverLinks);
         self.buses[bus_index].drivers = list;
-        Step::Become(Task::Attach(AttachTask {
-            driver: self.driver_id(index),
-            walk: Walk::default(),
-            bound: 0,
-            stage: AttachStage::Start,
-        }))
+        let mut attach = self.attach;
+        attach.push_back(&mut self.drivers, index, AttachLinks);
+        self.attach = attach;
+        Ok(self.driver_id(index))
+    }
+
+    /// Takes a driver off the queue of walks not started yet (it is being removed).
+    pub(crate) fn unqueue_attach(&mut self, driver: u32) {
+        if self.drivers[driver].attach_queued {
+            self.drivers[driver].attach_queued = false;
+            let mut attach = self.attach;
+            attach.remove(&mut self.drivers, driver, AttachLinks);
+            self.attach = attach;
+        }
     }
 }

@@ -76,6 +76,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                         });
                     }
                     None => {
+                        self.unqueue_attach(driver);
                         let bus = self.drivers[driver].bus;
                         let mut list = self.buses[bus].drivers;
                         list.remove(&mut self.drivers, driver, BusDriverLinks);
@@ -92,9 +93,14 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                         Step::Become(_) | Step::Done(_) => {}
                     }
                     if let Ok(index) = self.resolve_device(device) {
-                        let entry = &self.devices[index];
-                        if entry.driver.is_none() && entry.autoprobe {
-                            self.queue_probe(index);
+                        if self.devices[index].driver.is_none() {
+                            if self.drivers[driver].state == DriverState::Dead {
+                                // Lost to its PD's death: a query says whose.
+                                self.devices[index].last_pd = Some(self.drivers[driver].pd);
+                            }
+                            if self.devices[index].autoprobe {
+                                self.queue_probe(index);
+                            }
                         }
                     }
                     task.stage = UnregisterStage::Pick;

@@ -15,6 +15,7 @@ use std::fmt;
 
 mod channel;
 mod checks;
+pub mod grants;
 mod memory_region;
 mod protection_domain;
 

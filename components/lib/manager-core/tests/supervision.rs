@@ -1,0 +1,547 @@
+//! Supervision in the core: callback deadlines, registration decided at once, the slots kept
+//! for the manager's own work, the per-requester cap, the per-device child quota, grants from
+//! the system description, and the supervisor's restart policy and heartbeats. Each test is
+//! named after the failure it closes (the supervision issue's list).
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+mod common;
+
+use core::time::Duration;
+
+use common::{descriptor, driver_descriptor, Harness, CLIENT};
+use warden_manager_core::{
+    Action, Answer, Callback, CallbackKind, Config, Error, Failure, Grant, Instant, MmioWindow,
+    Outcome, PdId, Phase, Policy, Request, Requester, Resources, Supervisor,
+};
+
+fn ms(value: u64) -> Instant {
+    Instant(value * 1_000_000)
+}
+
+fn window(base: u64, size: u64) -> MmioWindow {
+    MmioWindow { base, size }
+}
+
+/// Failure 1: a probe that is never answered is overdue at its deadline; the death path then
+/// frees the device's lock, and the unbind queued behind it runs.
+#[test]
+fn a_hung_probe_is_overdue_at_its_deadline_and_its_death_frees_the_lock() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    h.at(1000);
+    h.register("hangs", "x", 1);
+    let add = h.add_device(None, "x");
+    let probe = h.pending_of(CallbackKind::Probe)[0];
+    assert_eq!(
+        h.manager.next_deadline(),
+        Some(ms(1500)),
+        "500 ms by default"
+    );
+    assert_eq!(h.manager.overdue(ms(1499)), None);
+    let overdue = h.manager.overdue(ms(1500)).unwrap();
+    assert_eq!(
+        (overdue.pd, overdue.callback, overdue.kind),
+        (PdId(1), probe.id, CallbackKind::Probe)
+    );
+    assert_eq!(overdue.waited, Duration::from_millis(500));
+    // Meanwhile an unbind of the device waits for its lock.
+    let device = probe.device;
+    let unbind = h.submit(Request::Unbind(device));
+    assert!(h.completion(unbind).is_none());
+    // The supervisor stops the PD: the death path ends the probe as failed.
+    h.pd_died(1);
+    assert!(h.completion(add).is_some());
+    assert!(
+        h.completion(unbind).is_some(),
+        "the unbind ran once the lock was free"
+    );
+    assert_eq!(h.manager.overdue(ms(10_000)), None);
+    assert!(h.manager.is_quiescent());
+}
+
+/// A driver's own deadline replaces the default.
+#[test]
+fn a_driver_names_its_own_deadline() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    let mut slow = driver_descriptor(h.bus, "slow", "x", 1);
+    slow.deadline = Some(Duration::from_secs(3));
+    h.try_submit(Requester::Driver(PdId(1)), Request::RegisterDriver(slow))
+        .unwrap();
+    h.add_device(None, "x");
+    assert_eq!(h.manager.overdue(ms(2999)), None);
+    assert!(h.manager.overdue(ms(3000)).is_some());
+    assert_eq!(
+        h.manager.overdue_of(PdId(2), ms(3000)),
+        None,
+        "another PD's"
+    );
+}
+
+/// Failure 1 (the rest): retries of requests stuck behind a hung callback fill the table only
+/// up to the slots kept for the manager, and never a registration out: a driver PD that
+/// restarts meanwhile is registered, and its cleanup and walk run.
+#[test]
+fn stuck_requests_cannot_crowd_out_registration_or_cleanup() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    h.register("hangs", "x", 1);
+    h.add_device(None, "x");
+    let device = h.pending_of(CallbackKind::Probe)[0].device;
+    // Clients retry an unbind of the locked device until the door closes.
+    let mut accepted = 0;
+    for client in 0..100 {
+        match h.try_submit(Requester::Client(client), Request::Unbind(device)) {
+            Ok(_) => accepted += 1,
+            Err(error) => {
+                assert_eq!(error, Error::NoSpace);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        accepted,
+        32 - 4 - 1,
+        "28 outside slots, one taken by the probe"
+    );
+    // A second driver PD registers all the same, at once.
+    let other = h.register("other", "y", 2);
+    assert!(matches!(h.result(other), Ok(Outcome::Driver { .. })));
+    // The hung PD dies; its cleanup runs in a kept slot, and everything drains.
+    h.pd_died(1);
+    h.drain_ok();
+    assert!(h.manager.is_quiescent());
+}
+
+/// Failure 5: a registration's outcome reaches the driver — the handle, or the refusal.
+#[test]
+fn registration_is_answered_at_once_with_the_handle_or_the_refusal() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    for pd in 0..16 {
+        let id = h.register("d", "x", pd);
+        assert!(matches!(h.result(id), Ok(Outcome::Driver { bound: 0, .. })));
+    }
+    let descriptor = driver_descriptor(h.bus, "one-too-many", "x", 16);
+    let refused = h.try_submit(
+        Requester::Driver(PdId(16)),
+        Request::RegisterDriver(descriptor.clone()),
+    );
+    assert_eq!(refused, Err(Error::NoSpace), "the driver table is full");
+    // Room again once a PD's drivers are cleaned up: the same registration goes through.
+    h.pd_died(3);
+    h.drain_ok();
+    let accepted = h.try_submit(
+        Requester::Driver(PdId(16)),
+        Request::RegisterDriver(descriptor),
+    );
+    assert!(accepted.is_ok());
+}
+
+/// A client over its cap is refused with Busy; other clients are not.
+#[test]
+fn one_client_over_its_cap_is_busy_and_others_are_served() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    h.register("hangs", "x", 1);
+    h.add_device(None, "x");
+    let device = h.pending_of(CallbackKind::Probe)[0].device;
+    // The device's own addition is still in progress (its probe hangs): one of eight.
+    for _ in 0..7 {
+        h.try_submit(CLIENT, Request::Unbind(device)).unwrap();
+    }
+    assert_eq!(
+        h.try_submit(CLIENT, Request::Unbind(device)),
+        Err(Error::Busy)
+    );
+    assert!(h
+        .try_submit(Requester::Client(2), Request::Unbind(device))
+        .is_ok());
+    assert_eq!(h.manager.stats().requests_over_cap, 1);
+}
+
+/// Failure 6 (children): a driver may add at most `children_per_device` children under one
+/// device.
+#[test]
+fn a_driver_adds_children_up_to_its_quota() {
+    let config = Config {
+        children_per_device: 3,
+        ..Config::PER_DEVICE
+    };
+    let mut h = Harness::new(config);
+    h.register("bridge", "bridge", 1);
+    h.add_device(None, "bridge");
+    let probe = h.pending_of(CallbackKind::Probe)[0];
+    for _ in 0..3 {
+        h.child_add(probe, "leaf").unwrap();
+    }
+    assert_eq!(h.child_add(probe, "leaf"), Err(Error::OverQuota));
+    h.reply(probe, Answer::Ok);
+    // The same quota holds for the queued path (`device_add` by the bound driver).
+    let request = Request::AddDevice {
+        parent: Some(probe.device),
+        descriptor: descriptor(h.bus, "leaf"),
+    };
+    assert_eq!(
+        h.try_submit(Requester::Driver(PdId(1)), request),
+        Err(Error::OverQuota)
+    );
+}
+
+fn resources(base: u64, size: u64, irq: Option<u32>) -> Resources {
+    let mut resources = Resources::default();
+    resources.mmio.push(window(base, size)).unwrap();
+    if let Some(irq) = irq {
+        resources.irqs.push(irq).unwrap();
+    }
+    resources
+}
+
+fn grant(windows: &[(u64, u64)], irqs: &[u32]) -> Grant {
+    let mut grant = Grant::default();
+    for &(base, size) in windows {
+        grant.windows.push(window(base, size)).unwrap();
+    }
+    for &irq in irqs {
+        grant.irqs.push(irq).unwrap();
+    }
+    grant
+}
+
+/// Failure 6 (authority): with grants from the system description, a PD registers only for
+/// devices it is given, and is probed only with them; a bridge's children go to the PD their
+/// interrupt is given to (or to any PD mapping them when the bridge's own PD holds it).
+#[test]
+fn a_pd_is_given_only_what_its_system_description_gives_it() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    // The QEMU virt system: uart PD 1, virtio-mmio PD 3, blk PD 4, rng PD 5, an impostor 9
+    // that maps the virtio transports but has no interrupt.
+    h.manager
+        .grant(PdId(1), grant(&[(0x900_0000, 0x1000)], &[33]))
+        .unwrap();
+    h.manager
+        .grant(PdId(3), grant(&[(0xa00_0000, 0x4000)], &[48]))
+        .unwrap();
+    h.manager
+        .grant(PdId(4), grant(&[(0xa00_0000, 0x4000)], &[79]))
+        .unwrap();
+    h.manager
+        .grant(PdId(5), grant(&[(0xa00_0000, 0x4000)], &[78]))
+        .unwrap();
+    h.manager
+        .grant(PdId(9), grant(&[(0xa00_0000, 0x4000)], &[]))
+        .unwrap();
+    let add = |h: &mut Harness, compatible: &str, resources: Resources| {
+        let mut device = descriptor(h.bus, compatible);
+        device.resources = resources;
+        let id = h.submit(Request::AddDevice {
+            parent: None,
+            descriptor: device,
+        });
+        h.device_of(id)
+    };
+    add(&mut h, "arm,pl011", resources(0x900_0000, 0x1000, Some(33)));
+    let boot = add(
+        &mut h,
+        "virtio,mmio",
+        resources(0xa00_3e00, 0x200, Some(79)),
+    );
+    let slot = add(
+        &mut h,
+        "virtio,mmio",
+        resources(0xa00_0000, 0x200, Some(48)),
+    );
+    let register = |h: &mut Harness, name: &str, compatible: &str, pd: u32| {
+        let descriptor = driver_descriptor(h.bus, name, compatible, pd);
+        h.try_submit(
+            Requester::Driver(PdId(pd)),
+            Request::RegisterDriver(descriptor),
+        )
+    };
+    // The impostor may not register for the console: the system gives it no PL011.
+    assert_eq!(
+        register(&mut h, "impostor", "arm,pl011", 9),
+        Err(Error::NotGranted)
+    );
+    assert_eq!(
+        register(&mut h, "nobody", "arm,pl011", 7),
+        Err(Error::NotGranted),
+        "a PD without a grant"
+    );
+    assert!(register(&mut h, "console", "arm,pl011", 1).is_ok());
+    // The transports go to the bus driver, whose memory they are.
+    register(&mut h, "virtio-mmio", "virtio,mmio", 3).unwrap();
+    let probes = h.pending_of(CallbackKind::Probe);
+    assert!(probes.iter().all(|probe| probe.pd != PdId(9)));
+    // The bridge adds a disk behind the boot transport (interrupt 79, the blk PD's) and one
+    // behind a hot-plug slot (interrupt 48, the bridge's own).
+    let child = |h: &mut Harness, probe: Callback, resources: Resources| {
+        let mut device = descriptor(h.bus, "virtio,device2");
+        device.resources = resources;
+        let id = h.child_add_described(probe, &device).unwrap();
+        h.manager.invariants().unwrap();
+        h.reply(probe, Answer::Ok);
+        id
+    };
+    // The walk probes one transport at a time.
+    let boot_probe = h.pending_for(CallbackKind::Probe, boot);
+    let boot_disk = child(&mut h, boot_probe, resources(0xa00_3e00, 0x200, Some(79)));
+    let slot_probe = h.pending_for(CallbackKind::Probe, slot);
+    let slot_disk = child(&mut h, slot_probe, resources(0xa00_0000, 0x200, Some(48)));
+    h.drain_ok();
+    // The impostor registers for disks (a bus only bridges populate: allowed), the rng PD for
+    // them too: the boot disk is the blk PD's (its interrupt), the slot's is open to all who
+    // map it — the first registered takes it.
+    register(&mut h, "impostor", "virtio,device2", 9).unwrap();
+    register(&mut h, "rng-posing", "virtio,device2", 5).unwrap();
+    h.drain(|callback| {
+        assert_ne!(
+            callback.device, boot_disk,
+            "only the blk PD may probe the boot disk"
+        );
+        Answer::Ok
+    });
+    assert_eq!(h.manager.device(boot_disk).unwrap().driver, None);
+    let slot_driver = h.manager.device(slot_disk).unwrap().driver.unwrap();
+    assert_eq!(h.manager.driver(slot_driver).unwrap().pd, PdId(9));
+    // The rightful driver binds the boot disk; an explicit bind to the impostor is refused.
+    let blk = register(&mut h, "blk", "virtio,device2", 4).unwrap();
+    h.drain_ok();
+    let blk = h.driver_of(blk);
+    assert_eq!(h.manager.device(boot_disk).unwrap().driver, Some(blk));
+    let unbind = h.submit(Request::Unbind(boot_disk));
+    h.drain_ok();
+    assert!(h.result(unbind).is_ok());
+    let impostor = h
+        .manager
+        .drivers()
+        .find(|&driver| h.manager.driver(driver).unwrap().pd == PdId(9))
+        .unwrap();
+    let bind = h.submit(Request::Bind {
+        device: boot_disk,
+        driver: impostor,
+    });
+    assert_eq!(h.result(bind), Err(Error::NotGranted));
+    // A hot-plug: the bridge lets go of the slot and probes it again, and the disk it adds
+    // there while the drivers for disks are registered already is bound (its interrupt is
+    // relayed by the PD that added it, whose driver is not yet the slot's while it probes).
+    let unbind = h.submit(Request::Unbind(slot));
+    h.drain_ok();
+    assert!(h.result(unbind).is_ok());
+    let bridge = h
+        .manager
+        .drivers()
+        .find(|&driver| h.manager.driver(driver).unwrap().pd == PdId(3))
+        .unwrap();
+    let bind = h.submit(Request::Bind {
+        device: slot,
+        driver: bridge,
+    });
+    let slot_probe = h.pending_for(CallbackKind::Probe, slot);
+    let hot_disk = child(&mut h, slot_probe, resources(0xa00_0000, 0x200, Some(48)));
+    h.drain_ok();
+    assert!(h.result(bind).is_ok());
+    assert!(
+        h.manager.device(hot_disk).unwrap().driver.is_some(),
+        "the hot-plugged disk is bound: {:?}",
+        h.manager.device(hot_disk)
+    );
+}
+
+/// A device that lost its driver to a PD's death says whose it was until it is bound again.
+#[test]
+fn a_device_remembers_the_pd_it_lost() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    h.register("a", "x", 1);
+    let add = h.add_device(None, "x");
+    h.drain_ok();
+    let device = h.device_of(add);
+    assert_eq!(h.manager.device(device).unwrap().last_pd, None);
+    h.pd_died(1);
+    h.drain_ok();
+    assert_eq!(h.manager.device(device).unwrap().last_pd, Some(PdId(1)));
+    h.register("a", "x", 1);
+    h.drain_ok();
+    assert_eq!(h.manager.device(device).unwrap().last_pd, None);
+}
+
+type TestSupervisor = Supervisor<4>;
+
+fn actions(run: impl FnOnce(&mut dyn FnMut(Action))) -> Vec<Action> {
+    let mut out = Vec::new();
+    run(&mut |action| out.push(action));
+    out
+}
+
+/// Failure 2: a PD that crashes at once after every start is restarted at once, then after
+/// 100, 200 and 400 ms, and quarantined at its fifth failure in a row; a retry starts it
+/// with a clean record.
+#[test]
+fn a_crash_loop_backs_off_then_is_quarantined_until_retried() {
+    let h = Harness::new(Config::PER_DEVICE);
+    let mut supervisor = TestSupervisor::new(Policy::DEFAULT);
+    let pd = PdId(1);
+    assert!(supervisor.supervise(pd, ms(0)));
+    let mut now = 0;
+    let mut restarts = Vec::new();
+    for failure in 1..=5u32 {
+        let done = actions(|out| supervisor.faulted(pd, 3, ms(now), out));
+        if failure == 5 {
+            assert_eq!(done, [Action::Quarantine { pd, failures: 5 }]);
+            break;
+        }
+        if failure == 1 {
+            assert_eq!(done, [Action::Restart { pd, failures: 1 }]);
+            restarts.push(now);
+        } else {
+            assert!(done.is_empty(), "waits before restart {failure}");
+            let Phase::Waiting(at) = supervisor.status(pd).unwrap().phase else {
+                panic!("not waiting");
+            };
+            let wait = at.since(ms(now)).as_millis() as u64;
+            assert_eq!(wait, 100 << (failure - 2));
+            assert!(actions(|out| supervisor.tick(ms(now + wait - 1), &h.manager, out)).is_empty());
+            now += wait;
+            let done = actions(|out| supervisor.tick(ms(now), &h.manager, out));
+            assert_eq!(
+                done,
+                [Action::Restart {
+                    pd,
+                    failures: failure
+                }]
+            );
+            restarts.push(now);
+        }
+        now += 5; // it crashes 5 ms after each start
+    }
+    assert_eq!(restarts, [0, 105, 310, 715]);
+    let status = supervisor.status(pd).unwrap();
+    assert_eq!(status.phase, Phase::Quarantined);
+    assert_eq!((status.failures, status.restarts), (5, 4));
+    // Quarantined: no more restarts, however long we wait.
+    assert!(actions(|out| supervisor.tick(ms(3_600_000), &h.manager, out)).is_empty());
+    assert_eq!(supervisor.next_wakeup(&h.manager), None);
+    // An administrator retries it.
+    let done = actions(|out| supervisor.retry(pd, ms(3_600_000), out).unwrap());
+    assert_eq!(done, [Action::Restart { pd, failures: 0 }]);
+    assert_eq!(supervisor.status(pd).unwrap().consecutive_failures, 0);
+}
+
+/// A PD that hangs in init (never registers) is stopped at its start deadline.
+#[test]
+fn a_pd_that_never_registers_is_stopped_at_its_start_deadline() {
+    let h = Harness::new(Config::PER_DEVICE);
+    let mut supervisor = TestSupervisor::new(Policy::DEFAULT);
+    let pd = PdId(2);
+    supervisor.supervise(pd, ms(0));
+    assert_eq!(supervisor.next_wakeup(&h.manager), Some(ms(2000)));
+    assert!(actions(|out| supervisor.tick(ms(1999), &h.manager, out)).is_empty());
+    let done = actions(|out| supervisor.tick(ms(2000), &h.manager, out));
+    assert_eq!(
+        done,
+        [
+            Action::Stop {
+                pd,
+                failure: Failure::NeverRegistered
+            },
+            Action::Restart { pd, failures: 1 }
+        ]
+    );
+}
+
+/// Failure 1, supervised: a PD whose probe is past its deadline is stopped (and restarted).
+#[test]
+fn the_supervisor_stops_a_pd_whose_callback_is_overdue() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    let mut supervisor = TestSupervisor::new(Policy::DEFAULT);
+    let pd = PdId(1);
+    supervisor.supervise(pd, ms(0));
+    h.at(10);
+    h.register("hangs", "x", 1);
+    assert!(supervisor.registered(pd, ms(10)));
+    h.add_device(None, "x");
+    // While the probe runs, no heartbeat is due (the callback's deadline governs).
+    assert!(actions(|out| supervisor.tick(ms(500), &h.manager, out)).is_empty());
+    let done = actions(|out| supervisor.tick(ms(510), &h.manager, out));
+    assert!(matches!(
+        done[0],
+        Action::Stop {
+            failure: Failure::Overdue {
+                kind: CallbackKind::Probe,
+                ..
+            },
+            ..
+        }
+    ));
+    assert_eq!(done[1], Action::Restart { pd, failures: 1 });
+}
+
+/// An idle PD is sent heartbeats; one it does not answer in time stops it. Answers that are
+/// late, repeated or forged change nothing.
+#[test]
+fn an_idle_pd_that_stops_answering_heartbeats_is_stopped() {
+    let h = Harness::new(Config::PER_DEVICE);
+    let mut supervisor = TestSupervisor::new(Policy::DEFAULT);
+    let pd = PdId(1);
+    supervisor.supervise(pd, ms(0));
+    supervisor.registered(pd, ms(0));
+    let done = actions(|out| supervisor.tick(ms(1000), &h.manager, out));
+    let [Action::Ping { sequence, .. }] = done[..] else {
+        panic!("expected a ping: {done:?}");
+    };
+    assert!(!supervisor.alive(pd, sequence + 1, ms(1001)), "forged");
+    assert!(supervisor.alive(pd, sequence, ms(1002)));
+    assert!(!supervisor.alive(pd, sequence, ms(1003)), "repeated");
+    let done = actions(|out| supervisor.tick(ms(2002), &h.manager, out));
+    assert!(matches!(done[..], [Action::Ping { .. }]));
+    assert_eq!(supervisor.next_wakeup(&h.manager), Some(ms(2502)));
+    let done = actions(|out| supervisor.tick(ms(2502), &h.manager, out));
+    assert_eq!(
+        done,
+        [
+            Action::Stop {
+                pd,
+                failure: Failure::Silent
+            },
+            Action::Restart { pd, failures: 1 }
+        ]
+    );
+}
+
+/// A PD that runs settled for a second is healthy again: its failures in a row start from
+/// zero, so faults far apart never quarantine it.
+#[test]
+fn a_pd_healthy_again_starts_its_record_afresh() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    let mut supervisor = TestSupervisor::new(Policy::DEFAULT);
+    let pd = PdId(1);
+    supervisor.supervise(pd, ms(0));
+    let mut now = 0;
+    for round in 0..20 {
+        h.at(now);
+        h.register("d", "x", 1);
+        supervisor.registered(pd, ms(now));
+        h.drain_ok();
+        // Settled: healthy a second later.
+        let done = actions(|out| supervisor.tick(ms(now), &h.manager, out));
+        assert!(done
+            .iter()
+            .all(|action| !matches!(action, Action::Healthy { .. })));
+        now += 1000;
+        let done = actions(|out| supervisor.tick(ms(now), &h.manager, out));
+        if round > 0 {
+            assert!(done.contains(&Action::Healthy { pd }), "{done:?}");
+        }
+        for action in done {
+            if let Action::Ping { sequence, .. } = action {
+                supervisor.alive(pd, sequence, ms(now));
+            }
+        }
+        h.pd_died(1);
+        h.drain_ok();
+        let done = actions(|out| supervisor.faulted(pd, 3, ms(now), out));
+        assert_eq!(done, [Action::Restart { pd, failures: 1 }], "round {round}");
+        now += 10;
+    }
+    assert_eq!(supervisor.status(pd).unwrap().failures, 20);
+}
