@@ -8,8 +8,9 @@
 //! | [`Operation::Write`] | same | same |
 //! | [`Operation::Flush`] | id | same |
 //!
-//! The driver notifies the client when its disk is bound (the client starts then) and after it
-//! queues responses; the client notifies the driver when it queues requests and the driver asked
+//! The driver announces its disk when it is bound (an [`ANNOUNCE`] response: the client starts
+//! then, or resubmits what it has outstanding, since a driver that restarted lost what it had
+//! taken) and notifies the client after it queues responses; the client notifies the driver when it queues requests and the driver asked
 //! for a signal. Both halves find the rings and the data region in their system description
 //! through [`Regions::from_system`] (setvar symbols `requests`, `responses`, `block_data`): the
 //! driver's is [`Server`], the client's [`Client`].
@@ -64,6 +65,11 @@ pub struct Request {
     /// Offset of the data in the shared data region.
     pub offset: u32,
 }
+
+/// The id of the response a driver queues when its disk is bound (the announcement): no
+/// request has it (clients number theirs below it). A client resubmits then whatever it has
+/// outstanding — a driver that restarted lost the requests it had taken and not answered.
+pub const ANNOUNCE: u32 = u32::MAX;
 
 /// A block response on the ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +150,12 @@ impl Request {
 }
 
 impl Response {
+    /// Is it the driver's announcement that its disk is bound ([`ANNOUNCE`])?
+    #[must_use]
+    pub fn is_announcement(&self) -> bool {
+        self.id == ANNOUNCE
+    }
+
     /// The response's bytes.
     #[must_use]
     pub fn encode(&self) -> [u8; RESPONSE_BYTES] {
@@ -364,8 +376,16 @@ impl Server {
         self.data
     }
 
-    /// Tells the client the disk is there (it starts then).
-    pub fn announce(&self) {
+    /// Tells the client the disk is there (it starts then, or resubmits what it had
+    /// outstanding): an [`ANNOUNCE`] response and a notification.
+    pub fn announce(&mut self) {
+        let announcement = Response {
+            id: ANNOUNCE,
+            status: Status::Ok,
+        };
+        if self.responses.try_push(&announcement.encode()).is_err() {
+            warn!("block: the client's response ring is full; the announcement goes by notification only");
+        }
         self.channel.notify();
     }
 

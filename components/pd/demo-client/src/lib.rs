@@ -19,6 +19,8 @@ use warden_microkit::{ChannelSet, Handler};
 use warden_services::block::{self, Operation, Request, Response, Status};
 use warden_services::{clock, entropy, ReplyError};
 
+pub mod soak;
+
 /// What this PD expects of the system description.
 pub mod interface {
     use warden_microkit::Channel;
@@ -29,6 +31,8 @@ pub mod interface {
     pub const ENTROPY: Channel = Channel::new(2);
     /// The PL031 driver (this end calls).
     pub const CLOCK: Channel = Channel::new(3);
+    /// The system timer (this end calls; the soak client's clock).
+    pub const TIMER: Channel = Channel::new(4);
     /// Maps: (vaddr symbol, size symbol).
     pub const REGIONS: [(&str, &str); 3] = [
         ("requests", "requests_size"),
@@ -166,7 +170,8 @@ impl Client {
         if let Some(disk) = self.disk.as_mut() {
             disk.responses(|response| responses.push(response));
         }
-        for response in responses {
+        // The driver's announcement only says the disk is there (the first starts the check).
+        for response in responses.into_iter().filter(|r| !r.is_announcement()) {
             self.advance(response);
         }
     }

@@ -165,7 +165,7 @@ impl Driver for VirtioBlkDriver {
                     // Requests queued while no disk was bound (before a restart of this PD,
                     // say) are served now; then the client hears the disk is there.
                     self.serve_client();
-                    if let Some(client) = self.client.as_ref() {
+                    if let Some(client) = self.client.as_mut() {
                         client.announce();
                     }
                 }

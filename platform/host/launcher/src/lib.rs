@@ -6,5 +6,6 @@
 
 pub mod devices;
 pub mod launcher;
+pub mod soak;
 /// The system description parser (`warden-system`), under the name the launcher uses.
 pub use warden_system as sdf;

@@ -46,6 +46,45 @@ enum Command {
         /// inject kill|hang|panic|corrupt|flood PD.
         #[arg(long)]
         control: Option<PathBuf>,
+        /// Run another program in a PD's place: PD=PROGRAM (the host build of PROGRAM.elf;
+        /// repeatable).
+        #[arg(long, value_name = "PD=PROGRAM", value_parser = program_override)]
+        program: Vec<(String, String)>,
+    },
+    /// The fault-injection soak: run a system with the soak client in its client PD's place,
+    /// inject random faults into its driver PDs one at a time, and check that each is recovered
+    /// (the tree whole again, the client's blocks verified) with no request lost and no data
+    /// corrupted. Exit 0 only if so; the last line gives the figures.
+    Soak {
+        /// The system description (system.xml).
+        file: PathBuf,
+        /// The board's device tree blob.
+        #[arg(long)]
+        board: PathBuf,
+        /// Plug a virtio device in at start-up (as for run; the first disk is soaked).
+        #[arg(long, value_name = "DEVICE")]
+        virtio: Vec<String>,
+        /// Faults to inject.
+        #[arg(long, default_value_t = 200)]
+        faults: usize,
+        /// Seed of the random draw (default: from the clock; printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Seconds a fault may take to be recovered before the soak stops.
+        #[arg(long, default_value_t = 15.0)]
+        recovery_timeout: f64,
+        /// The PD whose children are the driver PDs.
+        #[arg(long, default_value = "device_manager")]
+        manager: String,
+        /// The PD the soak client runs in.
+        #[arg(long, default_value = "client")]
+        client: String,
+        /// Copy every line of the run to this file.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// A line per fault.
+        #[arg(long)]
+        verbose: bool,
     },
     /// Send one command to a running system's control socket and print the answer.
     Control {
@@ -91,6 +130,60 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Soak {
+            file,
+            board,
+            virtio,
+            faults,
+            seed,
+            recovery_timeout,
+            manager,
+            client,
+            log,
+            verbose,
+        } => {
+            let Some(recovery_timeout) = std::time::Duration::try_from_secs_f64(recovery_timeout)
+                .ok()
+                .filter(|timeout| !timeout.is_zero())
+            else {
+                eprintln!("warden-host: --recovery-timeout must be a positive number of seconds");
+                return ExitCode::from(2);
+            };
+            let seed = seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |since| since.as_nanos() as u64)
+            });
+            let options = warden_host::soak::Options {
+                file,
+                board,
+                virtio,
+                faults,
+                seed,
+                recovery_timeout,
+                manager,
+                client,
+                log,
+                verbose,
+            };
+            match warden_host::soak::soak(&options) {
+                Ok(outcome) => {
+                    if let Some(why) = &outcome.stopped {
+                        println!("soak: stopped early: {why}");
+                    }
+                    println!("{}", outcome.summary());
+                    if outcome.passed() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(error) => {
+                    eprintln!("warden-host: soak: {error}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Run {
             file,
             timeout,
@@ -98,6 +191,7 @@ fn main() -> ExitCode {
             board,
             virtio,
             control,
+            program,
         } => {
             let options = warden_host::launcher::Options {
                 timeout: timeout.map(std::time::Duration::from_secs_f64),
@@ -105,6 +199,7 @@ fn main() -> ExitCode {
                 board,
                 virtio,
                 control,
+                programs: program,
             };
             match warden_host::launcher::run(&file, &options) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -114,5 +209,17 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// `PD=PROGRAM` of `--program`.
+fn program_override(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((pd, program)) if !pd.is_empty() && !program.is_empty() && !program.contains('/') => {
+            Ok((pd.to_string(), program.to_string()))
+        }
+        _ => Err(format!(
+            "'{text}': expected PD=PROGRAM (a program built beside warden-host, e.g. client=soak_client)"
+        )),
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! `program_image path="NAME.elf"` runs the host build of the same PD crate: the executable
 //! `NAME` in the directory that holds `warden-host` (cargo puts every binary of a workspace
-//! there).
+//! there). `--program PD=NAME` runs another program in a PD's place (the soak's client).
 //!
 //! Memory regions: each is a file in the run's directory (removed at the end), mapped shared by
 //! every PD that maps it, at the description's vaddr with its permissions, so a write to a
@@ -74,6 +74,8 @@ pub struct Options {
     pub virtio: Vec<VirtioSpec>,
     /// Where to listen for control commands (hot-plug, fault injection).
     pub control: Option<PathBuf>,
+    /// Programs run in place of a PD's `program_image`: (PD name, program name).
+    pub programs: Vec<(String, String)>,
 }
 
 /// Why a run could not start or go on.
@@ -184,12 +186,24 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    if let Some((name, _)) = options
+        .programs
+        .iter()
+        .find(|(name, _)| !system.protection_domains.iter().any(|pd| &pd.name == name))
+    {
+        return Err(LaunchError::Unsupported(format!(
+            "--program {name}=…: the system has no protection domain '{name}'"
+        )));
+    }
     let mut processes = Vec::new();
     for pd in &system.protection_domains {
-        let stem = pd
-            .program_image
-            .strip_suffix(".elf")
+        let image = options
+            .programs
+            .iter()
+            .rev()
+            .find_map(|(name, program)| (name == &pd.name).then_some(program.as_str()))
             .unwrap_or(&pd.program_image);
+        let stem = image.strip_suffix(".elf").unwrap_or(image);
         let program = directory.join(stem);
         if !program.is_file() {
             return Err(LaunchError::MissingProgram(pd.name.clone(), program));
