@@ -62,7 +62,7 @@ banner = @printf '\n==> %s\n' "$(1)"
 
 .DEFAULT_GOAL := all
 .PHONY: all qemu system-image sdk-check test deps fresh-machine-check fmt-check clippy host-test loom \
-	check-target bench fuzz sim sim-test soak clean board-dtb
+	check-target bench fuzz sim sim-test supervision-test soak clean board-dtb
 
 # --- Microkit system image ------------------------------------------------------------------
 # Every PD binary is built for $(TARGET) and linked by rust-lld against the SDK's libmicrokit.a
@@ -176,6 +176,7 @@ test:
 	@$(MAKE) --no-print-directory host-test
 	@$(MAKE) --no-print-directory loom
 	@$(MAKE) --no-print-directory sim-test
+	@$(MAKE) --no-print-directory supervision-test
 	@$(MAKE) --no-print-directory soak SOAK_FAULTS=200
 	@$(MAKE) --no-print-directory check-target
 	@printf '\n==> make test: all steps passed\n'
@@ -262,6 +263,12 @@ sim: $(DISK_IMAGE)
 sim-test:
 	$(call banner,sim-test: system.xml on the host platform tells the expected story)
 	@scripts/sim-test.sh release
+
+# Hostile driver PDs, one per way a driver could take a device, a driver or a data path away
+# for good (scripts/supervision-test.sh): each must be survived.
+supervision-test:
+	$(call banner,supervision-test: hostile driver PDs in system.xml on the host platform)
+	@scripts/supervision-test.sh release
 
 # The fault-injection soak (warden-host soak): system.xml on the host platform with the soak
 # client (blocks written and verified without pause) in the client's place, SOAK_FAULTS random

@@ -302,7 +302,8 @@ fi
 for program in device_manager pl011_driver pl031_driver virtio_mmio_driver virtio_blk_driver \
     virtio_rng_driver demo_client shell meson_uart_driver demo_driver log_printer; do
     checks=$((checks + 1))
-    if pgrep -x "$program" >/dev/null; then
+    # This checkout's programs only (another Warden may be running on the machine).
+    if pgrep -f -- "^$PWD/target/$profile/$program( |\$)" >/dev/null; then
         fail "$program outlived the launcher"
     fi
 done

@@ -9,6 +9,10 @@
 #![cfg_attr(target_os = "none", no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
+pub mod hostile;
+
 use log::info;
 use warden_driver::{Answer, Callback, Driver, DriverPd, Probe};
 

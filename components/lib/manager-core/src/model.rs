@@ -158,7 +158,8 @@ pub enum Error {
     /// memory is not in its [`Grant`](warden_vocabulary::Grant), or a bridge's child whose
     /// interrupt the system gives another PD).
     NotGranted,
-    /// A driver added more children under one device than [`Config::children_per_device`].
+    /// A driver added more children under one device than [`Config::children_per_device`], or
+    /// its PD more devices in all than [`Config::devices_per_pd`].
     OverQuota,
     /// A table or queue of the manager is full: try again later.
     NoSpace,
@@ -195,6 +196,9 @@ pub struct Config {
     pub requests_per_requester: usize,
     /// Most children the drivers may add under one device ([`Error::OverQuota`]).
     pub children_per_device: usize,
+    /// Most devices one PD's drivers may have added, alive at once, however deep (children of
+    /// their children count too: [`Error::OverQuota`]). A bridge adds one per slot it has.
+    pub devices_per_pd: usize,
 }
 
 impl Config {
@@ -205,6 +209,7 @@ impl Config {
         reserved_operations: 4,
         requests_per_requester: 8,
         children_per_device: 32,
+        devices_per_pd: 32,
     };
     /// One driver callback in flight system-wide.
     pub const SINGLE_CALLBACK: Self = Self {

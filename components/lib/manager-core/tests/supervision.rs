@@ -188,6 +188,55 @@ fn a_driver_adds_children_up_to_its_quota() {
     );
 }
 
+/// Failure 6 (children, however deep): children of children count towards the PD's quota, so
+/// a driver that probes its own children and adds more under them is stopped too.
+#[test]
+fn a_pd_adds_devices_up_to_its_quota_however_deep() {
+    let config = Config {
+        devices_per_pd: 4,
+        ..Config::PER_DEVICE
+    };
+    let mut h = Harness::new(config);
+    h.register("bridge", "bridge", 1);
+    h.add_device(None, "bridge");
+    let mut added = 0;
+    let mut refused = None;
+    // Every probe adds a child that is a bridge again.
+    for _ in 0..10 {
+        let Some(probe) = h.pending_of(CallbackKind::Probe).first().copied() else {
+            break;
+        };
+        match h.child_add(probe, "bridge") {
+            Ok(_) => added += 1,
+            Err(error) => refused = Some(error),
+        }
+        h.reply(probe, Answer::Ok);
+    }
+    assert_eq!(added, 4);
+    assert_eq!(refused, Some(Error::OverQuota));
+    // The quota is of live devices: one removed makes room for one more.
+    let leaf = h
+        .manager
+        .devices()
+        .filter(|&device| h.manager.device(device).unwrap().added_by_binding)
+        .last()
+        .unwrap();
+    let parent = h.manager.device(leaf).unwrap().parent.unwrap();
+    let unbind = h.submit(Request::Unbind(parent));
+    h.drain_ok();
+    assert!(h.result(unbind).is_ok());
+    let driver = h.manager.drivers().next().unwrap();
+    let bind = h.submit(Request::Bind {
+        device: parent,
+        driver,
+    });
+    let probe = h.pending_for(CallbackKind::Probe, parent);
+    assert!(h.child_add(probe, "leaf").is_ok());
+    h.reply(probe, Answer::Ok);
+    h.drain_ok();
+    assert!(h.result(bind).is_ok());
+}
+
 fn resources(base: u64, size: u64, irq: Option<u32>) -> Resources {
     let mut resources = Resources::default();
     resources.mmio.push(window(base, size)).unwrap();
@@ -363,6 +412,15 @@ fn a_device_remembers_the_pd_it_lost() {
     h.register("a", "x", 1);
     h.drain_ok();
     assert_eq!(h.manager.device(device).unwrap().last_pd, None);
+    // A device never bound, whose probe died with its PD (a hung probe stopped), says so too.
+    h.register("b", "y", 2);
+    let add = h.add_device(None, "y");
+    let probe = h.pending_of(CallbackKind::Probe)[0];
+    h.pd_died(2);
+    h.drain_ok();
+    let device = h.device_of(add);
+    assert_eq!(probe.device, device);
+    assert_eq!(h.manager.device(device).unwrap().last_pd, Some(PdId(2)));
 }
 
 type TestSupervisor = Supervisor<4>;

@@ -35,6 +35,21 @@ macro_rules! peer_warn {
     }};
 }
 
+/// A line caused by driver PD `$pd`'s call: rate-limited like [`peer_warn`] (a PD without a
+/// link, which cannot be, is not limited).
+macro_rules! by_peer {
+    ($manager:expr, $pd:expr, $log:expr) => {{
+        let now = $manager.core.now();
+        let allowed = $manager
+            .link($pd)
+            .and_then(|index| $manager.drivers.get_mut(index))
+            .is_none_or(|link| link.log.allow(now));
+        if allowed {
+            $log;
+        }
+    }};
+}
+
 /// The manager's link to one driver PD.
 pub struct DriverLink {
     /// Its channel (and child id).
@@ -368,25 +383,41 @@ impl DeviceManager {
             }) => self.add_child(pd, callback, parent, bus, match_data, resources),
             Ok(Message::RemoveChild { callback, child }) => self.remove_child(pd, callback, child),
             Ok(Message::Unbind { device }) => {
-                info!("manager: driver PD {} lets go of device {device}", pd.0);
+                by_peer!(
+                    self,
+                    pd,
+                    info!("manager: driver PD {} lets go of device {device}", pd.0)
+                );
                 self.request(Requester::Driver(pd), Request::Unbind(device))
             }
             Ok(Message::Bind { device, driver }) => {
-                info!(
-                    "manager: driver PD {} asks to bind device {device} again",
-                    pd.0
+                by_peer!(
+                    self,
+                    pd,
+                    info!(
+                        "manager: driver PD {} asks to bind device {device} again",
+                        pd.0
+                    )
                 );
                 self.request(Requester::Driver(pd), Request::Bind { device, driver })
             }
             Ok(other) => {
-                warn!(
-                    "manager: unexpected call from driver PD {}: {other:?}",
-                    pd.0
+                by_peer!(
+                    self,
+                    pd,
+                    warn!(
+                        "manager: unexpected call from driver PD {}: {other:?}",
+                        pd.0
+                    )
                 );
                 completion(Status::NotPermitted)
             }
             Err(error) => {
-                warn!("manager: malformed call from driver PD {}: {error:?}", pd.0);
+                by_peer!(
+                    self,
+                    pd,
+                    warn!("manager: malformed call from driver PD {}: {error:?}", pd.0)
+                );
                 completion(Status::Malformed)
             }
         }
@@ -453,9 +484,13 @@ impl DeviceManager {
                     }
                     _ => "",
                 };
-                warn!(
-                    "manager: refused driver PD {}'s registration of '{name}': {error:?}{why}",
-                    pd.0
+                by_peer!(
+                    self,
+                    pd,
+                    warn!(
+                        "manager: refused driver PD {}'s registration of '{name}': {error:?}{why}",
+                        pd.0
+                    )
                 );
                 refusal(error)
             }
@@ -496,7 +531,11 @@ impl DeviceManager {
                 }
             }
             Err(error) => {
-                warn!("manager: refused driver PD {}'s child: {error:?}", pd.0);
+                by_peer!(
+                    self,
+                    pd,
+                    warn!("manager: refused driver PD {}'s child: {error:?}", pd.0)
+                );
                 refusal(error)
             }
         };
@@ -514,9 +553,13 @@ impl DeviceManager {
         match result {
             Ok(()) => completion(Status::Ok),
             Err(error) => {
-                warn!(
-                    "manager: refused driver PD {}'s child removal: {error:?}",
-                    pd.0
+                by_peer!(
+                    self,
+                    pd,
+                    warn!(
+                        "manager: refused driver PD {}'s child removal: {error:?}",
+                        pd.0
+                    )
                 );
                 refusal(error)
             }
@@ -530,7 +573,14 @@ impl DeviceManager {
         match self.submit(requester, request) {
             Ok(_) => completion(Status::Ok),
             Err(error) => {
-                warn!("manager: refused {requester:?}'s request: {error:?}");
+                match requester {
+                    Requester::Driver(pd) => by_peer!(
+                        self,
+                        pd,
+                        warn!("manager: refused driver PD {}'s request: {error:?}", pd.0)
+                    ),
+                    _ => warn!("manager: refused {requester:?}'s request: {error:?}"),
+                }
                 refusal(error)
             }
         }

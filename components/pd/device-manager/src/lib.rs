@@ -90,7 +90,12 @@ pub mod interface {
 /// Drivers the core has room for.
 pub const DRIVERS: usize = 16;
 
-type Core = warden_manager_core::Manager<96, DRIVERS, 2, 32>;
+/// Devices the core has room for: a board's (QEMU virt has 46), the virtio-mmio bridge's
+/// children (one per transport: 32) and one more PD's quota of added devices
+/// ([`Config::devices_per_pd`]), so one hostile driver cannot fill the table.
+pub const DEVICES: usize = 128;
+
+type Core = warden_manager_core::Manager<DEVICES, DRIVERS, 2, 32>;
 
 /// The device-manager PD's handler.
 pub struct DeviceManager {
@@ -197,7 +202,14 @@ impl DeviceManager {
                 Effect::Complete(completion) => self.report.completed(&completion),
             }
         }
-        let bring_up_done = self.drivers.iter().all(|driver| driver.registered);
+        // Bring-up is over once every driver PD registered, or was given up on.
+        let supervisor = &self.supervisor;
+        let bring_up_done = self.drivers.iter().all(|driver| {
+            driver.registered
+                || supervisor
+                    .status(PdId(u32::from(driver.channel.index())))
+                    .is_some_and(|status| status.phase == warden_manager_core::Phase::Quarantined)
+        });
         self.report.changed(&self.core, bring_up_done);
         self.offer_room();
     }

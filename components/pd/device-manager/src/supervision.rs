@@ -228,10 +228,14 @@ impl DeviceManager {
                     }
                     Child::new(pd_index(pd)).restart();
                 }
-                Action::Quarantine { pd, failures } => warn!(
-                    "manager: driver PD {} failed {failures} times in a row: quarantined; its devices stay unbound until a client retries it ('retry {}')",
-                    pd.0, pd.0
-                ),
+                Action::Quarantine { pd, failures } => {
+                    warn!(
+                        "manager: driver PD {} failed {failures} times in a row: quarantined; its devices stay unbound until a client retries it ('retry {}')",
+                        pd.0, pd.0
+                    );
+                    // It may have been the last PD bring-up waited for.
+                    self.carry_out(Vec::new());
+                }
                 Action::Healthy { pd } => {
                     info!("manager: driver PD {} is healthy again", pd.0);
                 }

@@ -23,6 +23,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use log::{info, warn};
 use virtio_drivers::device::blk::VirtIOBlk;
+use virtio_drivers::transport::{DeviceType, Transport};
 use warden_driver::{Answer, Callback, Driver, DriverPd, Probe};
 use warden_microkit::{ChannelSet, DeviceRegion, DeviceRegisters};
 use warden_services::block::{self, Data, Operation, Request, Status, SECTOR_BYTES};
@@ -145,6 +146,16 @@ impl Driver for VirtioBlkDriver {
                 return Answer::Failed(1);
             }
         };
+        // What the device says it is, not what the one who added it claims (a hostile PD may
+        // add a "disk" over any transport it drives).
+        let found = transport.device_type();
+        if found != DeviceType::Block {
+            warn!(
+                "blk: device {} is said to be a block device, but its transport holds a {found:?}; not mine",
+                probe.callback.device
+            );
+            return Answer::NotMine;
+        }
         match Blk::new(transport) {
             Ok(blk) => {
                 let window = probe.window().map_or(0, |window| window.base);

@@ -12,6 +12,7 @@
 
 use log::{info, warn};
 use virtio_drivers::device::rng::VirtIORng;
+use virtio_drivers::transport::{DeviceType, Transport};
 use warden_driver::{Answer, Callback, Driver, DriverPd, Probe};
 use warden_microkit::{Channel, ChannelSet, DeviceRegion, DeviceRegisters, MessageInfo};
 use warden_services::entropy;
@@ -75,6 +76,16 @@ impl Driver for VirtioRngDriver {
                 return Answer::Failed(1);
             }
         };
+        // What the device says it is, not what the one who added it claims (a hostile PD may
+        // add a "disk" over any transport it drives).
+        let found = transport.device_type();
+        if found != DeviceType::EntropySource {
+            warn!(
+                "rng: device {} is said to be an entropy source, but its transport holds a {found:?}; not mine",
+                probe.callback.device
+            );
+            return Answer::NotMine;
+        }
         match Rng::new(transport) {
             Ok(rng) => {
                 info!("rng: entropy source {} bound", probe.callback.device);

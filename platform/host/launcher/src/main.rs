@@ -85,6 +85,12 @@ enum Command {
         /// A line per fault.
         #[arg(long)]
         verbose: bool,
+        /// Only these driver PDs (comma-separated names).
+        #[arg(long, value_delimiter = ',')]
+        only_pds: Vec<String>,
+        /// Only these faults (comma-separated: kill, hang, panic, corrupt, flood).
+        #[arg(long, value_delimiter = ',')]
+        only_faults: Vec<String>,
     },
     /// Send one command to a running system's control socket and print the answer.
     Control {
@@ -141,6 +147,8 @@ fn main() -> ExitCode {
             client,
             log,
             verbose,
+            only_pds,
+            only_faults,
         } => {
             let Some(recovery_timeout) = std::time::Duration::try_from_secs_f64(recovery_timeout)
                 .ok()
@@ -165,11 +173,14 @@ fn main() -> ExitCode {
                 client,
                 log,
                 verbose,
+                only_pds,
+                only_faults,
             };
             match warden_host::soak::soak(&options) {
                 Ok(outcome) => {
                     if let Some(why) = &outcome.stopped {
                         println!("soak: stopped early: {why}");
+                        println!("--- the run's last lines:\n{}", outcome.recent.join("\n"));
                     }
                     println!("{}", outcome.summary());
                     if outcome.passed() {

@@ -65,6 +65,10 @@ pub struct Options {
     pub log: Option<PathBuf>,
     /// Print a line per fault.
     pub verbose: bool,
+    /// Only these driver PDs (by name; empty: all).
+    pub only_pds: Vec<String>,
+    /// Only these faults (empty: all five).
+    pub only_faults: Vec<String>,
 }
 
 /// What a soak found.
@@ -84,6 +88,8 @@ pub struct Outcome {
     pub recoveries: Vec<Duration>,
     /// Why the soak stopped early, if it did.
     pub stopped: Option<String>,
+    /// The run's last lines, when it stopped early.
+    pub recent: Vec<String>,
 }
 
 impl Outcome {
@@ -141,7 +147,9 @@ struct Progress {
 /// What the log has told so far.
 #[derive(Debug, Default)]
 struct Seen {
-    /// Device id (`index:generation`) → the name of the driver it is bound to.
+    /// Device index → the name of the driver it is bound to. By index, not by handle: a
+    /// device's entry is reused only after it was removed, and the log may give the new
+    /// handle's binding without a line for the old one's removal.
     bound: BTreeMap<String, String>,
     /// The manager finished its bring-up.
     bring_up: bool,
@@ -187,7 +195,8 @@ impl Seen {
         if text.starts_with("bring-up done") {
             self.bring_up = true;
         } else if let Some(rest) = text.strip_prefix("device ") {
-            let id = rest.split(' ').next().unwrap_or_default().to_string();
+            let handle = rest.split(' ').next().unwrap_or_default();
+            let id = handle.split(':').next().unwrap_or_default().to_string();
             if let Some(name) = rest
                 .split_once(") bound to driver '")
                 .and_then(|(_, name)| name.strip_suffix('\''))
@@ -204,7 +213,9 @@ impl Seen {
             let Some(pd) = leading_number(rest) else {
                 return;
             };
-            if rest.contains(" wrote a slot of ") {
+            // A skipped slot is a peer-caused line: rate-limited, it may come as part of the
+            // summary ("… N more like this") instead.
+            if rest.contains(" wrote a slot of ") || rest.contains(" more like this") {
                 *self.skipped.entry(pd).or_insert(0) += 1;
             } else if rest.contains("quarantined") {
                 self.quarantined.push(pd);
@@ -438,7 +449,12 @@ pub fn soak(options: &Options) -> Result<Outcome, String> {
             recent.join("\n")
         ));
     }
-    outcome
+    outcome.map(|mut outcome| {
+        if outcome.stopped.is_some() {
+            outcome.recent = run.recent.iter().cloned().collect();
+        }
+        outcome
+    })
 }
 
 fn soak_run(
@@ -446,6 +462,31 @@ fn soak_run(
     options: &Options,
     drivers: &[(u32, String)],
 ) -> Result<Outcome, String> {
+    let drivers: Vec<(u32, String)> = drivers
+        .iter()
+        .filter(|(_, name)| options.only_pds.is_empty() || options.only_pds.contains(name))
+        .cloned()
+        .collect();
+    if drivers.is_empty() {
+        return Err(format!("no driver PD named {:?}", options.only_pds));
+    }
+    if let Some(unknown) = options
+        .only_faults
+        .iter()
+        .find(|only| !FAULTS.contains(&only.as_str()))
+    {
+        return Err(format!(
+            "'{unknown}' is not a fault: use kill, hang, panic, corrupt or flood"
+        ));
+    }
+    let kinds: Vec<usize> = (0..FAULTS.len())
+        .filter(|&kind| {
+            FAULTS.get(kind).is_some_and(|fault| {
+                options.only_faults.is_empty()
+                    || options.only_faults.iter().any(|only| only == fault)
+            })
+        })
+        .collect();
     // Bring-up: the tree loaded and bound, the client's data path verifying.
     let ready = run.until(Instant::now() + Duration::from_secs(30), |seen, _| {
         seen.bring_up && seen.progress.is_some_and(|progress| progress.verified > 0)
@@ -506,7 +547,9 @@ fn soak_run(
         else {
             continue;
         };
-        let kind = draw.below(FAULTS.len());
+        let Some(&kind) = kinds.get(draw.below(kinds.len().max(1))) else {
+            continue;
+        };
         let (Some(fault), Some(count)) =
             (FAULTS.get(kind).copied(), outcome.injected.get_mut(kind))
         else {

@@ -64,7 +64,9 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                 let allowed = bound_to_pd(parent)
                     && descriptor.resources.within(&self.devices[parent].resources);
                 if allowed
-                    && self.devices[parent].children.len as usize >= self.config.children_per_device
+                    && (self.devices[parent].children.len as usize
+                        >= self.config.children_per_device
+                        || self.added_by(pd) >= self.config.devices_per_pd)
                 {
                     return Err(Error::OverQuota);
                 }

@@ -10,6 +10,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         &mut self,
         parent: Option<u32>,
         descriptor: &DeviceDescriptor,
+        added_by_binding: bool,
         added_by: Option<PdId>,
     ) -> Result<u32, Error> {
         let bus_index = descriptor.bus.index();
@@ -31,7 +32,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             resources: descriptor.resources.clone(),
             lock_owner: None,
             lock_waiters: List::new(),
-            added_by_binding: added_by.is_some(),
+            added_by_binding,
             added_by,
             autoprobe: true,
             queue: Queue::None,

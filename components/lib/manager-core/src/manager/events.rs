@@ -175,10 +175,12 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         {
             return Err(Error::NotPermitted);
         }
-        if self.devices[flight.device].children.len as usize >= self.config.children_per_device {
+        if self.devices[flight.device].children.len as usize >= self.config.children_per_device
+            || self.added_by(pd) >= self.config.devices_per_pd
+        {
             return Err(Error::OverQuota);
         }
-        let child = self.create_device(Some(flight.device), descriptor, Some(pd))?;
+        let child = self.create_device(Some(flight.device), descriptor, true, Some(pd))?;
         self.queue_probe(child);
         let id = self.device_id(child);
         self.run(out);
@@ -241,14 +243,20 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             }
         }
         for op in 0..OPERATIONS as u32 {
-            let dead = self
+            let Some(flight) = self
                 .operations
                 .get(op)
                 .and_then(|operation| operation.in_flight)
-                .is_some_and(|flight| flight.pd == pd);
-            if dead {
-                self.end_callback(op, Reply::Died);
+                .filter(|flight| flight.pd == pd)
+            else {
+                continue;
+            };
+            // A device whose probe died with the PD was that PD's to bind: a query says so
+            // while it restarts or is quarantined.
+            if flight.kind == CallbackKind::Probe && self.devices[flight.device].driver.is_none() {
+                self.devices[flight.device].last_pd = Some(pd);
             }
+            self.end_callback(op, Reply::Died);
         }
         self.run(out);
     }

@@ -64,6 +64,14 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         self.grants.as_ref()?.of(pd)
     }
 
+    /// How many live devices `pd`'s drivers added ([`Config::devices_per_pd`]).
+    pub(crate) fn added_by(&self, pd: PdId) -> usize {
+        self.devices
+            .iter()
+            .filter(|(_, device)| device.added_by == Some(pd))
+            .count()
+    }
+
     /// Is `device` given to `pd` (the rules in the module docs)?
     pub(crate) fn given(&self, device: u32, pd: PdId) -> bool {
         let Some(grants) = &self.grants else {
@@ -80,7 +88,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             return true;
         }
         // The PD that added it (its parent's driver, during that probe) relays its interrupts.
-        let relay = entry.added_by;
+        let relay = entry.added_by.filter(|_| entry.added_by_binding);
         entry.resources.irqs.iter().all(|&irq| {
             grants
                 .other_owner(irq, pd)

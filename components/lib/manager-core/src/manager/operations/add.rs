@@ -23,7 +23,17 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             },
             None => None,
         };
-        let created = self.create_device(parent_index, descriptor, None);
+        // A driver's `device_add` counts towards its PD's quota; the board's devices are
+        // nobody's.
+        let adder = match self
+            .operations
+            .get(op)
+            .and_then(|operation| operation.request)
+        {
+            Some((_, Requester::Driver(pd))) => Some(pd),
+            _ => None,
+        };
+        let created = self.create_device(parent_index, descriptor, false, adder);
         if let Some(parent) = parent_index {
             self.unlock(op, parent);
         }

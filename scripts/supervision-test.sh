@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# System tests of supervision: each of the eight ways a driver PD could take a device, a driver
+# or a data path away for good, in system.xml on the host platform with one hostile PD in a
+# driver PD's place (`warden-host run --program PD=PROGRAM`, programs of drivers/demo's
+# `hostile` module) or one fault injected through the control socket. Each case checks what
+# survives; the crash loop prints its restarts and log lines per second.
+#
+#   1 hang         a probe never answered: stopped at its deadline, restarted, quarantined after
+#                  5; the device shows it; 40 rescans all answered; retry runs it again
+#   2 crash loop   panics in every probe, and in init: backoff, then quarantine
+#   3 corrupt slot the manager skips it and reads on: the same ring answers a remove
+#   4 blk restart  the client's blocks verified across 8 kills of the blk driver (the soak)
+#   5 NoSpace      a driver refused for a full table registers once there is room
+#   6 authority    an impostor claims the console, the clock, the disk: refused; its child flood
+#                  stops at its quota; the rightful drivers rebind after their restarts
+#   7 log flood    20,000 refused calls: a few lines a second and "… N more like this"
+#   8 manager dies the run stops at once, says why and exits 3
+#
+# Usage: scripts/supervision-test.sh [debug|release]   (default release; builds first)
+set -euo pipefail
+# A run that ended early closes the console FIFO: its writes fail (the checks say so) instead
+# of killing the script.
+trap "" PIPE
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+profile=${1:-release}
+flag=()
+[[ $profile == release ]] && flag=(--release)
+cargo build --workspace --bins "${flag[@]}"
+host="target/$profile/warden-host"
+work=$(mktemp -d)
+launcher=
+cleanup() {
+    [[ -n $launcher ]] && kill -TERM "$launcher" 2>/dev/null && wait "$launcher" 2>/dev/null
+    [[ -n ${KEEP:-} ]] && echo "kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+bash scripts/board-dtb.sh qemu_virt_aarch64 "$work/board.dtb"
+truncate -s 1M "$work/disk.img"
+failures=0
+passed=0
+fail() {
+    echo "supervision-test: FAILED: $*"
+    failures=$((failures + 1))
+}
+ok() {
+    echo "supervision-test: ok: $*"
+    passed=$((passed + 1))
+}
+# want N: is case N to run (ONLY="3 6" runs cases 3 and 6; unset: all)?
+want() {
+    [[ -z ${ONLY:-} || " $ONLY " == *" $1 "* ]]
+}
+check() {
+    if eval "$2"; then ok "$1"; else fail "$1"; fi
+}
+
+# start NAME [run options…]: system.xml with the console on a FIFO (fd 3) and a control socket.
+start() {
+    name=$1
+    shift
+    log=$work/$name.log
+    control=$work/$name.sock
+    mkfifo "$work/$name.console"
+    "$host" run system.xml --board "$work/board.dtb" --virtio "blk=$work/disk.img" --virtio rng \
+        --control "$control" --timeout 120 "$@" <"$work/$name.console" >"$log" 2>&1 &
+    launcher=$!
+    exec 3>"$work/$name.console"
+    typed=0
+    started=$(date +%s.%N)
+}
+# stop: ends the run; its status is in $status.
+stop() {
+    status=0
+    kill -TERM "$launcher" 2>/dev/null || true
+    wait "$launcher" || status=$?
+    launcher=
+    exec 3>&-
+}
+# count REGEX: lines of the log matching it.
+count() {
+    grep -cE -- "$1" "$log" || true
+}
+# wait_for REGEX [N [SECONDS]]: waits for the N-th line matching REGEX (default 1, 15 s).
+wait_for() {
+    local n=${2:-1} tries=$((${3:-15} * 20))
+    for _ in $(seq "$tries"); do
+        [[ $(count "$1") -ge $n ]] && return 0
+        sleep 0.05
+    done
+    fail "$name: timed out waiting for: $1 (${n}x)"
+    return 1
+}
+# type_line LINE REGEX [N]: types on the console, waits for the echo and the answer.
+type_line() {
+    echo "$1" >&3
+    typed=$((typed + 1))
+    wait_for '^\[console\] warden> ' "$typed" && wait_for "$2" "${3:-1}"
+}
+inject() {
+    "$host" control "$control" inject "$1" "$2" >/dev/null || fail "$name: inject $1 $2 refused"
+}
+booted() {
+    wait_for 'bring-up done' 1 20 && wait_for '^\[console\] Warden shell' 1 20
+}
+show() {
+    echo "--- $name: the run's log (manager and driver lines; the virtio-mmio transports left out):"
+    grep -vE "manager:   |virtio,mmio\\) (un)?bound|^\\[console\\]   " "$log" | tail -n "${1:-80}"  || true
+}
+
+# --- 1: a probe that is never answered ------------------------------------------------------
+if want 1; then
+start hang --program rtc_driver=hostile_hang
+if booted; then
+    wait_for 'driver PD 2 has not answered its probe callback after [0-9]+ ms \(its deadline: 500 ms\); stopping it' || true
+    wait_for 'driver PD 2 failed 5 times in a row: quarantined' 1 20 || true
+    type_line 'device 38' '^\[console\]   driver:     \(unbound; its driver.s PD 2 quarantined after 5 failures in a row' || true
+    # Requests on the locked-then-freed device, and many of them: every one is answered
+    # (typed one at a time: the console does not promise to keep up with a paste).
+    for n in $(seq 40); do
+        type_line rescan 'rescan accepted' "$n" || break
+    done
+    type_line 'tree' "38:0 arm,pl031 @0x9010000 irq 34 -> \\(unbound; PD 2 quarantined after 5 failures in a row\\)" || true
+    type_line 'pd 2' '^\[console\] driver PD 2: quarantined after 5 failures in a row' || true
+    restarts=$(count 'restarting driver PD 2')
+    type_line 'retry 2' '^\[console\] driver PD 2 restarted' || true
+    wait_for 'restarting driver PD 2' $((restarts + 1)) || true
+    wait_for 'hostile: probe of 38:0: never answering' 6 || true
+fi
+stop
+show 40
+check "hang: the hung probe was stopped at its deadline (500 ms)" \
+    "[[ \$(count 'has not answered its probe callback after') -ge 5 ]]"
+check "hang: after 5 failures in a row the PD is quarantined and the device says so" \
+    "[[ \$(count 'quarantined after 5 failures in a row') -ge 2 ]]"
+check "hang: 40 rescans behind the hung device were all answered, none refused NoSpace" \
+    "[[ \$(count 'rescan accepted') -ge 40 && \$(count 'NoSpace') -eq 0 ]]"
+check "hang: 'retry 2' restarted the quarantined PD" \
+    "[[ \$(count 'hostile: probe of 38:0: never answering') -ge 6 ]]"
+fi
+
+# --- 2: a crash loop, in probe and in init --------------------------------------------------
+if want 2; then
+for program in hostile_panic hostile_panic_init; do
+    start "$program" --program "rtc_driver=$program"
+    booted || true
+    sleep 2
+    at_2=$(count 'restarting driver PD 2')
+    lines_2=$(wc -l <"$log")
+    sleep 10
+    at_12=$(count 'restarting driver PD 2')
+    lines_12=$(wc -l <"$log")
+    quarantined=$(count 'driver PD 2 failed 5 times in a row: quarantined')
+    type_line 'retry 2' '^\[console\] driver PD 2 restarted' || true
+    wait_for 'restarting driver PD 2' $((at_12 + 1)) || true
+    stop
+    show 12
+    rate=$(awk "BEGIN { printf \"%.2f\", ($at_12 - $at_2) / 10 }")
+    lines=$(awk "BEGIN { printf \"%.1f\", ($lines_12 - $lines_2) / 10 }")
+    echo "supervision: crash loop ($program): $at_12 restarts in the first 12 s, $rate restarts/s from 2 s to 12 s, $lines log lines/s (all PDs), quarantined: $quarantined"
+    check "crash loop ($program): at most 1 restart a second after the first few" \
+        "awk 'BEGIN { exit !($rate <= 1) }'"
+    check "crash loop ($program): quarantined after 5 failures, and 'retry' runs it again" \
+        "[[ $quarantined -ge 1 && \$(count 'restarting driver PD 2') -gt $at_12 ]]"
+    check "crash loop ($program): fewer than 20 log lines a second" \
+        "awk 'BEGIN { exit !($lines < 20) }'"
+done
+fi
+
+# --- 3: a corrupt slot on a driver's ring ---------------------------------------------------
+if want 3; then
+start corrupt
+if booted; then
+    inject corrupt rtc_driver
+    wait_for 'driver PD 2 wrote a slot of 4096 bytes; skipped \(1 so far\)' || true
+    # The remove callback's answer comes back on the same ring.
+    type_line 'unbind 38' '^\[console\] unbind 38:0' || true
+    wait_for "device 38:0 \\(arm,pl031\\) unbound from 'pl031-rtc'" || true
+    rtc=$(grep -oE "driver PD 2 registers 'pl031-rtc' on the platform bus: driver [0-9]+:[0-9]+" "$log" \
+        | tail -n 1 | grep -oE '[0-9]+:[0-9]+$' || echo '0:0')
+    type_line "bind 38 $rtc" '^\[console\] bind 38:0' || true
+    wait_for "device 38:0 \\(arm,pl031\\) bound to driver 'pl031-rtc'" 2 || true
+    # After a restart the rings start afresh, and a corrupt slot is skipped again.
+    inject kill rtc_driver
+    wait_for "device 38:0 \\(arm,pl031\\) bound to driver 'pl031-rtc'" 3 || true
+    inject corrupt rtc_driver
+    wait_for 'driver PD 2 wrote a slot of 4096 bytes; skipped \(2 so far\)' || true
+    type_line 'time' '^\[console\] 20[0-9]{2}-' || true
+fi
+stop
+show 30
+check "corrupt slot: skipped, and the ring read on (the driver's remove answer arrived)" \
+    "[[ \$(count \"device 38:0 \\\\(arm,pl031\\\\) unbound from 'pl031-rtc'\") -ge 1 ]]"
+check "corrupt slot: after the driver's restart its ring is read again" \
+    "[[ \$(count 'skipped \(2 so far\)') -ge 1 && \$(count '^\[console\] 20[0-9]{2}-') -ge 1 ]]"
+fi
+
+# --- 4: the blk driver restarts under a client that verifies its data -----------------------
+if want 4; then
+name=blk
+log=$work/blk.log
+if "$host" soak system.xml --board "$work/board.dtb" --virtio "blk=$work/disk.img" --virtio rng \
+    --faults 8 --only-pds blk_driver --only-faults kill,hang,panic --seed 4 --verbose >"$log" 2>&1; then
+    soaked=yes
+else
+    soaked=no
+fi
+cat "$log"
+check "blk restart: 8 faults of the blk driver, the client's blocks verified after each, none lost" \
+    "[[ $soaked == yes ]] && grep -qE '^soak: 8 faults injected .* 8 recovered, 0 requests lost, 0 data mismatches' \"$log\""
+fi
+
+# --- 5: registration refused for a full table, then room -------------------------------------
+if want 5; then
+start nospace --program rng_driver=hostile_table_filler
+if booted; then
+    wait_for 'hostile: registered [0-9]+ more drivers \([0-9]+ in all\); then the manager answered NoSpace' || true
+    inject kill rtc_driver
+    wait_for "driver: the manager's driver table is full; registering again when it has room" || true
+    inject kill rng_driver
+    wait_for "driver PD 2 registers 'pl031-rtc' on the platform bus" 2 || true
+    wait_for "device 38:0 \\(arm,pl031\\) bound to driver 'pl031-rtc'" 2 || true
+    type_line 'time' '^\[console\] 20[0-9]{2}-' || true
+fi
+stop
+show 30
+check "NoSpace: the driver heard the refusal and registered once there was room" \
+    "[[ \$(count \"driver PD 2 registers 'pl031-rtc'\") -ge 2 && \$(count '^\[console\] 20[0-9]{2}-') -ge 1 ]]"
+fi
+
+# --- 6: an impostor ---------------------------------------------------------------------------
+if want 6; then
+start impostor --program rng_driver=hostile_impostor
+if booted; then
+    wait_for 'hostile: added [0-9]+ children under' || true
+    inject kill blk_driver
+    inject kill uart_driver
+    inject kill rtc_driver
+    wait_for "\\(virtio,device2\\) bound to driver 'virtio-blk'" 2 || true
+    wait_for "device 39:0 \\(arm,pl011\\) bound to driver 'pl011-console'" 2 || true
+    wait_for "device 38:0 \\(arm,pl031\\) bound to driver 'pl031-rtc'" 2 || true
+    type_line 'time' '^\[console\] 20[0-9]{2}-' || true
+fi
+stop
+show 30
+check "authority: the impostor may not register for the console or the clock" \
+    "[[ \$(count \"hostile: registered 'impostor-arm-pl011' for arm,pl011: NotPermitted\") -eq 1 && \$(count \"hostile: registered 'impostor-arm-pl031' for arm,pl031: NotPermitted\") -eq 1 ]]"
+disk=$(grep -oE 'blk: disk [0-9]+:[0-9]+ at 0xa003e00' "$log" | head -n 1 | grep -oE '[0-9]+:[0-9]+' || echo none)
+check "authority: the rightful drivers rebind after their restarts; the impostor binds nothing of theirs" \
+    "[[ \$(count \"device (38:0|39:0|$disk) .* bound to driver 'impostor\") -eq 0 && \$(count \"device $disk \\\\(virtio,device2\\\\) bound to driver 'virtio-blk'\") -ge 2 && \$(count \"device 39:0 \\\\(arm,pl011\\\\) bound to driver 'pl011-console'\") -ge 2 ]]"
+check "authority: its children, however deep, stop at the PD's quota (32), refused OverQuota" \
+    "[[ \$(count 'hostile: added 32 children under [0-9]+:[0-9]+ with one and the same window; then the manager answered NotPermitted') -eq 1 && \$(count \"refused driver PD 5's child: OverQuota\") -ge 1 && \$(count \"refused driver PD 5's child: NoSpace\") -eq 0 ]]"
+check "authority: the fake disks over the entropy device are not taken for disks" \
+    "[[ \$(count 'blk: device [0-9]+:[0-9]+ is said to be a block device, but its transport holds a EntropySource; not mine') -ge 1 && \$(count 'blk: disk [0-9]+:[0-9]+ at 0xa003c00') -eq 0 ]]"
+fi
+
+# --- 7: a driver floods the manager's log ----------------------------------------------------
+if want 7; then
+start flood --program rng_driver=hostile_log_flood
+if booted; then
+    wait_for 'hostile: flood done' 1 90 || true
+    sleep 1.5
+fi
+stop
+show 20
+flooded=$(count 'manager: (malformed call from|refused) driver PD 5|driver PD 5 lets go')
+held=$(grep -oE 'driver PD 5: … [0-9,]+ more like this' "$log" | grep -oE '[0-9,]+ more' \
+    | tr -d ', more' | awk '{ sum += $1 } END { print sum + 0 }')
+echo "supervision: log flood: 20,000 refused calls gave $flooded lines; ${held:-0} more summed up"
+check "log flood: the manager printed at most a few lines a second of it and summed up the rest" \
+    "[[ $flooded -le 60 && \${held:-0} -ge 19000 ]]"
+fi
+
+# --- 8: the manager dies ----------------------------------------------------------------------
+if want 8; then
+start death
+if booted; then
+    inject kill device_manager
+    for _ in $(seq 100); do
+        kill -0 "$launcher" 2>/dev/null || break
+        sleep 0.05
+    done
+fi
+stop
+show 5
+check "manager death: the run stopped with exit status 3 and said why" \
+    "[[ $status -eq 3 ]] && grep -q \"'device_manager' faulted (UserException) and has no parent: no PD can restart it, so the system stopped\" \"$log\""
+fi
+
+echo "supervision-test: $passed passed, $failures failed"
+[[ $failures -eq 0 ]]
