@@ -188,22 +188,24 @@ pub fn impostor() -> DriverPd<Hostile> {
     })
 }
 
-/// `hostile_log_flood`: every one of these is refused, and each refusal is a line the manager
-/// would log.
+/// `hostile_log_flood`: registers, then makes call after call the manager refuses, each
+/// refusal a line the manager would log (until the supervisor stops it for not answering its
+/// heartbeats, and again after each restart).
 #[must_use]
 pub fn log_flood() -> DriverPd<Hostile> {
+    let pd = DriverPd::start(Hostile {
+        name: "flooder-rng",
+        compatible: &["virtio,device4"],
+        bus: warden_driver::bus::VIRTIO,
+        behaviour: Behaviour::Accept,
+    });
     warn!("hostile: 10,000 malformed calls and 10,000 unbinds of devices not mine");
     for round in 0..10_000u32 {
         let _ = warden_driver::MANAGER.pp_call(warden_microkit::MessageInfo::new(0x7fff, 0));
         let _ = warden_driver::unbind(DeviceId::from_parts(38 + round % 2, 0));
     }
     warn!("hostile: flood done");
-    DriverPd::start(Hostile {
-        name: "flooder-rng",
-        compatible: &["virtio,device4"],
-        bus: warden_driver::bus::VIRTIO,
-        behaviour: Behaviour::Accept,
-    })
+    pd
 }
 
 /// `hostile_table_filler`: a second after it starts (the others have registered by then), it
