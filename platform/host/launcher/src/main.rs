@@ -55,43 +55,7 @@ enum Command {
     /// inject random faults into its driver PDs one at a time, and check that each is recovered
     /// (the tree whole again, the client's blocks verified) with no request lost and no data
     /// corrupted. Exit 0 only if so; the last line gives the figures.
-    Soak {
-        /// The system description (system.xml).
-        file: PathBuf,
-        /// The board's device tree blob.
-        #[arg(long)]
-        board: PathBuf,
-        /// Plug a virtio device in at start-up (as for run; the first disk is soaked).
-        #[arg(long, value_name = "DEVICE")]
-        virtio: Vec<String>,
-        /// Faults to inject.
-        #[arg(long, default_value_t = 200)]
-        faults: usize,
-        /// Seed of the random draw (default: from the clock; printed).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Seconds a fault may take to be recovered before the soak stops.
-        #[arg(long, default_value_t = 15.0)]
-        recovery_timeout: f64,
-        /// The PD whose children are the driver PDs.
-        #[arg(long, default_value = "device_manager")]
-        manager: String,
-        /// The PD the soak client runs in.
-        #[arg(long, default_value = "client")]
-        client: String,
-        /// Copy every line of the run to this file.
-        #[arg(long)]
-        log: Option<PathBuf>,
-        /// A line per fault.
-        #[arg(long)]
-        verbose: bool,
-        /// Only these driver PDs (comma-separated names).
-        #[arg(long, value_delimiter = ',')]
-        only_pds: Vec<String>,
-        /// Only these faults (comma-separated: kill, hang, panic, corrupt, flood).
-        #[arg(long, value_delimiter = ',')]
-        only_faults: Vec<String>,
-    },
+    Soak(SoakArguments),
     /// Send one command to a running system's control socket and print the answer.
     Control {
         /// The control socket (run --control).
@@ -100,6 +64,46 @@ enum Command {
         #[arg(required = true)]
         command: Vec<String>,
     },
+}
+
+/// `warden-host soak`'s arguments.
+#[derive(clap::Args)]
+struct SoakArguments {
+    /// The system description (system.xml).
+    file: PathBuf,
+    /// The board's device tree blob.
+    #[arg(long)]
+    board: PathBuf,
+    /// Plug a virtio device in at start-up (as for run; the first disk is soaked).
+    #[arg(long, value_name = "DEVICE")]
+    virtio: Vec<String>,
+    /// Faults to inject.
+    #[arg(long, default_value_t = 200)]
+    faults: usize,
+    /// Seed of the random draw (default: from the clock; printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Seconds a fault may take to be recovered before the soak stops.
+    #[arg(long, default_value_t = 15.0)]
+    recovery_timeout: f64,
+    /// The PD whose children are the driver PDs.
+    #[arg(long, default_value = "device_manager")]
+    manager: String,
+    /// The PD the soak client runs in.
+    #[arg(long, default_value = "client")]
+    client: String,
+    /// Copy every line of the run to this file.
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// A line per fault.
+    #[arg(long)]
+    verbose: bool,
+    /// Only these driver PDs (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    only_pds: Vec<String>,
+    /// Only these faults (comma-separated: kill, hang, panic, corrupt, flood).
+    #[arg(long, value_delimiter = ',')]
+    only_faults: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -136,45 +140,10 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Soak {
-            file,
-            board,
-            virtio,
-            faults,
-            seed,
-            recovery_timeout,
-            manager,
-            client,
-            log,
-            verbose,
-            only_pds,
-            only_faults,
-        } => {
-            let Some(recovery_timeout) = std::time::Duration::try_from_secs_f64(recovery_timeout)
-                .ok()
-                .filter(|timeout| !timeout.is_zero())
-            else {
+        Command::Soak(arguments) => {
+            let Some(options) = arguments.options() else {
                 eprintln!("warden-host: --recovery-timeout must be a positive number of seconds");
                 return ExitCode::from(2);
-            };
-            let seed = seed.unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |since| since.as_nanos() as u64)
-            });
-            let options = warden_host::soak::Options {
-                file,
-                board,
-                virtio,
-                faults,
-                seed,
-                recovery_timeout,
-                manager,
-                client,
-                log,
-                verbose,
-                only_pds,
-                only_faults,
             };
             match warden_host::soak::soak(&options) {
                 Ok(outcome) => {
@@ -232,5 +201,33 @@ fn program_override(text: &str) -> Result<(String, String), String> {
         _ => Err(format!(
             "'{text}': expected PD=PROGRAM (a program built beside warden-host, e.g. client=soak_client)"
         )),
+    }
+}
+
+impl SoakArguments {
+    /// The soak's options; `None` when the recovery timeout is not a positive duration.
+    fn options(self) -> Option<warden_host::soak::Options> {
+        let recovery_timeout = std::time::Duration::try_from_secs_f64(self.recovery_timeout)
+            .ok()
+            .filter(|timeout| !timeout.is_zero())?;
+        let seed = self.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |since| since.as_nanos() as u64)
+        });
+        Some(warden_host::soak::Options {
+            file: self.file,
+            board: self.board,
+            virtio: self.virtio,
+            faults: self.faults,
+            seed,
+            recovery_timeout,
+            manager: self.manager,
+            client: self.client,
+            log: self.log,
+            verbose: self.verbose,
+            only_pds: self.only_pds,
+            only_faults: self.only_faults,
+        })
     }
 }
