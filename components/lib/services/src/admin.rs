@@ -130,10 +130,7 @@ impl<C: Caller> Client<C> {
                 bound,
                 name,
             }),
-            Message::Completion { status, .. } if status != Status::Ok => {
-                Err(Error::Refused(status))
-            }
-            _ => Err(Error::Unexpected),
+            other => Err(refusal(&other)),
         }
     }
 
@@ -186,10 +183,7 @@ impl<C: Caller> Client<C> {
                 last_failure,
                 failure_detail,
             }),
-            Message::Completion { status, .. } if status != Status::Ok => {
-                Err(Error::Refused(status))
-            }
-            _ => Err(Error::Unexpected),
+            other => Err(refusal(&other)),
         }
     }
 
@@ -220,10 +214,7 @@ impl<C: Caller> Client<C> {
                 resources,
                 last_pd,
             }),
-            Message::Completion { status, .. } if status != Status::Ok => {
-                Err(Error::Refused(status))
-            }
-            _ => Err(Error::Unexpected),
+            other => Err(refusal(&other)),
         }
     }
 
@@ -363,6 +354,14 @@ fn pd_info(pd: Supervised) -> Message {
         restarts: pd.restarts,
         last_failure: pd.last_failure,
         failure_detail: pd.failure_detail,
+    }
+}
+
+/// What a reply other than the one asked for means: the manager's refusal, or a broken reply.
+fn refusal(reply: &Message) -> Error {
+    match reply {
+        Message::Completion { status, .. } if *status != Status::Ok => Error::Refused(*status),
+        _ => Error::Unexpected,
     }
 }
 

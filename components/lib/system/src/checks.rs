@@ -126,16 +126,12 @@ impl Parser<'_, '_> {
         for pd in &system.protection_domains {
             let mut placed: Vec<(u64, u64, &str)> = Vec::new();
             for map in &pd.maps {
-                let region = system
-                    .memory_regions
-                    .iter()
-                    .find(|region| region.name == map.region)
-                    .ok_or_else(|| {
-                        self.error_at(
-                            map.location,
-                            format!("no memory region named '{}'", map.region),
-                        )
-                    })?;
+                let region = system.region(&map.region).ok_or_else(|| {
+                    self.error_at(
+                        map.location,
+                        format!("no memory region named '{}'", map.region),
+                    )
+                })?;
                 if map.vaddr % region.page_size != 0 {
                     return Err(self.error_at(
                         map.location,

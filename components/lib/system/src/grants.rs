@@ -49,11 +49,7 @@ pub fn child_grants(system: &System, parent: usize) -> Result<Vec<(u64, Grant)>,
         }
         let mut grant = Grant::default();
         for map in &pd.maps {
-            let Some(region) = system
-                .memory_regions
-                .iter()
-                .find(|region| region.name == map.region)
-            else {
+            let Some(region) = system.region(&map.region) else {
                 continue;
             };
             let Some(base) = region.phys_addr else {

@@ -89,6 +89,16 @@ pub struct System {
     pub channels: Vec<Channel>,
 }
 
+impl System {
+    /// The memory region named `name`.
+    #[must_use]
+    pub fn region(&self, name: &str) -> Option<&MemoryRegion> {
+        self.memory_regions
+            .iter()
+            .find(|region| region.name == name)
+    }
+}
+
 /// Reads and checks a system description file.
 ///
 /// # Errors

@@ -256,11 +256,7 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
         let mut maps = Vec::new();
         let mut setvars = Vec::new();
         for map in &pd.maps {
-            let Some(region) = system
-                .memory_regions
-                .iter()
-                .find(|region| region.name == map.region)
-            else {
+            let Some(region) = system.region(&map.region) else {
                 continue;
             };
             if let Some(symbol) = &map.setvar_vaddr {
