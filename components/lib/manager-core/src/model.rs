@@ -260,4 +260,7 @@ pub struct Stats {
     pub max_callbacks_in_flight: u64,
     /// Outside requests refused because their requester had too many in progress.
     pub requests_over_cap: u64,
+    /// Probes that failed after their driver added children that were in use already: the
+    /// device stayed with the driver until its cleanup or an unbind took the children down.
+    pub probes_with_busy_children: u64,
 }

@@ -237,6 +237,65 @@ fn a_pd_adds_devices_up_to_its_quota_however_deep() {
     assert!(h.result(bind).is_ok());
 }
 
+/// A bridge whose PD dies in its probe after adding a child (found by the soak: the restarted
+/// bridge added the disk again, and two devices for one disk were bound to virtio-blk). The
+/// children of a failed attempt go with it: at once when idle, through the dead PD's cleanup
+/// (children first, their drivers' removes) when already bound.
+#[test]
+fn a_failed_probe_takes_the_children_it_added_with_it() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    h.register("bridge", "bridge", 1);
+    h.register("leaf", "leaf", 2);
+    h.add_device(None, "bridge");
+    let probe = h.pending_of(CallbackKind::Probe)[0];
+    let transport = probe.device;
+    let child = h.child_add(probe, "leaf").unwrap();
+    // The leaf's driver binds the child while the bridge's probe is still in flight.
+    let leaf_probe = h.pending_for(CallbackKind::Probe, child);
+    h.reply(leaf_probe, Answer::Ok);
+    assert!(h.manager.device(child).unwrap().driver.is_some());
+    h.pd_died(1);
+    h.drain_ok();
+    assert!(
+        h.manager.device(child).is_err(),
+        "the child went with the attempt"
+    );
+    let children = |h: &Harness| {
+        h.manager
+            .devices()
+            .filter(|&device| h.manager.device(device).unwrap().parent == Some(transport))
+            .count()
+    };
+    assert_eq!(children(&h), 0);
+    // The restarted bridge probes again and adds the child once.
+    h.register("bridge", "bridge", 1);
+    let probe = h.pending_for(CallbackKind::Probe, transport);
+    h.child_add(probe, "leaf").unwrap();
+    h.reply(probe, Answer::Ok);
+    h.drain_ok();
+    assert_eq!(children(&h), 1);
+    // An idle child of an attempt that fails goes at once.
+    let unbind = h.submit(Request::Unbind(transport));
+    h.drain_ok();
+    assert!(h.result(unbind).is_ok());
+    let bridge = h
+        .manager
+        .drivers()
+        .find(|&driver| h.manager.driver(driver).unwrap().pd == PdId(1))
+        .unwrap();
+    let bind = h.submit(Request::Bind {
+        device: transport,
+        driver: bridge,
+    });
+    let probe = h.pending_for(CallbackKind::Probe, transport);
+    h.child_add(probe, "nobody-drives-this").unwrap();
+    h.reply(probe, Answer::Failed(7));
+    h.drain_ok();
+    assert_eq!(h.result(bind), Err(Error::CallbackFailed(7)));
+    assert_eq!(children(&h), 0);
+    h.manager.invariants().unwrap();
+}
+
 fn resources(base: u64, size: u64, irq: Option<u32>) -> Resources {
     let mut resources = Resources::default();
     resources.mmio.push(window(base, size)).unwrap();

@@ -109,6 +109,17 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                             }));
                         }
                         failure => {
+                            // Children this attempt added (a bridge's `__device_add`) must not
+                            // outlive it, or the next attempt adds them again beside them.
+                            if !self.reap_added_children(op, device) {
+                                // Some are in use already: the device stays with the driver, so
+                                // that its cleanup (a dead PD's) or an unbind takes them down
+                                // first, with their drivers' removes.
+                                self.bind(device, driver);
+                                self.unlock(op, device);
+                                self.stats.probes_with_busy_children += 1;
+                                return Step::Done(Err(failure_error(failure)));
+                            }
                             if task.only.is_some() {
                                 self.unlock(op, device);
                                 return Step::Done(Err(failure_error(failure)));
@@ -120,6 +131,33 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Deletes the idle children the binding of `device` added (its lock is `op`'s); false if
+    /// any such child is bound, locked or has children of its own.
+    fn reap_added_children(&mut self, op: u32, device: u32) -> bool {
+        loop {
+            let mut busy = false;
+            let idle = self.devices[device]
+                .children
+                .iter(&self.devices, SiblingLinks)
+                .filter(|child| self.devices[*child].added_by_binding)
+                .find(|child| {
+                    let entry = &self.devices[*child];
+                    let idle = entry.driver.is_none()
+                        && entry.lock_owner.is_none()
+                        && entry.children.is_empty();
+                    busy |= !idle;
+                    idle
+                });
+            match idle {
+                Some(child) => {
+                    self.lock(op, child);
+                    self.free_device(op, child);
+                }
+                None => return !busy,
             }
         }
     }
