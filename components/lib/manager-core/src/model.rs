@@ -159,7 +159,8 @@ pub enum Error {
     /// interrupt the system gives another PD).
     NotGranted,
     /// A driver added more children under one device than [`Config::children_per_device`], or
-    /// its PD more devices in all than [`Config::devices_per_pd`].
+    /// its PD more devices in all than [`Config::devices_per_pd`], or more drivers than
+    /// [`Config::drivers_per_pd`].
     OverQuota,
     /// A table or queue of the manager is full: try again later.
     NoSpace,
@@ -199,6 +200,10 @@ pub struct Config {
     /// Most devices one PD's drivers may have added, alive at once, however deep (children of
     /// their children count too: [`Error::OverQuota`]). A bridge adds one per slot it has.
     pub devices_per_pd: usize,
+    /// Most drivers one PD may have registered at once ([`Error::OverQuota`]).
+    pub drivers_per_pd: usize,
+    /// The longest deadline a driver may ask for ([`DriverDescriptor::deadline`] is clamped).
+    pub max_callback_deadline: Duration,
 }
 
 impl Config {
@@ -210,6 +215,8 @@ impl Config {
         requests_per_requester: 8,
         children_per_device: 32,
         devices_per_pd: 32,
+        drivers_per_pd: 4,
+        max_callback_deadline: Duration::from_secs(10),
     };
     /// One driver callback in flight system-wide.
     pub const SINGLE_CALLBACK: Self = Self {

@@ -81,6 +81,51 @@ fn a_driver_names_its_own_deadline() {
     );
 }
 
+/// A driver may ask for more time, but at most `max_callback_deadline`: a hang cannot hide
+/// behind a deadline of 49 days.
+#[test]
+fn a_driver_asking_for_forever_gets_the_longest_deadline() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    let mut greedy = driver_descriptor(h.bus, "greedy", "x", 1);
+    greedy.deadline = Some(Duration::from_millis(u64::from(u32::MAX)));
+    h.try_submit(Requester::Driver(PdId(1)), Request::RegisterDriver(greedy))
+        .unwrap();
+    h.add_device(None, "x");
+    let longest = Config::PER_DEVICE.max_callback_deadline;
+    assert_eq!(
+        h.manager.overdue(Instant(longest.as_nanos() as u64 - 1)),
+        None
+    );
+    assert!(h.manager.overdue(Instant(0).after(longest)).is_some());
+}
+
+/// Failure 5 (the table): one PD may hold `drivers_per_pd` drivers, so it cannot fill the
+/// table and keep a restarted PD out.
+#[test]
+fn one_pd_may_not_fill_the_driver_table() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    for n in 0..Config::PER_DEVICE.drivers_per_pd {
+        let descriptor = driver_descriptor(h.bus, &format!("filler-{n}"), "x", 1);
+        h.try_submit(
+            Requester::Driver(PdId(1)),
+            Request::RegisterDriver(descriptor),
+        )
+        .unwrap();
+    }
+    let one_more = driver_descriptor(h.bus, "filler-more", "x", 1);
+    assert_eq!(
+        h.try_submit(
+            Requester::Driver(PdId(1)),
+            Request::RegisterDriver(one_more)
+        ),
+        Err(Error::OverQuota)
+    );
+    let other = driver_descriptor(h.bus, "rtc", "y", 2);
+    assert!(h
+        .try_submit(Requester::Driver(PdId(2)), Request::RegisterDriver(other))
+        .is_ok());
+}
+
 /// Failure 1 (the rest): retries of requests stuck behind a hung callback fill the table only
 /// up to the slots kept for the manager, and never a registration out: a driver PD that
 /// restarts meanwhile is registered, and its cleanup and walk run.

@@ -434,8 +434,19 @@ impl DeviceManager {
     ) -> Message {
         let now = self.core.now();
         // Whatever the outcome, the PD is up and answering: it is registered with the
-        // supervisor, whose heartbeats check it from now on.
-        self.supervisor.registered(pd, now);
+        // supervisor, whose heartbeats check it from now on. A call from an incarnation the
+        // supervisor stopped (queued before the stop) is refused.
+        if !self.supervisor.registered(pd, now) {
+            by_peer!(
+                self,
+                pd,
+                warn!(
+                    "manager: refused driver PD {}'s registration of '{name}': the PD is stopped",
+                    pd.0
+                )
+            );
+            return completion(Status::NotPermitted);
+        }
         let index = self.link(pd);
         if let Some(driver) = index.and_then(|index| self.drivers.get_mut(index)) {
             driver.registered = true;
@@ -444,9 +455,13 @@ impl DeviceManager {
             .into_iter()
             .find_map(|(id, bus_name)| (id == bus).then_some(bus_name))
         else {
-            warn!(
-                "manager: driver PD {} registers '{name}' on no bus ({bus})",
-                pd.0
+            by_peer!(
+                self,
+                pd,
+                warn!(
+                    "manager: driver PD {} registers '{name}' on no bus ({bus})",
+                    pd.0
+                )
             );
             return completion(Status::StaleHandle);
         };

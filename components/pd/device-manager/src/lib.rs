@@ -199,7 +199,21 @@ impl DeviceManager {
         for effect in effects {
             match effect {
                 Effect::Callback(callback) => self.send_callback(&callback),
-                Effect::Complete(completion) => self.report.completed(&completion),
+                Effect::Complete(completion) => {
+                    // A driver's failed requests are lines it causes: rate-limited.
+                    let allowed = match completion.requester {
+                        Requester::Driver(pd) if completion.result.is_err() => {
+                            let now = self.core.now();
+                            self.link(pd)
+                                .and_then(|index| self.drivers.get_mut(index))
+                                .is_none_or(|link| link.log.allow(now))
+                        }
+                        _ => true,
+                    };
+                    if allowed {
+                        self.report.completed(&completion);
+                    }
+                }
             }
         }
         // Bring-up is over once every driver PD registered, or was given up on.

@@ -158,6 +158,12 @@ struct Seen {
     restarts: BTreeMap<u32, usize>,
     skipped: BTreeMap<u32, usize>,
     quarantined: Vec<u32>,
+    /// The manager's lines so far (a clock for the maps below).
+    lines: u64,
+    /// Per driver PD: the names of its drivers.
+    drivers_of: BTreeMap<u32, Vec<String>>,
+    /// Per device index: the line that last bound it, or removed it.
+    changed_at: BTreeMap<String, u64>,
 }
 
 impl Seen {
@@ -191,7 +197,25 @@ impl Seen {
         }
     }
 
+    /// The devices bound now to a driver of `pd`'s.
+    fn bound_to(&self, pd: u32) -> Vec<String> {
+        let names = self.drivers_of.get(&pd).cloned().unwrap_or_default();
+        self.bound
+            .iter()
+            .filter(|(_, name)| names.contains(name))
+            .map(|(index, _)| index.clone())
+            .collect()
+    }
+
+    /// Has each of `devices` been bound again (or removed) since line `line`?
+    fn rebound_since(&self, line: u64, devices: &[String]) -> bool {
+        devices
+            .iter()
+            .all(|index| self.changed_at.get(index).is_some_and(|&at| at > line))
+    }
+
     fn manager(&mut self, text: &str) {
+        self.lines += 1;
         if text.starts_with("bring-up done") {
             self.bring_up = true;
         } else if let Some(rest) = text.strip_prefix("device ") {
@@ -201,8 +225,12 @@ impl Seen {
                 .split_once(") bound to driver '")
                 .and_then(|(_, name)| name.strip_suffix('\''))
             {
+                self.changed_at.insert(id.clone(), self.lines);
                 self.bound.insert(id, name.to_string());
-            } else if rest.contains(") unbound from '") || rest.ends_with(") removed") {
+            } else if rest.ends_with(") removed") {
+                self.changed_at.insert(id.clone(), self.lines);
+                self.bound.remove(&id);
+            } else if rest.contains(") unbound from '") {
                 self.bound.remove(&id);
             }
         } else if let Some(rest) = text.strip_prefix("restarting driver PD ") {
@@ -215,7 +243,16 @@ impl Seen {
             };
             // A skipped slot is a peer-caused line: rate-limited, it may come as part of the
             // summary ("… N more like this") instead.
-            if rest.contains(" wrote a slot of ") || rest.contains(" more like this") {
+            if let Some(name) = rest
+                .split_once(" registers '")
+                .and_then(|(_, name)| name.split_once('\''))
+                .map(|(name, _)| name.to_string())
+            {
+                let names = self.drivers_of.entry(pd).or_default();
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            } else if rest.contains(" wrote a slot of ") || rest.contains(" more like this") {
                 *self.skipped.entry(pd).or_insert(0) += 1;
             } else if rest.contains("quarantined") {
                 self.quarantined.push(pd);
@@ -562,8 +599,16 @@ fn soak_run(
         run.inject(fault, name)?;
         *count += 1;
         // 1: the manager dealt with it.
+        // The devices the PD's drivers had: after a kill, hang or panic each is bound again
+        // (or removed) since the injection, so a tree that only counts as whole midway through
+        // the teardown is not taken for recovered.
+        let had = run.seen.bound_to(pd);
+        let injected_line = run.seen.lines;
         let handled = |seen: &Seen| match fault {
-            "kill" | "hang" | "panic" => seen.restarts.get(&pd).copied().unwrap_or(0) > restarts,
+            "kill" | "hang" | "panic" => {
+                seen.restarts.get(&pd).copied().unwrap_or(0) > restarts
+                    && seen.rebound_since(injected_line, &had)
+            }
             "corrupt" => seen.skipped.get(&pd).copied().unwrap_or(0) > skipped,
             _ => true,
         };
@@ -640,12 +685,9 @@ fn soak_run(
             );
         }
     }
-    // The client's counters a moment after the last fault (its lines come at least once a
-    // second).
-    let reports = run.seen.progress;
-    run.until(Instant::now() + Duration::from_millis(1500), |seen, _| {
-        seen.progress != reports
-    })?;
+    // The client's counters once a request the last faults left unanswered would have been
+    // counted lost (the client's LOST_AFTER is 5 s).
+    run.until(Instant::now() + Duration::from_secs(6), |_, _| false)?;
     if let Some(progress) = run.seen.progress {
         outcome.lost = progress.lost;
         outcome.mismatches = progress.mismatches;
@@ -662,6 +704,7 @@ mod tests {
     fn the_log_is_read_as_an_operator_reads_it() {
         let mut seen = Seen::default();
         for line in [
+            "[device_manager] manager: driver PD 4 registers 'virtio-blk' on the virtio bus: driver 2:0",
             "[device_manager] manager: device 47:0 (virtio,device2) bound to driver 'virtio-blk'",
             "[device_manager] manager: device 34:0 (virtio,mmio) bound to driver 'virtio-mmio'",
             "[device_manager] manager: bring-up done; device tree (48 devices, 36 bound):",
@@ -682,6 +725,21 @@ mod tests {
             })
         );
         assert_eq!(seen.skipped.get(&4), Some(&1));
+        assert_eq!(
+            seen.drivers_of.get(&4),
+            Some(&vec!["virtio-blk".to_string()])
+        );
+        assert!(seen.bound_to(4).is_empty(), "47 was unbound last");
+        let before = seen.lines;
+        assert!(!seen.rebound_since(before, &["47".to_string()]));
+        seen.line(
+            "[device_manager] manager: device 47:1 (virtio,device2) bound to driver 'virtio-blk'",
+        );
+        assert_eq!(seen.bound_to(4), vec!["47".to_string()]);
+        assert!(seen.rebound_since(before, &["47".to_string()]));
+        seen.line(
+            "[device_manager] manager: device 47:1 (virtio,device2) unbound from 'virtio-blk'",
+        );
         assert_eq!(seen.restarts.get(&3), Some(&1));
         assert_eq!(
             seen.bound_counts(),

@@ -19,6 +19,15 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         };
         let sequence = bus.next_sequence;
         self.may_register(descriptor.pd, bus_index, &descriptor.match_table)?;
+        // One PD may not fill the table and lock the others out (a restarted PD among them).
+        let registered = self
+            .drivers
+            .iter()
+            .filter(|(_, driver)| driver.pd == descriptor.pd && driver.state != DriverState::Dead)
+            .count();
+        if registered >= self.config.drivers_per_pd {
+            return Err(Error::OverQuota);
+        }
         let driver = Driver {
             bus: bus_index,
             pd: descriptor.pd,
@@ -33,7 +42,11 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             has_unregister_operation: false,
             cleanup_queued: false,
             cleanup_links: Links::default(),
-            deadline: descriptor.deadline.unwrap_or(self.config.callback_deadline),
+            // A driver may ask for more time, but not for so much that a hang goes unseen.
+            deadline: descriptor
+                .deadline
+                .unwrap_or(self.config.callback_deadline)
+                .min(self.config.max_callback_deadline),
             attach_queued: true,
             attach_links: Links::default(),
         };
