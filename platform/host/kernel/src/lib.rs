@@ -459,6 +459,15 @@ impl Kernel {
     pub fn stop(&mut self, parent: PdIndex, child: u8) -> Result<Vec<Action>, Refusal> {
         let child = self.child_of(parent, child)?;
         self.state(child)?.run = Run::Gone;
+        // A stopped thread's pending send is cancelled, as seL4 cancels the IPC of a suspended
+        // TCB: a fault or a call it had queued is not delivered after the stop (it would be
+        // taken for the next incarnation's).
+        for state in &mut self.state {
+            state.endpoint.retain(|message| match message {
+                EndpointMessage::Fault { child: from, .. }
+                | EndpointMessage::Call { caller: from, .. } => *from != child,
+            });
+        }
         Ok(vec![Action::Stop(child)])
     }
 
@@ -695,6 +704,26 @@ mod tests {
             "the line went low before the acknowledgement: {after:?}"
         );
         assert_eq!(kernel.lower_irq(SERVER, 6), Err(Refusal::InvalidChannel(6)));
+    }
+
+    #[test]
+    fn a_stopped_childs_queued_fault_is_not_delivered() {
+        let mut kernel = system();
+        kernel.state[SERVER].run = Run::Busy(Busy::Notified);
+        assert!(
+            kernel.fault(CHILD, FaultKind::UserException).is_empty(),
+            "queued"
+        );
+        assert_eq!(kernel.state[SERVER].endpoint.len(), 1);
+        assert_eq!(kernel.stop(SERVER, 3).unwrap(), vec![Action::Stop(CHILD)]);
+        assert!(kernel.state[SERVER].endpoint.is_empty());
+        let after = kernel.entry_returned(SERVER, None).unwrap();
+        assert!(
+            !after
+                .iter()
+                .any(|action| matches!(action, Action::Enter(SERVER, Entry::Fault { .. }))),
+            "{after:?}"
+        );
     }
 
     #[test]
