@@ -238,10 +238,12 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             }
             live = true;
         }
+        // A walk of one of its drivers (by handle: a walk left over from a driver since
+        // removed is not the walk of the driver now at that index).
         let walking = (0..OPERATIONS as u32).any(|op| {
             self.operations.get(op).is_some_and(|operation| {
                 matches!(&operation.task, Task::Attach(attach)
-                    if self.drivers.get(attach.driver.index()).is_some_and(|driver| driver.pd == pd))
+                    if self.resolve_driver(attach.driver).is_ok_and(|index| self.drivers[index].pd == pd))
             })
         });
         live && !walking
