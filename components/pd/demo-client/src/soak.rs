@@ -62,8 +62,6 @@ struct Lane {
     /// When the current operation was first submitted, and last.
     first_sent: Instant,
     sent: Instant,
-    /// Answered NotReady: waits for the announcement.
-    waiting: bool,
     /// Its current operation was counted lost already.
     lost: bool,
 }
@@ -138,7 +136,6 @@ impl Soak {
         };
         lane.id = Some(id);
         lane.sent = now;
-        lane.waiting = false;
         let Some(disk) = self.disk.as_mut() else {
             return;
         };
@@ -231,11 +228,9 @@ impl Soak {
                 }
                 self.begin(index, Phase::Write, now);
             }
-            (Status::NotReady, _) => {
-                if let Some(lane) = self.lanes.get_mut(index) {
-                    lane.waiting = true;
-                }
-            }
+            // The disk is not bound: the announcement (or the resubmission timer) brings the
+            // request back.
+            (Status::NotReady, _) => {}
             (Status::Invalid | Status::DeviceError, _) => {
                 self.counters.errors += 1;
                 warn!("soak-client: sector {}: {:?}", lane.sector, response.status);
@@ -364,7 +359,6 @@ pub fn init() -> Soak {
         id: None,
         first_sent: Instant(0),
         sent: Instant(0),
-        waiting: false,
         lost: false,
     };
     let lanes: heapless::Vec<Lane, LANES> = (0..lanes)
