@@ -14,9 +14,13 @@
 //! **Restarts.** After its first failure a PD is restarted at once; after each further
 //! failure in a row the wait doubles from [`Policy::backoff_base`] (100, 200, 400 ms…), and
 //! after [`Policy::quarantine_after`] failures in a row it is quarantined: not restarted
-//! until an administrator retries it ([`Supervisor::retry`]). A PD that has run settled (its
-//! drivers registered, their walks over the bus done, no callback in flight) for
-//! [`Policy::healthy_after`] is healthy: its count of failures in a row starts again from zero.
+//! until an administrator retries it ([`Supervisor::retry`]). A PD that has run for
+//! [`Policy::healthy_after`] since it registered, without a failure, and is then found settled
+//! (its drivers registered, their walks over the bus done, no callback in flight) is healthy:
+//! its count of failures in a row starts again from zero. Settled at one moment, not for the
+//! whole second: a driver whose devices others take away and give back (the children of a
+//! bridge whose PD restarts) is busy through no fault of its own, and is healthy at the first
+//! moment it has answered everything; a driver hung in a callback is never settled.
 //! A driver that crashes in every probe or in `init` is therefore restarted a handful of times
 //! within a second or two, then left alone.
 
@@ -36,7 +40,8 @@ pub struct Policy {
     pub backoff_max: Duration,
     /// Failures in a row after which the PD is quarantined.
     pub quarantine_after: u32,
-    /// How long a PD must run settled to count as healthy again.
+    /// How long a PD must run after it registered, without a failure, before it counts as
+    /// healthy again (at the first moment after that it is settled).
     pub healthy_after: Duration,
     /// How long a (re)started PD has to register.
     pub start_deadline: Duration,
@@ -187,8 +192,11 @@ pub enum RetryError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Entry {
     status: PdStatus,
-    /// Since when it has been settled, while it is not yet healthy.
-    settled_since: Option<Instant>,
+    /// When it registered, while it is not yet healthy.
+    running_since: Option<Instant>,
+    /// [`Policy::healthy_after`] since it registered has yet to come (a wakeup is due then;
+    /// after it, settling happens at an event, after which the PD layer ticks anyway).
+    health_due: bool,
     /// The heartbeat it has not answered yet: (sequence, sent).
     ping: Option<(u64, Instant)>,
     next_ping: Instant,
@@ -236,7 +244,8 @@ impl<const PDS: usize> Supervisor<PDS> {
                     last_failure: None,
                     healthy: false,
                 },
-                settled_since: None,
+                running_since: None,
+                health_due: false,
                 ping: None,
                 next_ping: now,
                 next_sequence: 1,
@@ -273,6 +282,8 @@ impl<const PDS: usize> Supervisor<PDS> {
             Phase::Starting => {
                 entry.status.phase = Phase::Running;
                 entry.next_ping = now.after(interval);
+                entry.running_since = Some(now);
+                entry.health_due = true;
                 true
             }
             Phase::Running => true,
@@ -325,7 +336,8 @@ impl<const PDS: usize> Supervisor<PDS> {
         status.consecutive_failures = status.consecutive_failures.saturating_add(1);
         status.last_failure = Some(failure);
         status.healthy = false;
-        entry.settled_since = None;
+        entry.running_since = None;
+        entry.health_due = false;
         entry.ping = None;
         let failures = status.consecutive_failures;
         if failures >= policy.quarantine_after {
@@ -348,7 +360,8 @@ impl<const PDS: usize> Supervisor<PDS> {
         status.phase = Phase::Starting;
         status.since = now;
         status.restarts = status.restarts.saturating_add(1);
-        entry.settled_since = None;
+        entry.running_since = None;
+        entry.health_due = false;
         entry.ping = None;
         out(Action::Restart {
             pd: status.pd,
@@ -446,18 +459,17 @@ impl<const PDS: usize> Supervisor<PDS> {
                         None => {}
                     }
                 }
-                if !entry.status.healthy {
+                let long_enough = entry
+                    .running_since
+                    .is_some_and(|since| now >= since.after(policy.healthy_after));
+                if !entry.status.healthy && long_enough {
+                    entry.health_due = false;
                     if manager.pd_settled(pd) {
-                        let since = *entry.settled_since.get_or_insert(now);
-                        if now >= since.after(policy.healthy_after) {
-                            entry.status.healthy = true;
-                            if entry.status.consecutive_failures > 0 {
-                                entry.status.consecutive_failures = 0;
-                                out(Action::Healthy { pd });
-                            }
+                        entry.status.healthy = true;
+                        if entry.status.consecutive_failures > 0 {
+                            entry.status.consecutive_failures = 0;
+                            out(Action::Healthy { pd });
                         }
-                    } else {
-                        entry.settled_since = None;
                     }
                 }
                 None
@@ -488,10 +500,10 @@ impl<const PDS: usize> Supervisor<PDS> {
                         None if manager.pd_busy(entry.status.pd) => {}
                         None => consider(entry.next_ping),
                     }
-                    if !entry.status.healthy {
-                        // Settling happens at an event, after which the PD layer ticks; from
-                        // then on the time it becomes healthy is known.
-                        if let Some(since) = entry.settled_since {
+                    if !entry.status.healthy && entry.health_due {
+                        // Once this time has come, settling happens at an event, after which
+                        // the PD layer ticks: no wakeup is needed for it.
+                        if let Some(since) = entry.running_since {
                             consider(since.after(policy.healthy_after));
                         }
                     }

@@ -707,3 +707,131 @@ fn a_pd_healthy_again_starts_its_record_afresh() {
     }
     assert_eq!(supervisor.status(pd).unwrap().failures, 20);
 }
+
+/// The soak's never-healthy PD: a driver PD lets its own device go and asks for it again
+/// (unbind + bind, as a driver reloading itself does), then hangs in the remove callback its
+/// own unbind asked for. Stopped and restarted, it registers and rebinds; it must settle, or
+/// the supervisor never calls it healthy and faults far apart quarantine it.
+#[test]
+fn a_pd_stopped_in_the_remove_it_asked_for_settles_after_its_restart() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    let pd = PdId(1);
+    let me = Requester::Driver(pd);
+    let register = h.register("d", "x", 1);
+    let add = h.add_device(None, "x");
+    h.drain_ok();
+    let driver = h.driver_of(register);
+    let device = h.device_of(add);
+    assert_eq!(h.bound_to(device), Some(driver));
+    assert!(h.manager.pd_settled(pd));
+    let unbind = h.try_submit(me, Request::Unbind(device)).unwrap();
+    let bind = h.try_submit(me, Request::Bind { device, driver }).unwrap();
+    let remove = h.pending_for(CallbackKind::Remove, device);
+    assert_eq!(remove.pd, pd);
+    assert!(!h.manager.pd_settled(pd));
+    // The remove is never answered: the supervisor stops the PD.
+    h.pd_died(1);
+    h.drain_ok();
+    assert!(h.completion(unbind).is_some());
+    assert!(h.completion(bind).is_some());
+    // The new incarnation registers and is bound again.
+    let again = h.register("d", "x", 1);
+    h.drain_ok();
+    let driver = h.driver_of(again);
+    assert_eq!(h.bound_to(device), Some(driver));
+    assert!(h.manager.is_quiescent(), "{:?}", h.manager.stats());
+    assert!(h.manager.pd_settled(pd));
+}
+
+/// The soak's never-healthy PD, as it was: the rng and blk drivers' devices are children of
+/// the virtio-mmio bridge, and every restart of the bridge's PD removes them and adds them
+/// again. A child's driver that answers every one of those callbacks at once is settled again
+/// within milliseconds each time, yet never for a whole second on end; it must be healthy all
+/// the same (or faults of its own far apart add up to a quarantine).
+#[test]
+fn a_pd_busy_with_others_churn_is_healthy_once_it_has_run_long_enough() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    let mut supervisor = TestSupervisor::new(Policy::DEFAULT);
+    let pd = PdId(1);
+    supervisor.supervise(pd, ms(0));
+    let tick = |h: &mut Harness, supervisor: &mut TestSupervisor, now: u64| {
+        h.at(now);
+        let done = actions(|out| supervisor.tick(ms(now), &h.manager, out));
+        for action in &done {
+            if let Action::Ping { sequence, .. } = action {
+                supervisor.alive(pd, *sequence, ms(now));
+            }
+        }
+        done
+    };
+    h.register("child-driver", "x", 1);
+    supervisor.registered(pd, ms(0));
+    let add = h.add_device(None, "x");
+    h.drain_ok();
+    let device = h.device_of(add);
+    // Its own fault: restarted, registered again, bound again.
+    h.pd_died(1);
+    assert_eq!(
+        actions(|out| supervisor.faulted(pd, 3, ms(0), out)),
+        [Action::Restart { pd, failures: 1 }]
+    );
+    h.register("child-driver", "x", 1);
+    assert!(supervisor.registered(pd, ms(10)));
+    h.drain_ok();
+    tick(&mut h, &mut supervisor, 10);
+    // Every 600 ms someone else's restart takes its device away and gives it back: a remove
+    // and a probe, each answered at once, with a tick after each event as the PD layer does.
+    let mut healthy_at = None;
+    for round in 1..=5u64 {
+        let now = round * 600;
+        h.at(now);
+        let unbind = h.submit(Request::Unbind(device));
+        tick(&mut h, &mut supervisor, now);
+        h.drain_ok();
+        assert!(h.completion(unbind).is_some());
+        let driver = h.manager.drivers_of(pd).next().unwrap();
+        h.submit(Request::Bind { device, driver });
+        tick(&mut h, &mut supervisor, now);
+        h.drain_ok();
+        let done = tick(&mut h, &mut supervisor, now + 1);
+        if done.contains(&Action::Healthy { pd }) {
+            healthy_at.get_or_insert(now);
+        }
+    }
+    assert_eq!(
+        healthy_at,
+        Some(1200),
+        "healthy at its first settled moment a second after it registered"
+    );
+    assert_eq!(supervisor.status(pd).unwrap().consecutive_failures, 0);
+}
+
+/// What healthy still asks: a PD hung in a callback with a long deadline of its own is not
+/// healthy while it hangs, however long it has run; its stop is a second failure in a row.
+#[test]
+fn a_pd_hung_in_a_long_callback_is_never_healthy() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    let mut supervisor = TestSupervisor::new(Policy::DEFAULT);
+    let pd = PdId(1);
+    supervisor.supervise(pd, ms(0));
+    let mut slow = driver_descriptor(h.bus, "slow", "x", 1);
+    slow.deadline = Some(Duration::from_secs(3));
+    h.try_submit(Requester::Driver(pd), Request::RegisterDriver(slow.clone()))
+        .unwrap();
+    supervisor.registered(pd, ms(0));
+    actions(|out| supervisor.faulted(pd, 3, ms(0), out));
+    h.pd_died(1);
+    h.try_submit(Requester::Driver(pd), Request::RegisterDriver(slow))
+        .unwrap();
+    supervisor.registered(pd, ms(0));
+    h.add_device(None, "x");
+    for now in (0..3000).step_by(100) {
+        h.at(now);
+        let done = actions(|out| supervisor.tick(ms(now), &h.manager, out));
+        assert!(!done.contains(&Action::Healthy { pd }), "at {now} ms");
+    }
+    h.at(3000);
+    let done = actions(|out| supervisor.tick(ms(3000), &h.manager, out));
+    assert!(matches!(done[..], [Action::Stop { .. }]), "{done:?}");
+    assert_eq!(supervisor.status(pd).unwrap().consecutive_failures, 2);
+}
