@@ -145,6 +145,11 @@ impl<'a> Cursor<'a> {
         Self { blob, offset: 0 }
     }
 
+    /// A cursor at `offset` of the structure block (a node's begin token, from an index).
+    pub(crate) const fn at(blob: Blob<'a>, offset: usize) -> Self {
+        Self { blob, offset }
+    }
+
     /// The offset of the next token, from the start of the structure block.
     pub(crate) const fn offset(&self) -> usize {
         self.offset
@@ -248,6 +253,7 @@ pub(crate) struct NodeProperties<'a> {
     pub(crate) size_cells: Option<&'a [u8]>,
     pub(crate) interrupts: Option<&'a [u8]>,
     pub(crate) interrupt_parent: Option<&'a [u8]>,
+    pub(crate) interrupts_extended: Option<&'a [u8]>,
     pub(crate) interrupt_cells: Option<&'a [u8]>,
     pub(crate) phandle: Option<&'a [u8]>,
 }
@@ -263,6 +269,7 @@ impl<'a> NodeProperties<'a> {
             "#size-cells" => &mut self.size_cells,
             "interrupts" => &mut self.interrupts,
             "interrupt-parent" => &mut self.interrupt_parent,
+            "interrupts-extended" => &mut self.interrupts_extended,
             "#interrupt-cells" => &mut self.interrupt_cells,
             // Old trees carry only the pre-standard spelling.
             "phandle" | "linux,phandle" => &mut self.phandle,
@@ -301,7 +308,8 @@ pub(crate) fn validate(blob: Blob<'_>) -> Result<(), BoardError<'_>> {
                     root_seen = true;
                 }
                 depth += 1;
-                if depth > MAX_DEPTH {
+                // `depth` counts the root as 1: a node at `MAX_DEPTH` makes it `MAX_DEPTH + 1`.
+                if depth > MAX_DEPTH + 1 {
                     return Err(BoardError::TooDeep { offset: at });
                 }
                 properties_allowed = true;

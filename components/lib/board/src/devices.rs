@@ -3,6 +3,7 @@
 
 use crate::blob::{Blob, Cursor, NodeProperties, Token};
 use crate::error::BoardError;
+use crate::index::{self, PhandleSlot};
 use crate::{Board, CAPACITY, MAX_DEPTH};
 use warden_vocabulary::MmioWindow;
 
@@ -22,13 +23,15 @@ pub struct BoardDevice<'a> {
     /// The `reg` windows, translated to CPU-physical addresses through every ancestor's
     /// `ranges`.
     pub mmio: heapless::Vec<MmioWindow, CAPACITY>,
-    /// The `interrupts`, as GIC interrupt ids (INTIDs): SPI n is 32 + n, PPI n is 16 + n
-    /// (GICv3 extended ranges: ESPI n is 4096 + n, EPPI n is 1056 + n). `interrupts-extended`
-    /// is not read (neither supported board uses it).
+    /// The interrupts routed to an Arm GIC, as GIC interrupt ids (INTIDs), read as Linux's GIC
+    /// drivers read them: SPI n is 32 + n, PPI n is 16 + n (a "PPI" above 15 is the INTID
+    /// 16 + n all the same, as Linux maps it), each at most 1019; GICv3's extended ranges: ESPI
+    /// n is 4096 + n, EPPI n is 1056 + n. From `interrupts-extended` if the node has it (each
+    /// entry names its own controller), else from `interrupts` and the interrupt parent.
     pub irqs: heapless::Vec<u32, CAPACITY>,
-    /// The node has `interrupts` whose controller is not an Arm GIC (a GPIO interrupt
-    /// controller, an `interrupt-map` nexus, or none found), so they are not INTIDs and
-    /// `irqs` is left empty.
+    /// Some of the node's interrupts belong to a controller that is not an Arm GIC (a GPIO
+    /// interrupt controller, an `interrupt-map` nexus, or none found): they are not INTIDs and
+    /// are not in `irqs`.
     pub interrupt_parent_not_gic: bool,
     /// `status` is absent, `"okay"` or `"ok"`. Disabled devices are still listed, so that the
     /// device manager can show them unbound.
@@ -38,8 +41,10 @@ pub struct BoardDevice<'a> {
 /// Top-level nodes whose subtrees describe no devices, though they may carry `compatible`.
 const NOT_DEVICES: [&str; 4] = ["cpus", "chosen", "aliases", "reserved-memory"];
 
-/// `compatible` strings of the Arm GICs whose interrupt specifiers [`gic_intid`] reads.
-const GIC_V2: [&str; 10] = [
+/// `compatible` strings of the Arm GICs whose interrupt specifiers [`gic_intid`] reads: those
+/// of the GIC binding (Linux's `arm,gic.yaml` and the compatibles its `irq-gic` driver
+/// declares), Qualcomm's among them.
+const GIC_V2: [&str; 12] = [
     "arm,arm11mp-gic",
     "arm,arm1176jzf-devchip-gic",
     "arm,cortex-a15-gic",
@@ -50,6 +55,8 @@ const GIC_V2: [&str; 10] = [
     "arm,gic-400",
     "arm,pl390",
     "arm,tc11mp-gic",
+    "qcom,msm-8660-qgic",
+    "qcom,msm-qgic2",
 ];
 const GIC_V3: [&str; 1] = ["arm,gic-v3"];
 
@@ -91,7 +98,10 @@ struct Frame<'a> {
 pub struct Devices<'b, 'a> {
     blob: Blob<'a>,
     cursor: Cursor<'a>,
-    ancestors: heapless::Vec<Frame<'a>, MAX_DEPTH>,
+    /// The root and the ancestors below it: up to [`MAX_DEPTH`] + 1 frames.
+    ancestors: heapless::Vec<Frame<'a>, { MAX_DEPTH + 1 }>,
+    /// The board's phandle index, if the caller made one ([`Board::devices_indexed`]).
+    index: Option<&'b [PhandleSlot]>,
     yielded: usize,
     finished: bool,
     /// The last `interrupt-parent` phandle resolved and its controller: nearly every node
@@ -101,11 +111,12 @@ pub struct Devices<'b, 'a> {
 }
 
 impl<'b, 'a> Devices<'b, 'a> {
-    pub(crate) fn new(blob: Blob<'a>) -> Self {
+    pub(crate) fn new(blob: Blob<'a>, index: Option<&'b [PhandleSlot]>) -> Self {
         Self {
             blob,
             cursor: Cursor::new(blob),
             ancestors: heapless::Vec::new(),
+            index,
             yielded: 0,
             finished: false,
             last_controller: None,
@@ -127,20 +138,23 @@ impl<'b, 'a> Devices<'b, 'a> {
     ) -> Result<BoardDevice<'a>, BoardError<'a>> {
         let compatible = string_list(name, properties.compatible.unwrap_or_default())?;
         let mmio = self.windows(name, properties.reg)?;
-        let (irqs, interrupt_parent_not_gic) = match properties.interrupts {
-            None | Some([]) => (heapless::Vec::new(), false),
-            Some(interrupts) => match self.interrupt_controller(name, properties)? {
-                Controller::Gic {
-                    name: controller,
-                    version,
-                    cells,
-                } => (
-                    gic_intids(name, controller, version, cells, interrupts)?,
-                    false,
-                ),
-                Controller::NotGic => (heapless::Vec::new(), true),
-            },
-        };
+        let (irqs, interrupt_parent_not_gic) =
+            match (properties.interrupts_extended, properties.interrupts) {
+                // Linux reads `interrupts-extended` first, and `interrupts` only without it.
+                (Some(extended), _) => self.extended_interrupts(name, extended)?,
+                (None, None | Some([])) => (heapless::Vec::new(), false),
+                (None, Some(interrupts)) => match self.interrupt_controller(name, properties)? {
+                    Controller::Gic {
+                        name: controller,
+                        version,
+                        cells,
+                    } => (
+                        gic_intids(name, controller, version, cells, interrupts)?,
+                        false,
+                    ),
+                    Controller::NotGic => (heapless::Vec::new(), true),
+                },
+            };
         Ok(BoardDevice {
             path_name: name,
             depth: self.ancestors.len(),
@@ -245,11 +259,14 @@ impl<'b, 'a> Devices<'b, 'a> {
                     let (child, rest) = range.split_at(child_cells * 4);
                     let (parent, length) = rest.split_at(parent_cells * 4);
                     let offset = address.checked_sub(big_endian(child))?;
-                    // The whole window must lie inside the range, not just its first byte.
-                    if offset.checked_add(size)? > big_endian(length) {
+                    // Linux's rule (`of_bus_default_map`): the range must hold the window's
+                    // first byte; the window may run past it.
+                    if offset >= big_endian(length) {
                         return None;
                     }
-                    big_endian(parent).checked_add(offset)
+                    let base = big_endian(parent).checked_add(offset)?;
+                    // It must still be an address a CPU can name, end included.
+                    base.checked_add(size).map(|_| base)
                 })
                 .ok_or(not_translatable)?;
         }
@@ -291,8 +308,7 @@ impl<'b, 'a> Devices<'b, 'a> {
         }
         let mut phandle = first;
         for _ in 0..MAX_INTERRUPT_PARENT_HOPS {
-            let (target, target_properties) =
-                find_phandle(self.blob, phandle)?.ok_or(bad_reference)?;
+            let (target, target_properties) = self.node_of(phandle)?.ok_or(bad_reference)?;
             if target_properties.interrupt_cells.is_some() {
                 let gic = gic_version(target_properties.compatible);
                 let controller = controller_of(target, gic, &target_properties);
@@ -308,6 +324,76 @@ impl<'b, 'a> Devices<'b, 'a> {
             }
         }
         Ok(Controller::NotGic)
+    }
+
+    /// The node with `phandle`: from the index if there is one, else by a walk.
+    fn node_of(
+        &self,
+        phandle: u32,
+    ) -> Result<Option<(&'a str, NodeProperties<'a>)>, BoardError<'a>> {
+        let Some(slots) = self.index else {
+            return find_phandle(self.blob, phandle);
+        };
+        let Some(offset) = index::find(slots, phandle) else {
+            return Ok(None);
+        };
+        let mut cursor = Cursor::at(self.blob, offset);
+        match cursor.next_token()? {
+            Token::BeginNode(name) => Ok(Some((name, cursor.node_properties()?))),
+            Token::EndNode | Token::Property { .. } | Token::End => Ok(None),
+        }
+    }
+
+    /// `interrupts-extended`: entries of a controller's phandle and a specifier of that
+    /// controller's `#interrupt-cells`. Entries of GICs become INTIDs; any other controller's
+    /// are counted out (`interrupt_parent_not_gic`).
+    fn extended_interrupts(
+        &self,
+        name: &'a str,
+        mut extended: &'a [u8],
+    ) -> Result<(heapless::Vec<u32, CAPACITY>, bool), BoardError<'a>> {
+        let bad = BoardError::BadProperty {
+            node: name,
+            property: "interrupts-extended",
+        };
+        let mut intids = heapless::Vec::new();
+        let mut not_gic = false;
+        while !extended.is_empty() {
+            let (reference, rest) = extended.split_at_checked(4).ok_or(bad)?;
+            let phandle = u32_value(reference).ok_or(bad)?;
+            let (controller, properties) = self.node_of(phandle)?.ok_or(bad)?;
+            let cells = properties.interrupt_cells.and_then(u32_value).ok_or(
+                BoardError::BadParentProperty {
+                    node: name,
+                    parent: controller,
+                    property: "#interrupt-cells",
+                },
+            )?;
+            let length = usize::try_from(cells)
+                .ok()
+                .and_then(|cells| cells.checked_mul(4))
+                .ok_or(bad)?;
+            let (specifier, rest) = rest.split_at_checked(length).ok_or(bad)?;
+            extended = rest;
+            let Some(version) = gic_version(properties.compatible) else {
+                not_gic = true;
+                continue;
+            };
+            let one = gic_intids(
+                name,
+                controller,
+                version,
+                properties.interrupt_cells,
+                specifier,
+            )?;
+            for intid in one {
+                intids.push(intid).map_err(|_| BoardError::TooMany {
+                    node: name,
+                    what: "interrupts",
+                })?;
+            }
+        }
+        Ok((intids, not_gic))
     }
 }
 
@@ -534,9 +620,11 @@ fn gic_intids<'a>(
     let mut intids = heapless::Vec::new();
     for specifier in interrupts.chunks_exact(entry) {
         let word = |index: usize| specifier.get(index * 4..index * 4 + 4).and_then(u32_value);
+        // Linux adds 32 to an SPI's number and 16 to a PPI's and checks only the INTID that
+        // makes (so a "PPI" 0x15 is INTID 37, as ThunderX's UARTs declare it).
         let intid = match (word(0), word(1), version) {
             (Some(0), Some(spi @ 0..=987), _) => 32 + spi,
-            (Some(1), Some(ppi @ 0..=15), _) => 16 + ppi,
+            (Some(1), Some(ppi @ 0..=1003), _) => 16 + ppi,
             (Some(2), Some(espi @ 0..=1023), GicVersion::V3) => 4096 + espi,
             (Some(3), Some(eppi @ 0..=63), GicVersion::V3) => 1056 + eppi,
             _ => {

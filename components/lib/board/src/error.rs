@@ -72,6 +72,14 @@ pub enum BoardError<'a> {
         /// The property.
         property: &'static str,
     },
+    /// The storage given to [`crate::Board::index_phandles`] has fewer slots than the tree has
+    /// phandles.
+    IndexTooSmall {
+        /// Phandles in the tree ([`crate::Board::phandle_count`]).
+        needed: usize,
+        /// Slots given.
+        given: usize,
+    },
     /// A `reg` address cannot be translated to a CPU-physical address: a bus between the node
     /// and the root has no `ranges` (its children's addresses are not CPU addresses, e.g. I2C),
     /// or none of its `ranges` covers the window.
@@ -137,6 +145,10 @@ impl fmt::Display for BoardError<'_> {
             } => write!(
                 f,
                 "node {node}: {property} of {parent} is malformed or not supported"
+            ),
+            Self::IndexTooSmall { needed, given } => write!(
+                f,
+                "the tree has {needed} phandles, the index room for {given}"
             ),
             Self::NotTranslatable { node, bus, address } => write!(
                 f,

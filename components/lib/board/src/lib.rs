@@ -18,15 +18,18 @@
 mod blob;
 mod devices;
 mod error;
+mod index;
 
 pub use devices::{BoardDevice, Devices};
 pub use error::BoardError;
+pub use index::{PhandleIndex, PhandleSlot};
 
 /// How many compatible strings, MMIO windows and interrupts a [`BoardDevice`] holds.
 pub const CAPACITY: usize = 4;
 
-/// How deeply nodes may nest (the root is depth 0). Real boards stay below 10; the bound keeps
-/// the walk allocation-free.
+/// How deeply nodes may nest: a node at depth `MAX_DEPTH` is read, one deeper is not (the root
+/// is depth 0, its children depth 1). Real boards stay below 10; the bound keeps the walk
+/// allocation-free.
 pub const MAX_DEPTH: usize = 16;
 
 /// A board's device tree blob, checked and ready to be read.
@@ -79,9 +82,42 @@ impl<'a> Board<'a> {
     ///
     /// A node that cannot be read (too many windows, a malformed property, an untranslatable
     /// address) is an `Err` item naming it, and the walk goes on with the next node.
+    ///
+    /// Without an index every phandle a node names (its `interrupt-parent`, the controllers of
+    /// its `interrupts-extended`) is looked up by a walk over the tree, so a tree with many
+    /// interrupt controllers costs time quadratic in its size; [`Board::devices_indexed`] is
+    /// linear. Fine for small trees and tests.
     #[must_use]
     pub fn devices(&self) -> Devices<'_, 'a> {
-        Devices::new(self.blob)
+        Devices::new(self.blob, None)
+    }
+
+    /// As [`Board::devices`], with every phandle looked up in `index` (made by
+    /// [`Board::index_phandles`] from this board): the walk is linear in the blob's size
+    /// (a lookup is a binary search, at most a few hops per node).
+    #[must_use]
+    pub fn devices_indexed<'b>(&'b self, index: &'b PhandleIndex<'_>) -> Devices<'b, 'a> {
+        Devices::new(self.blob, Some(index.slots()))
+    }
+
+    /// How many nodes carry a phandle: the room [`Board::index_phandles`] needs.
+    #[must_use]
+    pub fn phandle_count(&self) -> usize {
+        index::count(self.blob)
+    }
+
+    /// Indexes every node's phandle into `storage` (one walk and a sort), for
+    /// [`Board::devices_indexed`]. Where two nodes claim one phandle, the first in tree order
+    /// is the one found, as in a walk.
+    ///
+    /// # Errors
+    /// [`BoardError::IndexTooSmall`] when `storage` has fewer than [`Board::phandle_count`]
+    /// slots.
+    pub fn index_phandles<'i>(
+        &self,
+        storage: &'i mut [PhandleSlot],
+    ) -> Result<PhandleIndex<'i>, BoardError<'a>> {
+        index::build(self.blob, storage)
     }
 }
 

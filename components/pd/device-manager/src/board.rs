@@ -48,7 +48,17 @@ impl DeviceManager {
         // The manager's device for each board device, by its index in the DTB's sequence.
         let mut added: Vec<Option<DeviceId>> = Vec::new();
         let (mut count, mut disabled) = (0, 0);
-        for device in board.devices() {
+        // Phandles indexed once: the walk is linear in the blob's size, however many
+        // interrupt controllers and interrupt-parent hops the tree has.
+        let mut phandles = alloc::vec![warden_board::PhandleSlot::default(); board.phandle_count()];
+        let index = match board.index_phandles(&mut phandles) {
+            Ok(index) => index,
+            Err(error) => {
+                warn!("manager: the board's device tree is unusable: {error}; no board devices");
+                return;
+            }
+        };
+        for device in board.devices_indexed(&index) {
             let device = match device {
                 Ok(device) => device,
                 Err(error) => {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use warden_board::{Board, BoardDevice, BoardError};
+use warden_board::{Board, BoardDevice, BoardError, PhandleSlot};
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
@@ -51,12 +51,19 @@ pub fn board_dtb(board: &str) -> Vec<u8> {
 
 /// `source` compiled by dtc.
 pub fn compile_dts(source: &str) -> Vec<u8> {
+    compile_dts_with(source, &[])
+}
+
+/// `source` compiled by dtc with `flags` (`-f`: a tree dtc calls wrong, on purpose).
+pub fn compile_dts_with(source: &str, flags: &[&str]) -> Vec<u8> {
     let dts = scratch_path("tree.dts");
     let dtb = scratch_path("tree.dtb");
     std::fs::write(&dts, source).unwrap();
     // -q: the test trees break dtc's lint checks (odd `reg`s and the like) on purpose.
     let result = Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+        .args(["-q", "-I", "dts", "-O", "dtb"])
+        .args(flags)
+        .arg("-o")
         .arg(&dtb)
         .arg(&dts)
         .output()
@@ -113,6 +120,14 @@ pub fn device<'x, 'a>(
 pub fn read_everything(bytes: &[u8]) -> Result<usize, String> {
     let board = Board::new(bytes).map_err(|error| error.to_string())?;
     let _ = (board.model(), board.compatible(), format!("{board:?}"));
+    // The walk with a phandle index gives exactly what the walk without one gives.
+    let mut storage = vec![PhandleSlot::default(); board.phandle_count()];
+    let index = board
+        .index_phandles(&mut storage)
+        .map_err(|error| error.to_string())?;
+    let plain: Vec<_> = board.devices().collect();
+    let indexed: Vec<_> = board.devices_indexed(&index).collect();
+    assert_eq!(plain, indexed, "the index changes what the walk reads");
     let mut items = 0;
     for item in board.devices() {
         items += 1;
@@ -144,4 +159,38 @@ pub fn compact(blob: &[u8]) -> Vec<u8> {
     let mut compact = blob[..used].to_vec();
     compact[4..8].copy_from_slice(&u32::try_from(used).unwrap().to_be_bytes());
     compact
+}
+
+/// A tree of `users` devices, each with its own chain of `hops` nodes without
+/// `#interrupt-cells` (each passing on through `interrupt-parent`) ending at the one GIC: the
+/// shape that makes phandle resolution by walks quadratic. Built as a dts and compiled by dtc.
+pub fn chain_tree(users: usize, hops: usize) -> Vec<u8> {
+    use std::fmt::Write;
+    let mut source = String::from(
+        "/dts-v1/;\n/ {\n#address-cells = <1>;\n#size-cells = <1>;\n\
+         gic: interrupt-controller@1000 { compatible = \"arm,gic-400\"; interrupt-controller; \
+         #interrupt-cells = <3>; };\n",
+    );
+    for user in 0..users {
+        for hop in 0..hops {
+            let next = if hop + 1 == hops {
+                "gic".to_string()
+            } else {
+                format!("hop_{user}_{}", hop + 1)
+            };
+            writeln!(
+                source,
+                "hop_{user}_{hop}: hop-{user}-{hop} {{ interrupt-parent = <&{next}>; }};"
+            )
+            .unwrap();
+        }
+        writeln!(
+            source,
+            "user-{user} {{ compatible = \"test,user\"; interrupt-parent = <&hop_{user}_0>; \
+             interrupts = <0 1 4>; }};"
+        )
+        .unwrap();
+    }
+    source.push_str("};\n");
+    compile_dts(&source)
 }
