@@ -124,6 +124,13 @@ impl<'b, 'a> Devices<'b, 'a> {
         }
     }
 
+    /// The names on the path from the root down to the node the last item came from (its
+    /// own name last; the root's, empty, left out): `/` joins them into the node's full path.
+    /// For an item that ended the walk (a malformed blob) it is where the walk stopped.
+    pub fn path(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.ancestors.iter().skip(1).map(|frame| frame.name)
+    }
+
     fn fail(&mut self, error: BoardError<'a>) -> Option<Result<BoardDevice<'a>, BoardError<'a>>> {
         self.finished = true;
         Some(Err(error))

@@ -4,6 +4,7 @@
 //! the rules of event delivery) and the board's devices played by models (`devices`,
 //! `platform/host/devices`).
 
+pub mod board;
 pub mod devices;
 pub mod launcher;
 pub mod soak;

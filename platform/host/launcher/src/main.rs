@@ -56,6 +56,16 @@ enum Command {
     /// (the tree whole again, the client's blocks verified) with no request lost and no data
     /// corrupted. Exit 0 only if so; the last line gives the figures.
     Soak(SoakArguments),
+    /// Print the devices Warden makes of a board's device tree blob (path, compatible, bus,
+    /// windows, INTIDs, parent) and every node it leaves out with the reason; the last line is
+    /// `board: N devices, K left out (reasons: …)`. Exit 1 if the blob cannot be read.
+    Board {
+        /// The device tree blob (e.g. build/board/qemu_virt_aarch64.dtb).
+        file: PathBuf,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Send one command to a running system's control socket and print the answer.
     Control {
         /// The control socket (run --control).
@@ -124,6 +134,35 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Board { file, json } => {
+            // A board blob is small; a file that is not (a device, a huge file) is refused
+            // before it is read whole.
+            const LARGEST: u64 = 64 << 20;
+            let blob = std::fs::File::open(&file).and_then(|opened| {
+                use std::io::Read as _;
+                let mut blob = Vec::new();
+                opened.take(LARGEST + 1).read_to_end(&mut blob)?;
+                Ok(blob)
+            });
+            let result = match blob {
+                Ok(blob) if blob.len() as u64 > LARGEST => Err(format!(
+                    "larger than {} MiB: not a board's device tree",
+                    LARGEST >> 20
+                )),
+                Ok(blob) => warden_host::board::report(&blob, json),
+                Err(error) => Err(error.to_string()),
+            };
+            match result {
+                Ok(report) => {
+                    println!("{}", report.text);
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("warden-host: board {}: {error}", file.display());
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Control { socket, command } => {
             match warden_host::launcher::control(&socket, &command.join(" ")) {
                 Ok(answer) if answer.starts_with("ok") => {

@@ -1,0 +1,265 @@
+//! `warden-host board FILE.dtb [--json]`: the devices Warden makes of a board's device tree,
+//! and every node it leaves out with the reason. What a person porting Warden to a new board
+//! runs first; the device manager reads the tree with the same code (`warden-board`, phandles
+//! indexed).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use warden_board::{Board, BoardDevice, BoardError, PhandleSlot};
+
+/// One item of the walk: a device, or a node left out and why.
+#[derive(Debug)]
+enum Item<'a> {
+    Device {
+        path: String,
+        device: BoardDevice<'a>,
+        /// Path of its parent device.
+        parent: Option<String>,
+    },
+    LeftOut {
+        path: String,
+        error: BoardError<'a>,
+    },
+}
+
+/// The report: its text (or JSON) and whether the blob could be read at all.
+#[derive(Debug)]
+pub struct Report {
+    /// What to print.
+    pub text: String,
+    /// Devices found.
+    pub devices: usize,
+    /// Nodes left out.
+    pub left_out: usize,
+}
+
+/// A short name for why a node was left out, for the summary's counts.
+fn reason(error: &BoardError<'_>) -> String {
+    match error {
+        BoardError::TooMany { what, .. } => format!("more {what} than {}", warden_board::CAPACITY),
+        BoardError::BadProperty { property, .. } => format!("malformed {property}"),
+        BoardError::BadParentProperty { property, .. } => {
+            format!("parent's {property} not supported")
+        }
+        BoardError::NotTranslatable { .. } => "no CPU-physical address".to_string(),
+        BoardError::TooDeep { .. } => "nested too deep".to_string(),
+        _ => "blob malformed".to_string(),
+    }
+}
+
+fn full_path(names: impl Iterator<Item = impl AsRef<str>>) -> String {
+    let mut path = String::new();
+    for name in names {
+        path.push('/');
+        path.push_str(name.as_ref());
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    path
+}
+
+/// Reads `blob` and describes it.
+///
+/// # Errors
+/// The blob as a whole cannot be read (the error says why).
+pub fn report(blob: &[u8], json: bool) -> Result<Report, String> {
+    let board = Board::new(blob).map_err(|error| error.to_string())?;
+    let mut storage = vec![PhandleSlot::default(); board.phandle_count()];
+    let index = board
+        .index_phandles(&mut storage)
+        .map_err(|error| error.to_string())?;
+    let mut walk = board.devices_indexed(&index);
+    let mut items = Vec::new();
+    // The path of each item by its index in the walk (parents are given by that index).
+    let mut paths: Vec<String> = Vec::new();
+    while let Some(item) = walk.next() {
+        let path = full_path(walk.path());
+        paths.push(path.clone());
+        items.push(match item {
+            Ok(device) => {
+                let parent = device.parent.and_then(|parent| paths.get(parent).cloned());
+                Item::Device {
+                    path,
+                    device,
+                    parent,
+                }
+            }
+            Err(error) => Item::LeftOut { path, error },
+        });
+    }
+    let devices = items
+        .iter()
+        .filter(|item| matches!(item, Item::Device { .. }))
+        .count();
+    let left_out = items.len() - devices;
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for item in &items {
+        if let Item::LeftOut { error, .. } = item {
+            *reasons.entry(reason(error)).or_insert(0) += 1;
+        }
+    }
+    let reasons = if reasons.is_empty() {
+        "none".to_string()
+    } else {
+        reasons
+            .iter()
+            .map(|(reason, count)| format!("{count} {reason}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let summary = format!("board: {devices} devices, {left_out} left out (reasons: {reasons})");
+    let name = board.model().or(board.compatible()).unwrap_or("?");
+    let text = if json {
+        json_report(name, &items, &summary)
+    } else {
+        text_report(name, &items, &summary)
+    };
+    Ok(Report {
+        text,
+        devices,
+        left_out,
+    })
+}
+
+fn windows(device: &BoardDevice<'_>) -> String {
+    let windows: Vec<String> = device
+        .mmio
+        .iter()
+        .map(|window| format!("{:#x}+{:#x}", window.base, window.size))
+        .collect();
+    if windows.is_empty() {
+        "-".to_string()
+    } else {
+        windows.join(",")
+    }
+}
+
+fn intids(device: &BoardDevice<'_>) -> String {
+    let mut text: Vec<String> = device.irqs.iter().map(u32::to_string).collect();
+    if device.interrupt_parent_not_gic {
+        text.push("(+ not on the GIC)".to_string());
+    }
+    if text.is_empty() {
+        "-".to_string()
+    } else {
+        text.join(",")
+    }
+}
+
+fn text_report(name: &str, items: &[Item<'_>], summary: &str) -> String {
+    let mut out = format!("board '{name}'\n");
+    for item in items {
+        match item {
+            Item::Device {
+                path,
+                device,
+                parent,
+            } => {
+                let _ = writeln!(
+                    out,
+                    "{path}  compatible {}  bus platform  windows {}  intids {}  parent {}{}",
+                    device.compatible.join(" "),
+                    windows(device),
+                    intids(device),
+                    parent.as_deref().unwrap_or("-"),
+                    if device.enabled { "" } else { "  (disabled)" }
+                );
+            }
+            Item::LeftOut { path, error } => {
+                let _ = writeln!(out, "{path}  left out: {error}");
+            }
+        }
+    }
+    out.push_str(summary);
+    out
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for character in text.chars() {
+        match character {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_report(name: &str, items: &[Item<'_>], summary: &str) -> String {
+    let mut devices = Vec::new();
+    let mut left_out = Vec::new();
+    for item in items {
+        match item {
+            Item::Device {
+                path,
+                device,
+                parent,
+            } => {
+                let compatible: Vec<String> =
+                    device.compatible.iter().map(|c| json_string(c)).collect();
+                let windows: Vec<String> = device
+                    .mmio
+                    .iter()
+                    .map(|w| format!("{{\"base\":{},\"size\":{}}}", w.base, w.size))
+                    .collect();
+                let intids: Vec<String> = device.irqs.iter().map(u32::to_string).collect();
+                devices.push(format!(
+                    "{{\"path\":{},\"compatible\":[{}],\"bus\":\"platform\",\"windows\":[{}],\
+                     \"intids\":[{}],\"interrupts_not_on_gic\":{},\"parent\":{},\"enabled\":{}}}",
+                    json_string(path),
+                    compatible.join(","),
+                    windows.join(","),
+                    intids.join(","),
+                    device.interrupt_parent_not_gic,
+                    parent.as_deref().map_or("null".to_string(), json_string),
+                    device.enabled
+                ));
+            }
+            Item::LeftOut { path, error } => left_out.push(format!(
+                "{{\"path\":{},\"reason\":{},\"error\":{}}}",
+                json_string(path),
+                json_string(&reason(error)),
+                json_string(&error.to_string())
+            )),
+        }
+    }
+    format!(
+        "{{\"board\":{},\"devices\":[{}],\"left_out\":[{}],\"summary\":{}}}",
+        json_string(name),
+        devices.join(","),
+        left_out.join(","),
+        json_string(summary)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn paths_are_joined_from_the_root() {
+        assert_eq!(full_path(["soc", "uart@0"].iter()), "/soc/uart@0");
+        assert_eq!(full_path(std::iter::empty::<&str>()), "/");
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+
+    #[test]
+    fn a_blob_that_is_not_one_is_an_error() {
+        assert!(report(b"not a device tree", false)
+            .unwrap_err()
+            .contains("device tree blob"));
+    }
+}

@@ -1,0 +1,91 @@
+//! `warden-host board`: the devices of a tree and the nodes left out, counted by reason in the
+//! last line; the JSON form says the same.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::process::Command;
+
+const TREE: &str = r#"
+/dts-v1/;
+/ {
+    #address-cells = <1>;
+    #size-cells = <1>;
+    model = "report test";
+    interrupt-parent = <&gic>;
+    gic: interrupt-controller@1000 {
+        compatible = "arm,gic-400";
+        reg = <0x1000 0x1000>;
+        interrupt-controller;
+        #interrupt-cells = <3>;
+    };
+    uart@2000 { compatible = "arm,pl011", "arm,primecell"; reg = <0x2000 0x1000>; interrupts = <0 1 4>; };
+    five@4000 {
+        compatible = "test,five";
+        reg = <0x4000 0x10>, <0x4100 0x10>, <0x4200 0x10>, <0x4300 0x10>, <0x4400 0x10>;
+    };
+    i2c@7000 {
+        compatible = "test,i2c";
+        reg = <0x7000 0x100>;
+        #address-cells = <1>;
+        #size-cells = <0>;
+        sensor@48 { compatible = "test,sensor"; reg = <0x48>; };
+    };
+};
+"#;
+
+fn blob() -> Vec<u8> {
+    let dir = std::env::temp_dir().join(format!("warden-board-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (dts, dtb) = (dir.join("t.dts"), dir.join("t.dtb"));
+    std::fs::write(&dts, TREE).unwrap();
+    let status = Command::new("dtc")
+        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+        .arg(&dtb)
+        .arg(&dts)
+        .status()
+        .expect("run dtc");
+    assert!(status.success());
+    let blob = std::fs::read(&dtb).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    blob
+}
+
+#[test]
+fn the_report_lists_devices_and_counts_what_it_leaves_out() {
+    let report = warden_host::board::report(&blob(), false).unwrap();
+    let lines: Vec<&str> = report.text.lines().collect();
+    assert_eq!(
+        *lines.last().unwrap(),
+        "board: 3 devices, 2 left out (reasons: 1 more reg windows than 4, \
+         1 parent's #size-cells not supported)"
+    );
+    assert!(lines.contains(
+        &"/uart@2000  compatible arm,pl011 arm,primecell  bus platform  windows 0x2000+0x1000  \
+          intids 33  parent -"
+    ));
+    assert!(lines
+        .iter()
+        .any(|line| line.starts_with("/i2c@7000/sensor@48  left out: ")));
+    assert!(lines
+        .iter()
+        .any(|line| line.starts_with("/i2c@7000  compatible test,i2c")));
+}
+
+#[test]
+fn the_json_report_says_the_same() {
+    let report = warden_host::board::report(&blob(), true).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&report.text).unwrap();
+    assert_eq!(value["board"], "report test");
+    assert_eq!(value["devices"].as_array().unwrap().len(), 3);
+    let left_out = value["left_out"].as_array().unwrap();
+    assert_eq!(left_out.len(), 2);
+    assert_eq!(left_out[0]["path"], "/five@4000");
+    assert_eq!(left_out[1]["path"], "/i2c@7000/sensor@48");
+    let uart = &value["devices"][1];
+    assert_eq!(uart["path"], "/uart@2000");
+    assert_eq!(uart["windows"][0]["base"], 0x2000);
+    assert_eq!(uart["intids"][0], 33);
+    assert!(value["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("board: 3 devices, 2 left out"));
+}
