@@ -34,6 +34,31 @@ pub struct Report {
     pub left_out: usize,
 }
 
+/// The largest board blob read: real trees are under 1 MiB; a device (`/dev/zero`) or a huge
+/// file is refused instead of read until memory runs out.
+pub const LARGEST_BLOB: u64 = 16 << 20;
+
+/// Reads the board blob at `path`, at most [`LARGEST_BLOB`] bytes.
+///
+/// # Errors
+/// The file cannot be read, or is larger than that (the message says which).
+pub fn read_blob(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let mut blob = Vec::new();
+    file.take(LARGEST_BLOB + 1)
+        .read_to_end(&mut blob)
+        .map_err(|error| format!("{}: {error}", path.display()))?;
+    if blob.len() as u64 > LARGEST_BLOB {
+        return Err(format!(
+            "{}: larger than {} MiB, which no board's device tree is",
+            path.display(),
+            LARGEST_BLOB >> 20
+        ));
+    }
+    Ok(blob)
+}
+
 /// A short name for why a node was left out, for the summary's counts.
 fn reason(error: &BoardError<'_>) -> String {
     match error {

@@ -58,9 +58,18 @@ impl std::str::FromStr for VirtioSpec {
 impl VirtioSpec {
     fn backend(&self) -> Result<Box<dyn warden_host_devices::VirtioBackend>, String> {
         match self {
-            Self::Blk(path) => Blk::open(path)
-                .map(|blk| Box::new(blk) as Box<dyn warden_host_devices::VirtioBackend>)
-                .map_err(|error| format!("disk image {}: {error}", path.display())),
+            Self::Blk(path) => {
+                let blk = Blk::open(path)
+                    .map_err(|error| format!("disk image {}: {error}", path.display()))?;
+                if blk.capacity() == 0 {
+                    return Err(format!(
+                        "disk image {}: smaller than one 512-byte sector, so a disk of no \
+                         sectors (make it larger, e.g. truncate -s 1M)",
+                        path.display()
+                    ));
+                }
+                Ok(Box::new(blk))
+            }
             Self::Rng => Ok(Box::new(Rng::from_os())),
         }
     }
@@ -79,7 +88,10 @@ impl std::io::Write for ConsoleOutput {
         for byte in bytes {
             match byte {
                 b'\n' => {
-                    println!("[console] {}", String::from_utf8_lossy(&self.line));
+                    crate::output::say(&format!(
+                        "[console] {}",
+                        String::from_utf8_lossy(&self.line)
+                    ));
                     self.line.clear();
                 }
                 b'\r' => {}
@@ -239,11 +251,14 @@ impl Board {
             Box::new(move || started.elapsed())
         };
         if let Some(path) = dtb {
-            let bytes = std::fs::read(path)
-                .map_err(|error| format!("board {}: {error}", path.display()))?;
+            let bytes = crate::board::read_blob(path).map_err(|error| format!("board {error}"))?;
             let board = warden_board::Board::new(&bytes)
                 .map_err(|error| format!("board {}: {error}", path.display()))?;
-            for device in board.devices() {
+            let mut phandles = vec![warden_board::PhandleSlot::default(); board.phandle_count()];
+            let index = board
+                .index_phandles(&mut phandles)
+                .map_err(|error| format!("board {}: {error}", path.display()))?;
+            for device in board.devices_indexed(&index) {
                 let Ok(device) = device else { continue };
                 if device.enabled && device.compatible.contains(&"arm,armv8-timer") {
                     slots.push(Slot {

@@ -7,6 +7,7 @@
 pub mod board;
 pub mod devices;
 pub mod launcher;
+pub mod output;
 pub mod soak;
 /// The system description parser (`warden-system`), under the name the launcher uses.
 pub use warden_system as sdf;

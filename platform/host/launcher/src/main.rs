@@ -28,9 +28,9 @@ enum Command {
     Run {
         /// The system description (system.xml).
         file: PathBuf,
-        /// Stop every protection domain after this many seconds.
-        #[arg(long)]
-        timeout: Option<f64>,
+        /// Stop every protection domain after this many seconds (a positive number).
+        #[arg(long, value_parser = seconds)]
+        timeout: Option<std::time::Duration>,
         /// Write every notification, call, fault and restart to this file as JSON lines.
         #[arg(long)]
         trace: Option<PathBuf>,
@@ -94,8 +94,8 @@ struct SoakArguments {
     #[arg(long)]
     seed: Option<u64>,
     /// Seconds a fault may take to be recovered before the soak stops.
-    #[arg(long, default_value_t = 15.0)]
-    recovery_timeout: f64,
+    #[arg(long, default_value = "15", value_parser = seconds)]
+    recovery_timeout: std::time::Duration,
     /// The PD whose children are the driver PDs.
     #[arg(long, default_value = "device_manager")]
     manager: String,
@@ -120,13 +120,13 @@ fn main() -> ExitCode {
     match Arguments::parse().command {
         Command::Check { file } => match warden_host::sdf::parse_file(&file) {
             Ok(system) => {
-                println!(
+                warden_host::output::say(&format!(
                     "{}: ok ({} protection domains, {} memory regions, {} channels)",
                     file.display(),
                     system.protection_domains.len(),
                     system.memory_regions.len(),
                     system.channels.len()
-                );
+                ));
                 ExitCode::SUCCESS
             }
             Err(error) => {
@@ -135,30 +135,15 @@ fn main() -> ExitCode {
             }
         },
         Command::Board { file, json } => {
-            // A board blob is small; a file that is not (a device, a huge file) is refused
-            // before it is read whole.
-            const LARGEST: u64 = 64 << 20;
-            let blob = std::fs::File::open(&file).and_then(|opened| {
-                use std::io::Read as _;
-                let mut blob = Vec::new();
-                opened.take(LARGEST + 1).read_to_end(&mut blob)?;
-                Ok(blob)
-            });
-            let result = match blob {
-                Ok(blob) if blob.len() as u64 > LARGEST => Err(format!(
-                    "larger than {} MiB: not a board's device tree",
-                    LARGEST >> 20
-                )),
-                Ok(blob) => warden_host::board::report(&blob, json),
-                Err(error) => Err(error.to_string()),
-            };
-            match result {
+            match warden_host::board::read_blob(&file)
+                .and_then(|blob| warden_host::board::report(&blob, json))
+            {
                 Ok(report) => {
-                    println!("{}", report.text);
+                    warden_host::output::say(&report.text);
                     ExitCode::SUCCESS
                 }
                 Err(error) => {
-                    eprintln!("warden-host: board {}: {error}", file.display());
+                    eprintln!("warden-host: board: {error}");
                     ExitCode::from(1)
                 }
             }
@@ -166,7 +151,7 @@ fn main() -> ExitCode {
         Command::Control { socket, command } => {
             match warden_host::launcher::control(&socket, &command.join(" ")) {
                 Ok(answer) if answer.starts_with("ok") => {
-                    println!("{answer}");
+                    warden_host::output::say(&answer);
                     ExitCode::SUCCESS
                 }
                 Ok(answer) => {
@@ -180,17 +165,17 @@ fn main() -> ExitCode {
             }
         }
         Command::Soak(arguments) => {
-            let Some(options) = arguments.options() else {
-                eprintln!("warden-host: --recovery-timeout must be a positive number of seconds");
-                return ExitCode::from(2);
-            };
+            let options = arguments.options();
             match warden_host::soak::soak(&options) {
                 Ok(outcome) => {
                     if let Some(why) = &outcome.stopped {
-                        println!("soak: stopped early: {why}");
-                        println!("--- the run's last lines:\n{}", outcome.recent.join("\n"));
+                        warden_host::output::say(&format!("soak: stopped early: {why}"));
+                        warden_host::output::say(&format!(
+                            "--- the run's last lines:\n{}",
+                            outcome.recent.join("\n")
+                        ));
                     }
-                    println!("{}", outcome.summary());
+                    warden_host::output::say(&outcome.summary());
                     if outcome.passed() {
                         ExitCode::SUCCESS
                     } else {
@@ -213,7 +198,7 @@ fn main() -> ExitCode {
             program,
         } => {
             let options = warden_host::launcher::Options {
-                timeout: timeout.map(std::time::Duration::from_secs_f64),
+                timeout,
                 trace,
                 board,
                 virtio,
@@ -243,18 +228,28 @@ fn program_override(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A positive, finite number of seconds (`--timeout`, `--recovery-timeout`), at most a year.
+fn seconds(text: &str) -> Result<std::time::Duration, String> {
+    const YEAR: f64 = 365.0 * 24.0 * 3600.0;
+    match text.trim().parse::<f64>() {
+        Ok(value) if value > 0.0 && value <= YEAR => Ok(std::time::Duration::from_secs_f64(value)),
+        Ok(_) => Err(format!(
+            "'{text}': expected a positive number of seconds, at most a year ({YEAR})"
+        )),
+        Err(_) => Err(format!("'{text}' is not a number of seconds")),
+    }
+}
+
 impl SoakArguments {
-    /// The soak's options; `None` when the recovery timeout is not a positive duration.
-    fn options(self) -> Option<warden_host::soak::Options> {
-        let recovery_timeout = std::time::Duration::try_from_secs_f64(self.recovery_timeout)
-            .ok()
-            .filter(|timeout| !timeout.is_zero())?;
+    /// The soak's options.
+    fn options(self) -> warden_host::soak::Options {
+        let recovery_timeout = self.recovery_timeout;
         let seed = self.seed.unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |since| since.as_nanos() as u64)
         });
-        Some(warden_host::soak::Options {
+        warden_host::soak::Options {
             file: self.file,
             board: self.board,
             virtio: self.virtio,
@@ -267,6 +262,6 @@ impl SoakArguments {
             verbose: self.verbose,
             only_pds: self.only_pds,
             only_faults: self.only_faults,
-        })
+        }
     }
 }

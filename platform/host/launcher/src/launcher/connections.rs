@@ -36,36 +36,102 @@ pub fn control(socket: &Path, command: &str) -> std::io::Result<String> {
     Ok(answer.trim_end().to_string())
 }
 
-/// The console: the launcher's standard input, line by line, to the board's UART.
+/// The longest control command, and the longest stretch of console input sent as one event.
+pub const MAX_LINE: usize = 4096;
+/// Control connections served at once; more are answered with an error and closed.
+pub const MAX_CONTROL_CONNECTIONS: usize = 16;
+/// A control connection that sends nothing for this long is closed.
+pub const CONTROL_IDLE: Duration = Duration::from_secs(30);
+/// Connections to the kernel socket that have not yet said which PD they are, at once; more
+/// are closed at once (a PD process says it in its first frame, within microseconds).
+pub const MAX_UNIDENTIFIED: usize = 64;
+/// How long a connection to the kernel socket has to send its first frame.
+pub const FIRST_FRAME: Duration = Duration::from_secs(2);
+
+/// Reads up to `limit` bytes of a line (its newline included, if it came): `None` at the end.
+/// A line longer than `limit` comes in pieces, each without its newline.
+fn bounded_line(reader: &mut impl BufRead, limit: usize) -> std::io::Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    std::io::Read::take(reader, limit as u64).read_until(b'\n', &mut line)?;
+    Ok((!line.is_empty()).then_some(line))
+}
+
+/// The console: the launcher's standard input, line by line (at most [`MAX_LINE`] bytes an
+/// event), to the board's UART.
 pub(crate) fn read_console(events: &Sender<Event>) {
     let stdin = std::io::stdin();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match stdin.lock().read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                if events.send(Event::Input(line.as_bytes().to_vec())).is_err() {
-                    return;
-                }
-            }
+    let mut stdin = stdin.lock();
+    while let Ok(Some(bytes)) = bounded_line(&mut stdin, MAX_LINE) {
+        if events.send(Event::Input(bytes)).is_err() {
+            return;
         }
     }
 }
 
+/// Counts a connection of a kind while it lives.
+struct Counted(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Counted {
+    /// One more of the kind, unless `limit` are open already.
+    fn admit(count: &Arc<std::sync::atomic::AtomicUsize>, limit: usize) -> Option<Self> {
+        let admitted = count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| {
+                (open < limit).then_some(open + 1)
+            })
+            .is_ok();
+        admitted.then(|| Self(Arc::clone(count)))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Serves the control socket: a command a line, each answered with one line. Bounded: at most
+/// [`MAX_CONTROL_CONNECTIONS`] at once, [`MAX_LINE`] bytes a command, [`CONTROL_IDLE`] of
+/// silence; a line that is not UTF-8 is answered with an error, not a silent close.
 pub(crate) fn accept_control(listener: &UnixListener, events: &Sender<Event>) {
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
+        let Ok(mut stream) = stream else { continue };
+        let Some(counted) = Counted::admit(&open, MAX_CONTROL_CONNECTIONS) else {
+            let _ = writeln!(
+                stream,
+                "error: {MAX_CONTROL_CONNECTIONS} control connections are open already; try again"
+            );
+            continue;
+        };
         let events = events.clone();
         std::thread::spawn(move || {
+            let _counted = counted;
+            let _ = stream.set_read_timeout(Some(CONTROL_IDLE));
             let Ok(reader) = stream.try_clone() else {
                 return;
             };
-            for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            let mut reader = BufReader::new(reader);
+            while let Ok(Some(mut line)) = bounded_line(&mut reader, MAX_LINE + 1) {
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                } else if line.len() > MAX_LINE {
+                    let _ = writeln!(
+                        stream,
+                        "error: a command is at most {MAX_LINE} bytes; closing the connection"
+                    );
+                    return;
+                }
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                let Ok(command) = String::from_utf8(line) else {
+                    let _ = writeln!(stream, "error: the command is not UTF-8 text");
+                    continue;
+                };
                 let Ok(answer) = stream.try_clone() else {
                     return;
                 };
-                if events.send(Event::Control(line, answer)).is_err() {
+                if events.send(Event::Control(command, answer)).is_err() {
                     return;
                 }
             }
@@ -73,14 +139,24 @@ pub(crate) fn accept_control(listener: &UnixListener, events: &Sender<Event>) {
     }
 }
 
+/// Serves the kernel socket: each connection's first frame says which PD it is, within
+/// [`FIRST_FRAME`], and at most [`MAX_UNIDENTIFIED`] may be waiting to say it, so silent
+/// connections cannot pile up threads until the launcher dies.
 pub(crate) fn accept(listener: &UnixListener, events: &Sender<Event>) {
+    let unidentified = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };
+        let Some(counted) = Counted::admit(&unidentified, MAX_UNIDENTIFIED) else {
+            continue; // dropped: closed at once
+        };
         let events = events.clone();
         std::thread::spawn(move || {
+            let _ = stream.set_read_timeout(Some(FIRST_FRAME));
             let hello = read_frame(&mut stream)
                 .ok()
                 .and_then(|frame| FromPd::decode(&frame));
+            drop(counted);
+            let _ = stream.set_read_timeout(None);
             let Some(FromPd::Hello { pd, incarnation }) = hello else {
                 return;
             };
@@ -173,7 +249,7 @@ impl Launcher {
         };
         match result {
             Ok(text) => {
-                println!("warden-host: {command}: {text}");
+                crate::output::say(&format!("warden-host: {command}: {text}"));
                 format!("ok {text}")
             }
             Err(error) => format!("error: {error}"),

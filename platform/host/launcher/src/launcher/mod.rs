@@ -123,6 +123,25 @@ impl std::fmt::Display for LaunchError {
     }
 }
 
+/// A path of the run's, removed when dropped: the run's directory, the control socket.
+enum Removed {
+    Directory(PathBuf),
+    File(PathBuf),
+}
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        match self {
+            Self::Directory(path) => {
+                let _ = std::fs::remove_dir_all(path);
+            }
+            Self::File(path) => {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
 /// Kernel configurations from a checked system description.
 #[must_use]
 pub fn kernel_config(system: &System) -> Vec<PdConfig> {
@@ -222,6 +241,8 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     let runtime = std::env::temp_dir().join(format!("warden-host-{}", std::process::id()));
     std::fs::create_dir_all(&runtime)
         .map_err(|error| LaunchError::Io(format!("creating {}", runtime.display()), error))?;
+    // Removed on every way out, errors and panics included.
+    let _runtime = Removed::Directory(runtime.clone());
     // Each memory region is a file in the run's directory, mapped by every PD that maps it.
     let mut region_files = Vec::new();
     for region in &system.memory_regions {
@@ -233,24 +254,20 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     }
     let mut board = match Board::new(options.board.as_deref(), &system, &paddrs, &region_files) {
         Ok(board) => board,
-        Err(error) => {
-            let _ = std::fs::remove_dir_all(&runtime);
-            return Err(LaunchError::Unsupported(error));
-        }
+        Err(error) => return Err(LaunchError::Unsupported(error)),
     };
     for spec in &options.virtio {
         match board.plug(spec, true) {
-            Ok(placed) => println!("warden-host: virtio {placed}"),
+            Ok(placed) => crate::output::say(&format!("warden-host: virtio {placed}")),
             Err(error) => {
-                let _ = std::fs::remove_dir_all(&runtime);
                 return Err(LaunchError::Unsupported(format!(
                     "--virtio {spec:?}: {error}"
-                )));
+                )))
             }
         }
     }
     for line in board.summary() {
-        println!("warden-host: board: {line}");
+        crate::output::say(&format!("warden-host: board: {line}"));
     }
     for (process, pd) in processes.iter_mut().zip(&system.protection_domains) {
         let mut maps = Vec::new();
@@ -320,9 +337,12 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
         eprintln!("warden-host: cannot catch Ctrl-C ({error}); --timeout still stops the run");
     }
     let (sender, receiver) = channel();
+    let mut control_socket = None;
     if let Some(path) = &options.control {
         let control = UnixListener::bind(path)
             .map_err(|error| LaunchError::Io(format!("binding {}", path.display()), error))?;
+        // Ours once bound (a path that was there already is not touched).
+        control_socket = Some(Removed::File(path.clone()));
         let events = sender.clone();
         std::thread::spawn(move || accept_control(&control, &events));
     }
@@ -344,10 +364,7 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
         launcher.serve(&mut kernel, &receiver, options.timeout, &interrupted);
     });
     launcher.shut_down();
-    let _ = std::fs::remove_dir_all(&runtime);
-    if let Some(path) = &options.control {
-        let _ = std::fs::remove_file(path);
-    }
+    drop(control_socket);
     result?;
     match launcher.root_fault {
         Some((pd, kind)) => Err(LaunchError::RootFaulted(
@@ -401,7 +418,7 @@ impl Launcher {
                 Action::Restart(pd) => {
                     let line = format!("{{\"event\":\"restart\",\"pd\":{}}}", self.json_name(pd));
                     self.record(&line);
-                    println!("warden-host: restarting '{}'", self.name(pd));
+                    crate::output::say(&format!("warden-host: restarting '{}'", self.name(pd)));
                     self.kill(pd);
                     if let Err(error) = self.spawn(pd) {
                         eprintln!("warden-host: {error}");
@@ -409,7 +426,7 @@ impl Launcher {
                     }
                 }
                 Action::Stop(pd) => {
-                    println!("warden-host: stopping '{}'", self.name(pd));
+                    crate::output::say(&format!("warden-host: stopping '{}'", self.name(pd)));
                     self.kill(pd);
                 }
                 Action::Dead(pd, kind) => {
@@ -509,14 +526,20 @@ impl Launcher {
         let started = Instant::now();
         loop {
             if interrupted.load(Ordering::SeqCst) {
-                println!("warden-host: interrupted, stopping every protection domain");
+                crate::output::say("warden-host: interrupted, stopping every protection domain");
                 return;
             }
             if self.root_fault.is_some() {
                 return;
             }
+            if crate::output::closed() {
+                eprintln!("warden-host: standard output closed, stopping every protection domain");
+                return;
+            }
             if timeout.is_some_and(|limit| started.elapsed() >= limit) {
-                println!("warden-host: timeout reached, stopping every protection domain");
+                crate::output::say(
+                    "warden-host: timeout reached, stopping every protection domain",
+                );
                 return;
             }
             // Wake for the next event, or when a model's line changes by itself (a timer).
@@ -529,11 +552,11 @@ impl Launcher {
             match events.recv_timeout(wait) {
                 Ok(Event::Connected(claim, mut stream)) => {
                     if !self.believes(claim) {
-                        println!(
+                        crate::output::say(&format!(
                             "warden-host: refused a connection claiming to be '{}' (process {:?})",
                             self.name(claim.pd),
                             claim.peer
-                        );
+                        ));
                         continue;
                     }
                     let Some(process) = self.processes.get_mut(claim.pd) else {

@@ -98,7 +98,7 @@ impl Launcher {
             let name = process.name.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    println!("[{name}] {line}");
+                    crate::output::say(&format!("[{name}] {line}"));
                 }
             });
         }
