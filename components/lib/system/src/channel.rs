@@ -25,6 +25,14 @@ pub struct Channel {
 }
 
 impl Parser<'_, '_> {
+    /// The `setvar_id` of each `end` of a channel already read, in order.
+    pub(super) fn end_setvars(&self, node: Node) -> Vec<Option<String>> {
+        node.children()
+            .filter(|child| child.is_element())
+            .map(|end| end.attribute("setvar_id").map(str::to_string))
+            .collect()
+    }
+
     pub(super) fn channel(&self, node: Node, system: &System) -> Result<Channel, SdfError> {
         self.attributes(node, &[])?;
         let elements = self.elements(node)?;
@@ -39,7 +47,7 @@ impl Parser<'_, '_> {
                     ),
                 ));
             }
-            self.attributes(*element, &["pd", "id", "pp", "notify"])?;
+            self.attributes(*element, &["pd", "id", "pp", "notify", "setvar_id"])?;
             let pd_name = self.required(*element, "pd")?;
             let pd = system
                 .protection_domains

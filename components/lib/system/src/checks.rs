@@ -141,9 +141,20 @@ impl Parser<'_, '_> {
                         ),
                     ));
                 }
-                let end = map.vaddr.checked_add(region.size).ok_or_else(|| {
-                    self.error_at(map.location, "the map runs past the address space".into())
-                })?;
+                let limit = map_limit(pd.stack_size);
+                let end = map
+                    .vaddr
+                    .checked_add(region.size)
+                    .filter(|&end| end <= limit)
+                    .ok_or_else(|| {
+                        self.error_at(
+                            map.location,
+                            format!(
+                                "the map of '{}' at 0x{:x} (0x{:x} bytes) runs past 0x{limit:x}, where the stack of '{}' begins (the IPC buffer and the stack are at the top of the user address space)",
+                                region.name, map.vaddr, region.size, pd.name
+                            ),
+                        )
+                    })?;
                 if let Some((_, _, other)) = placed
                     .iter()
                     .find(|(start, stop, _)| map.vaddr < *stop && *start < end)

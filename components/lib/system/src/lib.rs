@@ -4,12 +4,15 @@
 //! Elements and attributes: `system` holds `protection_domain`, `memory_region` and `channel`.
 //! A `protection_domain` has `name`, `priority` (0–254, default 0), `budget` (µs, default 1000),
 //! `period` (default: the budget), `passive`, `stack_size` (4 KiB–16 MiB, page multiple,
-//! default 4 KiB), `smc`, `cpu`, `fpu`, and `id` when nested in a parent; it holds one `program_image`
-//! (`path`, `path_for_symbols`), `map` (`mr`, `vaddr`, `perms`, `cached`, `setvar_vaddr`,
-//! `setvar_size`), `irq` (`irq`, `id`, `trigger`), `setvar` (`symbol`, `region_paddr`) and
-//! child `protection_domain`s. A `memory_region` has `name`, `size`, `page_size` (0x1000 or
-//! 0x200000), `phys_addr`. A `channel` holds exactly two `end`s (`pd`, `id`, `pp`, `notify`).
-//! Anything else is an error. Virtual machines are not supported by Warden and are refused.
+//! default 8 KiB), `smc`, `cpu` (below the target's cores, [`Target`]), `fpu`, and `id` and
+//! `setvar_id` when nested in a parent; it holds one `program_image` (`path`,
+//! `path_for_symbols`), `map` (`mr`, `vaddr`, `perms`, `cached`, `setvar_vaddr`, `setvar_size`;
+//! below the PD's stack, [`map_limit`]), `irq` (`irq`, `id`, `setvar_id`, `trigger`), `setvar`
+//! (`symbol`, `region_paddr`) and child `protection_domain`s, at most
+//! [`MAX_PROTECTION_DOMAINS`] in all (counted as they are read). A `memory_region` has `name`,
+//! `size`, `page_size` (0x1000 or 0x200000), `phys_addr`. A `channel` holds exactly two `end`s
+//! (`pd`, `id`, `pp`, `notify`, `setvar_id`). Anything else is an error. Virtual machines and
+//! `prefill_path` are not supported by Warden yet and are refused.
 
 use std::fmt;
 
@@ -21,7 +24,7 @@ mod protection_domain;
 
 pub use channel::{Channel, End};
 pub use memory_region::MemoryRegion;
-pub use protection_domain::{Irq, Map, Permissions, ProtectionDomain, SetVar, Trigger};
+pub use protection_domain::{Irq, Map, Permissions, ProtectionDomain, SetVar, SetVarId, Trigger};
 
 /// Highest channel or IRQ id of a PD.
 pub const MAX_ID: u64 = 61;
@@ -41,6 +44,36 @@ pub const LARGE_PAGE: u64 = 0x20_0000;
 const DEFAULT_BUDGET: u64 = 1000;
 
 const MIN_STACK: u64 = 0x1000;
+
+/// A PD's stack when `stack_size` is not given (the microkit tool's `PD_DEFAULT_STACK_SIZE`).
+pub const DEFAULT_STACK: u64 = 0x2000;
+
+/// The highest user virtual address on the aarch64 boards Warden builds for (the 2.3.0 SDK's
+/// `address_space_constants.json`, `vspace_user_top`, for qemu_virt_aarch64 and odroidc4). The
+/// IPC buffer is the page below it, a guard page below that, and the stack below the guard:
+/// a map must end at or below the stack's bottom, as the microkit tool checks.
+pub const USER_TOP: u64 = 0xff_ffff_ffff;
+
+/// The lowest address a PD's map may not reach: the bottom of its stack.
+#[must_use]
+pub const fn map_limit(stack_size: u64) -> u64 {
+    let ipc_buffer = USER_TOP & !(SMALL_PAGE - 1);
+    ipc_buffer - SMALL_PAGE - stack_size
+}
+
+/// What the description is checked against: the target's cores (the SDK's debug and release
+/// configurations of Warden's boards have one; `smp-*` ones more).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// CPU cores: a PD's `cpu` must be below this.
+    pub cores: u64,
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Self { cores: 1 }
+    }
+}
 
 const MAX_STACK: u64 = 16 * 1024 * 1024;
 
@@ -99,11 +132,90 @@ impl System {
     }
 }
 
+/// How deeply elements may nest. The XML parser recurses per level, so a file nested
+/// thousands deep would overflow the stack: [`too_deep`] refuses it first, in one pass.
+pub const MAX_NESTING: usize = 128;
+
+/// The byte offset of the first element nested deeper than [`MAX_NESTING`], and its depth. A
+/// linear scan of the tags that skips comments, CDATA, processing instructions, declarations
+/// and quoted attribute values (malformed XML is left to the parser to report).
+fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut depth = 0_usize;
+    let mut at = 0;
+    let skip_past = |from: usize, end: &str| {
+        text.get(from..)
+            .and_then(|rest| rest.find(end))
+            .map_or(bytes.len(), |found| from + found + end.len())
+    };
+    while let Some(found) = text.get(at..).and_then(|rest| rest.find('<')) {
+        let start = at + found;
+        let rest = text.get(start..).unwrap_or_default();
+        if rest.starts_with("<!--") {
+            at = skip_past(start, "-->");
+        } else if rest.starts_with("<![CDATA[") {
+            at = skip_past(start, "]]>");
+        } else if rest.starts_with("<?") {
+            at = skip_past(start, "?>");
+        } else if rest.starts_with("<!") {
+            at = skip_past(start, ">");
+        } else if rest.starts_with("</") {
+            depth = depth.saturating_sub(1);
+            at = skip_past(start, ">");
+        } else {
+            // A start tag: find its end outside quoted values; `/>` closes it at once.
+            let mut index = start + 1;
+            let mut quote = None;
+            let mut empty = false;
+            while let Some(&byte) = bytes.get(index) {
+                match (quote, byte) {
+                    (Some(open), _) if byte == open => quote = None,
+                    (Some(_), _) => {}
+                    (None, b'"' | b'\'') => quote = Some(byte),
+                    (None, b'>') => {
+                        empty = bytes.get(index.wrapping_sub(1)) == Some(&b'/');
+                        break;
+                    }
+                    (None, _) => {}
+                }
+                index += 1;
+            }
+            if !empty {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some((start, depth));
+                }
+            }
+            at = index + 1;
+        }
+    }
+    None
+}
+
+/// Line and column (from 1, in characters) of byte `offset` of `text`.
+fn line_column(text: &str, offset: usize) -> (u32, u32) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (
+        u32::try_from(line).unwrap_or(u32::MAX),
+        u32::try_from(column).unwrap_or(u32::MAX),
+    )
+}
+
 /// Reads and checks a system description file.
 ///
 /// # Errors
 /// The file cannot be read, or the first problem found, located.
 pub fn parse_file(path: &std::path::Path) -> Result<System, SdfError> {
+    parse_file_for(path, Target::default())
+}
+
+/// As [`parse_file`], for `target`.
+///
+/// # Errors
+/// The file cannot be read, or the first problem found, located.
+pub fn parse_file_for(path: &std::path::Path, target: Target) -> Result<System, SdfError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|error| SdfError {
         file: file.clone(),
@@ -111,7 +223,7 @@ pub fn parse_file(path: &std::path::Path) -> Result<System, SdfError> {
         column: 0,
         message: format!("cannot read the file: {error}"),
     })?;
-    parse(&file, &text)
+    parse_for(&file, &text, target)
 }
 
 /// Parses and checks the text of a system description; `file` names it in errors.
@@ -119,6 +231,25 @@ pub fn parse_file(path: &std::path::Path) -> Result<System, SdfError> {
 /// # Errors
 /// The first problem found, located.
 pub fn parse(file: &str, text: &str) -> Result<System, SdfError> {
+    parse_for(file, text, Target::default())
+}
+
+/// As [`parse`], for `target`.
+///
+/// # Errors
+/// The first problem found, located.
+pub fn parse_for(file: &str, text: &str, target: Target) -> Result<System, SdfError> {
+    if let Some((offset, depth)) = too_deep(text) {
+        let (line, column) = line_column(text, offset);
+        return Err(SdfError {
+            file: file.to_string(),
+            line,
+            column,
+            message: format!(
+                "elements nested {depth} deep: at most {MAX_NESTING} (a system of {MAX_PROTECTION_DOMAINS} nested protection domains needs fewer)"
+            ),
+        });
+    }
     let document = roxmltree::Document::parse(text).map_err(|error| {
         let position = error.pos();
         SdfError {
@@ -131,6 +262,7 @@ pub fn parse(file: &str, text: &str) -> Result<System, SdfError> {
     let parser = Parser {
         file,
         document: &document,
+        target,
     };
     parser.system()
 }
@@ -138,6 +270,7 @@ pub fn parse(file: &str, text: &str) -> Result<System, SdfError> {
 struct Parser<'a, 'input> {
     file: &'a str,
     document: &'a roxmltree::Document<'input>,
+    target: Target,
 }
 
 type Node<'a, 'input> = roxmltree::Node<'a, 'input>;
@@ -283,7 +416,22 @@ impl Parser<'_, '_> {
         }
         for node in channel_nodes {
             let channel = self.channel(node, &system)?;
+            // `setvar_id` on an end: the end's PD learns its id for the channel.
+            for (end, symbol) in channel.ends.iter().zip(self.end_setvars(node)) {
+                if let (Some(symbol), Some(pd)) =
+                    (symbol, system.protection_domains.get_mut(end.pd))
+                {
+                    pd.setvar_ids.push(SetVarId {
+                        symbol,
+                        id: end.id,
+                        location: channel.location,
+                    });
+                }
+            }
             system.channels.push(channel);
+        }
+        for pd in &system.protection_domains {
+            self.check_symbols(pd)?;
         }
         self.check(&system)?;
         Ok(system)

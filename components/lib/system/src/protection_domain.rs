@@ -64,6 +64,18 @@ pub struct SetVar {
     pub region: String,
 }
 
+/// A `setvar_id`: a symbol patched with a channel, IRQ or child id (on an `<irq>` or `<end>`
+/// of the PD, or on a child `<protection_domain>`, whose id its parent learns).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetVarId {
+    /// The symbol.
+    pub symbol: String,
+    /// The id.
+    pub id: u64,
+    /// Where in the file.
+    pub location: Location,
+}
+
 /// A protection domain (children are flattened into the system's list, with `parent`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProtectionDomain {
@@ -93,6 +105,8 @@ pub struct ProtectionDomain {
     pub irqs: Vec<Irq>,
     /// `setvar` elements.
     pub setvars: Vec<SetVar>,
+    /// `setvar_id`s of its IRQs, channel ends and children.
+    pub setvar_ids: Vec<SetVarId>,
     /// Parent PD (index in [`System::protection_domains`]) and this PD's id under it.
     pub parent: Option<(usize, u64)>,
     /// Where in the file.
@@ -118,10 +132,21 @@ impl Parser<'_, '_> {
             "fpu",
         ];
         if parent.is_some() {
-            allowed.push("id");
+            allowed.extend(["id", "setvar_id"]);
         }
         self.attributes(node, &allowed)?;
         let name = self.required(node, "name")?.to_string();
+        // Counted as they are read, so a file of thousands (or thousands deep) is refused at
+        // the first one too many, not after a walk of them all.
+        if system.protection_domains.len() >= MAX_PROTECTION_DOMAINS {
+            return Err(self.error(
+                node,
+                format!(
+                    "'{name}' would be protection domain {}: at most {MAX_PROTECTION_DOMAINS} are allowed (children count)",
+                    system.protection_domains.len() + 1
+                ),
+            ));
+        }
         let priority = self.optional_number(node, "priority")?.unwrap_or(0);
         if priority > MAX_PRIORITY {
             return Err(self.error(
@@ -141,7 +166,7 @@ impl Parser<'_, '_> {
         }
         let stack_size = self
             .optional_number(node, "stack_size")?
-            .unwrap_or(MIN_STACK);
+            .unwrap_or(DEFAULT_STACK);
         if !(MIN_STACK..=MAX_STACK).contains(&stack_size) || stack_size % SMALL_PAGE != 0 {
             return Err(self.error(
                 node,
@@ -171,11 +196,23 @@ impl Parser<'_, '_> {
             stack_size,
             smc: self.boolean(node, "smc", false)?,
             fpu: self.boolean(node, "fpu", true)?,
-            cpu: self.optional_number(node, "cpu")?,
+            cpu: match self.optional_number(node, "cpu")? {
+                Some(cpu) if cpu >= self.target.cores => {
+                    return Err(self.error(
+                        node,
+                        format!(
+                            "cpu {cpu} of '{name}': the target has {} core(s), numbered from 0",
+                            self.target.cores
+                        ),
+                    ))
+                }
+                cpu => cpu,
+            },
             program_image: String::new(),
             maps: Vec::new(),
             irqs: Vec::new(),
             setvars: Vec::new(),
+            setvar_ids: Vec::new(),
             parent: parent.zip(child_id),
             location: self.location(node),
         };
@@ -200,6 +237,13 @@ impl Parser<'_, '_> {
                 }
                 "irq" => {
                     let irq = self.irq(element)?;
+                    if let Some(symbol) = element.attribute("setvar_id") {
+                        pd.setvar_ids.push(SetVarId {
+                            symbol: symbol.to_string(),
+                            id: irq.id,
+                            location: irq.location,
+                        });
+                    }
                     pd.irqs.push(irq);
                 }
                 "setvar" => {
@@ -223,7 +267,6 @@ impl Parser<'_, '_> {
         }
         pd.program_image = program_image
             .ok_or_else(|| self.error(node, format!("'{name}' has no <program_image>")))?;
-        self.check_symbols(&pd)?;
         system.protection_domains.push(pd);
         let mut child_ids: Vec<u64> = Vec::new();
         for child in children {
@@ -238,6 +281,17 @@ impl Parser<'_, '_> {
                 return Err(self.error(child, format!("child id {id} is used twice in '{name}'")));
             }
             child_ids.push(id);
+            // `setvar_id` on a child: its parent learns the child's id.
+            if let (Some(symbol), Some(parent)) = (
+                child.attribute("setvar_id"),
+                system.protection_domains.get_mut(index),
+            ) {
+                parent.setvar_ids.push(SetVarId {
+                    symbol: symbol.to_string(),
+                    id,
+                    location: self.location(child),
+                });
+            }
         }
         Ok(())
     }
@@ -254,7 +308,11 @@ impl Parser<'_, '_> {
             .setvars
             .iter()
             .map(|setvar| (setvar.symbol.as_str(), pd.location));
-        for (symbol, location) in from_maps.chain(from_setvars) {
+        let from_ids = pd
+            .setvar_ids
+            .iter()
+            .map(|setvar| (setvar.symbol.as_str(), setvar.location));
+        for (symbol, location) in from_maps.chain(from_setvars).chain(from_ids) {
             if symbols.contains(&symbol) {
                 return Err(self.error_at(
                     location,
@@ -314,7 +372,7 @@ impl Parser<'_, '_> {
     }
 
     pub(super) fn irq(&self, node: Node) -> Result<Irq, SdfError> {
-        self.attributes(node, &["irq", "id", "trigger"])?;
+        self.attributes(node, &["irq", "id", "setvar_id", "trigger"])?;
         let id = self.required_number(node, "id")?;
         if id > MAX_ID {
             return Err(self.error(node, format!("irq id {id} is above {MAX_ID}")));

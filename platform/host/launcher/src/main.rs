@@ -22,6 +22,10 @@ enum Command {
     Check {
         /// The system description (system.xml).
         file: PathBuf,
+        /// The target's CPU cores (a PD's `cpu` must be below it): 1 for the SDK's debug and
+        /// release configurations, more for `smp-*` ones.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+        cores: u64,
     },
     /// Run a system description, one process per protection domain, until --timeout (exit 3
     /// when a PD without a parent faults: nothing can restart it).
@@ -118,22 +122,24 @@ struct SoakArguments {
 
 fn main() -> ExitCode {
     match Arguments::parse().command {
-        Command::Check { file } => match warden_host::sdf::parse_file(&file) {
-            Ok(system) => {
-                warden_host::output::say(&format!(
-                    "{}: ok ({} protection domains, {} memory regions, {} channels)",
-                    file.display(),
-                    system.protection_domains.len(),
-                    system.memory_regions.len(),
-                    system.channels.len()
-                ));
-                ExitCode::SUCCESS
+        Command::Check { file, cores } => {
+            match warden_host::sdf::parse_file_for(&file, warden_host::sdf::Target { cores }) {
+                Ok(system) => {
+                    warden_host::output::say(&format!(
+                        "{}: ok ({} protection domains, {} memory regions, {} channels)",
+                        file.display(),
+                        system.protection_domains.len(),
+                        system.memory_regions.len(),
+                        system.channels.len()
+                    ));
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("{error}");
+                    ExitCode::from(1)
+                }
             }
-            Err(error) => {
-                eprintln!("{error}");
-                ExitCode::from(1)
-            }
-        },
+        }
         Command::Board { file, json } => {
             match warden_host::board::read_blob(&file)
                 .and_then(|blob| warden_host::board::report(&blob, json))

@@ -78,7 +78,8 @@ fn parsed_values_follow_the_microkit_defaults() {
     assert_eq!(driver.parent, Some((0, 1)));
     assert_eq!(
         (manager.budget, manager.period, manager.stack_size),
-        (1000, 1000, 0x1000)
+        (1000, 1000, 0x2000),
+        "the microkit tool's PD_DEFAULT_STACK_SIZE"
     );
     assert!(!driver.maps[0].cached);
     assert!(driver.maps[1].permissions.read && driver.maps[1].permissions.write);
@@ -127,4 +128,81 @@ fn the_check_command_reports_and_exits() {
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(1));
+}
+
+/// A description nested thousands deep is refused before the XML parser (which recurses per
+/// level) can overflow its stack, and one of 20,000 PDs at the 64th, not after reading all.
+#[test]
+fn huge_and_deep_descriptions_are_refused_early() {
+    let depth = 10_000;
+    let mut deep = String::from("<system>\n");
+    for level in 0..depth {
+        let id = if level > 0 { r#" id="1""# } else { "" };
+        deep.push_str(&format!(
+            r#"<protection_domain name="d{level}"{id}><program_image path="p.elf"/>"#
+        ));
+        deep.push('\n');
+    }
+    deep.push_str(&"</protection_domain>".repeat(depth));
+    deep.push_str("\n</system>\n");
+    let error = sdf::parse("deep.xml", &deep).unwrap_err();
+    assert_eq!(
+        (error.line, error.column, error.message.as_str()),
+        (
+            129,
+            1,
+            "elements nested 129 deep: at most 128 (a system of 63 nested protection domains needs fewer)"
+        )
+    );
+    // Tags inside comments and a quoted '>' do not count as elements.
+    let tricky = format!(
+        r#"<?xml version="1.0"?><system><!-- {} --><protection_domain name="a>b"><program_image path="a.elf"/></protection_domain></system>"#,
+        "<a>".repeat(1000)
+    );
+    assert!(sdf::parse("tricky.xml", &tricky).is_ok());
+    let mut many = String::from("<system>\n");
+    for pd in 0..20_000 {
+        many.push_str(&format!(
+            "<protection_domain name=\"p{pd}\"><program_image path=\"p.elf\"/></protection_domain>\n"
+        ));
+    }
+    many.push_str("</system>\n");
+    let error = sdf::parse("many.xml", &many).unwrap_err();
+    assert_eq!(
+        error.message,
+        "'p63' would be protection domain 64: at most 63 are allowed (children count)"
+    );
+}
+
+/// A PD's `cpu` is checked against the target's cores: one by default (the SDK's debug and
+/// release configurations), more when the target has them.
+#[test]
+fn cpu_is_checked_against_the_targets_cores() {
+    let text = r#"<system><protection_domain name="a" cpu="3"><program_image path="a.elf"/></protection_domain></system>"#;
+    assert!(sdf::parse("one.xml", text).is_err());
+    assert!(sdf::parse_for("four.xml", text, sdf::Target { cores: 4 }).is_ok());
+    assert!(sdf::parse_for("three.xml", text, sdf::Target { cores: 3 }).is_err());
+}
+
+/// `setvar_id`s reach the PDs that own the ids.
+#[test]
+fn setvar_ids_go_to_the_pd_that_owns_the_id() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdf/valid/setvar_ids.xml");
+    let system = sdf::parse_file(&path).unwrap();
+    let ids = |pd: usize| -> Vec<(String, u64)> {
+        system.protection_domains[pd]
+            .setvar_ids
+            .iter()
+            .map(|setvar| (setvar.symbol.clone(), setvar.id))
+            .collect()
+    };
+    assert_eq!(
+        ids(0),
+        [
+            ("uart_irq".to_string(), 1),
+            ("child_id".to_string(), 3),
+            ("to_child".to_string(), 5)
+        ]
+    );
+    assert_eq!(ids(1), [("to_parent".to_string(), 0)]);
 }

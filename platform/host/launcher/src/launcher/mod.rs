@@ -315,6 +315,10 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
                 setvars.push(format!("{}={paddr:x}", setvar.symbol));
             }
         }
+        // `setvar_id`s: the ids of its IRQs, channel ends and children.
+        for setvar in &pd.setvar_ids {
+            setvars.push(format!("{}={:x}", setvar.symbol, setvar.id));
+        }
         process.maps = maps.join(";");
         process.setvars = setvars.join(";");
     }
