@@ -45,8 +45,9 @@ pub const CONTROL_IDLE: Duration = Duration::from_secs(30);
 /// Connections to the kernel socket that have not yet said which PD they are, at once; more
 /// are closed at once (a PD process says it in its first frame, within microseconds).
 pub const MAX_UNIDENTIFIED: usize = 64;
-/// How long a connection to the kernel socket has to send its first frame.
-pub const FIRST_FRAME: Duration = Duration::from_secs(2);
+/// How long a connection to the kernel socket has to send its first frame (a PD sends it right
+/// after it connects; the margin is for a loaded machine).
+pub const FIRST_FRAME: Duration = Duration::from_secs(5);
 
 /// Reads up to `limit` bytes of a line (its newline included, if it came): `None` at the end.
 /// A line longer than `limit` comes in pieces, each without its newline.
