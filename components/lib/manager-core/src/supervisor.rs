@@ -16,7 +16,8 @@
 //! after [`Policy::quarantine_after`] failures in a row it is quarantined: not restarted
 //! until an administrator retries it ([`Supervisor::retry`]). A PD that has run for
 //! [`Policy::healthy_after`] since it registered, without a failure, and is then found settled
-//! (its drivers registered, their walks over the bus done, no callback in flight) is healthy:
+//! (its drivers registered, their walks over the bus done, no callback in flight), having
+//! answered a heartbeat since it registered, is healthy:
 //! its count of failures in a row starts again from zero. Settled at one moment, not for the
 //! whole second: a driver whose devices others take away and give back (the children of a
 //! bridge whose PD restarts) is busy through no fault of its own, and is healthy at the first
@@ -197,6 +198,9 @@ struct Entry {
     /// [`Policy::healthy_after`] since it registered has yet to come (a wakeup is due then;
     /// after it, settling happens at an event, after which the PD layer ticks anyway).
     health_due: bool,
+    /// It has answered a heartbeat since it registered: a PD hung outside any callback (in
+    /// its event loop) is settled, and would otherwise be called healthy at every start.
+    answered: bool,
     /// The heartbeat it has not answered yet: (sequence, sent).
     ping: Option<(u64, Instant)>,
     next_ping: Instant,
@@ -246,6 +250,7 @@ impl<const PDS: usize> Supervisor<PDS> {
                 },
                 running_since: None,
                 health_due: false,
+                answered: false,
                 ping: None,
                 next_ping: now,
                 next_sequence: 1,
@@ -284,6 +289,7 @@ impl<const PDS: usize> Supervisor<PDS> {
                 entry.next_ping = now.after(interval);
                 entry.running_since = Some(now);
                 entry.health_due = true;
+                entry.answered = false;
                 true
             }
             Phase::Running => true,
@@ -304,6 +310,7 @@ impl<const PDS: usize> Supervisor<PDS> {
         match entry.ping {
             Some((outstanding, _)) if outstanding == sequence => {
                 entry.ping = None;
+                entry.answered = true;
                 entry.next_ping = now.after(interval);
                 true
             }
@@ -338,6 +345,7 @@ impl<const PDS: usize> Supervisor<PDS> {
         status.healthy = false;
         entry.running_since = None;
         entry.health_due = false;
+        entry.answered = false;
         entry.ping = None;
         let failures = status.consecutive_failures;
         if failures >= policy.quarantine_after {
@@ -362,6 +370,7 @@ impl<const PDS: usize> Supervisor<PDS> {
         status.restarts = status.restarts.saturating_add(1);
         entry.running_since = None;
         entry.health_due = false;
+        entry.answered = false;
         entry.ping = None;
         out(Action::Restart {
             pd: status.pd,
@@ -464,7 +473,8 @@ impl<const PDS: usize> Supervisor<PDS> {
                     .is_some_and(|since| now >= since.after(policy.healthy_after));
                 if !entry.status.healthy && long_enough {
                     entry.health_due = false;
-                    if manager.pd_settled(pd) {
+                    // An answered heartbeat is an event too, after which the PD layer ticks.
+                    if entry.answered && manager.pd_settled(pd) {
                         entry.status.healthy = true;
                         if entry.status.consecutive_failures > 0 {
                             entry.status.consecutive_failures = 0;

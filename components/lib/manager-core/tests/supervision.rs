@@ -690,14 +690,17 @@ fn a_pd_healthy_again_starts_its_record_afresh() {
             .iter()
             .all(|action| !matches!(action, Action::Healthy { .. })));
         now += 1000;
-        let done = actions(|out| supervisor.tick(ms(now), &h.manager, out));
-        if round > 0 {
-            assert!(done.contains(&Action::Healthy { pd }), "{done:?}");
-        }
-        for action in done {
+        let mut done = actions(|out| supervisor.tick(ms(now), &h.manager, out));
+        // Healthy once it has answered a heartbeat too (the PD layer ticks after the answer).
+        assert!(!done.contains(&Action::Healthy { pd }), "{done:?}");
+        for action in done.clone() {
             if let Action::Ping { sequence, .. } = action {
                 supervisor.alive(pd, sequence, ms(now));
             }
+        }
+        done.extend(actions(|out| supervisor.tick(ms(now), &h.manager, out)));
+        if round > 0 {
+            assert!(done.contains(&Action::Healthy { pd }), "{done:?}");
         }
         h.pd_died(1);
         h.drain_ok();
@@ -754,13 +757,18 @@ fn a_pd_busy_with_others_churn_is_healthy_once_it_has_run_long_enough() {
     let mut supervisor = TestSupervisor::new(Policy::DEFAULT);
     let pd = PdId(1);
     supervisor.supervise(pd, ms(0));
+    // A tick, and (as the PD layer ticks after every event) one more after the PD answers a
+    // heartbeat at once.
     let tick = |h: &mut Harness, supervisor: &mut TestSupervisor, now: u64| {
         h.at(now);
-        let done = actions(|out| supervisor.tick(ms(now), &h.manager, out));
-        for action in &done {
-            if let Action::Ping { sequence, .. } = action {
-                supervisor.alive(pd, *sequence, ms(now));
-            }
+        let mut done = actions(|out| supervisor.tick(ms(now), &h.manager, out));
+        let pinged = done.iter().find_map(|action| match action {
+            Action::Ping { sequence, .. } => Some(*sequence),
+            _ => None,
+        });
+        if let Some(sequence) = pinged {
+            assert!(supervisor.alive(pd, sequence, ms(now)));
+            done.extend(actions(|out| supervisor.tick(ms(now), &h.manager, out)));
         }
         done
     };
@@ -834,4 +842,58 @@ fn a_pd_hung_in_a_long_callback_is_never_healthy() {
     let done = actions(|out| supervisor.tick(ms(3000), &h.manager, out));
     assert!(matches!(done[..], [Action::Stop { .. }]), "{done:?}");
     assert_eq!(supervisor.status(pd).unwrap().consecutive_failures, 2);
+}
+
+/// A PD that registers and then hangs outside any callback (in its event loop) is settled, but
+/// never answers a heartbeat: it is never healthy, so its stops add up to a quarantine instead
+/// of a restart every 1.5 s forever.
+#[test]
+fn a_pd_hung_outside_callbacks_is_quarantined_not_restarted_forever() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    let mut supervisor = TestSupervisor::new(Policy::DEFAULT);
+    let pd = PdId(1);
+    supervisor.supervise(pd, ms(0));
+    let mut now = 0;
+    for failure in 1..=5u32 {
+        // (Re)started: it registers at once, then hangs.
+        h.at(now);
+        h.register("d", "x", 1);
+        assert!(supervisor.registered(pd, ms(now)), "failure {failure}");
+        h.drain_ok();
+        let mut stopped = None;
+        for step in 0..40 {
+            let at = now + step * 100;
+            h.at(at);
+            let done = actions(|out| supervisor.tick(ms(at), &h.manager, out));
+            assert!(!done.contains(&Action::Healthy { pd }), "{done:?}");
+            if done.iter().any(|action| {
+                matches!(
+                    action,
+                    Action::Stop {
+                        failure: Failure::Silent,
+                        ..
+                    }
+                )
+            }) {
+                stopped = Some((at, done));
+                break;
+            }
+        }
+        let (at, done) = stopped.expect("stopped for silence");
+        h.pd_died(1);
+        h.drain_ok();
+        if failure == 5 {
+            assert!(
+                done.contains(&Action::Quarantine { pd, failures: 5 }),
+                "{done:?}"
+            );
+            return;
+        }
+        // Its restart comes at once or after the backoff.
+        now = match supervisor.status(pd).unwrap().phase {
+            Phase::Waiting(until) => until.0 / 1_000_000,
+            _ => at,
+        };
+        actions(|out| supervisor.tick(ms(now), &h.manager, out));
+    }
 }

@@ -6,19 +6,8 @@ use super::*;
 impl Parser<'_, '_> {
     /// The checks across elements.
     pub(super) fn check(&self, system: &System) -> Result<(), SdfError> {
+        // The count of PDs is checked as they are read (`protection_domain`).
         let pds = &system.protection_domains;
-        if pds.len() > MAX_PROTECTION_DOMAINS {
-            let last = pds
-                .last()
-                .map_or(Location { line: 1, column: 1 }, |pd| pd.location);
-            return Err(self.error_at(
-                last,
-                format!(
-                    "{} protection domains: at most {MAX_PROTECTION_DOMAINS} are allowed (children count)",
-                    pds.len()
-                ),
-            ));
-        }
         for (index, pd) in pds.iter().enumerate() {
             if pd.name == "monitor" {
                 return Err(self.error_at(pd.location, "the name 'monitor' is reserved".into()));

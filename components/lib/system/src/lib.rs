@@ -58,21 +58,19 @@ pub const USER_TOP: u64 = 0xff_ffff_ffff;
 #[must_use]
 pub const fn map_limit(stack_size: u64) -> u64 {
     let ipc_buffer = USER_TOP & !(SMALL_PAGE - 1);
-    ipc_buffer - SMALL_PAGE - stack_size
+    ipc_buffer
+        .saturating_sub(SMALL_PAGE)
+        .saturating_sub(stack_size)
 }
 
-/// What the description is checked against: the target's cores (the SDK's debug and release
-/// configurations of Warden's boards have one; `smp-*` ones more).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the description is checked against, where it is known.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Target {
-    /// CPU cores: a PD's `cpu` must be below this.
-    pub cores: u64,
-}
-
-impl Default for Target {
-    fn default() -> Self {
-        Self { cores: 1 }
-    }
+    /// CPU cores: a PD's `cpu` must be below this. `None` (the default, for the host
+    /// platform, where `cpu` means nothing, and builds that do not know their SDK
+    /// configuration): not checked. `warden-host check` says 1 unless told (`--cores`): the
+    /// SDK's debug and release configurations of Warden's boards have one core, `smp-*` more.
+    pub cores: Option<u64>,
 }
 
 const MAX_STACK: u64 = 16 * 1024 * 1024;

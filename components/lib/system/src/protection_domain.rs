@@ -196,17 +196,16 @@ impl Parser<'_, '_> {
             stack_size,
             smc: self.boolean(node, "smc", false)?,
             fpu: self.boolean(node, "fpu", true)?,
-            cpu: match self.optional_number(node, "cpu")? {
-                Some(cpu) if cpu >= self.target.cores => {
+            cpu: match (self.optional_number(node, "cpu")?, self.target.cores) {
+                (Some(cpu), Some(cores)) if cpu >= cores => {
                     return Err(self.error(
                         node,
                         format!(
-                            "cpu {cpu} of '{name}': the target has {} core(s), numbered from 0",
-                            self.target.cores
+                            "cpu {cpu} of '{name}': the target has {cores} core(s), numbered from 0"
                         ),
                     ))
                 }
-                cpu => cpu,
+                (cpu, _) => cpu,
             },
             program_image: String::new(),
             maps: Vec::new(),

@@ -123,7 +123,10 @@ struct SoakArguments {
 fn main() -> ExitCode {
     match Arguments::parse().command {
         Command::Check { file, cores } => {
-            match warden_host::sdf::parse_file_for(&file, warden_host::sdf::Target { cores }) {
+            match warden_host::sdf::parse_file_for(
+                &file,
+                warden_host::sdf::Target { cores: Some(cores) },
+            ) {
                 Ok(system) => {
                     warden_host::output::say(&format!(
                         "{}: ok ({} protection domains, {} memory regions, {} channels)",
@@ -238,7 +241,13 @@ fn program_override(text: &str) -> Result<(String, String), String> {
 fn seconds(text: &str) -> Result<std::time::Duration, String> {
     const YEAR: f64 = 365.0 * 24.0 * 3600.0;
     match text.trim().parse::<f64>() {
-        Ok(value) if value > 0.0 && value <= YEAR => Ok(std::time::Duration::from_secs_f64(value)),
+        Ok(value) if value > 0.0 && value <= YEAR => {
+            Some(std::time::Duration::from_secs_f64(value))
+                .filter(|duration| !duration.is_zero())
+                .ok_or_else(|| {
+                    format!("'{text}' seconds is under a nanosecond: too short to be a time")
+                })
+        }
         Ok(_) => Err(format!(
             "'{text}': expected a positive number of seconds, at most a year ({YEAR})"
         )),

@@ -544,7 +544,7 @@ fn soak_run(
         baseline = now;
     }
     let total: usize = baseline.values().sum();
-    println!(
+    crate::output::say(&format!(
         "soak: baseline: {total} devices bound ({}); {} driver PDs ({}); seed {}",
         baseline
             .iter()
@@ -558,7 +558,7 @@ fn soak_run(
             .collect::<Vec<_>>()
             .join(", "),
         options.seed
-    );
+    ));
     let mut draw = Draw(options.seed | 1);
     let mut outcome = Outcome::default();
     let start = Instant::now();
@@ -568,6 +568,9 @@ fn soak_run(
         .map(|(pd, name)| (*pd, name.as_str(), start))
         .collect();
     for number in 1..=options.faults {
+        if crate::output::closed() {
+            return Err("standard output closed: soak stopped".into());
+        }
         // A PD that has been healthy long enough.
         let soonest = targets.iter().map(|target| target.2).min().unwrap_or(start) + HEALTHY_GAP;
         run.until(soonest, |_, _| false)?;
@@ -652,10 +655,10 @@ fn soak_run(
                 outcome.recoveries.push(took);
                 target.2 = Instant::now();
                 if options.verbose {
-                    println!(
+                    crate::output::say(&format!(
                         "soak: fault {number}: {fault} into {name} (PD {pd}) recovered in {} ms",
                         took.as_millis()
-                    );
+                    ));
                 }
             }
             _ => {
@@ -677,12 +680,12 @@ fn soak_run(
             }
         }
         if number % 50 == 0 && number < options.faults {
-            println!(
+            crate::output::say(&format!(
                 "soak: {number} faults so far, {} recovered, {} blocks verified, {} s",
                 outcome.recovered,
                 outcome.verified,
                 start.elapsed().as_secs()
-            );
+            ));
         }
     }
     // The client's counters once a request the last faults left unanswered would have been

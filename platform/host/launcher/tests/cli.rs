@@ -70,7 +70,7 @@ fn no_panic(output: &Output) -> String {
 #[test]
 fn a_timeout_that_is_not_a_positive_number_is_misuse() {
     let _guard = exclusive();
-    for bad in ["-1", "NaN", "inf", "0", "1e30", "soon"] {
+    for bad in ["-1", "NaN", "inf", "0", "1e-12", "1e30", "soon"] {
         let tmp = scratch("timeout");
         let output = warden(&tmp)
             .arg("run")
@@ -271,9 +271,31 @@ fn the_sockets_are_bounded_and_garbage_gets_an_answer() {
     again.write_all(b"devices\n").unwrap();
     assert!(answer(&mut again).starts_with("ok"));
     drop(again);
-    // The kernel socket: silent connections are closed after their first-frame time, and
-    // more than 64 waiting at once are closed at once; the launcher lives on.
-    let kernel = std::fs::read_dir(&tmp)
+    // A client that sends commands and never reads its answers blocks only itself: the
+    // others are still answered.
+    let mut greedy = UnixStream::connect(&socket).unwrap();
+    greedy
+        .set_write_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let writer = std::thread::spawn(move || {
+        let commands = "devices\n".repeat(100_000);
+        let _ = greedy.write_all(commands.as_bytes());
+        greedy
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let mut polite = UnixStream::connect(&socket).unwrap();
+    polite
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    polite.write_all(b"devices\n").unwrap();
+    assert!(
+        answer(&mut polite).starts_with("ok"),
+        "answered beside a greedy client"
+    );
+    drop(polite);
+    drop(writer.join().unwrap());
+    // A first frame trickled in a byte a second is cut off at 5 s all the same.
+    let kernel_socket = std::fs::read_dir(&tmp)
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .find(|path| {
@@ -284,8 +306,28 @@ fn the_sockets_are_bounded_and_garbage_gets_an_answer() {
         })
         .unwrap()
         .join("kernel.sock");
+    let mut trickle = UnixStream::connect(&kernel_socket).unwrap();
+    trickle
+        .set_write_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    while started.elapsed() < Duration::from_secs(12) {
+        if trickle.write_all(&[0x10]).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(900));
+    }
+    assert!(
+        closed,
+        "a trickled first frame held its connection for 12 s"
+    );
+    // The kernel socket: silent connections are closed after their first-frame time, and
+    // more than 64 waiting at once (or 4 from one process) are closed at once; the launcher
+    // lives on.
     let mut silent: Vec<UnixStream> = (0..100)
-        .map(|_| UnixStream::connect(&kernel).unwrap())
+        .map(|_| UnixStream::connect(&kernel_socket).unwrap())
         .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     for stream in &mut silent {

@@ -1,6 +1,7 @@
 //! The system-description checks, tested the way the microkit tool tests its parser: a folder
 //! of small invalid descriptions, each ending with the error it must produce
-//! (`<!-- expect: LINE:COLUMN: message -->`), and a folder of valid ones that must parse.
+//! (`<!-- expect: LINE:COLUMN: message -->`), and a folder of valid ones that must parse; the
+//! target is the tool's default configuration (one core).
 #![allow(
     clippy::unwrap_used,
     clippy::panic,
@@ -38,7 +39,7 @@ fn every_invalid_description_gives_its_located_error() {
             .trim_end()
             .trim_end_matches("-->")
             .trim();
-        match sdf::parse("fixture.xml", &text) {
+        match sdf::parse_for("fixture.xml", &text, sdf::Target { cores: Some(1) }) {
             Ok(_) => failures.push(format!("{}: parsed, expected {expected}", path.display())),
             Err(error) => {
                 assert_eq!(error.file, "fixture.xml");
@@ -174,14 +175,35 @@ fn huge_and_deep_descriptions_are_refused_early() {
     );
 }
 
-/// A PD's `cpu` is checked against the target's cores: one by default (the SDK's debug and
-/// release configurations), more when the target has them.
+/// A PD's `cpu` is checked against the target's cores when they are known (`check` says one
+/// unless told: the SDK's debug and release configurations), not on the host platform.
 #[test]
 fn cpu_is_checked_against_the_targets_cores() {
     let text = r#"<system><protection_domain name="a" cpu="3"><program_image path="a.elf"/></protection_domain></system>"#;
-    assert!(sdf::parse("one.xml", text).is_err());
-    assert!(sdf::parse_for("four.xml", text, sdf::Target { cores: 4 }).is_ok());
-    assert!(sdf::parse_for("three.xml", text, sdf::Target { cores: 3 }).is_err());
+    let cores = |cores| sdf::Target { cores: Some(cores) };
+    assert!(sdf::parse_for("one.xml", text, cores(1)).is_err());
+    assert!(sdf::parse_for("four.xml", text, cores(4)).is_ok());
+    assert!(sdf::parse_for("three.xml", text, cores(3)).is_err());
+    assert!(
+        sdf::parse("host.xml", text).is_ok(),
+        "unknown cores: not checked"
+    );
+    // `warden-host check` is the tool's default: one core.
+    let file = std::env::temp_dir().join(format!("warden-cpu-{}.xml", std::process::id()));
+    std::fs::write(&file, text).unwrap();
+    let check = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_warden-host"))
+            .arg("check")
+            .arg(&file)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let one = check(&[]);
+    assert_eq!(one.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&one.stderr).contains("the target has 1 core(s)"));
+    assert!(check(&["--cores", "4"]).status.success());
+    std::fs::remove_file(&file).unwrap();
 }
 
 /// `setvar_id`s reach the PDs that own the ids.

@@ -3,6 +3,8 @@
 //! events.
 
 use super::*;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// What the connection threads tell the launcher: which PD and incarnation a connection claims
 /// to be, and the process id the kernel says is at the other end (`SO_PEERCRED`), which is what
@@ -12,8 +14,9 @@ pub(crate) enum Event {
     Frame(Claim, FromPd),
     /// Bytes typed at the launcher's standard input: the console UART's receive line.
     Input(Vec<u8>),
-    /// A command on the control socket, and where to answer.
-    Control(String, UnixStream),
+    /// A command on the control socket, and where its answer goes (the connection's thread
+    /// writes it, so a client that never reads blocks only its own connection).
+    Control(String, Sender<String>),
 }
 
 /// A connection's claimed PD and incarnation, and its peer's process id.
@@ -45,9 +48,28 @@ pub const CONTROL_IDLE: Duration = Duration::from_secs(30);
 /// Connections to the kernel socket that have not yet said which PD they are, at once; more
 /// are closed at once (a PD process says it in its first frame, within microseconds).
 pub const MAX_UNIDENTIFIED: usize = 64;
-/// How long a connection to the kernel socket has to send its first frame (a PD sends it right
-/// after it connects; the margin is for a loaded machine).
+/// How long a connection to the kernel socket has to send its whole first frame (a PD sends
+/// it right after it connects; the margin is for a loaded machine).
 pub const FIRST_FRAME: Duration = Duration::from_secs(5);
+/// Unidentified connections one process may hold at once (a PD needs one).
+pub const MAX_UNIDENTIFIED_PER_PROCESS: usize = 4;
+
+/// A stream read against one deadline for all its reads, however the bytes trickle in.
+struct Deadline<'a> {
+    stream: &'a mut UnixStream,
+    until: Instant,
+}
+
+impl std::io::Read for Deadline<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buffer)
+    }
+}
 
 /// Reads up to `limit` bytes of a line (its newline included, if it came): `None` at the end.
 /// A line longer than `limit` comes in pieces, each without its newline.
@@ -129,10 +151,15 @@ pub(crate) fn accept_control(listener: &UnixListener, events: &Sender<Event>) {
                     let _ = writeln!(stream, "error: the command is not UTF-8 text");
                     continue;
                 };
-                let Ok(answer) = stream.try_clone() else {
+                // One command at a time: the next is read once this one is answered.
+                let (reply, answer) = channel();
+                if events.send(Event::Control(command, reply)).is_err() {
+                    return;
+                }
+                let Ok(answer) = answer.recv() else {
                     return;
                 };
-                if events.send(Event::Control(command, answer)).is_err() {
+                if writeln!(stream, "{answer}").is_err() {
                     return;
                 }
             }
@@ -145,18 +172,44 @@ pub(crate) fn accept_control(listener: &UnixListener, events: &Sender<Event>) {
 /// connections cannot pile up threads until the launcher dies.
 pub(crate) fn accept(listener: &UnixListener, events: &Sender<Event>) {
     let unidentified = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let per_process: Arc<Mutex<HashMap<u32, usize>>> = Arc::default();
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };
+        let peer = rustix::net::sockopt::socket_peercred(&stream)
+            .ok()
+            .and_then(|credentials| u32::try_from(credentials.pid.as_raw_nonzero().get()).ok())
+            .unwrap_or(0);
         let Some(counted) = Counted::admit(&unidentified, MAX_UNIDENTIFIED) else {
             continue; // dropped: closed at once
         };
+        {
+            let Ok(mut held) = per_process.lock() else {
+                continue;
+            };
+            let count = held.entry(peer).or_insert(0);
+            if *count >= MAX_UNIDENTIFIED_PER_PROCESS {
+                continue;
+            }
+            *count += 1;
+        }
         let events = events.clone();
+        let per_process = Arc::clone(&per_process);
         std::thread::spawn(move || {
-            let _ = stream.set_read_timeout(Some(FIRST_FRAME));
-            let hello = read_frame(&mut stream)
-                .ok()
-                .and_then(|frame| FromPd::decode(&frame));
+            let hello = read_frame(&mut Deadline {
+                stream: &mut stream,
+                until: Instant::now() + FIRST_FRAME,
+            })
+            .ok()
+            .and_then(|frame| FromPd::decode(&frame));
             drop(counted);
+            if let Ok(mut held) = per_process.lock() {
+                if let Some(count) = held.get_mut(&peer) {
+                    *count = count.saturating_sub(1);
+                    if *count == 0 {
+                        held.remove(&peer);
+                    }
+                }
+            }
             let _ = stream.set_read_timeout(None);
             let Some(FromPd::Hello { pd, incarnation }) = hello else {
                 return;

@@ -241,7 +241,8 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     let runtime = std::env::temp_dir().join(format!("warden-host-{}", std::process::id()));
     std::fs::create_dir_all(&runtime)
         .map_err(|error| LaunchError::Io(format!("creating {}", runtime.display()), error))?;
-    // Removed on every way out, errors and panics included.
+    // Removed on every way out, errors and panics included (the launcher, declared later,
+    // stops every PD first when it is dropped).
     let _runtime = Removed::Directory(runtime.clone());
     // Each memory region is a file in the run's directory, mapped by every PD that maps it.
     let mut region_files = Vec::new();
@@ -580,9 +581,9 @@ impl Launcher {
                     }
                 }
                 Ok(Event::Input(bytes)) => self.board.console_input(&bytes),
-                Ok(Event::Control(command, mut stream)) => {
+                Ok(Event::Control(command, reply)) => {
                     let answer = self.control(kernel, &command);
-                    let _ = writeln!(stream, "{answer}");
+                    let _ = reply.send(answer);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,

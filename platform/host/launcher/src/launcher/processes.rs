@@ -122,7 +122,16 @@ impl Launcher {
             self.kill(pd);
         }
     }
+}
 
+/// However the run ends (a panic included), no PD process outlives it.
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+impl Launcher {
     pub(super) fn send(&mut self, pd: usize, frame: ToPd) {
         let Some(process) = self.processes.get_mut(pd) else {
             return;
