@@ -33,7 +33,13 @@ const TREE: &str = r#"
 "#;
 
 fn blob() -> Vec<u8> {
-    let dir = std::env::temp_dir().join(format!("warden-board-report-{}", std::process::id()));
+    // A directory per call: the tests run in parallel.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "warden-board-report-{}-{serial}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let (dts, dtb) = (dir.join("t.dts"), dir.join("t.dtb"));
     std::fs::write(&dts, TREE).unwrap();
