@@ -188,7 +188,7 @@ fn an_empty_disk_image_is_refused_with_the_reason() {
     assert!(made.status.success(), "{made:?}");
     let output = warden(&tmp)
         .arg("run")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../system.xml"))
+        .arg(system("ping_pong.xml"))
         .arg("--board")
         .arg(&board)
         .arg("--virtio")
