@@ -6,7 +6,7 @@
 #   check-target  build $(TARGET_CRATES) for aarch64-unknown-none with -Zbuild-std
 #   deps          check/install the toolchains (scripts/ensure-deps.sh)
 #   bench         warden-manager-core's benchmark
-#   fuzz          the protocol crate's fuzzers (components/lib/protocol/fuzz/run.sh)
+#   fuzz          the protocol's and the board parser's fuzzers (components/lib/*/fuzz/run.sh)
 #   sim           a system on the host platform (warden-host run), until Ctrl-C
 #   sim-test      the same, with the expected story checked (part of test)
 #   all, qemu     the Microkit system image and running it (need MICROKIT_SDK)
@@ -39,7 +39,7 @@ TARGET_CARGO_TARGET_DIR ?= target/aarch64
 # Rustflags for the target build's own units (space-separated; empty allows warnings).
 TARGET_RUSTFLAGS ?= -Dwarnings
 LOOM_TEST := components/lib/protocol/tests/loom.rs
-FUZZ_SCRIPT := components/lib/protocol/fuzz/run.sh
+FUZZ_SCRIPTS := components/lib/protocol/fuzz/run.sh components/lib/board/fuzz/run.sh
 
 # --- QEMU (for `make qemu`, once the image exists) -------------------------------------------
 # The machine (its options shape the DTB the manager embeds), its devices and the boot are
@@ -225,12 +225,8 @@ bench:
 	$(HOST_CARGO) bench -p warden-board --bench board
 
 fuzz:
-	$(call banner,fuzz: $(FUZZ_SCRIPT))
-	@if [ -f "$(FUZZ_SCRIPT)" ]; then \
-		bash "$(FUZZ_SCRIPT)"; \
-	else \
-		echo "fuzzing is not set up yet: $(FUZZ_SCRIPT) does not exist"; \
-	fi
+	$(call banner,fuzz: $(FUZZ_SCRIPTS))
+	@status=0; for script in $(FUZZ_SCRIPTS); do bash "$$script" || status=1; done; exit $$status
 
 # --- Host simulation -------------------------------------------------------------------------
 # A system on the host platform: one process per PD, the launcher playing the Microkit kernel

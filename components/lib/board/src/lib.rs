@@ -18,6 +18,7 @@
 mod blob;
 mod devices;
 mod error;
+pub mod fuzzing;
 mod index;
 
 pub use devices::{BoardDevice, Devices};
