@@ -220,9 +220,9 @@ check-target:
 
 # --- Benchmarks and fuzzing ------------------------------------------------------------------
 bench:
-	$(call banner,bench: cargo bench -p warden-manager-core --bench core; -p warden-board --bench board)
-	$(HOST_CARGO) bench -p warden-manager-core --bench core
+	$(call banner,bench: cargo bench -p warden-board --bench board; -p warden-manager-core --bench core)
 	$(HOST_CARGO) bench -p warden-board --bench board
+	$(HOST_CARGO) bench -p warden-manager-core --bench core
 
 fuzz:
 	$(call banner,fuzz: $(FUZZ_SCRIPTS))
