@@ -13,6 +13,8 @@ pub struct End {
     pub pp: bool,
     /// This end may notify.
     pub notify: bool,
+    /// Symbol patched with `id` in this end's PD (`setvar_id`).
+    pub setvar_id: Option<String>,
 }
 
 /// A channel.
@@ -25,14 +27,6 @@ pub struct Channel {
 }
 
 impl Parser<'_, '_> {
-    /// The `setvar_id` of each `end` of a channel already read, in order.
-    pub(super) fn end_setvars(&self, node: Node) -> Vec<Option<String>> {
-        node.children()
-            .filter(|child| child.is_element())
-            .map(|end| end.attribute("setvar_id").map(str::to_string))
-            .collect()
-    }
-
     pub(super) fn channel(&self, node: Node, system: &System) -> Result<Channel, SdfError> {
         self.attributes(node, &[])?;
         let elements = self.elements(node)?;
@@ -65,6 +59,7 @@ impl Parser<'_, '_> {
                 id,
                 pp: self.boolean(*element, "pp", false)?,
                 notify: self.boolean(*element, "notify", true)?,
+                setvar_id: element.attribute("setvar_id").map(str::to_string),
             });
         }
         let Ok([first, second]) = <[End; 2]>::try_from(ends) else {

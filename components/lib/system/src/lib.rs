@@ -415,12 +415,12 @@ impl Parser<'_, '_> {
         for node in channel_nodes {
             let channel = self.channel(node, &system)?;
             // `setvar_id` on an end: the end's PD learns its id for the channel.
-            for (end, symbol) in channel.ends.iter().zip(self.end_setvars(node)) {
+            for end in &channel.ends {
                 if let (Some(symbol), Some(pd)) =
-                    (symbol, system.protection_domains.get_mut(end.pd))
+                    (&end.setvar_id, system.protection_domains.get_mut(end.pd))
                 {
                     pd.setvar_ids.push(SetVarId {
-                        symbol,
+                        symbol: symbol.clone(),
                         id: end.id,
                         location: channel.location,
                     });

@@ -201,23 +201,6 @@ fn text_report(name: &str, items: &[Item<'_>], summary: &str) -> String {
     out
 }
 
-/// `text` as a JSON string literal.
-fn json_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for character in text.chars() {
-        match character {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn json_report(name: &str, items: &[Item<'_>], summary: &str) -> String {
     let mut devices = Vec::new();
     let mut left_out = Vec::new();
@@ -227,42 +210,32 @@ fn json_report(name: &str, items: &[Item<'_>], summary: &str) -> String {
                 path,
                 device,
                 parent,
-            } => {
-                let compatible: Vec<String> =
-                    device.compatible.iter().map(|c| json_string(c)).collect();
-                let windows: Vec<String> = device
-                    .mmio
-                    .iter()
-                    .map(|w| format!("{{\"base\":{},\"size\":{}}}", w.base, w.size))
-                    .collect();
-                let intids: Vec<String> = device.irqs.iter().map(u32::to_string).collect();
-                devices.push(format!(
-                    "{{\"path\":{},\"compatible\":[{}],\"bus\":\"platform\",\"windows\":[{}],\
-                     \"intids\":[{}],\"interrupts_not_on_gic\":{},\"parent\":{},\"enabled\":{}}}",
-                    json_string(path),
-                    compatible.join(","),
-                    windows.join(","),
-                    intids.join(","),
-                    device.interrupt_parent_not_gic,
-                    parent.as_deref().map_or("null".to_string(), json_string),
-                    device.enabled
-                ));
-            }
-            Item::LeftOut { path, error } => left_out.push(format!(
-                "{{\"path\":{},\"reason\":{},\"error\":{}}}",
-                json_string(path),
-                json_string(&reason(error)),
-                json_string(&error.to_string())
-            )),
+            } => devices.push(serde_json::json!({
+                "path": path,
+                "compatible": device.compatible.as_slice(),
+                "bus": "platform",
+                "windows": device.mmio.iter()
+                    .map(|w| serde_json::json!({ "base": w.base, "size": w.size }))
+                    .collect::<Vec<_>>(),
+                "intids": device.irqs.as_slice(),
+                "interrupts_not_on_gic": device.interrupt_parent_not_gic,
+                "parent": parent,
+                "enabled": device.enabled,
+            })),
+            Item::LeftOut { path, error } => left_out.push(serde_json::json!({
+                "path": path,
+                "reason": reason(error),
+                "error": error.to_string(),
+            })),
         }
     }
-    format!(
-        "{{\"board\":{},\"devices\":[{}],\"left_out\":[{}],\"summary\":{}}}",
-        json_string(name),
-        devices.join(","),
-        left_out.join(","),
-        json_string(summary)
-    )
+    serde_json::json!({
+        "board": name,
+        "devices": devices,
+        "left_out": left_out,
+        "summary": summary,
+    })
+    .to_string()
 }
 
 #[cfg(test)]
@@ -274,11 +247,6 @@ mod tests {
     fn paths_are_joined_from_the_root() {
         assert_eq!(full_path(["soc", "uart@0"].iter()), "/soc/uart@0");
         assert_eq!(full_path(std::iter::empty::<&str>()), "/");
-    }
-
-    #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
     }
 
     #[test]
