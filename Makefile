@@ -39,7 +39,8 @@ TARGET_CARGO_TARGET_DIR ?= target/aarch64
 # Rustflags for the target build's own units (space-separated; empty allows warnings).
 TARGET_RUSTFLAGS ?= -Dwarnings
 LOOM_TEST := components/lib/protocol/tests/loom.rs
-FUZZ_SCRIPTS := components/lib/protocol/fuzz/run.sh components/lib/board/fuzz/run.sh
+FUZZ_SCRIPTS := components/lib/protocol/fuzz/run.sh components/lib/board/fuzz/run.sh \
+	components/lib/system/fuzz/run.sh
 
 # --- QEMU (for `make qemu`, once the image exists) -------------------------------------------
 # The machine (its options shape the DTB the manager embeds), its devices and the boot are
@@ -62,7 +63,7 @@ banner = @printf '\n==> %s\n' "$(1)"
 
 .DEFAULT_GOAL := all
 .PHONY: all qemu system-image sdk-check test deps fresh-machine-check fmt-check clippy host-test loom \
-	check-target bench fuzz sim sim-test supervision-test soak clean board-dtb
+	check-target bench bench-host fuzz sim sim-test supervision-test soak clean board-dtb
 
 # --- Microkit system image ------------------------------------------------------------------
 # Every PD binary is built for $(TARGET) and linked by rust-lld against the SDK's libmicrokit.a
@@ -223,6 +224,14 @@ bench:
 	$(call banner,bench: cargo bench -p warden-board --bench board; -p warden-manager-core --bench core)
 	$(HOST_CARGO) bench -p warden-board --bench board
 	$(HOST_CARGO) bench -p warden-manager-core --bench core
+
+# The host platform's IPC (platform/host/bench): raw eventfd and futex round trips between two
+# plain processes, then notify, PPC and probe round trips between PDs under warden-host; the last
+# line is `host-ipc: …`, with each figure's ratio to the raw eventfd round trip.
+bench-host:
+	$(call banner,bench-host: cargo bench -p warden-host-bench --bench ipc)
+	$(HOST_CARGO) build --release -p warden-host -p warden-host-bench -p demo-driver --bins
+	$(HOST_CARGO) bench -p warden-host-bench --bench ipc
 
 fuzz:
 	$(call banner,fuzz: $(FUZZ_SCRIPTS))

@@ -2,7 +2,8 @@
 # Runs cargo-fuzz targets for a while and prints executions and crashes per target (make fuzz,
 # through each fuzzed crate's fuzz/run.sh).
 #
-# Usage: scripts/fuzz.sh FUZZ_DIR SECONDS_PER_TARGET TARGET...   (MAX_LEN=N: longest input)
+# Usage: scripts/fuzz.sh FUZZ_DIR SECONDS_PER_TARGET TARGET...   (MAX_LEN=N: longest input;
+# TIMEOUT=S: an input that takes longer than S seconds is a failure, as a crash is)
 # Needs cargo-fuzz (installed from crates.io when missing). The machine's rustup toolchain is
 # stable, so the nightly flags cargo-fuzz passes are unlocked with RUSTC_BOOTSTRAP=1. New
 # inputs that grow coverage are added to FUZZ_DIR/corpus/<target>/ (review before committing);
@@ -19,6 +20,9 @@ export RUSTC_BOOTSTRAP=1
 options=(-max_total_time="$seconds")
 if [[ -n ${MAX_LEN:-} ]]; then
     options+=(-max_len="$MAX_LEN")
+fi
+if [[ -n ${TIMEOUT:-} ]]; then
+    options+=(-timeout="$TIMEOUT")
 fi
 status=0
 for target in "$@"; do

@@ -10,6 +10,7 @@
 //! | `hostile_impostor` | rng_driver | registers for the console, the clock and the disks, and adds children under its entropy device until refused |
 //! | `hostile_log_flood` | rng_driver | makes 10,000 malformed calls and 10,000 unbinds of others' devices, each a refusal the manager would log |
 //! | `hostile_table_filler` | rng_driver | a second after it starts, registers drivers until the manager's table is full |
+//! | `hostile_notify_flood` | rng_driver | registers, then notifies the manager in a tight loop for ever, answering its heartbeats between bursts |
 //!
 //! Each says what it does and what the manager answered, so the test reads both sides.
 
@@ -206,6 +207,37 @@ pub fn log_flood() -> DriverPd<Hostile> {
     }
     warn!("hostile: flood done");
     pd
+}
+
+/// Notifications a flood burst makes before the flooder looks at its ring again.
+const FLOOD_BURST: u32 = 1_000;
+
+/// `hostile_notify_flood`: registers, then never leaves `init`: it notifies the manager (its
+/// peer) in a tight loop, and between bursts of [`FLOOD_BURST`] it runs its ring as if notified,
+/// so it answers the manager's callbacks and heartbeats and is never taken for hung. Every
+/// 100,000 notifications it says how many it made.
+pub fn notify_flood() -> DriverPd<Hostile> {
+    let mut pd = DriverPd::start(Hostile {
+        name: "flooder-rng",
+        compatible: &["virtio,device4"],
+        bus: warden_driver::bus::VIRTIO,
+        behaviour: Behaviour::Accept,
+    });
+    warn!("hostile: notifying the manager in a tight loop");
+    let mut sent: u64 = 0;
+    loop {
+        for _ in 0..FLOOD_BURST {
+            warden_driver::MANAGER.notify();
+        }
+        sent += u64::from(FLOOD_BURST);
+        if sent % 100_000 == 0 {
+            warn!("hostile: {sent} notifications so far");
+        }
+        let manager = ChannelSet::from_bits(1 << warden_driver::MANAGER.index());
+        if pd.notified(manager).is_err() {
+            warn!("hostile: the ring failed");
+        }
+    }
 }
 
 /// `hostile_table_filler`: a second after it starts (the others have registered by then), it

@@ -1,25 +1,26 @@
 //! The frames a PD process and the `warden-host` launcher exchange on the host platform, where
-//! the launcher plays the Microkit kernel. Each frame is a little-endian `u32` length and that
-//! many bytes: a kind byte and its fields. Both sides treat the other's frames as untrusted:
-//! decoding is bounds-checked and returns `None` on anything malformed.
+//! the launcher plays the Microkit kernel's slow path: start-up, interrupts, faults, restarts,
+//! stops and device registers. Each frame is a little-endian `u32` length and that many bytes:
+//! a kind byte and its fields. Both sides treat the other's frames as untrusted: decoding is
+//! bounds-checked and returns `None` on anything malformed.
+//!
+//! Notifications and protected procedure calls take the fast path, from PD to PD without the
+//! launcher: at each start the launcher hands the PD one [`Handle`] per channel end it may use
+//! (a pipe per direction of notification; a call slot, shared memory with a doorbell pipe, per
+//! `pp` end), as `SCM_RIGHTS` descriptors. A PD holds only its own channels' handles, so it
+//! can signal only its own peers, and a flood costs only the peer it floods.
 
 use std::io::{Read, Write};
 
-/// Most message registers a frame carries.
+/// Most message registers a protected procedure call carries (`seL4_MsgMaxLength`).
 pub const MAX_REGISTERS: usize = 120;
-/// Largest frame accepted.
-pub const MAX_FRAME: usize = 1 + 8 + 1 + 1 + 8 * MAX_REGISTERS + 16;
+/// Bytes of a call slot's shared memory (the launcher makes each memfd this long).
+pub const SLOT_BYTES: usize = 4096;
+/// Largest frame accepted (the largest is `RegisterWrite`, 18 bytes).
+pub const MAX_FRAME: usize = 32;
 
-/// A message info with its registers.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Message {
-    /// The label.
-    pub label: u64,
-    /// The registers (their number is the count).
-    pub registers: Vec<u64>,
-}
-
-/// What a PD sends the launcher.
+/// What a PD sends the launcher. Notifications and protected procedure calls are not here:
+/// they go from PD to PD over the channel handles ([`Handle`]), without the launcher.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FromPd {
     /// First frame: which PD this process is, and which start of it.
@@ -29,17 +30,16 @@ pub enum FromPd {
         /// Bumped by the launcher on every restart.
         incarnation: u32,
     },
-    /// The entry point returned (`reply`: what `protected` returned, or `fault` asked to resume).
-    EntryDone {
-        /// The reply, if any.
-        reply: Option<Message>,
+    /// `fault` returned for this child: `resume` if it asked for the child to resume (on the
+    /// host: to start again).
+    FaultDone {
+        /// The child's id.
+        child: u8,
+        /// `fault` returned a reply.
+        resume: bool,
     },
-    /// `microkit_notify`.
-    Notify(u8),
     /// `microkit_irq_ack`.
     IrqAck(u8),
-    /// `microkit_ppcall`.
-    Call(u8, Message),
     /// `microkit_pd_restart`.
     Restart(u8),
     /// `microkit_pd_stop`.
@@ -60,34 +60,88 @@ pub enum FromPd {
         /// The value (its low `width` bytes).
         value: u32,
     },
+    /// With `--trace` only: what this PD did on its channels, for the launcher's trace.
+    Traced(Traced),
+}
+
+/// A channel operation a PD reports for the trace (`WARDEN_TRACE` set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Traced {
+    /// `microkit_notify(channel)`.
+    Notify(u8),
+    /// `microkit_ppcall(channel)` with this label.
+    Call(u8, u64),
+    /// A notify or call on a channel this end may not use: refused, as libmicrokit refuses it.
+    Refused(u8),
+}
+
+/// The kinds of channel handle a PD is given, one frame each, with their file descriptors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handle {
+    /// The write end of a pipe this PD writes to notify its peer (1 descriptor).
+    NotifyOut,
+    /// The read end of that pipe: its peer's notifications on the channel (1 descriptor).
+    NotifyIn,
+    /// A call slot this PD calls through: the slot's shared memory and the write end of the
+    /// callee's doorbell pipe (2 descriptors).
+    CallOut,
+    /// A call slot this PD serves: the slot's memory and the read end of its doorbell (2
+    /// descriptors).
+    CallIn,
+}
+
+impl Handle {
+    /// The descriptors its frame carries.
+    #[must_use]
+    pub fn descriptors(self) -> usize {
+        match self {
+            Self::NotifyOut | Self::NotifyIn => 1,
+            Self::CallOut | Self::CallIn => 2,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Self::NotifyOut => 0,
+            Self::NotifyIn => 1,
+            Self::CallOut => 2,
+            Self::CallIn => 3,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            0 => Self::NotifyOut,
+            1 => Self::NotifyIn,
+            2 => Self::CallOut,
+            3 => Self::CallIn,
+            _ => return None,
+        })
+    }
 }
 
 /// What the launcher sends a PD.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ToPd {
-    /// Run `init`.
+    /// A handle of one of its channels (its descriptors travel with the frame, `SCM_RIGHTS`).
+    /// Sent before `Init`, once per start.
+    Handle(u8, Handle),
+    /// Run `init`: every handle has been sent.
     Init,
-    /// Run `notified` with these channel bits.
-    Notified(u64),
-    /// Run `protected`.
-    Protected(u8, Message),
+    /// The interrupt of this IRQ channel fired: a notification on it (masked until acknowledged).
+    Irq(u8),
     /// Run `fault` for this child with this label.
     Fault(u8, u64),
-    /// The `pp_call` returned.
-    CallReturn(Message),
     /// A device register access completed (the value read; 0 for a write).
     RegisterValue(u32),
     /// Run `inject` with this fault's code (`InjectedFault::code`).
     Inject(u8),
-}
-
-fn put_message(out: &mut Vec<u8>, message: &Message) {
-    out.extend_from_slice(&message.label.to_le_bytes());
-    let count = message.registers.len().min(MAX_REGISTERS);
-    out.push(count as u8);
-    for register in message.registers.iter().take(count) {
-        out.extend_from_slice(&register.to_le_bytes());
-    }
+    /// The caller on this `pp` channel was stopped or restarted: a call its start (this
+    /// incarnation number) made and the callee has not taken yet is cancelled (seL4 cancels a
+    /// restarted or suspended thread's IPC). A call of a later start is left alone.
+    CallCancelled(u8, u32),
+    /// This child was stopped: a fault of its not yet delivered is withdrawn.
+    FaultWithdrawn(u8),
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -103,18 +157,6 @@ impl Reader<'_> {
         let (bytes, rest) = self.0.split_first_chunk::<8>()?;
         self.0 = rest;
         Some(u64::from_le_bytes(*bytes))
-    }
-
-    fn message(&mut self) -> Option<Message> {
-        let label = self.word()?;
-        let count = usize::from(self.byte()?);
-        if count > MAX_REGISTERS {
-            return None;
-        }
-        let registers = (0..count)
-            .map(|_| self.word())
-            .collect::<Option<Vec<_>>>()?;
-        Some(Message { label, registers })
     }
 
     fn end<T>(self, value: T) -> Option<T> {
@@ -133,22 +175,10 @@ impl FromPd {
                 out.extend_from_slice(&u64::from(*pd).to_le_bytes());
                 out.extend_from_slice(&u64::from(*incarnation).to_le_bytes());
             }
-            Self::EntryDone { reply } => {
-                out.push(2);
-                match reply {
-                    Some(message) => {
-                        out.push(1);
-                        put_message(&mut out, message);
-                    }
-                    None => out.push(0),
-                }
+            Self::FaultDone { child, resume } => {
+                out.extend_from_slice(&[2, *child, u8::from(*resume)]);
             }
-            Self::Notify(channel) => out.extend_from_slice(&[3, *channel]),
             Self::IrqAck(channel) => out.extend_from_slice(&[4, *channel]),
-            Self::Call(channel, message) => {
-                out.extend_from_slice(&[5, *channel]);
-                put_message(&mut out, message);
-            }
             Self::Restart(child) => out.extend_from_slice(&[6, *child]),
             Self::Stop(child) => out.extend_from_slice(&[7, *child]),
             Self::RegisterRead { address, width } => {
@@ -166,6 +196,12 @@ impl FromPd {
                 out.push(*width);
                 out.extend_from_slice(&u64::from(*value).to_le_bytes());
             }
+            Self::Traced(Traced::Notify(channel)) => out.extend_from_slice(&[10, *channel]),
+            Self::Traced(Traced::Call(channel, label)) => {
+                out.extend_from_slice(&[11, *channel]);
+                out.extend_from_slice(&label.to_le_bytes());
+            }
+            Self::Traced(Traced::Refused(channel)) => out.extend_from_slice(&[12, *channel]),
         }
         out
     }
@@ -180,19 +216,16 @@ impl FromPd {
                 let incarnation = u32::try_from(reader.word()?).ok()?;
                 Self::Hello { pd, incarnation }
             }
-            2 => match reader.byte()? {
-                0 => Self::EntryDone { reply: None },
-                1 => Self::EntryDone {
-                    reply: Some(reader.message()?),
-                },
-                _ => return None,
-            },
-            3 => Self::Notify(reader.byte()?),
-            4 => Self::IrqAck(reader.byte()?),
-            5 => {
-                let channel = reader.byte()?;
-                Self::Call(channel, reader.message()?)
+            2 => {
+                let child = reader.byte()?;
+                let resume = match reader.byte()? {
+                    0 => false,
+                    1 => true,
+                    _ => return None,
+                };
+                Self::FaultDone { child, resume }
             }
+            4 => Self::IrqAck(reader.byte()?),
             6 => Self::Restart(reader.byte()?),
             7 => Self::Stop(reader.byte()?),
             8 => Self::RegisterRead {
@@ -204,6 +237,12 @@ impl FromPd {
                 width: reader.byte()?,
                 value: u32::try_from(reader.word()?).ok()?,
             },
+            10 => Self::Traced(Traced::Notify(reader.byte()?)),
+            11 => {
+                let channel = reader.byte()?;
+                Self::Traced(Traced::Call(channel, reader.word()?))
+            }
+            12 => Self::Traced(Traced::Refused(reader.byte()?)),
             _ => return None,
         };
         reader.end(value)
@@ -216,28 +255,23 @@ impl ToPd {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
+            Self::Handle(channel, handle) => out.extend_from_slice(&[15, *channel, handle.code()]),
             Self::Init => out.push(16),
-            Self::Notified(bits) => {
-                out.push(17);
-                out.extend_from_slice(&bits.to_le_bytes());
-            }
-            Self::Protected(channel, message) => {
-                out.extend_from_slice(&[18, *channel]);
-                put_message(&mut out, message);
-            }
+            Self::Irq(channel) => out.extend_from_slice(&[17, *channel]),
             Self::Fault(child, label) => {
                 out.extend_from_slice(&[19, *child]);
                 out.extend_from_slice(&label.to_le_bytes());
-            }
-            Self::CallReturn(message) => {
-                out.push(20);
-                put_message(&mut out, message);
             }
             Self::RegisterValue(value) => {
                 out.push(21);
                 out.extend_from_slice(&u64::from(*value).to_le_bytes());
             }
             Self::Inject(code) => out.extend_from_slice(&[22, *code]),
+            Self::CallCancelled(channel, start) => {
+                out.extend_from_slice(&[23, *channel]);
+                out.extend_from_slice(&start.to_le_bytes());
+            }
+            Self::FaultWithdrawn(child) => out.extend_from_slice(&[24, *child]),
         }
         out
     }
@@ -247,19 +281,25 @@ impl ToPd {
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         let mut reader = Reader(bytes);
         let value = match reader.byte()? {
-            16 => Self::Init,
-            17 => Self::Notified(reader.word()?),
-            18 => {
+            15 => {
                 let channel = reader.byte()?;
-                Self::Protected(channel, reader.message()?)
+                Self::Handle(channel, Handle::from_code(reader.byte()?)?)
             }
+            16 => Self::Init,
+            17 => Self::Irq(reader.byte()?),
             19 => {
                 let child = reader.byte()?;
                 Self::Fault(child, reader.word()?)
             }
-            20 => Self::CallReturn(reader.message()?),
             21 => Self::RegisterValue(u32::try_from(reader.word()?).ok()?),
             22 => Self::Inject(reader.byte()?),
+            23 => {
+                let channel = reader.byte()?;
+                let start = u32::from_le_bytes(reader.0.split_first_chunk::<4>()?.0.to_owned());
+                reader.0 = reader.0.get(4..)?;
+                Self::CallCancelled(channel, start)
+            }
+            24 => Self::FaultWithdrawn(reader.byte()?),
             _ => return None,
         };
         reader.end(value)
@@ -302,22 +342,20 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_garbage_is_refused() {
-        let message = Message {
-            label: 9,
-            registers: vec![1, 2, 3],
-        };
         for frame in [
             FromPd::Hello {
                 pd: 3,
                 incarnation: 1,
             },
-            FromPd::EntryDone { reply: None },
-            FromPd::EntryDone {
-                reply: Some(message.clone()),
+            FromPd::FaultDone {
+                child: 4,
+                resume: true,
             },
-            FromPd::Notify(4),
+            FromPd::FaultDone {
+                child: 0,
+                resume: false,
+            },
             FromPd::IrqAck(61),
-            FromPd::Call(2, message.clone()),
             FromPd::Restart(1),
             FromPd::Stop(1),
             FromPd::RegisterRead {
@@ -329,26 +367,29 @@ mod tests {
                 width: 1,
                 value: 0xab,
             },
+            FromPd::Traced(Traced::Notify(3)),
+            FromPd::Traced(Traced::Call(2, 9)),
+            FromPd::Traced(Traced::Refused(9)),
         ] {
             assert_eq!(FromPd::decode(&frame.encode()), Some(frame));
         }
         for frame in [
+            ToPd::Handle(7, Handle::NotifyOut),
+            ToPd::Handle(0, Handle::CallIn),
             ToPd::Init,
-            ToPd::Notified(0b101),
-            ToPd::Protected(5, message.clone()),
+            ToPd::Irq(5),
             ToPd::Fault(1, 6),
-            ToPd::CallReturn(message),
             ToPd::RegisterValue(0xffff_ffff),
             ToPd::Inject(3),
+            ToPd::CallCancelled(2, 7),
+            ToPd::FaultWithdrawn(4),
         ] {
             assert_eq!(ToPd::decode(&frame.encode()), Some(frame));
         }
-        assert_eq!(FromPd::decode(&[5, 1, 0]), None, "truncated");
-        assert_eq!(FromPd::decode(&[3, 1, 0]), None, "trailing bytes");
+        assert_eq!(FromPd::decode(&[2, 1, 2]), None, "resume is 0 or 1");
+        assert_eq!(FromPd::decode(&[11, 1, 0]), None, "truncated");
+        assert_eq!(FromPd::decode(&[4, 1, 0]), None, "trailing bytes");
         assert_eq!(ToPd::decode(&[99]), None, "unknown kind");
-        let mut too_many = vec![20];
-        too_many.extend_from_slice(&0u64.to_le_bytes());
-        too_many.push(200);
-        assert_eq!(ToPd::decode(&too_many), None, "register count above 120");
+        assert_eq!(ToPd::decode(&[15, 1, 4]), None, "unknown handle");
     }
 }

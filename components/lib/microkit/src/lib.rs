@@ -4,7 +4,8 @@
 //!
 //! PD crates never ask which platform they run on: the build target chooses the backend. On
 //! Linux (the host platform, any target with an OS) the backend in `host` talks to the
-//! `warden-host` launcher, which plays the Microkit kernel's part. On bare metal
+//! `warden-host` launcher, which plays the Microkit kernel's slow path, and signals and calls
+//! its peers directly over the channel handles the launcher gives it. On bare metal
 //! (`target_os = "none"`, the seL4 Microkit) the backend in `sel4` calls libmicrokit through a
 //! small C shim (`src/sel4/shim.c`, compiled by `build.rs` against the SDK's `microkit.h`).
 //!

@@ -131,3 +131,30 @@ pub(crate) fn setvar(symbol: &str) -> Option<u64> {
         .find(|(name, _)| name == symbol)
         .map(|(_, value)| *value)
 }
+
+/// Maps `length` bytes of a shared-memory descriptor the launcher sent (a call slot) read-write
+/// wherever the kernel chooses, as 32-bit words; the mapping lives as long as the process.
+pub(crate) fn map_shared_words(
+    memory: &std::os::fd::OwnedFd,
+    length: usize,
+) -> Result<&'static [std::sync::atomic::AtomicU32], String> {
+    // SAFETY: a null address lets the kernel choose where, so no existing mapping of this
+    // process is touched. The mapping is never unmapped (the 'static slice below stays valid);
+    // it is shared with one other process, and every access to it goes through atomics.
+    let address = unsafe {
+        mmap(
+            core::ptr::null_mut(),
+            length,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED,
+            memory,
+            0,
+        )
+    }
+    .map_err(|error| format!("mapping a call slot: {error}"))?;
+    // SAFETY: the pointer is the start of a live, page-aligned mapping of `length` bytes (above);
+    // `length / 4` words fit in it, and AtomicU32 accepts every bit pattern.
+    Ok(unsafe {
+        core::slice::from_raw_parts(address.cast::<std::sync::atomic::AtomicU32>(), length / 4)
+    })
+}

@@ -121,6 +121,15 @@ impl Parser<'_, '_> {
                         format!("no memory region named '{}'", map.region),
                     )
                 })?;
+                if map.setvar_prefill_size.is_some() && region.prefill.is_none() {
+                    return Err(self.error_at(
+                        map.location,
+                        format!(
+                            "'setvar_prefill_size' used for MR without a `prefill_path` @ '{}'",
+                            region.name
+                        ),
+                    ));
+                }
                 if map.vaddr % region.page_size != 0 {
                     return Err(self.error_at(
                         map.location,

@@ -10,20 +10,33 @@
 //! below the PD's stack, [`map_limit`]), `irq` (`irq`, `id`, `setvar_id`, `trigger`), `setvar`
 //! (`symbol`, `region_paddr`) and child `protection_domain`s, at most
 //! [`MAX_PROTECTION_DOMAINS`] in all (counted as they are read). A `memory_region` has `name`,
-//! `size`, `page_size` (0x1000 or 0x200000), `phys_addr`. A `channel` holds exactly two `end`s
-//! (`pd`, `id`, `pp`, `notify`, `setvar_id`). Anything else is an error. Virtual machines and
-//! `prefill_path` are not supported by Warden yet and are refused.
+//! `size`, `page_size` (0x1000 or 0x200000), `phys_addr`, `prefill_path` (a file the region
+//! starts with; `size` then defaults to the file rounded up to pages, and a map may set
+//! `setvar_prefill_size` to the file's length) or `prefill_bootinfo` (`fdt` or x86's). A `channel`
+//! holds exactly two `end`s (`pd`, `id`, `pp`, `notify`, `setvar_id`). Anything else is an error.
+//! Virtual machines are not supported by Warden yet and are refused.
 
 use std::fmt;
 
 mod channel;
 mod checks;
 pub mod grants;
+
+/// The fuzz target's entry point (`fuzz/`), also run over the committed corpus by `cargo test`.
+pub mod fuzzing {
+    /// Parses `data` as a system description, for the default target and for a target of four
+    /// cores; whatever the input, this returns (an error is an answer, a panic is a bug).
+    pub fn parse(data: &[u8]) {
+        let text = String::from_utf8_lossy(data);
+        let _ = super::parse("fuzz.xml", &text);
+        let _ = super::parse_for("fuzz.xml", &text, super::Target { cores: Some(4) });
+    }
+}
 mod memory_region;
 mod protection_domain;
 
 pub use channel::{Channel, End};
-pub use memory_region::MemoryRegion;
+pub use memory_region::{MemoryRegion, Prefill};
 pub use protection_domain::{Irq, Map, Permissions, ProtectionDomain, SetVar, SetVarId, Trigger};
 
 /// Highest channel or IRQ id of a PD.

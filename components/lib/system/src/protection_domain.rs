@@ -29,6 +29,8 @@ pub struct Map {
     pub setvar_vaddr: Option<String>,
     /// Symbol patched with the region's size.
     pub setvar_size: Option<String>,
+    /// Symbol patched with the length of the region's `prefill_path` file.
+    pub setvar_prefill_size: Option<String>,
     /// Where in the file.
     pub location: Location,
 }
@@ -298,10 +300,14 @@ impl Parser<'_, '_> {
     pub(super) fn check_symbols(&self, pd: &ProtectionDomain) -> Result<(), SdfError> {
         let mut symbols: Vec<&str> = Vec::new();
         let from_maps = pd.maps.iter().flat_map(|map| {
-            [&map.setvar_vaddr, &map.setvar_size]
-                .into_iter()
-                .flatten()
-                .map(move |symbol| (symbol.as_str(), map.location))
+            [
+                &map.setvar_vaddr,
+                &map.setvar_size,
+                &map.setvar_prefill_size,
+            ]
+            .into_iter()
+            .flatten()
+            .map(move |symbol| (symbol.as_str(), map.location))
         });
         let from_setvars = pd
             .setvars
@@ -333,6 +339,7 @@ impl Parser<'_, '_> {
                 "cached",
                 "setvar_vaddr",
                 "setvar_size",
+                "setvar_prefill_size",
             ],
         )?;
         let permissions = match node.attribute("perms") {
@@ -366,6 +373,7 @@ impl Parser<'_, '_> {
             cached: self.boolean(node, "cached", true)?,
             setvar_vaddr: node.attribute("setvar_vaddr").map(str::to_string),
             setvar_size: node.attribute("setvar_size").map(str::to_string),
+            setvar_prefill_size: node.attribute("setvar_prefill_size").map(str::to_string),
             location: self.location(node),
         })
     }

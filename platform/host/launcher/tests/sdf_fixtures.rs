@@ -98,6 +98,32 @@ fn parsed_values_follow_the_microkit_defaults() {
 }
 
 #[test]
+fn a_prefilled_region_takes_its_size_from_its_file() {
+    // Relative to the working directory (the package), as the fixtures name them.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdf/valid/prefill.xml");
+    let system = sdf::parse_file(&path).unwrap();
+    let [data, larger, fdt] = &system.memory_regions[..] else {
+        panic!("three regions expected");
+    };
+    assert_eq!(data.size, 0x2000, "5,000 bytes rounded up to pages");
+    assert_eq!(
+        data.prefill.as_ref().map(|prefill| prefill.length),
+        Some(5000)
+    );
+    assert_eq!(larger.size, 0x4000, "a size given is kept");
+    assert_eq!(
+        (fdt.size, fdt.prefill_bootinfo.as_deref()),
+        (0x1000, Some("fdt"))
+    );
+    assert_eq!(
+        system.protection_domains[0].maps[0]
+            .setvar_prefill_size
+            .as_deref(),
+        Some("data_length")
+    );
+}
+
+#[test]
 fn the_check_command_reports_and_exits() {
     let binary = env!("CARGO_BIN_EXE_warden-host");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdf");

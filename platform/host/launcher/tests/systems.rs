@@ -143,21 +143,30 @@ fn a_parent_receives_its_childs_faults_and_restarts_it() {
 }
 
 #[test]
-fn a_pd_cannot_speak_for_another_pd() {
+fn a_pd_cannot_speak_for_another_pd_nor_use_its_channels() {
     let _guard = exclusive();
     let (code, stdout, stderr) = run("impostor.xml", &[]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stdout.contains("[impostor] impostor: sent a notification as 'victim'"),
-        "the impostor must have tried: {stdout}"
-    );
     contains(
         &stdout,
         "warden-host: refused a connection claiming to be 'victim'",
     );
+    contains(
+        &stdout,
+        "[impostor] impostor: claimed to be 'victim'; the launcher sent 0 bytes",
+    );
+    contains(
+        &stdout,
+        "[impostor] refused by the kernel: InvalidChannel(0)",
+    );
+    contains(&stdout, "[impostor] impostor: holds 0 channel handles");
     assert!(
         !stdout.contains("pong: notified"),
         "the forged notification reached pong: {stdout}"
+    );
+    assert!(
+        !stdout.contains("restarting"),
+        "the forged restart was carried out: {stdout}"
     );
     assert_no_orphans(&["example_impostor", "example_pong"]);
 }
@@ -247,4 +256,110 @@ fn interrupting_the_launcher_stops_every_pd_and_cleans_up() {
     );
     assert!(!runtime.exists(), "no shared memory or socket left behind");
     assert_no_orphans(&["example_client", "example_server"]);
+}
+
+#[test]
+fn garbage_in_a_call_slot_and_rung_doorbells_do_not_hurt_the_server() {
+    let _guard = exclusive();
+    let (code, stdout, stderr) = run("vandal.xml", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    contains(
+        &stdout,
+        "[vandal] vandal: wrote garbage over 1024 words of call slot",
+    );
+    contains(
+        &stdout,
+        "[vandal] vandal: after the garbage, 21 * 2 = 42 (label 0)",
+    );
+    assert!(!stdout.contains("faulted"), "{stdout}");
+    assert_no_orphans(&["example_vandal", "example_server"]);
+}
+
+#[test]
+fn a_second_connection_is_refused_and_a_malformed_frame_is_a_fault_for_the_parent() {
+    let _guard = exclusive();
+    let (code, stdout, stderr) = run("garbler.xml", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    contains(
+        &stdout,
+        "warden-host: refused a second connection from 'garbler'",
+    );
+    contains(
+        &stdout,
+        "[garbler] garbler: a malformed frame sent on a second connection; still running",
+    );
+    contains(
+        &stderr,
+        "warden-host: 'garbler' sent a malformed frame: stopped as a fault (Cap)",
+    );
+    assert_eq!(
+        stdout
+            .matches("[parent] parent: child 4 faulted (label 1)")
+            .count(),
+        2,
+        "{stdout}"
+    );
+    contains(&stdout, "warden-host: stopping 'garbler'");
+    assert_no_orphans(&["example_parent", "example_garbler"]);
+}
+
+#[test]
+fn notifications_to_a_busy_pd_coalesce_and_come_before_a_later_call() {
+    let _guard = exclusive();
+    let (code, stdout, stderr) = run("coalesce.xml", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let sleeper: Vec<&str> = stdout
+        .lines()
+        .filter(|line| line.starts_with("[sleeper]"))
+        .collect();
+    assert_eq!(
+        sleeper,
+        [
+            "[sleeper] sleeper: notified, channels 0x8",
+            "[sleeper] sleeper: called on channel 4"
+        ],
+        "{stdout}"
+    );
+    contains(&stdout, "[burst] burst: the call returned");
+    assert_no_orphans(&["example_sleeper", "example_burst"]);
+}
+
+#[test]
+fn a_prefilled_region_starts_with_its_file() {
+    let _guard = exclusive();
+    let (code, stdout, stderr) = run("prefill.xml", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    contains(
+        &stdout,
+        "[prefilled] prefilled: 'Warden prefill: the region starts with these bytes.', 52 bytes in the file, region of 4096 bytes",
+    );
+    assert_no_orphans(&["example_prefilled"]);
+}
+
+#[test]
+fn boot_information_is_refused_at_run_by_name() {
+    let _guard = exclusive();
+    let (code, _stdout, stderr) = run("bootinfo.xml", &[]);
+    assert_eq!(code, 1, "{stderr}");
+    contains(
+        &stderr,
+        "not supported on the host platform yet: memory region 'fdt': prefill_bootinfo=\"fdt\" (boot information is the seL4 loader's)",
+    );
+}
+
+#[test]
+fn a_dead_callers_call_not_yet_taken_is_cancelled() {
+    let _guard = exclusive();
+    let (code, stdout, stderr) = run("cancelled_call.xml", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    contains(&stdout, "[parent] parent: child 4 faulted (label 3)");
+    contains(&stdout, "[caller] caller: the call of start 2 returned");
+    assert_eq!(
+        stdout
+            .matches("[sleeper] sleeper: called on channel 4")
+            .count(),
+        1,
+        "the dead start's call was served: {stdout}"
+    );
+    assert_no_orphans(&["example_sleeper", "example_parent", "example_doomed_caller"]);
 }

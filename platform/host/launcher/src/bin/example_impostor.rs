@@ -1,12 +1,17 @@
-//! Example PD (host tests): tries to speak for another PD. In `init` it opens a second
-//! connection to the launcher claiming to be PD 2 ("victim" in `impostor.xml`), in its first
-//! incarnation, and notifies on that PD's channel 0. The launcher must refuse the connection,
-//! because the process at the other end of the socket is not the victim's.
+//! Example PD (host tests): tries to speak for another PD and to use channels it has not got.
+//! In `init` it opens a second connection to the launcher claiming to be PD 2 ("victim" in
+//! `impostor.xml`), in its first incarnation: the launcher must refuse it (the process at the
+//! other end of the socket is not the victim's) and hand it none of the victim's channel
+//! handles. It then notifies on channel 0, which is the victim's and not its own: refused.
+//! Last, it counts the channel handles (pipes beyond its standard output and error, memfds) its
+//! process holds: none.
 
+use std::io::Read;
 use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
 use warden_microkit::host_protocol::{write_frame, FromPd};
-use warden_microkit::Handler;
+use warden_microkit::{Channel, Handler};
 
 struct Impostor;
 
@@ -14,29 +19,56 @@ impl Handler for Impostor {
     type Error = &'static str;
 }
 
-fn impersonate() -> std::io::Result<()> {
+/// Claims to be the victim; returns how many bytes the launcher sent on that connection.
+fn impersonate() -> std::io::Result<usize> {
     let socket = std::env::var("WARDEN_HOST_SOCKET").map_err(std::io::Error::other)?;
     let mut stream = UnixStream::connect(socket)?;
-    for frame in [
-        FromPd::Hello {
-            pd: 2,
-            incarnation: 1,
-        },
-        FromPd::Notify(0),
-    ] {
-        write_frame(&mut stream, &frame.encode())?;
+    let hello = FromPd::Hello {
+        pd: 2,
+        incarnation: 1,
+    };
+    write_frame(&mut stream, &hello.encode())?;
+    write_frame(&mut stream, &FromPd::Restart(0).encode())?;
+    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+    let mut received = Vec::new();
+    match stream.read_to_end(&mut received) {
+        Ok(_) => Ok(received.len()),
+        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => Ok(received.len()),
+        Err(error) => Err(error),
     }
-    // Keep the connection open long enough for the launcher to read both frames.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    Ok(())
+}
+
+/// Descriptors of this process that are pipes (beyond standard output and error, which the
+/// launcher reads) or memfds: channel handles.
+fn handles_held() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.parse::<u32>().is_ok_and(|fd| fd > 2))
+        })
+        .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+        .filter(|target| {
+            let target = target.to_string_lossy();
+            target.starts_with("pipe:") || target.contains("memfd:")
+        })
+        .count()
 }
 
 fn main() -> Result<(), warden_microkit::HostError> {
     warden_microkit::run(|| {
         match impersonate() {
-            Ok(()) => println!("impostor: sent a notification as 'victim'"),
+            Ok(bytes) => {
+                println!("impostor: claimed to be 'victim'; the launcher sent {bytes} bytes")
+            }
             Err(error) => println!("impostor: could not connect: {error}"),
         }
+        Channel::new(0).notify();
+        println!("impostor: holds {} channel handles", handles_held());
         Impostor
     })
 }

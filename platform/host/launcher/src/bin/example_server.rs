@@ -1,6 +1,7 @@
-//! Example PD (host tests): doubles the number in message register 0 of every call.
+//! Example PD (host tests): doubles the number in message register 0 of every call. A client's
+//! notifications are ignored (its end may notify; the default handler would panic).
 
-use warden_microkit::{get_mr, set_mr, Channel, Handler, MessageInfo};
+use warden_microkit::{get_mr, set_mr, Channel, ChannelSet, Handler, MessageInfo};
 
 struct Server {
     calls: u64,
@@ -8,6 +9,10 @@ struct Server {
 
 impl Handler for Server {
     type Error = &'static str;
+
+    fn notified(&mut self, _channels: ChannelSet) -> Result<(), Self::Error> {
+        Ok(())
+    }
 
     fn protected(
         &mut self,
@@ -19,7 +24,7 @@ impl Handler for Server {
         }
         self.calls += 1;
         println!("server: call {} on channel {}", self.calls, channel.index());
-        set_mr(0, get_mr(0) * 2);
+        set_mr(0, get_mr(0).wrapping_mul(2));
         Ok(MessageInfo::new(0, 1))
     }
 }

@@ -11,7 +11,11 @@ use std::sync::Mutex;
 /// makes the claim believable: a PD process cannot speak for another PD.
 pub(crate) enum Event {
     Connected(Claim, UnixStream),
-    Frame(Claim, FromPd),
+    /// A frame, and the credit of its connection, given back once the frame is handled.
+    Frame(Claim, FromPd, Arc<Credit>),
+    /// The connection broke the socket's rules (a malformed frame): the PD is stopped as a
+    /// fault, with this reason.
+    Abuse(Claim, String),
     /// Bytes typed at the launcher's standard input: the console UART's receive line.
     Input(Vec<u8>),
     /// A command on the control socket, and where its answer goes (the connection's thread
@@ -25,6 +29,9 @@ pub(crate) struct Claim {
     pub(crate) pd: usize,
     pub(crate) incarnation: u32,
     pub(crate) peer: Option<u32>,
+    /// Which connection (numbered as accepted): a PD's frames count only on the connection the
+    /// launcher took for it.
+    pub(crate) connection: u64,
 }
 
 /// Sends one command to a running launcher's control socket; returns its answer.
@@ -53,6 +60,48 @@ pub const MAX_UNIDENTIFIED: usize = 64;
 pub const FIRST_FRAME: Duration = Duration::from_secs(5);
 /// Unidentified connections one process may hold at once (a PD needs one).
 pub const MAX_UNIDENTIFIED_PER_PROCESS: usize = 4;
+
+/// Frames of one connection that may wait in the launcher's queue at once: a PD that sends
+/// faster than the launcher handles is slowed down at its own socket, and cannot fill the queue
+/// every PD shares.
+pub const FRAMES_IN_FLIGHT: u32 = 16;
+
+/// A connection's credit of frames in flight.
+pub(crate) struct Credit {
+    left: Mutex<u32>,
+    given_back: std::sync::Condvar,
+}
+
+impl Credit {
+    fn new() -> Self {
+        Self {
+            left: Mutex::new(FRAMES_IN_FLIGHT),
+            given_back: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Waits for a credit (the connection's thread, before it queues a frame).
+    fn take(&self) {
+        let Ok(mut left) = self.left.lock() else {
+            return;
+        };
+        while *left == 0 {
+            left = match self.given_back.wait(left) {
+                Ok(left) => left,
+                Err(_) => return,
+            };
+        }
+        *left -= 1;
+    }
+
+    /// Gives a credit back (the launcher, once it handled the frame).
+    pub(crate) fn give(&self) {
+        if let Ok(mut left) = self.left.lock() {
+            *left = (*left + 1).min(FRAMES_IN_FLIGHT);
+            self.given_back.notify_one();
+        }
+    }
+}
 
 /// A stream read against one deadline for all its reads, however the bytes trickle in.
 struct Deadline<'a> {
@@ -173,8 +222,11 @@ pub(crate) fn accept_control(listener: &UnixListener, events: &Sender<Event>) {
 pub(crate) fn accept(listener: &UnixListener, events: &Sender<Event>) {
     let unidentified = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let per_process: Arc<Mutex<HashMap<u32, usize>>> = Arc::default();
+    let mut accepted: u64 = 0;
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };
+        accepted += 1;
+        let connection = accepted;
         let peer = rustix::net::sockopt::socket_peercred(&stream)
             .ok()
             .and_then(|credentials| u32::try_from(credentials.pid.as_raw_nonzero().get()).ok())
@@ -193,8 +245,10 @@ pub(crate) fn accept(listener: &UnixListener, events: &Sender<Event>) {
             *count += 1;
         }
         let events = events.clone();
-        let per_process = Arc::clone(&per_process);
-        std::thread::spawn(move || {
+        let per_process_held = Arc::clone(&per_process);
+        // A thread the system cannot give is a connection refused, not a launcher that dies.
+        let spawned = std::thread::Builder::new().spawn(move || {
+            let per_process = per_process_held;
             let hello = read_frame(&mut Deadline {
                 stream: &mut stream,
                 until: Instant::now() + FIRST_FRAME,
@@ -215,6 +269,7 @@ pub(crate) fn accept(listener: &UnixListener, events: &Sender<Event>) {
                 return;
             };
             let claim = Claim {
+                connection,
                 pd: pd as usize,
                 incarnation,
                 peer: rustix::net::sockopt::socket_peercred(&stream)
@@ -229,15 +284,38 @@ pub(crate) fn accept(listener: &UnixListener, events: &Sender<Event>) {
             if events.send(Event::Connected(claim, writer)).is_err() {
                 return;
             }
-            while let Ok(frame) = read_frame(&mut stream) {
-                // A malformed frame from a PD is dropped; the PD gains nothing by it.
-                if let Some(frame) = FromPd::decode(&frame) {
-                    if events.send(Event::Frame(claim, frame)).is_err() {
+            let credit = Arc::new(Credit::new());
+            loop {
+                let frame = match read_frame(&mut stream) {
+                    Ok(frame) => frame,
+                    Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                        let _ = events.send(Event::Abuse(claim, "sent an oversized frame".into()));
                         return;
                     }
+                    Err(_) => return,
+                };
+                let Some(frame) = FromPd::decode(&frame) else {
+                    let _ = events.send(Event::Abuse(claim, "sent a malformed frame".into()));
+                    return;
+                };
+                credit.take();
+                if events
+                    .send(Event::Frame(claim, frame, Arc::clone(&credit)))
+                    .is_err()
+                {
+                    return;
                 }
             }
         });
+        if spawned.is_err() {
+            // The closure (and the connection, and its count of unidentified ones) is dropped;
+            // the per-process count is given back here.
+            if let Ok(mut held) = per_process.lock() {
+                if let Some(count) = held.get_mut(&peer) {
+                    *count = count.saturating_sub(1);
+                }
+            }
+        }
     }
 }
 

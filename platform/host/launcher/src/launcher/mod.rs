@@ -1,7 +1,10 @@
 //! `warden-host run`: one Linux process per protection domain, with the launcher playing the
-//! Microkit kernel. The rules of event delivery live in `warden-host-kernel`; this module is
-//! the I/O around it: processes, the socket each PD talks on, fault detection from exit
-//! statuses, log prefixing and the trace.
+//! Microkit kernel's slow path: start-up, interrupts, faults, restarts, stops, device registers.
+//! Notifications and protected procedure calls do not pass through it: each PD is handed its
+//! own channel ends at every start ([`handles`]: pipes and call slots) and signals its peers
+//! directly. The slow path's rules live in `warden-host-kernel`; this module is the I/O around
+//! it: processes, the socket each PD talks on, fault detection from exit statuses, log prefixing
+//! and the trace (with `--trace`, PDs report their notifications and calls to it).
 //!
 //! `program_image path="NAME.elf"` runs the host build of the same PD crate: the executable
 //! `NAME` in the directory that holds `warden-host` (cargo puts every binary of a workspace
@@ -46,19 +49,19 @@ use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use warden_host_kernel::{
-    Action, ChannelEnd, Entry, FaultKind, Kernel, MessageInfo, PdConfig, CHANNELS,
-};
-use warden_microkit::host_protocol::{read_frame, write_frame, FromPd, Message, ToPd};
+use warden_host_kernel::{Action, ChannelEnd, FaultKind, Kernel, PdConfig, CHANNELS};
+use warden_microkit::host_protocol::{read_frame, FromPd, ToPd, Traced};
 
 use crate::devices::{region_paddrs, Board, VirtioSpec};
 use crate::sdf::{self, System};
 
 mod connections;
+mod handles;
 mod processes;
 
 pub use connections::control;
 use connections::{accept, accept_control, read_console, Claim, Event};
+use handles::Handles;
 use processes::Process;
 
 /// Options of a run.
@@ -187,6 +190,12 @@ struct Launcher {
     system_file: PathBuf,
     /// A PD without a parent faulted: the run ends.
     root_fault: Option<(usize, FaultKind)>,
+    /// Each PD's channel handles, handed to every start of it.
+    handles: Handles,
+    /// PDs that broke the rules of the kernel socket, and how: each is stopped as a fault.
+    abusive: Vec<(usize, String)>,
+    /// `--trace` is on: PDs report their channel operations.
+    tracing: bool,
 }
 
 /// Runs a system description until `timeout` (or forever).
@@ -194,6 +203,7 @@ struct Launcher {
 /// # Errors
 /// An invalid description, a missing program, or a failing system call at start-up.
 pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
+    processes::keep_inherited_descriptors_from_pds();
     let system = sdf::parse_file(file).map_err(LaunchError::Description)?;
     let paddrs = region_paddrs(&system);
     // The board first: a device region with no model behind it is a mistake in the
@@ -233,7 +243,9 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
             child: None,
             incarnation: 0,
             connection: None,
+            connection_id: None,
             queued: VecDeque::new(),
+            outbox: Vec::new(),
             maps: String::new(),
             setvars: String::new(),
         });
@@ -247,9 +259,23 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     // Each memory region is a file in the run's directory, mapped by every PD that maps it.
     let mut region_files = Vec::new();
     for region in &system.memory_regions {
+        if let Some(kind) = &region.prefill_bootinfo {
+            return Err(LaunchError::Unsupported(format!(
+                "memory region '{}': prefill_bootinfo=\"{kind}\" (boot information is the seL4 loader's)",
+                region.name
+            )));
+        }
         let path = runtime.join(format!("region-{}", region.name));
         std::fs::File::create(&path)
-            .and_then(|file| file.set_len(region.size))
+            .and_then(|mut file| {
+                // A prefilled region starts with its file, read now (as the microkit tool reads
+                // it when it builds the image), at most the region's size.
+                if let Some(prefill) = &region.prefill {
+                    let source = std::fs::File::open(&prefill.path)?;
+                    std::io::copy(&mut std::io::Read::take(source, region.size), &mut file)?;
+                }
+                file.set_len(region.size)
+            })
             .map_err(|error| LaunchError::Io(format!("creating {}", path.display()), error))?;
         region_files.push(path);
     }
@@ -282,6 +308,9 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
             }
             if let Some(symbol) = &map.setvar_size {
                 setvars.push(format!("{symbol}={:x}", region.size));
+            }
+            if let (Some(symbol), Some(prefill)) = (&map.setvar_prefill_size, &region.prefill) {
+                setvars.push(format!("{symbol}={:x}", prefill.length));
             }
             // Device memory is not mapped: its accesses go to the board's models.
             if region.phys_addr.is_some() {
@@ -354,20 +383,36 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     let input = sender.clone();
     std::thread::spawn(move || read_console(&input));
     std::thread::spawn(move || accept(&listener, &sender));
+    let config = kernel_config(&system);
+    // A large system needs thousands of descriptors (a few per channel end); the soft limit is
+    // often 1,024, the hard one far above.
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        },
+    );
+    let handles = Handles::new(&config).map_err(|error| {
+        LaunchError::Io("creating the channels' pipes and call slots".into(), error)
+    })?;
     let mut launcher = Launcher {
         processes,
         socket,
+        tracing: trace.is_some(),
         trace,
         board,
         board_dtb: options.board.clone(),
         system_file: std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()),
         root_fault: None,
+        handles,
+        abusive: Vec::new(),
     };
-    let (mut kernel, actions) = Kernel::new(kernel_config(&system));
-    let result = launcher.start_all().map(|()| {
-        launcher.perform(&mut kernel, actions);
-        launcher.serve(&mut kernel, &receiver, options.timeout, &interrupted);
-    });
+    let mut kernel = Kernel::new(config);
+    let result = launcher
+        .start_all()
+        .map(|()| launcher.serve(&mut kernel, &receiver, options.timeout, &interrupted));
     launcher.shut_down();
     drop(control_socket);
     result?;
@@ -391,34 +436,25 @@ impl Launcher {
     fn perform(&mut self, kernel: &mut Kernel, actions: Vec<Action>) {
         for action in actions {
             match action {
-                Action::Enter(pd, entry) => {
-                    let frame = match entry {
-                        Entry::Init => ToPd::Init,
-                        Entry::Notified(bits) => ToPd::Notified(bits),
-                        Entry::Protected {
-                            channel,
-                            info,
-                            registers,
-                        } => ToPd::Protected(
-                            channel,
-                            Message {
-                                label: info.label,
-                                registers,
-                            },
-                        ),
-                        Entry::Fault { child, info } => ToPd::Fault(child, info.label),
-                        Entry::Inject(code) => ToPd::Inject(code),
-                    };
-                    self.send(pd, frame);
+                Action::Signal(pd, channel) => self.send(pd, ToPd::Irq(channel)),
+                Action::Fault(parent, child, kind) => {
+                    self.send(parent, ToPd::Fault(child, kind as u64));
                 }
-                Action::ReturnFromCall(pd, info, registers) => {
-                    self.send(
-                        pd,
-                        ToPd::CallReturn(Message {
-                            label: info.label,
-                            registers,
-                        }),
-                    );
+                Action::Inject(pd, code) => self.send(pd, ToPd::Inject(code)),
+                Action::CancelCall(callee, channel, caller) => {
+                    let start = self
+                        .processes
+                        .get(caller)
+                        .map_or(0, |process| process.incarnation);
+                    self.send(callee, ToPd::CallCancelled(channel, start));
+                }
+                Action::WithdrawFault(parent, child) => {
+                    if let Some(process) = self.processes.get_mut(parent) {
+                        process
+                            .queued
+                            .retain(|frame| !matches!(frame, ToPd::Fault(id, _) if *id == child));
+                    }
+                    self.send(parent, ToPd::FaultWithdrawn(child));
                 }
                 Action::Restart(pd) => {
                     let line = format!("{{\"event\":\"restart\",\"pd\":{}}}", self.json_name(pd));
@@ -427,7 +463,8 @@ impl Launcher {
                     self.kill(pd);
                     if let Err(error) = self.spawn(pd) {
                         eprintln!("warden-host: {error}");
-                        let _ = kernel.fault(pd, FaultKind::UnknownSyscall);
+                        let actions = kernel.fault(pd, FaultKind::UnknownSyscall);
+                        self.perform(kernel, actions);
                     }
                 }
                 Action::Stop(pd) => {
@@ -450,43 +487,8 @@ impl Launcher {
         let json_name = self.json_name(pd);
         let result = match frame {
             FromPd::Hello { .. } => Ok(Vec::new()),
-            FromPd::EntryDone { reply } => kernel.entry_returned(
-                pd,
-                reply.map(|message| {
-                    let info = MessageInfo {
-                        label: message.label,
-                        count: message.registers.len() as u16,
-                    };
-                    (info, message.registers)
-                }),
-            ),
-            FromPd::Notify(channel) => {
-                let result = kernel.notify(pd, channel);
-                if result.is_ok() {
-                    self.record(&format!(
-                        "{{\"event\":\"notify\",\"pd\":{json_name},\"channel\":{channel}}}"
-                    ));
-                }
-                result
-            }
+            FromPd::FaultDone { child, resume } => kernel.fault_done(pd, child, resume),
             FromPd::IrqAck(channel) => kernel.irq_ack(pd, channel),
-            FromPd::Call(channel, message) => {
-                let label = message.label;
-                let info = MessageInfo {
-                    label: message.label,
-                    count: message.registers.len() as u16,
-                };
-                let result = kernel.call(pd, channel, info, message.registers);
-                if result.is_ok() {
-                    self.record(&format!(
-                        "{{\"event\":\"ppcall\",\"pd\":{json_name},\"channel\":{channel},\"label\":{label}}}"
-                    ));
-                } else {
-                    // As libmicrokit: the call is refused and returns an empty message.
-                    self.send(pd, ToPd::CallReturn(Message::default()));
-                }
-                result
-            }
             FromPd::Restart(child) => kernel.restart(pd, child),
             FromPd::Stop(child) => {
                 // Synchronous, as on seL4: the caller goes on once the child is stopped.
@@ -507,6 +509,21 @@ impl Launcher {
                 value,
             } => {
                 self.register_access(kernel, pd, address, width, Some(value));
+                Ok(Vec::new())
+            }
+            FromPd::Traced(event) => {
+                let line = match event {
+                    Traced::Notify(channel) => format!(
+                        "{{\"event\":\"notify\",\"pd\":{json_name},\"channel\":{channel}}}"
+                    ),
+                    Traced::Call(channel, label) => format!(
+                        "{{\"event\":\"ppcall\",\"pd\":{json_name},\"channel\":{channel},\"label\":{label}}}"
+                    ),
+                    Traced::Refused(channel) => format!(
+                        "{{\"event\":\"refused\",\"pd\":{json_name},\"reason\":\"InvalidChannel({channel})\"}}"
+                    ),
+                };
+                self.record(&line);
                 Ok(Vec::new())
             }
         };
@@ -555,29 +572,27 @@ impl Launcher {
                     wait.min(Duration::from_millis(10))
                 });
             match events.recv_timeout(wait) {
-                Ok(Event::Connected(claim, mut stream)) => {
+                Ok(Event::Connected(claim, stream)) => {
                     if !self.believes(claim) {
                         crate::output::say(&format!(
                             "warden-host: refused a connection claiming to be '{}' (process {:?})",
                             self.name(claim.pd),
                             claim.peer
                         ));
+                        let _ = stream.shutdown(std::net::Shutdown::Both);
                         continue;
                     }
-                    let Some(process) = self.processes.get_mut(claim.pd) else {
-                        continue;
-                    };
-                    let mut healthy = true;
-                    while let Some(frame) = process.queued.pop_front() {
-                        healthy &= write_frame(&mut stream, &frame.encode()).is_ok();
-                    }
-                    if healthy {
-                        process.connection = Some(stream);
-                    }
+                    self.connect(kernel, claim, stream);
                 }
-                Ok(Event::Frame(claim, frame)) => {
-                    if self.believes(claim) {
+                Ok(Event::Frame(claim, frame, credit)) => {
+                    if self.believes_frame(claim) {
                         self.handle(kernel, claim.pd, frame);
+                    }
+                    credit.give();
+                }
+                Ok(Event::Abuse(claim, reason)) => {
+                    if self.believes_frame(claim) {
+                        self.abusive.push((claim.pd, reason));
                     }
                 }
                 Ok(Event::Input(bytes)) => self.board.console_input(&bytes),
@@ -589,6 +604,8 @@ impl Launcher {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             self.update_lines(kernel);
+            self.flush_all();
+            self.stop_abusive(kernel);
             self.reap(kernel);
         }
     }

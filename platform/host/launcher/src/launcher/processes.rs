@@ -3,13 +3,25 @@
 
 use super::*;
 
+/// How long the launcher waits for a new start of a PD to take its channel handles.
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bytes the launcher keeps for a PD that does not read what it is sent (thousands of frames);
+/// more, and the PD is stopped as a fault.
+pub(crate) const MAX_OUTBOX: usize = 64 * 1024;
+/// Frames kept for a PD whose process has not connected yet.
+const MAX_QUEUED: usize = 256;
+
 pub(crate) struct Process {
     pub(crate) name: String,
     pub(crate) program: PathBuf,
     pub(crate) child: Option<Child>,
     pub(crate) incarnation: u32,
     pub(crate) connection: Option<UnixStream>,
+    /// The number of the connection taken for this start ([`Claim::connection`]).
+    pub(crate) connection_id: Option<u64>,
     pub(crate) queued: VecDeque<ToPd>,
+    /// Bytes sent to the connection that its socket has not taken yet.
+    pub(crate) outbox: Vec<u8>,
     /// `WARDEN_PD_MAPS` for the PD: `path,vaddr,size,perms,setvar;…`.
     pub(crate) maps: String,
     /// `WARDEN_PD_SETVARS`: `symbol=value;…`.
@@ -19,6 +31,15 @@ pub(crate) struct Process {
 impl Launcher {
     /// Is `claim` the current incarnation of its PD, from that PD's own process? Anything else
     /// (an old incarnation, or another process claiming the PD's identity) is ignored.
+    pub(super) fn believes_frame(&self, claim: Claim) -> bool {
+        self.believes(claim)
+            && self
+                .processes
+                .get(claim.pd)
+                .is_some_and(|process| process.connection_id == Some(claim.connection))
+    }
+
+    /// As [`Self::believes_frame`], for a new connection (not yet taken).
     pub(super) fn believes(&self, claim: Claim) -> bool {
         self.processes.get(claim.pd).is_some_and(|process| {
             process.incarnation == claim.incarnation
@@ -63,11 +84,15 @@ impl Launcher {
         };
         process.incarnation += 1;
         process.connection = None;
+        process.connection_id = None;
         let mut command = Command::new(&process.program);
         if let Some(board) = &self.board_dtb {
             command.env("WARDEN_BOARD_DTB", board);
         }
         command.env("WARDEN_SYSTEM_FILE", &self.system_file);
+        if self.tracing {
+            command.env("WARDEN_TRACE", "1");
+        }
         let mut child = command
             .env("WARDEN_HOST_SOCKET", &socket)
             .env("WARDEN_PD_INDEX", pd.to_string())
@@ -114,6 +139,7 @@ impl Launcher {
             }
             process.connection = None;
             process.queued.clear();
+            process.outbox.clear();
         }
     }
 
@@ -132,17 +158,143 @@ impl Drop for Launcher {
 }
 
 impl Launcher {
+    /// Sends a frame to the PD, or queues it until its process connects. Sending never blocks
+    /// the launcher: what the PD's socket does not take now waits in the PD's outbox, and a PD
+    /// that lets [`MAX_OUTBOX`] bytes pile up there (it does not read its socket) is stopped as
+    /// a fault.
     pub(super) fn send(&mut self, pd: usize, frame: ToPd) {
         let Some(process) = self.processes.get_mut(pd) else {
             return;
         };
-        match &mut process.connection {
-            Some(stream) => {
-                if write_frame(stream, &frame.encode()).is_err() {
+        if process.connection.is_none() {
+            // At most a few frames wait (interrupts are masked until acknowledged, a fault per
+            // child, an injection per operator command); the bound is a backstop.
+            if process.queued.len() < MAX_QUEUED {
+                process.queued.push_back(frame);
+            }
+            return;
+        }
+        let payload = frame.encode();
+        process
+            .outbox
+            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        process.outbox.extend_from_slice(&payload);
+        self.flush(pd);
+    }
+
+    /// Writes what the PD's socket takes of its outbox, without waiting.
+    pub(super) fn flush(&mut self, pd: usize) {
+        let Some(process) = self.processes.get_mut(pd) else {
+            return;
+        };
+        let Some(stream) = &process.connection else {
+            return;
+        };
+        while !process.outbox.is_empty() {
+            match rustix::net::send(
+                stream,
+                &process.outbox,
+                rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL,
+            ) {
+                Ok(written) => {
+                    process.outbox.drain(..written.min(process.outbox.len()));
+                }
+                Err(rustix::io::Errno::AGAIN) => break,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => {
+                    // The process is gone; the reaper sees it.
                     process.connection = None;
+                    process.outbox.clear();
+                    return;
                 }
             }
-            None => process.queued.push_back(frame),
+        }
+        if process.outbox.len() > MAX_OUTBOX {
+            process.outbox.clear();
+            process.connection = None;
+            self.abusive.push((
+                pd,
+                format!("left {MAX_OUTBOX} bytes the kernel sent it unread"),
+            ));
+        }
+    }
+
+    /// Writes every PD's outbox as far as its socket takes it.
+    pub(super) fn flush_all(&mut self) {
+        for pd in 0..self.processes.len() {
+            if self
+                .processes
+                .get(pd)
+                .is_some_and(|process| !process.outbox.is_empty())
+            {
+                self.flush(pd);
+            }
+        }
+    }
+
+    /// A start of `pd` connected: it gets its channel handles, `init`, what waited for it, and
+    /// what the kernel must tell it again.
+    pub(super) fn connect(&mut self, kernel: &mut Kernel, claim: Claim, stream: UnixStream) {
+        let pd = claim.pd;
+        if self
+            .processes
+            .get(pd)
+            .is_some_and(|process| process.connection_id.is_some())
+        {
+            // One connection a start: a second would be handed the handles again and take the
+            // answers meant for the first. Shut down, so its thread ends at once.
+            crate::output::say(&format!(
+                "warden-host: refused a second connection from '{}'",
+                self.name(pd)
+            ));
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        // The socket is empty and the handles are a few small frames: the timeout only keeps
+        // a PD that never reads from holding the launcher.
+        let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        if let Err(error) = self.handles.hand_over(pd, &stream) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            self.abusive
+                .push((pd, format!("could not be handed its channels ({error})")));
+            return;
+        }
+        let Some(process) = self.processes.get_mut(pd) else {
+            return;
+        };
+        // Interrupts and faults that waited are signalled again from the kernel's state below
+        // (`connected`); the rest (injections, cancellations) is sent as it waited.
+        let queued: Vec<ToPd> = process
+            .queued
+            .drain(..)
+            .filter(|frame| !matches!(frame, ToPd::Irq(_) | ToPd::Fault(..)))
+            .collect();
+        process.connection = Some(stream);
+        process.connection_id = Some(claim.connection);
+        process.outbox.clear();
+        for frame in queued {
+            self.send(pd, frame);
+        }
+        let again = kernel.connected(pd);
+        self.perform(kernel, again);
+    }
+
+    /// Stops every PD found breaking the kernel socket's rules, as a fault with the reason.
+    pub(super) fn stop_abusive(&mut self, kernel: &mut Kernel) {
+        for (pd, reason) in std::mem::take(&mut self.abusive) {
+            let running = self
+                .processes
+                .get(pd)
+                .is_some_and(|process| process.child.is_some());
+            if !running {
+                continue;
+            }
+            eprintln!(
+                "warden-host: '{}' {reason}: stopped as a fault (Cap)",
+                self.name(pd)
+            );
+            self.kill(pd);
+            self.faulted(kernel, pd, FaultKind::Cap);
         }
     }
 
@@ -179,6 +331,37 @@ impl Launcher {
             let name = self.name(pd).to_string();
             eprintln!("warden-host: '{name}' faulted: {status} ({kind:?})");
             self.faulted(kernel, pd, kind);
+        }
+    }
+}
+
+/// Marks every descriptor the launcher inherited (beyond standard input, output and error)
+/// close-on-exec, so that no PD inherits what the launcher's own parent left open (a build
+/// tool's jobserver pipe, say): a PD holds its standard streams, its socket and its channel
+/// handles, and nothing else. Called first thing in `run`, before any thread starts.
+#[allow(
+    unsafe_code,
+    reason = "a descriptor known only by its number is borrowed to set its close-on-exec flag"
+)]
+pub(super) fn keep_inherited_descriptors_from_pds() {
+    let numbers: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in numbers {
+        // The listing's own descriptor is closed by now: only numbers still open are touched.
+        if std::fs::read_link(format!("/proc/self/fd/{fd}")).is_err() {
+            continue;
+        }
+        // SAFETY: `fd` is open in this process (just checked, with no other thread running that
+        // could close it), and it is borrowed only for two fcntl calls, which read and set its
+        // flags and cannot close it.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if let Ok(flags) = rustix::io::fcntl_getfd(borrowed) {
+            let _ = rustix::io::fcntl_setfd(borrowed, flags | rustix::io::FdFlags::CLOEXEC);
         }
     }
 }
