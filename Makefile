@@ -2,11 +2,13 @@
 #
 # Targets:
 #   test          deps, the fresh-machine check, fmt check, clippy, host tests (release), loom
-#                 tests, sim-test, check-target
+#                 tests, sim-test, supervision-test, a 200-fault soak, check-target
 #   check-target  build $(TARGET_CRATES) for aarch64-unknown-none with -Zbuild-std
 #   deps          check/install the toolchains (scripts/ensure-deps.sh)
-#   bench         warden-manager-core's benchmark
-#   fuzz          the protocol's and the board parser's fuzzers (components/lib/*/fuzz/run.sh)
+#   bench         the board parser's and warden-manager-core's benchmarks
+#   bench-host    the host platform's IPC against raw eventfd and futex round trips (host-ipc: …)
+#   fuzz          the protocol's, the board parser's and the SDF parser's fuzzers
+#                 (components/lib/*/fuzz/run.sh)
 #   sim           a system on the host platform (warden-host run), until Ctrl-C
 #   sim-test      the same, with the expected story checked (part of test)
 #   all, qemu     the Microkit system image and running it (need MICROKIT_SDK)
