@@ -128,6 +128,21 @@ fn a_parent_receives_its_childs_faults_and_restarts_it() {
     );
     contains(&stdout, "warden-host: restarting 'crasher'");
     contains(&stdout, "warden-host: stopping 'crasher'");
+    // A PD's standard output and error are one pipe: its lines keep their order, and a line
+    // that is not UTF-8 is printed (with replacement characters), not the end of its output.
+    let crasher: Vec<&str> = stdout
+        .lines()
+        .filter(|line| line.starts_with("[crasher]"))
+        .collect();
+    let one_start = [
+        "[crasher] crasher: starting",
+        "[crasher] crasher: \u{fffd}\u{fffd} is not UTF-8",
+    ];
+    assert_eq!(crasher.len(), 6, "{stdout}");
+    for start in crasher.chunks(3) {
+        assert_eq!(start[..2], one_start, "{stdout}");
+        assert!(start[2].starts_with("[crasher] panicked at"), "{stdout}");
+    }
     let trace_text = std::fs::read_to_string(&trace).unwrap();
     let _ = std::fs::remove_file(&trace);
     let events: Vec<&str> = trace_text.lines().collect();

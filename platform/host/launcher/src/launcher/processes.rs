@@ -93,7 +93,14 @@ impl Launcher {
         if self.tracing {
             command.env("WARDEN_TRACE", "1");
         }
-        let mut child = command
+        // One pipe for the PD's standard output and error, so that its lines (a log record, then
+        // the panic that follows it) reach the launcher in the order the PD wrote them.
+        let (output, output_writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|error| LaunchError::Io("creating a PD's output pipe".into(), error.into()))?;
+        let error_writer = output_writer
+            .try_clone()
+            .map_err(|error| LaunchError::Io("creating a PD's output pipe".into(), error))?;
+        let child = command
             .env("WARDEN_HOST_SOCKET", &socket)
             .env("WARDEN_PD_INDEX", pd.to_string())
             .env("WARDEN_PD_INCARNATION", process.incarnation.to_string())
@@ -101,32 +108,28 @@ impl Launcher {
             .env("WARDEN_PD_SETVARS", &process.setvars)
             .process_group(0)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::from(output_writer))
+            .stderr(Stdio::from(error_writer))
             .spawn()
             .map_err(|error| {
                 LaunchError::Io(format!("starting {}", process.program.display()), error)
             })?;
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|out| Box::new(out) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|err| Box::new(err) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let name = process.name.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    crate::output::say(&format!("[{name}] {line}"));
-                }
-            });
-        }
+        // The command holds the pipe's write ends: dropped, the reader sees the end when the PD
+        // ends.
+        drop(command);
+        let name = process.name.clone();
+        let output = std::fs::File::from(output);
+        std::thread::spawn(move || {
+            // Bytes, not text: a line that is not UTF-8 is printed with replacement characters
+            // (a reader that stopped at it would leave the PD blocked on a full pipe).
+            let mut reader = BufReader::new(output);
+            let mut line = Vec::new();
+            while matches!(reader.read_until(b'\n', &mut line), Ok(count) if count > 0) {
+                let text = String::from_utf8_lossy(&line);
+                crate::output::say(&format!("[{name}] {}", text.trim_end_matches(['\n', '\r'])));
+                line.clear();
+            }
+        });
         process.child = Some(child);
         Ok(())
     }
