@@ -64,7 +64,9 @@ pub enum FromPd {
     Traced(Traced),
 }
 
-/// A channel operation a PD reports for the trace (`WARDEN_TRACE` set).
+/// A channel operation a PD reports for the trace (`WARDEN_TRACE` set). It is the PD's own
+/// account: the launcher records it under the PD's verified identity, and it changes nothing
+/// else (the operation itself went over the PD's handles, which are what limit it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Traced {
     /// `microkit_notify(channel)`.
@@ -157,6 +159,12 @@ impl Reader<'_> {
         let (bytes, rest) = self.0.split_first_chunk::<8>()?;
         self.0 = rest;
         Some(u64::from_le_bytes(*bytes))
+    }
+
+    fn word32(&mut self) -> Option<u32> {
+        let (bytes, rest) = self.0.split_first_chunk::<4>()?;
+        self.0 = rest;
+        Some(u32::from_le_bytes(*bytes))
     }
 
     fn end<T>(self, value: T) -> Option<T> {
@@ -295,9 +303,7 @@ impl ToPd {
             22 => Self::Inject(reader.byte()?),
             23 => {
                 let channel = reader.byte()?;
-                let start = u32::from_le_bytes(reader.0.split_first_chunk::<4>()?.0.to_owned());
-                reader.0 = reader.0.get(4..)?;
-                Self::CallCancelled(channel, start)
+                Self::CallCancelled(channel, reader.word32()?)
             }
             24 => Self::FaultWithdrawn(reader.byte()?),
             _ => return None,
@@ -311,10 +317,19 @@ impl ToPd {
 /// # Errors
 /// The stream's error.
 pub fn write_frame(stream: &mut impl Write, payload: &[u8]) -> std::io::Result<()> {
-    let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    stream.write_all(&length.to_le_bytes())?;
-    stream.write_all(payload)?;
+    stream.write_all(&framed(payload))?;
     stream.flush()
+}
+
+/// A frame's bytes as they travel: the length, then the payload (for writers that send the
+/// bytes themselves: with descriptors, or without waiting).
+#[must_use]
+pub fn framed(payload: &[u8]) -> Vec<u8> {
+    let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let mut frame = Vec::with_capacity(4 + payload.len());
+    frame.extend_from_slice(&length.to_le_bytes());
+    frame.extend_from_slice(payload);
+    frame
 }
 
 /// Reads one frame (refusing frames above [`MAX_FRAME`]).

@@ -144,12 +144,6 @@ impl Kernel {
         Self { config, state }
     }
 
-    /// The configuration of the PDs.
-    #[must_use]
-    pub fn config(&self) -> &[PdConfig] {
-        &self.config
-    }
-
     fn state(&mut self, pd: PdIndex) -> Result<&mut PdState, Refusal> {
         self.state.get_mut(pd).ok_or(Refusal::NotPermitted)
     }

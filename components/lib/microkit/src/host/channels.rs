@@ -29,7 +29,7 @@ use rustix::thread::futex;
 use crate::host_protocol::{Handle, MAX_REGISTERS, SLOT_BYTES};
 
 /// Channel ids: 0–61.
-const CHANNELS: usize = 62;
+const CHANNELS: usize = crate::MAX_CHANNEL as usize + 1;
 
 // Word offsets in a slot. A message is its label (two words), its count, and `MAX_REGISTERS`
 // registers of two words each.

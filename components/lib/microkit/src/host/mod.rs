@@ -460,12 +460,9 @@ fn collect(channels: &Channels) {
         Err(rustix::io::Errno::INTR) => return,
         Err(error) => fatal(&HostError::Io(error.into())),
     }
-    let ready: Vec<bool> = descriptors
+    let mut ready = descriptors
         .iter()
-        .map(|descriptor| !descriptor.revents().is_empty())
-        .collect();
-    drop(descriptors);
-    let mut ready = ready.into_iter();
+        .map(|descriptor| !descriptor.revents().is_empty());
     if ready.next() == Some(true) {
         match receive() {
             Ok(frame) => {

@@ -31,7 +31,7 @@ enum Waiting {
 
 /// Endpoint entries a PD holds at most: a call per channel and a fault per child (62 + 62); more
 /// would mean a peer or the launcher misbehaves, and the extra is dropped.
-const ENDPOINT: usize = 2 * 62;
+const ENDPOINT: usize = 2 * (crate::MAX_CHANNEL as usize + 1);
 /// Injected faults waiting at most (the soak injects one at a time).
 const INJECTED: usize = 16;
 

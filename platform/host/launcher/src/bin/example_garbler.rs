@@ -9,11 +9,14 @@
 )]
 
 use std::io::Write;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::net::UnixStream;
 
 use warden_microkit::host_protocol::{write_frame, FromPd};
 use warden_microkit::Handler;
+
+#[path = "support/descriptors.rs"]
+mod descriptors;
 
 struct Garbler;
 
@@ -39,30 +42,13 @@ fn second_connection() -> std::io::Result<UnixStream> {
     Ok(stream)
 }
 
-/// The process's socket descriptors (the connection to the launcher; the second one too).
-fn sockets() -> Vec<RawFd> {
-    std::fs::read_dir("/proc/self/fd")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let target = std::fs::read_link(entry.path()).ok()?;
-            let number = entry.file_name().to_str()?.parse().ok()?;
-            target
-                .to_string_lossy()
-                .starts_with("socket:")
-                .then_some(number)
-        })
-        .collect()
-}
-
 fn main() -> Result<(), warden_microkit::HostError> {
     warden_microkit::run(|| {
         match second_connection() {
             Ok(second) => {
                 std::thread::sleep(std::time::Duration::from_millis(500));
                 println!("garbler: a malformed frame sent on a second connection; still running");
-                for fd in sockets() {
+                for fd in descriptors::descriptors("socket:") {
                     // SAFETY: the descriptor is open for the life of the process (the runtime
                     // never closes its connection); it is borrowed for one write.
                     let socket = unsafe { BorrowedFd::borrow_raw(fd) };

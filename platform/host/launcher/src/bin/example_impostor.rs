@@ -13,6 +13,9 @@ use std::time::Duration;
 use warden_microkit::host_protocol::{write_frame, FromPd};
 use warden_microkit::{Channel, Handler};
 
+#[path = "support/descriptors.rs"]
+mod descriptors;
+
 struct Impostor;
 
 impl Handler for Impostor {
@@ -38,25 +41,10 @@ fn impersonate() -> std::io::Result<usize> {
     }
 }
 
-/// Descriptors of this process that are pipes (beyond standard output and error, which the
-/// launcher reads) or memfds: channel handles.
+/// Channel handles this process holds: pipes beyond its standard output and error (which the
+/// launcher reads), and memfds.
 fn handles_held() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_str()
-                .is_some_and(|name| name.parse::<u32>().is_ok_and(|fd| fd > 2))
-        })
-        .filter_map(|entry| std::fs::read_link(entry.path()).ok())
-        .filter(|target| {
-            let target = target.to_string_lossy();
-            target.starts_with("pipe:") || target.contains("memfd:")
-        })
-        .count()
+    descriptors::descriptors("pipe:").len() + descriptors::descriptors("memfd:").len()
 }
 
 fn main() -> Result<(), warden_microkit::HostError> {

@@ -8,12 +8,14 @@
     reason = "a hostile PD maps its call slot by hand, from its own descriptors"
 )]
 
-use std::os::fd::{BorrowedFd, RawFd};
-
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use warden_microkit::host_protocol::SLOT_BYTES;
 use warden_microkit::{get_mr, set_mr, Channel, ChannelSet, Handler, MessageInfo};
+
+#[path = "support/descriptors.rs"]
+mod descriptors;
 
 const SERVER: Channel = Channel::new(1);
 
@@ -25,20 +27,6 @@ impl Handler for Vandal {
     fn notified(&mut self, _channels: ChannelSet) -> Result<(), Self::Error> {
         Ok(())
     }
-}
-
-/// This process's descriptors whose link names contain `kind`.
-fn descriptors(kind: &str) -> Vec<RawFd> {
-    std::fs::read_dir("/proc/self/fd")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let target = std::fs::read_link(entry.path()).ok()?;
-            let number = entry.file_name().to_str()?.parse().ok()?;
-            target.to_string_lossy().contains(kind).then_some(number)
-        })
-        .collect()
 }
 
 /// The call slots mapped in this process (the runtime keeps the mappings and closes the
@@ -72,7 +60,7 @@ fn vandalise() -> usize {
         }
         words_written += words.len();
     }
-    for fd in descriptors("pipe:").into_iter().filter(|fd| *fd > 2) {
+    for fd in descriptors::descriptors("pipe:") {
         // SAFETY: as above: open for the life of the process, borrowed for the writes.
         let pipe = unsafe { BorrowedFd::borrow_raw(fd) };
         for _ in 0..10_000 {

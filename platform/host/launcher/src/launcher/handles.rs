@@ -15,7 +15,7 @@ use std::os::unix::net::UnixStream;
 use rustix::fs::{fcntl_add_seals, ftruncate, memfd_create, MemfdFlags, SealFlags};
 use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
-use warden_microkit::host_protocol::{write_frame, Handle, ToPd, SLOT_BYTES};
+use warden_microkit::host_protocol::{framed, write_frame, Handle, ToPd, SLOT_BYTES};
 
 use super::PdConfig;
 
@@ -90,10 +90,7 @@ impl Handles {
     /// Hands `pd`'s handles to a start of it, then tells it to run `init`.
     pub(crate) fn hand_over(&self, pd: usize, stream: &UnixStream) -> std::io::Result<()> {
         for given in self.0.get(pd).into_iter().flatten() {
-            let payload = ToPd::Handle(given.channel, given.handle).encode();
-            let length = (payload.len() as u32).to_le_bytes();
-            let mut frame = length.to_vec();
-            frame.extend_from_slice(&payload);
+            let frame = framed(&ToPd::Handle(given.channel, given.handle).encode());
             let borrowed: Vec<_> = given.descriptors.iter().map(AsFd::as_fd).collect();
             let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
             let mut control = SendAncillaryBuffer::new(&mut space);

@@ -50,7 +50,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use warden_host_kernel::{Action, ChannelEnd, FaultKind, Kernel, PdConfig, CHANNELS};
-use warden_microkit::host_protocol::{read_frame, FromPd, ToPd, Traced};
+use warden_microkit::host_protocol::{framed, read_frame, FromPd, ToPd, Traced};
 
 use crate::devices::{region_paddrs, Board, VirtioSpec};
 use crate::sdf::{self, System};
@@ -449,11 +449,6 @@ impl Launcher {
                     self.send(callee, ToPd::CallCancelled(channel, start));
                 }
                 Action::WithdrawFault(parent, child) => {
-                    if let Some(process) = self.processes.get_mut(parent) {
-                        process
-                            .queued
-                            .retain(|frame| !matches!(frame, ToPd::Fault(id, _) if *id == child));
-                    }
                     self.send(parent, ToPd::FaultWithdrawn(child));
                 }
                 Action::Restart(pd) => {

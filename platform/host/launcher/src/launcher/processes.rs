@@ -170,18 +170,16 @@ impl Launcher {
             return;
         };
         if process.connection.is_none() {
-            // At most a few frames wait (interrupts are masked until acknowledged, a fault per
-            // child, an injection per operator command); the bound is a backstop.
-            if process.queued.len() < MAX_QUEUED {
+            // Interrupts and faults are not kept: the kernel signals them again from its state
+            // when the process connects (`Kernel::connected`). The rest (injections,
+            // cancellations) waits; at most a few do, and the bound is a backstop.
+            let rebuilt = matches!(frame, ToPd::Irq(_) | ToPd::Fault(..));
+            if !rebuilt && process.queued.len() < MAX_QUEUED {
                 process.queued.push_back(frame);
             }
             return;
         }
-        let payload = frame.encode();
-        process
-            .outbox
-            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        process.outbox.extend_from_slice(&payload);
+        process.outbox.extend_from_slice(&framed(&frame.encode()));
         self.flush(pd);
     }
 
@@ -265,13 +263,7 @@ impl Launcher {
         let Some(process) = self.processes.get_mut(pd) else {
             return;
         };
-        // Interrupts and faults that waited are signalled again from the kernel's state below
-        // (`connected`); the rest (injections, cancellations) is sent as it waited.
-        let queued: Vec<ToPd> = process
-            .queued
-            .drain(..)
-            .filter(|frame| !matches!(frame, ToPd::Irq(_) | ToPd::Fault(..)))
-            .collect();
+        let queued: Vec<ToPd> = process.queued.drain(..).collect();
         process.connection = Some(stream);
         process.connection_id = Some(claim.connection);
         process.outbox.clear();
