@@ -44,6 +44,26 @@ impl Parser<'_, '_> {
                 }
             }
         }
+        let mut vm_names: Vec<&str> = Vec::new();
+        for pd in pds {
+            if let Some(vm) = &pd.virtual_machine {
+                if vm_names.contains(&vm.name.as_str()) {
+                    return Err(self.error_at(
+                        vm.location,
+                        format!("virtual machine name '{}' is used twice", vm.name),
+                    ));
+                }
+                vm_names.push(&vm.name);
+            }
+            for cap_map in &pd.cap_maps {
+                if !pds.iter().any(|other| other.name == cap_map.pd) {
+                    return Err(self.error_at(
+                        cap_map.location,
+                        format!("no protection domain named '{}'", cap_map.pd),
+                    ));
+                }
+            }
+        }
         self.check_ids(system)?;
         self.check_maps(system)?;
         for channel in &system.channels {
@@ -113,59 +133,22 @@ impl Parser<'_, '_> {
 
     pub(super) fn check_maps(&self, system: &System) -> Result<(), SdfError> {
         for pd in &system.protection_domains {
-            let mut placed: Vec<(u64, u64, &str)> = Vec::new();
-            for map in &pd.maps {
-                let region = system.region(&map.region).ok_or_else(|| {
-                    self.error_at(
-                        map.location,
-                        format!("no memory region named '{}'", map.region),
-                    )
-                })?;
-                if map.setvar_prefill_size.is_some() && region.prefill.is_none() {
-                    return Err(self.error_at(
-                        map.location,
-                        format!(
-                            "'setvar_prefill_size' used for MR without a `prefill_path` @ '{}'",
-                            region.name
-                        ),
-                    ));
-                }
-                if map.vaddr % region.page_size != 0 {
-                    return Err(self.error_at(
-                        map.location,
-                        format!(
-                            "vaddr 0x{:x} is not aligned to the page size 0x{:x} of '{}'",
-                            map.vaddr, region.page_size, region.name
-                        ),
-                    ));
-                }
-                let limit = map_limit(pd.stack_size);
-                let end = map
-                    .vaddr
-                    .checked_add(region.size)
-                    .filter(|&end| end <= limit)
-                    .ok_or_else(|| {
-                        self.error_at(
-                            map.location,
-                            format!(
-                                "the map of '{}' at 0x{:x} (0x{:x} bytes) runs past 0x{limit:x}, where the stack of '{}' begins (the IPC buffer and the stack are at the top of the user address space)",
-                                region.name, map.vaddr, region.size, pd.name
-                            ),
-                        )
-                    })?;
-                if let Some((_, _, other)) = placed
-                    .iter()
-                    .find(|(start, stop, _)| map.vaddr < *stop && *start < end)
-                {
-                    return Err(self.error_at(
-                        map.location,
-                        format!(
-                            "the map of '{}' at 0x{:x} overlaps the map of '{other}' in '{}'",
-                            region.name, map.vaddr, pd.name
-                        ),
-                    ));
-                }
-                placed.push((map.vaddr, end, region.name.as_str()));
+            let limit = map_limit(pd.stack_size);
+            self.check_address_space(
+                system,
+                &pd.maps,
+                limit,
+                &format!("'{}'", pd.name),
+                &format!("where the stack of '{}' begins (the IPC buffer and the stack are at the top of the user address space)", pd.name),
+            )?;
+            if let Some(vm) = &pd.virtual_machine {
+                self.check_address_space(
+                    system,
+                    &vm.maps,
+                    VM_MAP_LIMIT,
+                    &format!("virtual machine '{}'", vm.name),
+                    "the top of the user address space",
+                )?;
             }
             for setvar in &pd.setvars {
                 let known = system
@@ -182,6 +165,73 @@ impl Parser<'_, '_> {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// One address space's maps (`space` names it in errors): each names a region, is aligned
+    /// to its page size, ends at or below `limit` (`what_limit` says what is there) and overlaps
+    /// no other.
+    fn check_address_space(
+        &self,
+        system: &System,
+        maps: &[Map],
+        limit: u64,
+        space: &str,
+        what_limit: &str,
+    ) -> Result<(), SdfError> {
+        let mut placed: Vec<(u64, u64, &str)> = Vec::new();
+        for map in maps {
+            let region = system.region(&map.region).ok_or_else(|| {
+                self.error_at(
+                    map.location,
+                    format!("no memory region named '{}'", map.region),
+                )
+            })?;
+            if map.setvar_prefill_size.is_some() && region.prefill.is_none() {
+                return Err(self.error_at(
+                    map.location,
+                    format!(
+                        "'setvar_prefill_size' used for MR without a `prefill_path` @ '{}'",
+                        region.name
+                    ),
+                ));
+            }
+            if map.vaddr % region.page_size != 0 {
+                return Err(self.error_at(
+                    map.location,
+                    format!(
+                        "vaddr 0x{:x} is not aligned to the page size 0x{:x} of '{}'",
+                        map.vaddr, region.page_size, region.name
+                    ),
+                ));
+            }
+            let end = map
+                .vaddr
+                .checked_add(region.size)
+                .filter(|&end| end <= limit)
+                .ok_or_else(|| {
+                    self.error_at(
+                        map.location,
+                        format!(
+                            "the map of '{}' at 0x{:x} (0x{:x} bytes) runs past 0x{limit:x}, {what_limit}",
+                            region.name, map.vaddr, region.size
+                        ),
+                    )
+                })?;
+            if let Some((_, _, other)) = placed
+                .iter()
+                .find(|(start, stop, _)| map.vaddr < *stop && *start < end)
+            {
+                return Err(self.error_at(
+                    map.location,
+                    format!(
+                        "the map of '{}' at 0x{:x} overlaps the map of '{other}' in {space}",
+                        region.name, map.vaddr
+                    ),
+                ));
+            }
+            placed.push((map.vaddr, end, region.name.as_str()));
         }
         Ok(())
     }

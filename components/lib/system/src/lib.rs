@@ -1,25 +1,38 @@
 //! The Microkit 2.3 system description (SDF) parsed and checked as the `microkit` tool checks
 //! it, with every error located at `file:line:column`.
 //!
-//! Elements and attributes: `system` holds `protection_domain`, `memory_region` and `channel`.
-//! A `protection_domain` has `name`, `priority` (0–254, default 0), `budget` (µs, default 1000),
-//! `period` (default: the budget), `passive`, `stack_size` (4 KiB–16 MiB, page multiple,
-//! default 8 KiB), `smc`, `cpu` (below the target's cores, [`Target`]), `fpu`, and `id` and
-//! `setvar_id` when nested in a parent; it holds one `program_image` (`path`,
+//! Elements and attributes: `system` holds `protection_domain`, `memory_region`, `channel` and
+//! `domains`. A `protection_domain` has `name`, `priority` (0–254, default 0), `budget` (µs,
+//! default 1000), `period` (default: the budget), `passive`, `stack_size` (4 KiB–16 MiB, page
+//! multiple, default 8 KiB), `smc`, `cpu` (below the target's cores, [`Target`]), `fpu`,
+//! `domain` (required when the system declares domains before it, refused otherwise), and `id`
+//! and `setvar_id` when nested in a parent; it holds one `program_image` (`path`,
 //! `path_for_symbols`), `map` (`mr`, `vaddr`, `perms`, `cached`, `setvar_vaddr`, `setvar_size`;
 //! below the PD's stack, [`map_limit`]), `irq` (`irq`, `id`, `setvar_id`, `trigger`), `setvar`
-//! (`symbol`, `region_paddr`) and child `protection_domain`s, at most
-//! [`MAX_PROTECTION_DOMAINS`] in all (counted as they are read). A `memory_region` has `name`,
-//! `size`, `page_size` (0x1000 or 0x200000), `phys_addr`, `prefill_path` (a file the region
-//! starts with; `size` then defaults to the file rounded up to pages, and a map may set
-//! `setvar_prefill_size` to the file's length) or `prefill_bootinfo` (`fdt` or x86's). A `channel`
-//! holds exactly two `end`s (`pd`, `id`, `pp`, `notify`, `setvar_id`). Anything else is an error.
-//! Virtual machines are not supported by Warden yet and are refused.
+//! (`symbol`, `region_paddr`), one `cspace` (`cap_tcb`, `cap_sc`, `cap_vspace`: `slot` 1–127 and
+//! `pd`), one `virtual_machine` (`name`, `budget`, `period`, `priority`; `vcpu`s with `id`,
+//! `setvar_id`, `cpu`, which share the id space of the PD's children; `map`s without setvars,
+//! below [`VM_MAP_LIMIT`]) and child `protection_domain`s, at most [`MAX_PROTECTION_DOMAINS`] in
+//! all (counted as they are read). A `memory_region` has `name`, `size`, `page_size` (0x1000 or
+//! 0x200000), `phys_addr`, `prefill_path` (a file the region starts with; `size` then defaults
+//! to the file rounded up to pages, and a map may set `setvar_prefill_size` to the file's
+//! length) or `prefill_bootinfo` (`fdt` or x86's). A `channel` holds exactly two `end`s (`pd`,
+//! `id`, `pp`, `notify`, `setvar_id`). `domains` holds `domain`s (`name`, `id`) and one
+//! `domain_schedule` (`start_index`, `index_shift`) of `schedule_entry`s (`domain`, `duration`
+//! as `N us` or `N ticks`) and `schedule_end_marker`s ([`MAX_DOMAINS`], [`MAX_DOMAIN_SCHEDULE`]).
+//! Anything else is an error, and so are x86's elements (`ioport`, I/O APIC and MSI `irq`s,
+//! `io_address_space`, which the microkit tool supports on x86-64 only): Warden's targets are
+//! aarch64 boards with the hypervisor configured, one core unless told, no IOMMU.
+//!
+//! What is checked here is what the microkit tool checks. What the host platform can run is
+//! narrower, and its launcher refuses the rest by name: virtual machines, domains, `cspace`
+//! entries and boot information.
 
 use std::fmt;
 
 mod channel;
 mod checks;
+mod domains;
 pub mod grants;
 
 /// The fuzz target's entry point (`fuzz/`), also run over the committed corpus by `cargo test`.
@@ -34,10 +47,15 @@ pub mod fuzzing {
 }
 mod memory_region;
 mod protection_domain;
+mod virtual_machine;
 
 pub use channel::{Channel, End};
+pub use domains::{Domain, Domains, Duration, ScheduleEntry, MAX_DOMAINS, MAX_DOMAIN_SCHEDULE};
 pub use memory_region::{MemoryRegion, Prefill};
-pub use protection_domain::{Irq, Map, Permissions, ProtectionDomain, SetVar, SetVarId, Trigger};
+pub use protection_domain::{
+    CapKind, CapMap, Irq, Map, Permissions, ProtectionDomain, SetVar, SetVarId, Trigger, CAP_SLOTS,
+};
+pub use virtual_machine::{Vcpu, VirtualMachine, VM_MAP_LIMIT};
 
 /// Highest channel or IRQ id of a PD.
 pub const MAX_ID: u64 = 61;
@@ -131,6 +149,8 @@ pub struct System {
     pub memory_regions: Vec<MemoryRegion>,
     /// Channels.
     pub channels: Vec<Channel>,
+    /// The domain scheduler's domains and schedule, if declared.
+    pub domains: Option<Domains>,
 }
 
 impl System {
@@ -313,12 +333,20 @@ impl Parser<'_, '_> {
             if !allowed.contains(&attribute.name()) {
                 return Err(self.error(
                     node,
-                    format!(
-                        "unknown attribute '{}' on <{}> (allowed: {})",
-                        attribute.name(),
-                        node.tag_name().name(),
-                        allowed.join(", ")
-                    ),
+                    if allowed.is_empty() {
+                        format!(
+                            "unknown attribute '{}' on <{}> (it takes none)",
+                            attribute.name(),
+                            node.tag_name().name()
+                        )
+                    } else {
+                        format!(
+                            "unknown attribute '{}' on <{}> (allowed: {})",
+                            attribute.name(),
+                            node.tag_name().name(),
+                            allowed.join(", ")
+                        )
+                    },
                 ));
             }
         }
@@ -405,6 +433,7 @@ impl Parser<'_, '_> {
             protection_domains: Vec::new(),
             memory_regions: Vec::new(),
             channels: Vec::new(),
+            domains: None,
         };
         let mut channel_nodes = Vec::new();
         for element in self.elements(root)? {
@@ -415,6 +444,26 @@ impl Parser<'_, '_> {
                     system.memory_regions.push(region);
                 }
                 "channel" => channel_nodes.push(element),
+                "domains" => {
+                    if system.domains.is_some() {
+                        return Err(
+                            self.error(element, "the system has more than one <domains>")
+                        );
+                    }
+                    system.domains = Some(self.domains(element)?);
+                }
+                "virtual_machine" => {
+                    return Err(self.error(
+                        element,
+                        "a <virtual_machine> must be inside the protection domain that runs it (its VMM)",
+                    ))
+                }
+                "io_address_space" => {
+                    return Err(self.error(
+                        element,
+                        "<io_address_space> requires seL4 built with IOMMU support, which the microkit tool has on x86-64 only; Warden's targets are aarch64",
+                    ))
+                }
                 other => {
                     return Err(
                         self.error(element, format!("unknown element <{other}> in <system>"))

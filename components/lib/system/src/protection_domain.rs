@@ -1,5 +1,5 @@
-//! The `protection_domain` element and what it holds: `program_image`, `map`, `irq`, `setvar` and
-//! child protection domains.
+//! The `protection_domain` element and what it holds: `program_image`, `map`, `irq`, `setvar`,
+//! `cspace`, a `virtual_machine` and child protection domains.
 
 use super::*;
 
@@ -78,6 +78,33 @@ pub struct SetVarId {
     pub location: Location,
 }
 
+/// The kind of capability a `cspace` entry copies from another PD.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapKind {
+    /// `cap_tcb`: its thread control block.
+    Tcb,
+    /// `cap_sc`: its scheduling context.
+    SchedulingContext,
+    /// `cap_vspace`: its address space's root.
+    VSpace,
+}
+
+/// A `cspace` entry: a capability of another PD placed in a slot of this PD's CSpace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapMap {
+    /// What kind.
+    pub kind: CapKind,
+    /// The PD whose capability it is (a name: checked once every PD is read).
+    pub pd: String,
+    /// The slot, 1–127 (0 is the Microkit's own CNode).
+    pub slot: u64,
+    /// Where in the file.
+    pub location: Location,
+}
+
+/// Slots of a PD's user CSpace (`MICROKIT_MAX_USER_CAPS`): `cspace` entries use 1 to this less one.
+pub const CAP_SLOTS: u64 = 128;
+
 /// A protection domain (children are flattened into the system's list, with `parent`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProtectionDomain {
@@ -111,6 +138,12 @@ pub struct ProtectionDomain {
     pub setvar_ids: Vec<SetVarId>,
     /// Parent PD (index in [`System::protection_domains`]) and this PD's id under it.
     pub parent: Option<(usize, u64)>,
+    /// Its domain's id, when the system declares `domains`.
+    pub domain: Option<u64>,
+    /// The virtual machine this PD runs (as its VMM).
+    pub virtual_machine: Option<VirtualMachine>,
+    /// Other PDs' capabilities placed in its CSpace (`cspace`).
+    pub cap_maps: Vec<CapMap>,
     /// Where in the file.
     pub location: Location,
 }
@@ -131,6 +164,7 @@ impl Parser<'_, '_> {
             "stack_size",
             "smc",
             "cpu",
+            "domain",
             "fpu",
         ];
         if parent.is_some() {
@@ -149,23 +183,7 @@ impl Parser<'_, '_> {
                 ),
             ));
         }
-        let priority = self.optional_number(node, "priority")?.unwrap_or(0);
-        if priority > MAX_PRIORITY {
-            return Err(self.error(
-                node,
-                format!("priority {priority} of '{name}' is above {MAX_PRIORITY}"),
-            ));
-        }
-        let budget = self
-            .optional_number(node, "budget")?
-            .unwrap_or(DEFAULT_BUDGET);
-        let period = self.optional_number(node, "period")?.unwrap_or(budget);
-        if budget > period {
-            return Err(self.error(
-                node,
-                format!("budget ({budget}) of '{name}' is greater than its period ({period})"),
-            ));
-        }
+        let (priority, budget, period) = self.scheduling(node, &format!("'{name}'"))?;
         let stack_size = self
             .optional_number(node, "stack_size")?
             .unwrap_or(DEFAULT_STACK);
@@ -191,7 +209,7 @@ impl Parser<'_, '_> {
         };
         let mut pd = ProtectionDomain {
             name: name.clone(),
-            priority: priority as u8,
+            priority,
             budget,
             period,
             passive: self.boolean(node, "passive", false)?,
@@ -215,11 +233,15 @@ impl Parser<'_, '_> {
             setvars: Vec::new(),
             setvar_ids: Vec::new(),
             parent: parent.zip(child_id),
+            domain: self.domain_of(node, &name, system)?,
+            virtual_machine: None,
+            cap_maps: Vec::new(),
             location: self.location(node),
         };
         let index = system.protection_domains.len();
         let mut children = Vec::new();
         let mut program_image = None;
+        let mut seen_cspace = false;
         for element in self.elements(node)? {
             match element.tag_name().name() {
                 "program_image" => {
@@ -256,8 +278,42 @@ impl Parser<'_, '_> {
                 }
                 "protection_domain" => children.push(element),
                 "virtual_machine" => {
-                    return Err(self.error(element, "<virtual_machine> is not supported by Warden"))
+                    if pd.virtual_machine.is_some() {
+                        return Err(self.error(
+                            element,
+                            format!("'{name}' has more than one <virtual_machine>"),
+                        ));
+                    }
+                    let vm = self.virtual_machine(element)?;
+                    // `setvar_id` on a vcpu: the VMM learns the vcpu's id.
+                    for (vcpu, node) in vm.vcpus.iter().zip(
+                        self.elements(element)?
+                            .into_iter()
+                            .filter(|node| node.tag_name().name() == "vcpu"),
+                    ) {
+                        if let Some(symbol) = node.attribute("setvar_id") {
+                            pd.setvar_ids.push(SetVarId {
+                                symbol: symbol.to_string(),
+                                id: vcpu.id,
+                                location: vcpu.location,
+                            });
+                        }
+                    }
+                    pd.virtual_machine = Some(vm);
                 }
+                "cspace" => {
+                    if seen_cspace {
+                        return Err(
+                            self.error(element, format!("'{name}' has more than one <cspace>"))
+                        );
+                    }
+                    seen_cspace = true;
+                    pd.cap_maps = self.cspace(element)?;
+                }
+                "ioport" => return Err(self.error(
+                    element,
+                    "I/O ports (<ioport>) are only available on x86; Warden's targets are aarch64",
+                )),
                 other => {
                     return Err(self.error(
                         element,
@@ -281,6 +337,19 @@ impl Parser<'_, '_> {
             if child_ids.contains(&id) {
                 return Err(self.error(child, format!("child id {id} is used twice in '{name}'")));
             }
+            let vm = system
+                .protection_domains
+                .get(index)
+                .and_then(|pd| pd.virtual_machine.as_ref());
+            if let Some(vm) = vm.filter(|vm| vm.vcpus.iter().any(|vcpu| vcpu.id == id)) {
+                return Err(self.error(
+                    child,
+                    format!(
+                        "child id {id} of '{name}' is also the id of a vcpu of its virtual machine '{}'",
+                        vm.name
+                    ),
+                ));
+            }
             child_ids.push(id);
             // `setvar_id` on a child: its parent learns the child's id.
             if let (Some(symbol), Some(parent)) = (
@@ -295,6 +364,108 @@ impl Parser<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// `priority` (0–254, default 0), `budget` (µs, default 1000) and `period` (default: the
+    /// budget, and not below it) of a PD or a virtual machine (`what` names it in errors).
+    pub(super) fn scheduling(&self, node: Node, what: &str) -> Result<(u8, u64, u64), SdfError> {
+        let priority = self.optional_number(node, "priority")?.unwrap_or(0);
+        let priority = u8::try_from(priority)
+            .ok()
+            .filter(|&priority| u64::from(priority) <= MAX_PRIORITY)
+            .ok_or_else(|| {
+                self.error(
+                    node,
+                    format!("priority {priority} of {what} is above {MAX_PRIORITY}"),
+                )
+            })?;
+        let budget = self
+            .optional_number(node, "budget")?
+            .unwrap_or(DEFAULT_BUDGET);
+        let period = self.optional_number(node, "period")?.unwrap_or(budget);
+        if budget > period {
+            return Err(self.error(
+                node,
+                format!("budget ({budget}) of {what} is greater than its period ({period})"),
+            ));
+        }
+        Ok((priority, budget, period))
+    }
+
+    /// The PD's `domain`: required, and declared, when the system declares domains before it (as
+    /// the microkit tool reads them); refused when it does not.
+    fn domain_of(&self, node: Node, name: &str, system: &System) -> Result<Option<u64>, SdfError> {
+        let declared = system
+            .domains
+            .as_ref()
+            .filter(|domains| !domains.domains.is_empty());
+        match (declared, node.attribute("domain")) {
+            (Some(domains), _) => {
+                let domain = self.required(node, "domain")?;
+                domains.id(domain).map(Some).ok_or_else(|| {
+                    self.error(
+                        node,
+                        format!("domain '{domain}' of '{name}' is not declared in <domains>"),
+                    )
+                })
+            }
+            (None, Some(domain)) => Err(self.error(
+                node,
+                format!("'{name}' names domain '{domain}', but no <domains> with a schedule comes before it"),
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn cspace(&self, node: Node) -> Result<Vec<CapMap>, SdfError> {
+        self.attributes(node, &[])?;
+        let mut cap_maps = Vec::new();
+        for element in self.elements(node)? {
+            let kind = match element.tag_name().name() {
+                "cap_tcb" => CapKind::Tcb,
+                "cap_sc" => CapKind::SchedulingContext,
+                "cap_vspace" => CapKind::VSpace,
+                other => {
+                    return Err(self.error(
+                        element,
+                        match other.strip_prefix("cap_") {
+                            Some(kind) => format!(
+                            "cap type '{kind}' is not supported (cap_tcb, cap_sc, cap_vspace are)"
+                        ),
+                            None => format!("unknown element <{other}> in <cspace>"),
+                        },
+                    ))
+                }
+            };
+            self.attributes(element, &["slot", "pd"])?;
+            let pd = self.required(element, "pd")?.to_string();
+            let slot = self.required_number(element, "slot")?;
+            if slot == 0 {
+                return Err(self.error(element, "slot 0 is reserved for the Microkit's CNode"));
+            }
+            if slot >= CAP_SLOTS {
+                return Err(self.error(
+                    element,
+                    format!(
+                        "slot {slot} is beyond the {CAP_SLOTS} slots of a CSpace (1 to {})",
+                        CAP_SLOTS - 1
+                    ),
+                ));
+            }
+            if let Some(other) = cap_maps.iter().find(|map: &&CapMap| map.slot == slot) {
+                return Err(self.error(
+                    element,
+                    format!("slot {slot} is used twice (line {})", other.location.line),
+                ));
+            }
+            cap_maps.push(CapMap {
+                kind,
+                pd,
+                slot,
+                location: self.location(element),
+            });
+        }
+        Ok(cap_maps)
     }
 
     pub(super) fn check_symbols(&self, pd: &ProtectionDomain) -> Result<(), SdfError> {
@@ -379,6 +550,22 @@ impl Parser<'_, '_> {
     }
 
     pub(super) fn irq(&self, node: Node) -> Result<Irq, SdfError> {
+        if node.attribute("irq").is_none() {
+            // x86's kinds, told apart as the microkit tool tells them.
+            let kind = if node.attribute("pin").is_some() {
+                Some("I/O APIC")
+            } else if node.attribute("pcidev").is_some() {
+                Some("MSI")
+            } else {
+                None
+            };
+            if let Some(kind) = kind {
+                return Err(self.error(
+                    node,
+                    format!("x86 {kind} interrupts are not supported on ARM: Warden's targets are aarch64"),
+                ));
+            }
+        }
         self.attributes(node, &["irq", "id", "setvar_id", "trigger"])?;
         let id = self.required_number(node, "id")?;
         if id > MAX_ID {

@@ -254,3 +254,135 @@ fn setvar_ids_go_to_the_pd_that_owns_the_id() {
     );
     assert_eq!(ids(1), [("to_parent".to_string(), 0)]);
 }
+
+#[test]
+fn a_virtual_machine_is_read_with_its_vcpus_and_guest_maps() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdf/valid/virtual_machine.xml");
+    let system = sdf::parse_file(&path).unwrap();
+    let [vmm, helper] = &system.protection_domains[..] else {
+        panic!("two protection domains expected");
+    };
+    let vm = vmm.virtual_machine.as_ref().unwrap();
+    assert_eq!(
+        (vm.name.as_str(), vm.priority, vm.budget, vm.period),
+        ("linux", 150, 500, 1000)
+    );
+    let vcpus: Vec<_> = vm.vcpus.iter().map(|vcpu| (vcpu.id, vcpu.cpu)).collect();
+    assert_eq!(vcpus, [(0, None), (1, Some(0))]);
+    assert!(vm.maps[0].permissions.execute && !vm.maps[1].cached);
+    assert_eq!(
+        vm.maps[1].vaddr + 0x1000,
+        sdf::VM_MAP_LIMIT,
+        "a guest may map up to the top of the address space, where a PD's stack would be"
+    );
+    assert!(
+        vmm.maps.is_empty(),
+        "the guest's maps are not the VMM's own"
+    );
+    let boot = vmm
+        .setvar_ids
+        .iter()
+        .find(|setvar| setvar.symbol == "boot_vcpu")
+        .unwrap();
+    assert_eq!(
+        boot.id, 0,
+        "setvar_id on a vcpu patches its id into the VMM"
+    );
+    assert_eq!(helper.parent, Some((0, 2)));
+    assert!(helper.virtual_machine.is_none());
+}
+
+#[test]
+fn domains_get_their_ids_and_every_pd_its_domain() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdf/valid/domains.xml");
+    let system = sdf::parse_file(&path).unwrap();
+    let domains = system.domains.as_ref().unwrap();
+    let ids: Vec<_> = domains
+        .domains
+        .iter()
+        .map(|domain| (domain.name.as_str(), domain.id))
+        .collect();
+    assert_eq!(
+        ids,
+        [("red", 0), ("blue", 1)],
+        "'red' takes the lowest id that 'blue' does not"
+    );
+    assert_eq!((domains.start_index, domains.index_shift), (1, Some(10)));
+    assert_eq!(
+        domains.schedule,
+        [
+            sdf::ScheduleEntry {
+                domain: 0,
+                duration: sdf::Duration::Microseconds(3000)
+            },
+            sdf::ScheduleEntry {
+                domain: 1,
+                duration: sdf::Duration::Ticks(16)
+            },
+            sdf::ScheduleEntry {
+                domain: 0,
+                duration: sdf::Duration::EndMarker
+            },
+        ]
+    );
+    let of: Vec<_> = system
+        .protection_domains
+        .iter()
+        .map(|pd| (pd.name.as_str(), pd.domain))
+        .collect();
+    assert_eq!(
+        of,
+        [
+            ("control", Some(0)),
+            ("sensor", Some(0)),
+            ("logger", Some(1))
+        ]
+    );
+    // seL4's domain scheduler is a single-core configuration.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let error = sdf::parse_for("domains.xml", &text, sdf::Target { cores: Some(2) }).unwrap_err();
+    assert_eq!(
+        (error.line, error.message.as_str()),
+        (
+            5,
+            "the domain scheduler is not supported in multicore builds of seL4 (the target has 2 cores)"
+        )
+    );
+    // Lower ids given later are still left to the domains that name them.
+    let given_later = text.replace(
+        r#"<domain name="blue" id="1"/>"#,
+        r#"<domain name="blue" id="0"/>"#,
+    );
+    let system = sdf::parse("domains.xml", &given_later).unwrap();
+    let ids: Vec<_> = system
+        .domains
+        .unwrap()
+        .domains
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids, [1, 0]);
+}
+
+#[test]
+fn a_cspace_places_other_pds_capabilities_in_slots() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdf/valid/cspace.xml");
+    let system = sdf::parse_file(&path).unwrap();
+    let caps: Vec<_> = system.protection_domains[0]
+        .cap_maps
+        .iter()
+        .map(|cap| (cap.kind, cap.pd.as_str(), cap.slot))
+        .collect();
+    assert_eq!(
+        caps,
+        [
+            (sdf::CapKind::Tcb, "worker", 1),
+            (sdf::CapKind::SchedulingContext, "worker", 2),
+            (sdf::CapKind::VSpace, "worker", 127),
+        ]
+    );
+    assert_eq!(
+        system.protection_domains[1].cap_maps[0].pd, "scheduler",
+        "a PD named after the one that holds its capability"
+    );
+}

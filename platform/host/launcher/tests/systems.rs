@@ -362,6 +362,33 @@ fn boot_information_is_refused_at_run_by_name() {
     );
 }
 
+/// Valid descriptions of what the host platform does not model: each is refused by name
+/// before any PD starts, and no run directory is left.
+#[test]
+fn virtual_machines_domains_and_cspaces_are_refused_at_run_by_name() {
+    let _guard = exclusive();
+    for (system, expected) in [
+        (
+            "virtual_machine.xml",
+            "not supported on the host platform yet: protection domain 'pong': virtual machine 'guest' (seL4's hypervisor mode has no host model)",
+        ),
+        (
+            "domains.xml",
+            "not supported on the host platform yet: <domains>: seL4's domain scheduler",
+        ),
+        (
+            "cspace.xml",
+            "not supported on the host platform yet: protection domain 'pong': <cspace> entry cap_tcb of 'ping' in slot 4",
+        ),
+    ] {
+        let (code, stdout, stderr) = run(system, &[]);
+        assert_eq!(code, 1, "{system}: {stderr}");
+        contains(&stderr, expected);
+        assert!(!stdout.contains("[pong]"), "{system}: a PD started: {stdout}");
+    }
+    assert_no_orphans(&["example_pong", "example_ping"]);
+}
+
 #[test]
 fn a_dead_callers_call_not_yet_taken_is_cancelled() {
     let _guard = exclusive();

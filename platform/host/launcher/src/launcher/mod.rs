@@ -198,6 +198,46 @@ struct Launcher {
     tracing: bool,
 }
 
+/// What a valid description asks for that the host platform does not model, named: the first
+/// such thing, or `None`. The microkit tool builds these for seL4; on the host they would run
+/// as something they are not, so they are refused rather than ignored.
+#[must_use]
+pub fn beyond_the_host(system: &sdf::System) -> Option<String> {
+    if system.domains.is_some() {
+        return Some(
+            "<domains>: seL4's domain scheduler (fixed time slices per domain; the host's scheduler gives none)"
+                .into(),
+        );
+    }
+    for pd in &system.protection_domains {
+        if let Some(vm) = &pd.virtual_machine {
+            return Some(format!(
+                "protection domain '{}': virtual machine '{}' (seL4's hypervisor mode has no host model)",
+                pd.name, vm.name
+            ));
+        }
+        if let Some(cap) = pd.cap_maps.first() {
+            let kind = match cap.kind {
+                sdf::CapKind::Tcb => "cap_tcb",
+                sdf::CapKind::SchedulingContext => "cap_sc",
+                sdf::CapKind::VSpace => "cap_vspace",
+            };
+            return Some(format!(
+                "protection domain '{}': <cspace> entry {kind} of '{}' in slot {} (a PD's seL4 capabilities have no host model)",
+                pd.name, cap.pd, cap.slot
+            ));
+        }
+    }
+    system.memory_regions.iter().find_map(|region| {
+        region.prefill_bootinfo.as_ref().map(|kind| {
+            format!(
+                "memory region '{}': prefill_bootinfo=\"{kind}\" (boot information is the seL4 loader's)",
+                region.name
+            )
+        })
+    })
+}
+
 /// Runs a system description until `timeout` (or forever).
 ///
 /// # Errors
@@ -205,6 +245,9 @@ struct Launcher {
 pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     processes::keep_inherited_descriptors_from_pds();
     let system = sdf::parse_file(file).map_err(LaunchError::Description)?;
+    if let Some(what) = beyond_the_host(&system) {
+        return Err(LaunchError::Unsupported(what));
+    }
     let paddrs = region_paddrs(&system);
     // The board first: a device region with no model behind it is a mistake in the
     // description (or the wrong --board), whatever else is missing.
@@ -259,12 +302,6 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     // Each memory region is a file in the run's directory, mapped by every PD that maps it.
     let mut region_files = Vec::new();
     for region in &system.memory_regions {
-        if let Some(kind) = &region.prefill_bootinfo {
-            return Err(LaunchError::Unsupported(format!(
-                "memory region '{}': prefill_bootinfo=\"{kind}\" (boot information is the seL4 loader's)",
-                region.name
-            )));
-        }
         let path = runtime.join(format!("region-{}", region.name));
         std::fs::File::create(&path)
             .and_then(|mut file| {
