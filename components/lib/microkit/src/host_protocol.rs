@@ -128,6 +128,11 @@ pub enum ToPd {
     /// A handle of one of its channels (its descriptors travel with the frame, `SCM_RIGHTS`).
     /// Sent before `Init`, once per start.
     Handle(u8, Handle),
+    /// The memory of the PD's map number `n` (in `WARDEN_PD_MAPS` order), one descriptor opened
+    /// with the map's permissions only (read-only for a read-only map, so the PD cannot map it
+    /// writable): a memfd its region's size, sealed against shrinking and growing. Sent before
+    /// `Init`, once per start.
+    Region(u16),
     /// Run `init`: every handle has been sent.
     Init,
     /// The interrupt of this IRQ channel fired: a notification on it (masked until acknowledged).
@@ -265,6 +270,10 @@ impl ToPd {
         match self {
             Self::Handle(channel, handle) => out.extend_from_slice(&[15, *channel, handle.code()]),
             Self::Init => out.push(16),
+            Self::Region(map) => {
+                out.push(25);
+                out.extend_from_slice(&map.to_le_bytes());
+            }
             Self::Irq(channel) => out.extend_from_slice(&[17, *channel]),
             Self::Fault(child, label) => {
                 out.extend_from_slice(&[19, *child]);
@@ -306,6 +315,10 @@ impl ToPd {
                 Self::CallCancelled(channel, reader.word32()?)
             }
             24 => Self::FaultWithdrawn(reader.byte()?),
+            25 => {
+                let low = reader.byte()?;
+                Self::Region(u16::from_le_bytes([low, reader.byte()?]))
+            }
             _ => return None,
         };
         reader.end(value)
@@ -398,6 +411,7 @@ mod tests {
             ToPd::Inject(3),
             ToPd::CallCancelled(2, 7),
             ToPd::FaultWithdrawn(4),
+            ToPd::Region(0x1234),
         ] {
             assert_eq!(ToPd::decode(&frame.encode()), Some(frame));
         }

@@ -1,6 +1,9 @@
-//! Memory regions on the host platform: the launcher gives each region a file and tells the PD
-//! (`WARDEN_PD_MAPS`) where to map it and with which permissions; this module maps them at the
-//! system description's virtual addresses. The only `unsafe` of the crate.
+//! Memory regions on the host platform: the launcher keeps each region in a sealed memfd, hands
+//! each start of a PD one descriptor per map (`ToPd::Region`, opened with the map's permissions
+//! only) and tells it (`WARDEN_PD_MAPS`) where to map each and how; this module maps them at the
+//! system description's virtual addresses. A region has no name in the file system, so a PD
+//! reaches only the regions it maps, and a read-only map cannot be made writable. The only
+//! `unsafe` of the crate.
 #![allow(
     unsafe_code,
     reason = "mapping shared memory at a fixed address needs mmap"
@@ -26,23 +29,29 @@ fn number(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("bad number '{text}'"))
 }
 
-/// Maps every region listed in `WARDEN_PD_MAPS` (`path,vaddr,size,perms,setvar;…`, numbers in
-/// hex) and records `WARDEN_PD_SETVARS` (`symbol=value;…`).
-pub(crate) fn map_regions() -> Result<(), String> {
+/// Maps every map listed in `WARDEN_PD_MAPS` (`vaddr,size,perms,setvar;…`, numbers in hex),
+/// map `n` from the descriptor `regions` gives for `n`, and records `WARDEN_PD_SETVARS`
+/// (`symbol=value;…`).
+pub(crate) fn map_regions(mut regions: Vec<(u16, std::os::fd::OwnedFd)>) -> Result<(), String> {
     let mut mapped = Vec::new();
     let maps = std::env::var("WARDEN_PD_MAPS").unwrap_or_default();
-    for entry in maps.split(';').filter(|entry| !entry.is_empty()) {
+    for (index, entry) in maps
+        .split(';')
+        .filter(|entry| !entry.is_empty())
+        .enumerate()
+    {
         let fields: Vec<&str> = entry.split(',').collect();
-        let [path, vaddr, size, perms, setvar] = fields[..] else {
+        let [vaddr, size, perms, setvar] = fields[..] else {
             return Err(format!("bad map entry '{entry}'"));
         };
         let (vaddr, size) = (number(vaddr)?, number(size)?);
         let length = usize::try_from(size).map_err(|_| "map too large".to_string())?;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(perms.contains('w'))
-            .open(path)
-            .map_err(|error| format!("opening {path}: {error}"))?;
+        let path = format!("map {index}");
+        let file = regions
+            .iter()
+            .position(|(map, _)| usize::from(*map) == index)
+            .map(|at| regions.swap_remove(at).1)
+            .ok_or_else(|| format!("the launcher sent no memory for {path}"))?;
         let mut protection = ProtFlags::empty();
         for (letter, flag) in [
             ('r', ProtFlags::READ),

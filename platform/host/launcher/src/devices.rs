@@ -234,8 +234,8 @@ pub fn region_paddrs(system: &System) -> Vec<u64> {
 }
 
 impl Board {
-    /// The board of `dtb` (none: no device models), for `system`, whose regions live in
-    /// `region_files` at `paddrs`.
+    /// The board of `dtb` (none: no device models), for `system`, whose regions' memory is
+    /// `region_files` (the launcher's memfds, read and written by position) at `paddrs`.
     ///
     /// # Errors
     /// An unreadable or malformed DTB; a device region mapped by a PD with no model behind it.
@@ -243,7 +243,7 @@ impl Board {
         dtb: Option<&Path>,
         system: &System,
         paddrs: &[u64],
-        region_files: &[std::path::PathBuf],
+        region_files: &[File],
     ) -> Result<Self, String> {
         let mut slots = Vec::new();
         let started = std::time::Instant::now();
@@ -344,12 +344,10 @@ impl Board {
                         paddr,
                     });
                 }
-            } else if let Some(path) = region_files.get(index) {
-                let file = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(path)
-                    .map_err(|error| format!("{}: {error}", path.display()))?;
+            } else if let Some(memory) = region_files.get(index) {
+                let file = memory
+                    .try_clone()
+                    .map_err(|error| format!("memory region '{}': {error}", region.name))?;
                 dma.push((paddr, region.size, file));
             }
         }

@@ -218,6 +218,15 @@ fn a_write_to_a_read_only_map_faults() {
         "shared memory: {stdout}"
     );
     assert!(!stdout.contains("the write went through"), "{stdout}");
+    // The reader's ways around its read-only map: no region has a name to open, no region's
+    // descriptor is left open, and its own memory cannot be written through /proc.
+    contains(
+        &stdout,
+        "[reader] reader: run directory holds: kernel.sock\n",
+    );
+    contains(&stdout, "[reader] reader: region descriptors held: 0");
+    contains(&stdout, "[reader] reader: /proc/self/mem refused");
+    assert!(stdout.contains("[writer] writer: wrote 42"), "{stdout}");
     contains(&stderr, "'reader' faulted: signal: 11 (SIGSEGV) (VmFault)");
     contains(
         &stderr,

@@ -376,18 +376,22 @@ pub fn run<H: Handler>(init: impl FnOnce() -> H) -> Result<(), HostError> {
     if log::set_logger(&DEBUG_CONSOLE).is_ok() {
         log::set_max_level(log::LevelFilter::Info);
     }
-    crate::mapping::map_regions().map_err(HostError::Mapping)?;
     let stream = UnixStream::connect(socket).map_err(HostError::Io)?;
     let _ = POLLED.set(stream.try_clone().map_err(HostError::Io)?);
     let _ = CONNECTION.set(Mutex::new(stream));
     send(&FromPd::Hello { pd, incarnation })?;
     let mut channels = Channels::new();
+    let mut regions = Vec::new();
     loop {
         match receive_with_descriptors()? {
+            (ToPd::Region(map), mut descriptors) if descriptors.len() == 1 => {
+                regions.extend(descriptors.pop().map(|memory| (map, memory)));
+            }
             (ToPd::Handle(channel, handle), descriptors) => channels
                 .add(channel, handle, descriptors)
                 .map_err(HostError::Mapping)?,
             (ToPd::Init, _) => break,
+            (ToPd::Region(_), _) => return Err(HostError::Protocol),
             (frame, _) => {
                 if take_in(frame).is_some() {
                     return Err(HostError::Protocol);
@@ -395,6 +399,9 @@ pub fn run<H: Handler>(init: impl FnOnce() -> H) -> Result<(), HostError> {
             }
         }
     }
+    // The regions are mapped before `init`, as the Microkit's loader maps them before the PD
+    // runs; their descriptors are closed once mapped (the mappings stay).
+    crate::mapping::map_regions(regions).map_err(HostError::Mapping)?;
     let channels = CHANNELS.get_or_init(|| channels);
     RECEIVER.with_borrow_mut(|receiver| channels.waiting_calls(receiver));
     let mut handler = init();

@@ -26,8 +26,9 @@ pub(crate) struct Given {
     descriptors: Vec<OwnedFd>,
 }
 
-/// Every PD's handles, by PD index.
-pub(crate) struct Handles(Vec<Vec<Given>>);
+/// Every PD's handles, by PD index, and every PD's maps' memory (the map's number, its
+/// descriptor).
+pub(crate) struct Handles(Vec<Vec<Given>>, Vec<Vec<(u16, OwnedFd)>>);
 
 /// A one-way signal: (the end the receiver reads, the end the sender writes), both
 /// non-blocking, each an open file of its own.
@@ -50,9 +51,43 @@ fn slot() -> std::io::Result<OwnedFd> {
     Ok(memory)
 }
 
+/// A memory region's memory: a memfd of its size that starts with its `prefill_path` file (read
+/// now, as the microkit tool reads it when it builds the image, at most the region's size),
+/// sealed so that no PD can shrink it (its peers' next access would be a bus error) or grow it.
+pub(crate) fn region(region: &warden_system::MemoryRegion) -> std::io::Result<std::fs::File> {
+    let memory = memfd_create(
+        format!("warden-region-{}", region.name),
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
+    let mut file = std::fs::File::from(memory);
+    if let Some(prefill) = &region.prefill {
+        let source = std::fs::File::open(&prefill.path)?;
+        std::io::copy(&mut std::io::Read::take(source, region.size), &mut file)?;
+    }
+    file.set_len(region.size)?;
+    fcntl_add_seals(&file, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
+    Ok(file)
+}
+
+/// A descriptor of `memory` that is an open file of its own, read-write only if `writable`: a
+/// PD handed a read-only one cannot map it writable (nor make its mapping writable later, nor
+/// write it through `/proc/self/mem`), and nothing it does to its open file touches another's.
+pub(crate) fn opened_for(memory: &std::fs::File, writable: bool) -> std::io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .open(format!("/proc/self/fd/{}", memory.as_raw_fd()))?;
+    Ok(file.into())
+}
+
 impl Handles {
-    /// Makes the handles of every channel in `config`.
-    pub(crate) fn new(config: &[PdConfig]) -> std::io::Result<Self> {
+    /// Makes the handles of every channel in `config`, and keeps `memory` (by PD: its maps'
+    /// numbers and descriptors) to hand over with them.
+    pub(crate) fn new(
+        config: &[PdConfig],
+        memory: Vec<Vec<(u16, OwnedFd)>>,
+    ) -> std::io::Result<Self> {
         let mut given: Vec<Vec<Given>> = config.iter().map(|_| Vec::new()).collect();
         for (pd, pd_config) in config.iter().enumerate() {
             for (id, end) in pd_config.channels.iter().enumerate() {
@@ -84,14 +119,26 @@ impl Handles {
                 }
             }
         }
-        Ok(Self(given))
+        Ok(Self(given, memory))
     }
 
     /// Hands `pd`'s handles to a start of it, then tells it to run `init`.
     pub(crate) fn hand_over(&self, pd: usize, stream: &UnixStream) -> std::io::Result<()> {
-        for given in self.0.get(pd).into_iter().flatten() {
-            let frame = framed(&ToPd::Handle(given.channel, given.handle).encode());
-            let borrowed: Vec<_> = given.descriptors.iter().map(AsFd::as_fd).collect();
+        let regions = self
+            .1
+            .get(pd)
+            .into_iter()
+            .flatten()
+            .map(|(map, memory)| (ToPd::Region(*map), core::slice::from_ref(memory)));
+        let channels = self.0.get(pd).into_iter().flatten().map(|given| {
+            (
+                ToPd::Handle(given.channel, given.handle),
+                given.descriptors.as_slice(),
+            )
+        });
+        for (frame, descriptors) in regions.chain(channels) {
+            let frame = framed(&frame.encode());
+            let borrowed: Vec<_> = descriptors.iter().map(AsFd::as_fd).collect();
             let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
             let mut control = SendAncillaryBuffer::new(&mut space);
             if !control.push(SendAncillaryMessage::ScmRights(&borrowed)) {
@@ -173,7 +220,7 @@ mod tests {
 
     #[test]
     fn each_pd_holds_its_own_ends_and_nothing_else() {
-        let handles = Handles::new(&config()).unwrap();
+        let handles = Handles::new(&config(), Vec::new()).unwrap();
         let kinds = |pd: usize| -> Vec<(u8, Handle)> {
             handles.0[pd]
                 .iter()
@@ -194,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_call_slot_cannot_be_shrunk_or_grown_by_a_peer() {
-        let handles = Handles::new(&config()).unwrap();
+        let handles = Handles::new(&config(), Vec::new()).unwrap();
         let slot = &handles.0[1][1].descriptors[0];
         assert!(ftruncate(slot, 0).is_err(), "shrink");
         assert!(ftruncate(slot, 2 * SLOT_BYTES as u64).is_err(), "grow");

@@ -10,9 +10,10 @@
 //! `NAME` in the directory that holds `warden-host` (cargo puts every binary of a workspace
 //! there). `--program PD=NAME` runs another program in a PD's place (the soak's client).
 //!
-//! Memory regions: each is a file in the run's directory (removed at the end), mapped shared by
-//! every PD that maps it, at the description's vaddr with its permissions, so a write to a
-//! read-only map faults as it does on seL4. Regions without `phys_addr` get physical addresses
+//! Memory regions: each is a sealed memfd (no name in the file system, a size no PD can change),
+//! handed to each start of every PD that maps it as a descriptor opened with that map's
+//! permissions, and mapped shared at the description's vaddr, so a PD reaches only the regions
+//! it maps and a write to a read-only map faults as it does on seL4. Regions without `phys_addr` get physical addresses
 //! from the board's RAM (for `<setvar region_paddr>` and DMA). Device memory (a region with
 //! `phys_addr`) is served by the board's device models (`--board FILE.dtb`; see [`crate::devices`]):
 //! mapping one with no model behind it is an error naming the address.
@@ -299,22 +300,14 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     // Removed on every way out, errors and panics included (the launcher, declared later,
     // stops every PD first when it is dropped).
     let _runtime = Removed::Directory(runtime.clone());
-    // Each memory region is a file in the run's directory, mapped by every PD that maps it.
+    // Each memory region is a sealed memfd, with no name in the file system: a PD reaches
+    // only the regions it maps, through the descriptors it is handed ([`handles`]).
     let mut region_files = Vec::new();
     for region in &system.memory_regions {
-        let path = runtime.join(format!("region-{}", region.name));
-        std::fs::File::create(&path)
-            .and_then(|mut file| {
-                // A prefilled region starts with its file, read now (as the microkit tool reads
-                // it when it builds the image), at most the region's size.
-                if let Some(prefill) = &region.prefill {
-                    let source = std::fs::File::open(&prefill.path)?;
-                    std::io::copy(&mut std::io::Read::take(source, region.size), &mut file)?;
-                }
-                file.set_len(region.size)
-            })
-            .map_err(|error| LaunchError::Io(format!("creating {}", path.display()), error))?;
-        region_files.push(path);
+        let memory = handles::region(region).map_err(|error| {
+            LaunchError::Io(format!("creating memory region '{}'", region.name), error)
+        })?;
+        region_files.push(memory);
     }
     let mut board = match Board::new(options.board.as_deref(), &system, &paddrs, &region_files) {
         Ok(board) => board,
@@ -333,11 +326,23 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     for line in board.summary() {
         crate::output::say(&format!("warden-host: board: {line}"));
     }
+    // Each PD's maps' memory, by PD, in its maps' order.
+    let mut region_memory = Vec::new();
     for (process, pd) in processes.iter_mut().zip(&system.protection_domains) {
         let mut maps = Vec::new();
         let mut setvars = Vec::new();
+        let mut memory = Vec::new();
         for map in &pd.maps {
-            let Some(region) = system.region(&map.region) else {
+            let Some(index) = system
+                .memory_regions
+                .iter()
+                .position(|region| region.name == map.region)
+            else {
+                continue;
+            };
+            let (Some(region), Some(file)) =
+                (system.memory_regions.get(index), region_files.get(index))
+            else {
                 continue;
             };
             if let Some(symbol) = &map.setvar_vaddr {
@@ -364,14 +369,26 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
             .map(|(_, letter)| *letter)
             .collect();
             let setvar = map.setvar_vaddr.clone().unwrap_or_default();
-            let path = runtime.join(format!("region-{}", region.name));
+            // Map n of the list is the PD's n-th descriptor.
+            let Ok(number) = u16::try_from(maps.len()) else {
+                return Err(LaunchError::Unsupported(format!(
+                    "protection domain '{}': more than {} maps",
+                    pd.name,
+                    u16::MAX
+                )));
+            };
+            memory.push((
+                number,
+                handles::opened_for(file, permissions.write).map_err(|error| {
+                    LaunchError::Io(format!("opening memory region '{}'", region.name), error)
+                })?,
+            ));
             maps.push(format!(
-                "{},{:x},{:x},{perms},{setvar}",
-                path.display(),
-                map.vaddr,
-                region.size
+                "{:x},{:x},{perms},{setvar}",
+                map.vaddr, region.size
             ));
         }
+        region_memory.push(memory);
         for setvar in &pd.setvars {
             if let Some(index) = system
                 .memory_regions
@@ -431,7 +448,8 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
             maximum: limit.maximum,
         },
     );
-    let handles = Handles::new(&config).map_err(|error| {
+    drop(region_files);
+    let handles = Handles::new(&config, region_memory).map_err(|error| {
         LaunchError::Io("creating the channels' pipes and call slots".into(), error)
     })?;
     let mut launcher = Launcher {
