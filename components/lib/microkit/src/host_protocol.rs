@@ -129,8 +129,8 @@ pub enum ToPd {
     /// Sent before `Init`, once per start.
     Handle(u8, Handle),
     /// The memory of the PD's map number `n` (in `WARDEN_PD_MAPS` order), one descriptor opened
-    /// with the map's permissions only (read-only for a read-only map, so the PD cannot map it
-    /// writable): a memfd its region's size, sealed against shrinking and growing. Sent before
+    /// with the map's permissions only (read-only for a read-only map, so that it cannot be
+    /// mapped writable): a memfd its region's size, sealed against shrinking and growing. Sent before
     /// `Init`, once per start.
     Region(u16),
     /// Run `init`: every handle has been sent.

@@ -1,9 +1,11 @@
 //! Memory regions on the host platform: the launcher keeps each region in a sealed memfd, hands
 //! each start of a PD one descriptor per map (`ToPd::Region`, opened with the map's permissions
 //! only) and tells it (`WARDEN_PD_MAPS`) where to map each and how; this module maps them at the
-//! system description's virtual addresses. A region has no name in the file system, so a PD
-//! reaches only the regions it maps, and a read-only map cannot be made writable. The only
-//! `unsafe` of the crate.
+//! system description's virtual addresses. A region has no name in the file system, so a PD is
+//! handed only the regions it maps, and the descriptor of a read-only map cannot be mapped
+//! writable; it is closed once mapped (a PD that reopened it through `/proc/self/fd` first could
+//! write it: the host platform's processes are one user's, see the launcher). The only `unsafe`
+//! of the crate.
 #![allow(
     unsafe_code,
     reason = "mapping shared memory at a fixed address needs mmap"

@@ -107,6 +107,14 @@ impl Parser<'_, '_> {
                             ),
                         ));
                     }
+                    // Refused as they are read: a file of a million domains stops here, after
+                    // 16 comparisons each.
+                    if named.len() as u64 >= MAX_DOMAINS {
+                        return Err(self.error(
+                            element,
+                            format!("domain '{name}': more than {MAX_DOMAINS} domains (KernelNumDomains)"),
+                        ));
+                    }
                     named.push((name, id, element));
                 }
                 "domain_schedule" => {

@@ -445,7 +445,12 @@ impl Parser<'_, '_> {
                 }
                 "channel" => channel_nodes.push(element),
                 "domains" => {
-                    if system.domains.is_some() {
+                    // As the tool: a first <domains> that declared no domain is replaced.
+                    if system
+                        .domains
+                        .as_ref()
+                        .is_some_and(|domains| !domains.domains.is_empty())
+                    {
                         return Err(
                             self.error(element, "the system has more than one <domains>")
                         );

@@ -520,7 +520,8 @@ impl Parser<'_, '_> {
                 execute: false,
             },
             Some(text) => {
-                let valid = !text.is_empty() && text.chars().all(|c| matches!(c, 'r' | 'w' | 'x'));
+                // Empty is valid, as for the tool: a map with no access.
+                let valid = text.chars().all(|c| matches!(c, 'r' | 'w' | 'x'));
                 if !valid {
                     return Err(self.error(
                         node,

@@ -10,7 +10,7 @@
 //! shared memory here: a PD's access to it arrives as a frame, is handed to the model of the
 //! device at that physical address, in order, and answered. An access outside every device map
 //! of the PD is a VM fault, as on seL4. Models reach DMA memory (the regions that are not
-//! device memory) through the region files, at the physical addresses the launcher gives those
+//! device memory) through the regions' memfds, at the physical addresses the launcher gives those
 //! regions (delivered to PDs by `<setvar region_paddr>`).
 //!
 //! Interrupts are level-triggered lines: after every access, acknowledgement, console input or

@@ -362,6 +362,17 @@ fn domains_get_their_ids_and_every_pd_its_domain() {
         .map(|d| d.id)
         .collect();
     assert_eq!(ids, [1, 0]);
+    // A file of 200,000 domains is refused at the 17th as it is read.
+    let mut many = String::from("<system>\n<domains>\n");
+    for domain in 0..200_000 {
+        many.push_str(&format!("<domain name=\"d{domain}\"/>\n"));
+    }
+    many.push_str("</domains>\n</system>\n");
+    let error = sdf::parse("many.xml", &many).unwrap_err();
+    assert_eq!(
+        (error.line, error.message.as_str()),
+        (19, "domain 'd16': more than 16 domains (KernelNumDomains)")
+    );
 }
 
 #[test]
@@ -385,4 +396,12 @@ fn a_cspace_places_other_pds_capabilities_in_slots() {
         system.protection_domains[1].cap_maps[0].pd, "scheduler",
         "a PD named after the one that holds its capability"
     );
+}
+
+#[test]
+fn a_map_with_empty_perms_has_no_access_as_for_the_tool() {
+    let text = r#"<system><memory_region name="guard" size="0x1000"/><protection_domain name="a"><program_image path="a.elf"/><map mr="guard" vaddr="0x1000000" perms=""/></protection_domain></system>"#;
+    let system = sdf::parse("empty_perms.xml", text).unwrap();
+    let permissions = system.protection_domains[0].maps[0].permissions;
+    assert!(!permissions.read && !permissions.write && !permissions.execute);
 }

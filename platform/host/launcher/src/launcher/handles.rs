@@ -54,9 +54,13 @@ fn slot() -> std::io::Result<OwnedFd> {
 /// A memory region's memory: a memfd of its size that starts with its `prefill_path` file (read
 /// now, as the microkit tool reads it when it builds the image, at most the region's size),
 /// sealed so that no PD can shrink it (its peers' next access would be a bus error) or grow it.
-pub(crate) fn region(region: &warden_system::MemoryRegion) -> std::io::Result<std::fs::File> {
+pub(crate) fn region(
+    index: usize,
+    region: &warden_system::MemoryRegion,
+) -> std::io::Result<std::fs::File> {
     let memory = memfd_create(
-        format!("warden-region-{}", region.name),
+        // Named by index: a memfd's name is at most 249 bytes, a region's name is not bounded.
+        format!("warden-region-{index}"),
         MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
     )?;
     let mut file = std::fs::File::from(memory);
@@ -72,6 +76,9 @@ pub(crate) fn region(region: &warden_system::MemoryRegion) -> std::io::Result<st
 /// A descriptor of `memory` that is an open file of its own, read-write only if `writable`: a
 /// PD handed a read-only one cannot map it writable (nor make its mapping writable later, nor
 /// write it through `/proc/self/mem`), and nothing it does to its open file touches another's.
+/// Not a wall against a hostile PD: a process may reopen `/proc/self/fd/N` read-write (the
+/// memfd's inode is its user's, mode 0777), so a PD that does so before the runtime closes the
+/// descriptor could write a region it maps read-only. The runtime closes it once mapped.
 pub(crate) fn opened_for(memory: &std::fs::File, writable: bool) -> std::io::Result<OwnedFd> {
     use std::os::fd::AsRawFd;
     let file = std::fs::OpenOptions::new()
@@ -122,7 +129,8 @@ impl Handles {
         Ok(Self(given, memory))
     }
 
-    /// Hands `pd`'s handles to a start of it, then tells it to run `init`.
+    /// Hands a start of `pd` its maps' memory and its channel handles, then tells it to run
+    /// `init`.
     pub(crate) fn hand_over(&self, pd: usize, stream: &UnixStream) -> std::io::Result<()> {
         let regions = self
             .1

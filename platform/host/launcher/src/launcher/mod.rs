@@ -12,8 +12,11 @@
 //!
 //! Memory regions: each is a sealed memfd (no name in the file system, a size no PD can change),
 //! handed to each start of every PD that maps it as a descriptor opened with that map's
-//! permissions, and mapped shared at the description's vaddr, so a PD reaches only the regions
-//! it maps and a write to a read-only map faults as it does on seL4. Regions without `phys_addr` get physical addresses
+//! permissions, and mapped shared at the description's vaddr, so a PD is handed only the regions
+//! it maps and a write to a read-only map faults as it does on seL4. The host platform's PDs are
+//! processes of one user: the kernel does not stop a hostile one that reopens its read-only
+//! descriptor through `/proc/self/fd` before closing it, or that reaches another process of the
+//! user through `/proc/PID` or ptrace. Against that, seL4 is the boundary (see the README). Regions without `phys_addr` get physical addresses
 //! from the board's RAM (for `<setvar region_paddr>` and DMA). Device memory (a region with
 //! `phys_addr`) is served by the board's device models (`--board FILE.dtb`; see [`crate::devices`]):
 //! mapping one with no model behind it is an error naming the address.
@@ -245,6 +248,17 @@ pub fn beyond_the_host(system: &sdf::System) -> Option<String> {
 /// An invalid description, a missing program, or a failing system call at start-up.
 pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     processes::keep_inherited_descriptors_from_pds();
+    // A large system needs thousands of descriptors (a few per channel end, one per map, one
+    // per region), all made before the first PD starts; the soft limit is often 1,024, the hard
+    // one far above.
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        },
+    );
     let system = sdf::parse_file(file).map_err(LaunchError::Description)?;
     if let Some(what) = beyond_the_host(&system) {
         return Err(LaunchError::Unsupported(what));
@@ -303,8 +317,8 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     // Each memory region is a sealed memfd, with no name in the file system: a PD reaches
     // only the regions it maps, through the descriptors it is handed ([`handles`]).
     let mut region_files = Vec::new();
-    for region in &system.memory_regions {
-        let memory = handles::region(region).map_err(|error| {
+    for (index, region) in system.memory_regions.iter().enumerate() {
+        let memory = handles::region(index, region).map_err(|error| {
             LaunchError::Io(format!("creating memory region '{}'", region.name), error)
         })?;
         region_files.push(memory);
@@ -417,7 +431,7 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
         None => None,
     };
     // Ctrl-C and SIGTERM stop the run cleanly: every PD process is killed and the run's
-    // directory (sockets and shared memory) removed. The PDs are in their own process group, so
+    // directory (its sockets) removed. The PDs are in their own process group, so
     // a Ctrl-C at the terminal reaches the launcher only.
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&interrupted);
@@ -438,16 +452,6 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     std::thread::spawn(move || read_console(&input));
     std::thread::spawn(move || accept(&listener, &sender));
     let config = kernel_config(&system);
-    // A large system needs thousands of descriptors (a few per channel end); the soft limit is
-    // often 1,024, the hard one far above.
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-    let _ = rustix::process::setrlimit(
-        rustix::process::Resource::Nofile,
-        rustix::process::Rlimit {
-            current: limit.maximum,
-            maximum: limit.maximum,
-        },
-    );
     drop(region_files);
     let handles = Handles::new(&config, region_memory).map_err(|error| {
         LaunchError::Io("creating the channels' pipes and call slots".into(), error)

@@ -22,7 +22,8 @@ pub(crate) struct Process {
     pub(crate) queued: VecDeque<ToPd>,
     /// Bytes sent to the connection that its socket has not taken yet.
     pub(crate) outbox: Vec<u8>,
-    /// `WARDEN_PD_MAPS` for the PD: `path,vaddr,size,perms,setvar;…`.
+    /// `WARDEN_PD_MAPS` for the PD: `vaddr,size,perms,setvar;…`, map `n` backed by the
+    /// descriptor of its `ToPd::Region(n)` frame.
     pub(crate) maps: String,
     /// `WARDEN_PD_SETVARS`: `symbol=value;…`.
     pub(crate) setvars: String,
@@ -251,13 +252,16 @@ impl Launcher {
             let _ = stream.shutdown(std::net::Shutdown::Both);
             return;
         }
-        // The socket is empty and the handles are a few small frames: the timeout only keeps
+        // The socket is empty and the handles are small frames (one per map and per channel
+        // handle): the timeout only keeps
         // a PD that never reads from holding the launcher.
         let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
         if let Err(error) = self.handles.hand_over(pd, &stream) {
             let _ = stream.shutdown(std::net::Shutdown::Both);
-            self.abusive
-                .push((pd, format!("could not be handed its channels ({error})")));
+            self.abusive.push((
+                pd,
+                format!("could not be handed its regions and channels ({error})"),
+            ));
             return;
         }
         let Some(process) = self.processes.get_mut(pd) else {
