@@ -85,7 +85,9 @@ pub(crate) fn map_regions(mut regions: Vec<(u16, std::os::fd::OwnedFd)>) -> Resu
             ));
         }
         // SAFETY: the pointer is the start of a live mapping of `length` bytes (above), and
-        // AtomicU8 has the layout of u8 with every bit pattern valid.
+        // AtomicU8 has the layout of u8 with every bit pattern valid. A map without `r` (or
+        // without `w`) is still such a mapping: an access it does not allow is a SIGSEGV, the
+        // VM fault it is on seL4, never a read of memory that is not there.
         let region = unsafe { core::slice::from_raw_parts(address.cast::<AtomicU8>(), length) };
         mapped.push(Mapped {
             setvar: setvar.to_string(),
