@@ -74,6 +74,7 @@ pub mod message;
 pub mod outbox;
 pub mod ppc;
 pub mod ring;
+pub mod sddf;
 mod sync;
 pub mod wire;
 

@@ -1,0 +1,752 @@
+//! sDDF's client interfaces, as shared memory lays them out: the block protocol (request and
+//! response queues, the storage-information region) and the serial protocol (a character
+//! queue's control word block; the characters live in a data region of their own). Written from
+//! the layouts sDDF 0.7 documents (`include/sddf/blk/queue.h`, `blk/storage_info.h`,
+//! `serial/queue.h`, the design document), not from its code, so that a Warden driver can serve
+//! an sDDF client (a block virtualiser, a file system, a serial virtualiser) composed with it by
+//! the system description alone.
+//!
+//! Unlike Warden's own wire types (alignment 1, little-endian fields), these are C structures
+//! in the native layout of a 64-bit little-endian target (aarch64, and x86-64 for the host
+//! platform): `#[repr(C)]` with every padding byte an explicit field, so that zerocopy's
+//! `IntoBytes` derive proves at compile time that no other padding exists, and the tests pin
+//! every offset and size. A C `enum` is 4 bytes and `bool` 1.
+//!
+//! Queues are single-producer, single-consumer rings of `capacity` entries indexed by
+//! free-running 32-bit `head` and `tail` counters (an entry is `index % capacity`; the queue is
+//! empty when they are equal and full when they differ by `capacity`); the producer writes an
+//! entry, then publishes the new `tail` with release ordering. Everything in these regions is
+//! written by the other PD: [`blk::RequestCode::from_raw`] and [`blk::ResponseStatus::from_raw`]
+//! refuse codes sDDF does not define, and a queue's counters are checked against its capacity
+//! by whoever reads them.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// The block protocol.
+pub mod blk {
+    use super::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+    /// Bytes of one block in sDDF's block protocol (`BLK_TRANSFER_SIZE`): counts, block numbers
+    /// and the capacity are in these units, whatever the device's sector size.
+    pub const TRANSFER_SIZE: u64 = 4096;
+
+    /// The storage-information region's size (`BLK_STORAGE_INFO_REGION_SIZE`).
+    pub const STORAGE_INFO_REGION_SIZE: usize = 0x1000;
+
+    /// Bytes of a request queue's header (`head`, `tail`, `plugged`, padding) before its entries.
+    pub const REQUEST_QUEUE_HEADER: usize = 16;
+
+    /// Bytes of a response queue's header (`head`, `tail`) before its entries.
+    pub const RESPONSE_QUEUE_HEADER: usize = 8;
+
+    /// Offsets of a request queue's header words.
+    pub const QUEUE_HEAD: usize = 0;
+    /// See [`QUEUE_HEAD`].
+    pub const QUEUE_TAIL: usize = 4;
+    /// The request queue's `plugged` flag (one byte): while set, the server dequeues nothing.
+    pub const REQUEST_QUEUE_PLUGGED: usize = 8;
+
+    /// A request's operation (`blk_req_code_t`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum RequestCode {
+        /// Read `count` blocks into the buffer.
+        Read = 0,
+        /// Write `count` blocks from the buffer.
+        Write = 1,
+        /// Make every completed write durable.
+        Flush = 2,
+        /// Complete every earlier request before any later one.
+        Barrier = 3,
+    }
+
+    impl RequestCode {
+        /// The code a request carries; `None` for one sDDF does not define.
+        #[must_use]
+        pub const fn from_raw(raw: u32) -> Option<Self> {
+            match raw {
+                0 => Some(Self::Read),
+                1 => Some(Self::Write),
+                2 => Some(Self::Flush),
+                3 => Some(Self::Barrier),
+                _ => None,
+            }
+        }
+    }
+
+    /// A response's status (`blk_resp_status_t`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum ResponseStatus {
+        /// Done.
+        Ok = 0,
+        /// An unspecified error.
+        Unspecified = 1,
+        /// Invalid parameters (a block range past the end, a buffer outside the data region…).
+        InvalidParameter = 2,
+        /// The device failed the request.
+        Io = 3,
+        /// No device is inserted.
+        NoDevice = 4,
+    }
+
+    impl ResponseStatus {
+        /// The status a response carries; `None` for one sDDF does not define.
+        #[must_use]
+        pub const fn from_raw(raw: u32) -> Option<Self> {
+            match raw {
+                0 => Some(Self::Ok),
+                1 => Some(Self::Unspecified),
+                2 => Some(Self::InvalidParameter),
+                3 => Some(Self::Io),
+                4 => Some(Self::NoDevice),
+                _ => None,
+            }
+        }
+    }
+
+    /// An entry of the request queue (`blk_req_t`): 32 bytes, 8-aligned.
+    #[derive(
+        Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+    )]
+    #[repr(C)]
+    pub struct Request {
+        /// A [`RequestCode`], as its raw value.
+        pub code: u32,
+        /// Padding before the 8-aligned field.
+        pub _padding0: [u8; 4],
+        /// The buffer: its offset in the client's data region (or its I/O address).
+        pub io_or_offset: u64,
+        /// The first block, in [`TRANSFER_SIZE`] units.
+        pub block_number: u64,
+        /// Blocks to transfer.
+        pub count: u16,
+        /// Padding before `id`.
+        pub _padding1: [u8; 2],
+        /// The client's id for the request, echoed by its response.
+        pub id: u32,
+    }
+
+    /// An entry of the response queue (`blk_resp_t`): 12 bytes, 4-aligned.
+    #[derive(
+        Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+    )]
+    #[repr(C)]
+    pub struct Response {
+        /// A [`ResponseStatus`], as its raw value.
+        pub status: u32,
+        /// Blocks transferred.
+        pub success_count: u16,
+        /// Padding before `id`.
+        pub _padding: [u8; 2],
+        /// The request's id.
+        pub id: u32,
+    }
+
+    /// The storage-information region's contents (`blk_storage_info_t`): 88 bytes, 8-aligned,
+    /// at the start of a region of [`STORAGE_INFO_REGION_SIZE`] bytes; the server fills it and
+    /// sets `ready` last (release), the client reads `ready` first (acquire).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+    #[repr(C)]
+    pub struct StorageInfo {
+        /// The device's serial number, NUL-terminated (at most 63 characters).
+        pub serial_number: [u8; 64],
+        /// The device takes no writes (0 or 1).
+        pub read_only: u8,
+        /// The rest is filled in (0 or 1).
+        pub ready: u8,
+        /// The device's sector size, in bytes.
+        pub sector_size: u16,
+        /// The optimal block size, in [`TRANSFER_SIZE`] units.
+        pub block_size: u16,
+        /// How many requests the server takes at once.
+        pub queue_depth: u16,
+        /// Geometry, to guide a file system's layout.
+        pub cylinders: u16,
+        /// See `cylinders`.
+        pub heads: u16,
+        /// See `cylinders`.
+        pub blocks: u16,
+        /// Padding before the 8-aligned field.
+        pub _padding: [u8; 2],
+        /// The device's capacity, in [`TRANSFER_SIZE`] units.
+        pub capacity: u64,
+    }
+
+    /// Bytes a request queue of `capacity` entries takes; `None` if that overflows.
+    #[must_use]
+    pub fn request_queue_bytes(capacity: u32) -> Option<usize> {
+        usize::try_from(capacity)
+            .ok()?
+            .checked_mul(core::mem::size_of::<Request>())?
+            .checked_add(REQUEST_QUEUE_HEADER)
+    }
+
+    /// Bytes a response queue of `capacity` entries takes; `None` if that overflows.
+    #[must_use]
+    pub fn response_queue_bytes(capacity: u32) -> Option<usize> {
+        usize::try_from(capacity)
+            .ok()?
+            .checked_mul(core::mem::size_of::<Response>())?
+            .checked_add(RESPONSE_QUEUE_HEADER)
+    }
+}
+
+/// The block protocol's queues over shared memory: a client (producer of requests, consumer of
+/// responses) or a server (the other way round). Each side keeps the counters it writes in
+/// private copies and only validates the peer's, as [`crate::ring`] does, so a peer that
+/// scribbles over the queues gets errors, never an out-of-bounds index, a panic or a loop. The
+/// capacity comes from each side's own configuration (the system description), never from the
+/// shared memory.
+pub mod blk_queue {
+    use super::blk::{Request, Response, REQUEST_QUEUE_HEADER, RESPONSE_QUEUE_HEADER};
+    use crate::sync::{AtomicU32, Ordering};
+
+    const REQUEST_WORDS: usize = core::mem::size_of::<Request>() / 4;
+    const RESPONSE_WORDS: usize = core::mem::size_of::<Response>() / 4;
+    const HEAD: usize = 0;
+    const TAIL: usize = 1;
+    const PLUGGED: usize = 2;
+
+    /// What can go wrong: the ring's errors, of which these queues give three:
+    /// [`RingError::Full`] (nothing written), [`RingError::BadGeometry`] (a region too small
+    /// for the capacity, or a capacity of 0 or above 2³⁰) and [`RingError::PeerIndexCorrupt`]
+    /// (the peer's counter is impossible: nothing read or written).
+    pub use crate::ring::RingError as QueueError;
+
+    /// The two queues' memory, as 32-bit words (little-endian, the layout of [`super::blk`]).
+    #[derive(Clone, Copy, Debug)]
+    pub struct Queues<'a> {
+        requests: &'a [AtomicU32],
+        responses: &'a [AtomicU32],
+        capacity: u32,
+    }
+
+    impl<'a> Queues<'a> {
+        /// Queues of `capacity` entries each over `requests` and `responses`.
+        ///
+        /// # Errors
+        /// [`QueueError::BadGeometry`].
+        pub fn new(
+            requests: &'a [AtomicU32],
+            responses: &'a [AtomicU32],
+            capacity: u32,
+        ) -> Result<Self, QueueError> {
+            let fits = |words: &[AtomicU32], bytes: Option<usize>| {
+                bytes.is_some_and(|bytes| words.len().saturating_mul(4) >= bytes)
+            };
+            if capacity == 0
+                || capacity > 1 << 30
+                || !fits(requests, super::blk::request_queue_bytes(capacity))
+                || !fits(responses, super::blk::response_queue_bytes(capacity))
+            {
+                return Err(QueueError::BadGeometry);
+            }
+            Ok(Self {
+                requests,
+                responses,
+                capacity,
+            })
+        }
+
+        fn word(words: &[AtomicU32], index: usize) -> &AtomicU32 {
+            // `new` checked the length for every index this module computes: header words and
+            // entry `i % capacity`'s words.
+            match words.get(index) {
+                Some(word) => word,
+                None => unreachable!("queue word {index} outside the region checked by new()"),
+            }
+        }
+
+        fn request_word(&self, sequence: u32, word: usize) -> &AtomicU32 {
+            let entry = (sequence % self.capacity) as usize;
+            Self::word(
+                self.requests,
+                REQUEST_QUEUE_HEADER / 4 + entry * REQUEST_WORDS + word,
+            )
+        }
+
+        fn response_word(&self, sequence: u32, word: usize) -> &AtomicU32 {
+            let entry = (sequence % self.capacity) as usize;
+            Self::word(
+                self.responses,
+                RESPONSE_QUEUE_HEADER / 4 + entry * RESPONSE_WORDS + word,
+            )
+        }
+
+        /// Checks that `producer - consumer` is at most the capacity: one of the two is the
+        /// peer's.
+        fn outstanding(
+            &self,
+            producer: u32,
+            consumer: u32,
+            peer_is_producer: bool,
+        ) -> Result<u32, QueueError> {
+            let outstanding = producer.wrapping_sub(consumer);
+            if outstanding > self.capacity {
+                let (peer, own) = if peer_is_producer {
+                    (producer, consumer)
+                } else {
+                    (consumer, producer)
+                };
+                return Err(QueueError::PeerIndexCorrupt { peer, own });
+            }
+            Ok(outstanding)
+        }
+    }
+
+    /// The client's side.
+    #[derive(Debug)]
+    pub struct Client<'a> {
+        queues: Queues<'a>,
+        request_tail: u32,
+        response_head: u32,
+    }
+
+    impl<'a> Client<'a> {
+        /// The client of `queues`, taking up the counters it writes from the memory (zero on a
+        /// fresh system, the last values after a restart of the client).
+        #[must_use]
+        pub fn new(queues: Queues<'a>) -> Self {
+            Self {
+                request_tail: Queues::word(queues.requests, TAIL).load(Ordering::Relaxed),
+                response_head: Queues::word(queues.responses, HEAD).load(Ordering::Relaxed),
+                queues,
+            }
+        }
+
+        /// Enqueues `request`.
+        ///
+        /// # Errors
+        /// [`QueueError::Full`], or [`QueueError::PeerIndexCorrupt`] if the server's `head` is
+        /// impossible.
+        pub fn enqueue_request(&mut self, request: &Request) -> Result<(), QueueError> {
+            let q = &self.queues;
+            let head = Queues::word(q.requests, HEAD).load(Ordering::Acquire);
+            if q.outstanding(self.request_tail, head, false)? == q.capacity {
+                return Err(QueueError::Full);
+            }
+            let words = [
+                request.code,
+                0,
+                request.io_or_offset as u32,
+                (request.io_or_offset >> 32) as u32,
+                request.block_number as u32,
+                (request.block_number >> 32) as u32,
+                u32::from(request.count),
+                request.id,
+            ];
+            for (index, value) in words.into_iter().enumerate() {
+                q.request_word(self.request_tail, index)
+                    .store(value, Ordering::Relaxed);
+            }
+            self.request_tail = self.request_tail.wrapping_add(1);
+            Queues::word(q.requests, TAIL).store(self.request_tail, Ordering::Release);
+            Ok(())
+        }
+
+        /// The next response, if any.
+        ///
+        /// # Errors
+        /// [`QueueError::PeerIndexCorrupt`] if the server's `tail` is impossible.
+        pub fn dequeue_response(&mut self) -> Result<Option<Response>, QueueError> {
+            let q = &self.queues;
+            let tail = Queues::word(q.responses, TAIL).load(Ordering::Acquire);
+            if q.outstanding(tail, self.response_head, true)? == 0 {
+                return Ok(None);
+            }
+            let word = |index| {
+                q.response_word(self.response_head, index)
+                    .load(Ordering::Relaxed)
+            };
+            let response = Response {
+                status: word(0),
+                success_count: word(1) as u16,
+                _padding: [0; 2],
+                id: word(2),
+            };
+            self.response_head = self.response_head.wrapping_add(1);
+            Queues::word(q.responses, HEAD).store(self.response_head, Ordering::Release);
+            Ok(Some(response))
+        }
+
+        /// Plugs (`true`) or unplugs the request queue: while it is plugged the server takes no
+        /// request.
+        pub fn plug(&self, plugged: bool) {
+            Queues::word(self.queues.requests, PLUGGED)
+                .store(u32::from(plugged), Ordering::Release);
+        }
+    }
+
+    /// The server's side.
+    #[derive(Debug)]
+    pub struct Server<'a> {
+        queues: Queues<'a>,
+        request_head: u32,
+        response_tail: u32,
+    }
+
+    impl<'a> Server<'a> {
+        /// The server of `queues`, taking up the counters it writes from the memory.
+        #[must_use]
+        pub fn new(queues: Queues<'a>) -> Self {
+            Self {
+                request_head: Queues::word(queues.requests, HEAD).load(Ordering::Relaxed),
+                response_tail: Queues::word(queues.responses, TAIL).load(Ordering::Relaxed),
+                queues,
+            }
+        }
+
+        /// The next request, if any and the queue is not plugged. Its fields are the client's:
+        /// the code is checked with [`super::blk::RequestCode::from_raw`], the range and the
+        /// buffer against the device and the data region, by the caller.
+        ///
+        /// # Errors
+        /// [`QueueError::PeerIndexCorrupt`] if the client's `tail` is impossible.
+        pub fn dequeue_request(&mut self) -> Result<Option<Request>, QueueError> {
+            let q = &self.queues;
+            // `plugged` is a C `bool` in the word's first byte.
+            if Queues::word(q.requests, PLUGGED).load(Ordering::Acquire) & 0xff != 0 {
+                return Ok(None);
+            }
+            let tail = Queues::word(q.requests, TAIL).load(Ordering::Acquire);
+            if q.outstanding(tail, self.request_head, true)? == 0 {
+                return Ok(None);
+            }
+            let word = |index| {
+                q.request_word(self.request_head, index)
+                    .load(Ordering::Relaxed)
+            };
+            let request = Request {
+                code: word(0),
+                _padding0: [0; 4],
+                io_or_offset: u64::from(word(2)) | u64::from(word(3)) << 32,
+                block_number: u64::from(word(4)) | u64::from(word(5)) << 32,
+                count: word(6) as u16,
+                _padding1: [0; 2],
+                id: word(7),
+            };
+            self.request_head = self.request_head.wrapping_add(1);
+            Queues::word(q.requests, HEAD).store(self.request_head, Ordering::Release);
+            Ok(Some(request))
+        }
+
+        /// Enqueues `response`.
+        ///
+        /// # Errors
+        /// [`QueueError::Full`], or [`QueueError::PeerIndexCorrupt`] if the client's `head` is
+        /// impossible.
+        pub fn enqueue_response(&mut self, response: &Response) -> Result<(), QueueError> {
+            let q = &self.queues;
+            let head = Queues::word(q.responses, HEAD).load(Ordering::Acquire);
+            if q.outstanding(self.response_tail, head, false)? == q.capacity {
+                return Err(QueueError::Full);
+            }
+            let words = [
+                response.status,
+                u32::from(response.success_count),
+                response.id,
+            ];
+            for (index, value) in words.into_iter().enumerate() {
+                q.response_word(self.response_tail, index)
+                    .store(value, Ordering::Relaxed);
+            }
+            self.response_tail = self.response_tail.wrapping_add(1);
+            Queues::word(q.responses, TAIL).store(self.response_tail, Ordering::Release);
+            Ok(())
+        }
+    }
+}
+
+/// The serial protocol.
+pub mod serial {
+    use super::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+    /// A character queue's control words (`serial_queue_t`): 12 bytes, 4-aligned, in a region
+    /// of their own; the characters are in a data region of `capacity` bytes, character `i` at
+    /// `i % capacity`. The producer stores a character, then `tail` (release); the consumer
+    /// reads `tail` (acquire), the characters, then stores `head` (release).
+    #[derive(
+        Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+    )]
+    #[repr(C)]
+    pub struct Queue {
+        /// The index the producer writes next.
+        pub tail: u32,
+        /// The index the consumer reads next.
+        pub head: u32,
+        /// Non-zero: the producer asks to be signalled when there is room again.
+        pub producer_signalled: u32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{blk, serial};
+    use core::mem::{align_of, offset_of, size_of};
+
+    /// Every offset and size, as a C compiler lays the structures out on a 64-bit target.
+    #[test]
+    fn the_block_structures_are_laid_out_as_sddf_s() {
+        assert_eq!(
+            (size_of::<blk::Request>(), align_of::<blk::Request>()),
+            (32, 8)
+        );
+        assert_eq!(offset_of!(blk::Request, code), 0);
+        assert_eq!(offset_of!(blk::Request, io_or_offset), 8);
+        assert_eq!(offset_of!(blk::Request, block_number), 16);
+        assert_eq!(offset_of!(blk::Request, count), 24);
+        assert_eq!(offset_of!(blk::Request, id), 28);
+
+        assert_eq!(
+            (size_of::<blk::Response>(), align_of::<blk::Response>()),
+            (12, 4)
+        );
+        assert_eq!(offset_of!(blk::Response, status), 0);
+        assert_eq!(offset_of!(blk::Response, success_count), 4);
+        assert_eq!(offset_of!(blk::Response, id), 8);
+
+        assert_eq!(
+            (
+                size_of::<blk::StorageInfo>(),
+                align_of::<blk::StorageInfo>()
+            ),
+            (88, 8)
+        );
+        assert_eq!(offset_of!(blk::StorageInfo, serial_number), 0);
+        assert_eq!(offset_of!(blk::StorageInfo, read_only), 64);
+        assert_eq!(offset_of!(blk::StorageInfo, ready), 65);
+        assert_eq!(offset_of!(blk::StorageInfo, sector_size), 66);
+        assert_eq!(offset_of!(blk::StorageInfo, block_size), 68);
+        assert_eq!(offset_of!(blk::StorageInfo, queue_depth), 70);
+        assert_eq!(offset_of!(blk::StorageInfo, cylinders), 72);
+        assert_eq!(offset_of!(blk::StorageInfo, heads), 74);
+        assert_eq!(offset_of!(blk::StorageInfo, blocks), 76);
+        assert_eq!(offset_of!(blk::StorageInfo, capacity), 80);
+        assert!(size_of::<blk::StorageInfo>() <= blk::STORAGE_INFO_REGION_SIZE);
+
+        // A queue's entries follow its header at the entry's alignment: the request queue's
+        // `bool plugged` at 8 pads to 16 for the 8-aligned requests.
+        assert_eq!(blk::REQUEST_QUEUE_HEADER % align_of::<blk::Request>(), 0);
+        assert_eq!(blk::RESPONSE_QUEUE_HEADER % align_of::<blk::Response>(), 0);
+        assert_eq!(
+            (blk::QUEUE_HEAD, blk::QUEUE_TAIL, blk::REQUEST_QUEUE_PLUGGED),
+            (0, 4, 8)
+        );
+        assert_eq!(blk::request_queue_bytes(128), Some(16 + 128 * 32));
+        assert_eq!(blk::response_queue_bytes(128), Some(8 + 128 * 12));
+        assert_eq!(blk::TRANSFER_SIZE, 4096);
+    }
+
+    #[test]
+    fn the_serial_queue_is_laid_out_as_sddf_s() {
+        assert_eq!(
+            (size_of::<serial::Queue>(), align_of::<serial::Queue>()),
+            (12, 4)
+        );
+        assert_eq!(offset_of!(serial::Queue, tail), 0);
+        assert_eq!(offset_of!(serial::Queue, head), 4);
+        assert_eq!(offset_of!(serial::Queue, producer_signalled), 8);
+    }
+
+    /// Codes sDDF defines map both ways; every other value a peer could write is refused.
+    #[test]
+    fn codes_outside_sddf_s_are_refused() {
+        for code in [
+            blk::RequestCode::Read,
+            blk::RequestCode::Write,
+            blk::RequestCode::Flush,
+            blk::RequestCode::Barrier,
+        ] {
+            assert_eq!(blk::RequestCode::from_raw(code as u32), Some(code));
+        }
+        for status in [
+            blk::ResponseStatus::Ok,
+            blk::ResponseStatus::Unspecified,
+            blk::ResponseStatus::InvalidParameter,
+            blk::ResponseStatus::Io,
+            blk::ResponseStatus::NoDevice,
+        ] {
+            assert_eq!(blk::ResponseStatus::from_raw(status as u32), Some(status));
+        }
+        for raw in [4, 5, 0x8000_0000, u32::MAX] {
+            assert_eq!(blk::RequestCode::from_raw(raw), None, "{raw}");
+        }
+        for raw in [5, 6, u32::MAX] {
+            assert_eq!(blk::ResponseStatus::from_raw(raw), None, "{raw}");
+        }
+    }
+
+    /// A request written as bytes by a peer reads back field by field (little-endian, native
+    /// layout), padding included.
+    #[test]
+    fn a_request_round_trips_through_its_bytes() {
+        use zerocopy::{FromBytes, IntoBytes};
+        let request = blk::Request {
+            code: blk::RequestCode::Write as u32,
+            io_or_offset: 0x2000,
+            block_number: 7,
+            count: 3,
+            id: 0xdead_beef,
+            ..blk::Request::default()
+        };
+        let bytes = request.as_bytes();
+        assert_eq!(bytes.get(8..16), Some(&0x2000_u64.to_le_bytes()[..]));
+        assert_eq!(bytes.get(28..32), Some(&0xdead_beef_u32.to_le_bytes()[..]));
+        assert_eq!(blk::Request::read_from_bytes(bytes).ok(), Some(request));
+        assert!(
+            blk::Request::read_from_bytes(&bytes[..31]).is_err(),
+            "short"
+        );
+    }
+
+    #[cfg(not(loom))]
+    mod queues {
+        use super::super::blk::{self, Request, Response};
+        use super::super::blk_queue::{Client, QueueError, Queues, Server};
+        use core::sync::atomic::{AtomicU32, Ordering};
+
+        const CAPACITY: u32 = 4;
+
+        /// Words of the two queues of [`CAPACITY`] entries: 16 + 4 × 32 and 8 + 4 × 12 bytes.
+        const REQUEST_WORDS: usize = 36;
+        const RESPONSE_WORDS: usize = 14;
+
+        fn memory() -> ([AtomicU32; REQUEST_WORDS], [AtomicU32; RESPONSE_WORDS]) {
+            assert_eq!(blk::request_queue_bytes(CAPACITY), Some(REQUEST_WORDS * 4));
+            assert_eq!(
+                blk::response_queue_bytes(CAPACITY),
+                Some(RESPONSE_WORDS * 4)
+            );
+            (
+                core::array::from_fn(|_| AtomicU32::new(0)),
+                core::array::from_fn(|_| AtomicU32::new(0)),
+            )
+        }
+
+        fn request(id: u32) -> Request {
+            Request {
+                code: blk::RequestCode::Read as u32,
+                io_or_offset: 0x1_0000_2000 + u64::from(id),
+                block_number: 0x2_0000_0000 + u64::from(id),
+                count: 2,
+                id,
+                ..Request::default()
+            }
+        }
+
+        #[test]
+        fn requests_and_responses_travel_in_order_and_wrap() {
+            let (requests, responses) = memory();
+            let queues = Queues::new(&requests, &responses, CAPACITY).unwrap();
+            let (mut client, mut server) = (Client::new(queues), Server::new(queues));
+            for round in 0..3 {
+                for id in 0..CAPACITY {
+                    client.enqueue_request(&request(round * 10 + id)).unwrap();
+                }
+                assert_eq!(client.enqueue_request(&request(99)), Err(QueueError::Full));
+                for id in 0..CAPACITY {
+                    let got = server.dequeue_request().unwrap().unwrap();
+                    assert_eq!(got, request(round * 10 + id));
+                    let response = Response {
+                        status: blk::ResponseStatus::Ok as u32,
+                        success_count: got.count,
+                        id: got.id,
+                        ..Response::default()
+                    };
+                    server.enqueue_response(&response).unwrap();
+                }
+                assert_eq!(server.dequeue_request(), Ok(None));
+                for id in 0..CAPACITY {
+                    let response = client.dequeue_response().unwrap().unwrap();
+                    assert_eq!((response.id, response.success_count), (round * 10 + id, 2));
+                }
+                assert_eq!(client.dequeue_response(), Ok(None));
+            }
+            // The counters are sDDF's: free-running, in the header words.
+            assert_eq!(requests[0].load(Ordering::Relaxed), 12, "head");
+            assert_eq!(requests[1].load(Ordering::Relaxed), 12, "tail");
+            // An entry is where sDDF's C code puts it: header 16 bytes, 32 bytes each.
+            let entry = 11 % CAPACITY as usize; // request number 11, the last one
+            assert_eq!(
+                requests[4 + entry * 8 + 7].load(Ordering::Relaxed),
+                23,
+                "id of the last"
+            );
+        }
+
+        #[test]
+        fn a_plugged_queue_yields_nothing_until_unplugged() {
+            let (requests, responses) = memory();
+            let queues = Queues::new(&requests, &responses, CAPACITY).unwrap();
+            let (mut client, mut server) = (Client::new(queues), Server::new(queues));
+            client.enqueue_request(&request(1)).unwrap();
+            client.plug(true);
+            assert_eq!(
+                requests[2].load(Ordering::Relaxed) & 0xff,
+                1,
+                "the bool at byte 8"
+            );
+            assert_eq!(server.dequeue_request(), Ok(None));
+            client.plug(false);
+            assert_eq!(server.dequeue_request().unwrap().map(|r| r.id), Some(1));
+        }
+
+        /// A hostile client scribbles over every word: the server reports the impossible
+        /// counter and reads nothing, then serves again once the counters are sane.
+        #[test]
+        fn a_hostile_peer_s_counters_are_refused_not_followed() {
+            let (requests, responses) = memory();
+            let queues = Queues::new(&requests, &responses, CAPACITY).unwrap();
+            let mut server = Server::new(queues);
+            for word in &requests {
+                word.store(0xdead_beef, Ordering::Relaxed);
+            }
+            requests[2].store(0, Ordering::Relaxed); // unplugged
+            assert_eq!(
+                server.dequeue_request(),
+                Err(QueueError::PeerIndexCorrupt {
+                    peer: 0xdead_beef,
+                    own: 0
+                })
+            );
+            // The server's own head was never taken from the scribbled memory.
+            requests[1].store(1, Ordering::Relaxed);
+            let scribbled = server.dequeue_request().unwrap().unwrap();
+            assert_eq!(
+                blk::RequestCode::from_raw(scribbled.code),
+                None,
+                "garbage code refused"
+            );
+            assert_eq!(scribbled.id, 0xdead_beef);
+            // A client that moves the response head past the server's tail.
+            responses[0].store(7, Ordering::Relaxed);
+            assert!(matches!(
+                server.enqueue_response(&Response::default()),
+                Err(QueueError::PeerIndexCorrupt { peer: 7, own: 0 })
+            ));
+            // Wrapping counters near u32::MAX are fine.
+            let (requests, responses) = memory();
+            requests[0].store(u32::MAX - 1, Ordering::Relaxed);
+            requests[1].store(u32::MAX - 1, Ordering::Relaxed);
+            let queues = Queues::new(&requests, &responses, CAPACITY).unwrap();
+            let (mut client, mut server) = (Client::new(queues), Server::new(queues));
+            for id in 0..CAPACITY {
+                client.enqueue_request(&request(id)).unwrap();
+            }
+            for id in 0..CAPACITY {
+                assert_eq!(server.dequeue_request().unwrap().map(|r| r.id), Some(id));
+            }
+        }
+
+        #[test]
+        fn queues_too_small_for_their_capacity_are_refused() {
+            let (requests, responses) = memory();
+            assert!(Queues::new(&requests, &responses, CAPACITY + 1).is_err());
+            assert!(Queues::new(&requests, &responses, 0).is_err());
+            assert!(
+                Queues::new(&requests[..12], &responses, 1).is_ok(),
+                "16 + 32 bytes"
+            );
+            assert!(Queues::new(&requests[..11], &responses, 1).is_err());
+        }
+    }
+}
