@@ -15,10 +15,12 @@
 //! Queues are single-producer, single-consumer rings of `capacity` entries indexed by
 //! free-running 32-bit `head` and `tail` counters (an entry is `index % capacity`; the queue is
 //! empty when they are equal and full when they differ by `capacity`); the producer writes an
-//! entry, then publishes the new `tail` with release ordering. Everything in these regions is
-//! written by the other PD: [`blk::RequestCode::from_raw`] and [`blk::ResponseStatus::from_raw`]
-//! refuse codes sDDF does not define, and a queue's counters are checked against its capacity
-//! by whoever reads them.
+//! entry, then publishes the new `tail` with release ordering (the Rust half; sDDF's C half
+//! uses a release fence and plain accesses). Indexing by `% capacity` of free-running counters
+//! stays consistent across their wrap at 2³² only for a capacity that is a power of two, as in
+//! sDDF. Everything in these regions is written by the other PD:
+//! [`blk::RequestCode::from_raw`] and [`blk::ResponseStatus::from_raw`] refuse codes sDDF does
+//! not define, and a queue's counters are checked against its capacity by whoever reads them.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -43,7 +45,8 @@ pub mod blk {
     pub const QUEUE_HEAD: usize = 0;
     /// See [`QUEUE_HEAD`].
     pub const QUEUE_TAIL: usize = 4;
-    /// The request queue's `plugged` flag (one byte): while set, the server dequeues nothing.
+    /// The request queue's `plugged` flag (one byte). sDDF's own components neither set nor
+    /// read it; a Warden server honours it (dequeues nothing while it is set).
     pub const REQUEST_QUEUE_PLUGGED: usize = 8;
 
     /// A request's operation (`blk_req_code_t`).
@@ -143,7 +146,8 @@ pub mod blk {
 
     /// The storage-information region's contents (`blk_storage_info_t`): 88 bytes, 8-aligned,
     /// at the start of a region of [`STORAGE_INFO_REGION_SIZE`] bytes; the server fills it and
-    /// sets `ready` last (release), the client reads `ready` first (acquire).
+    /// sets `ready` (the byte at [`STORAGE_INFO_READY`]) last with release ordering, the client
+    /// reads `ready` first with acquire ordering ([`storage_ready`]).
     #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
     #[repr(C)]
     pub struct StorageInfo {
@@ -169,6 +173,19 @@ pub mod blk {
         pub _padding: [u8; 2],
         /// The device's capacity, in [`TRANSFER_SIZE`] units.
         pub capacity: u64,
+    }
+
+    /// The byte of [`StorageInfo`] that is `ready`.
+    pub const STORAGE_INFO_READY: usize = 65;
+
+    /// Whether the storage information in `words` (the region, as 32-bit little-endian words)
+    /// is filled in: an acquire load of the word that holds `ready`.
+    #[must_use]
+    pub fn storage_ready(words: &[crate::sync::AtomicU32]) -> bool {
+        words.get(STORAGE_INFO_READY / 4).is_some_and(|word| {
+            (word.load(crate::sync::Ordering::Acquire) >> (8 * (STORAGE_INFO_READY % 4))) & 0xff
+                != 0
+        })
     }
 
     /// Bytes a request queue of `capacity` entries takes; `None` if that overflows.
@@ -202,9 +219,9 @@ pub mod blk_queue {
 
     const REQUEST_WORDS: usize = core::mem::size_of::<Request>() / 4;
     const RESPONSE_WORDS: usize = core::mem::size_of::<Response>() / 4;
-    const HEAD: usize = 0;
-    const TAIL: usize = 1;
-    const PLUGGED: usize = 2;
+    const HEAD: usize = super::blk::QUEUE_HEAD / 4;
+    const TAIL: usize = super::blk::QUEUE_TAIL / 4;
+    const PLUGGED: usize = super::blk::REQUEST_QUEUE_PLUGGED / 4;
 
     /// What can go wrong: the ring's errors, of which these queues give three:
     /// [`RingError::Full`] (nothing written), [`RingError::BadGeometry`] (a region too small
@@ -272,6 +289,14 @@ pub mod blk_queue {
             )
         }
 
+        /// A queue's `head` and `tail` as the memory holds them, if `tail - head` is possible.
+        fn counters(&self, words: &[AtomicU32]) -> Result<(u32, u32), QueueError> {
+            let head = Self::word(words, HEAD).load(Ordering::Acquire);
+            let tail = Self::word(words, TAIL).load(Ordering::Acquire);
+            self.outstanding(tail, head, true)?;
+            Ok((head, tail))
+        }
+
         /// Checks that `producer - consumer` is at most the capacity: one of the two is the
         /// peer's.
         fn outstanding(
@@ -304,13 +329,18 @@ pub mod blk_queue {
     impl<'a> Client<'a> {
         /// The client of `queues`, taking up the counters it writes from the memory (zero on a
         /// fresh system, the last values after a restart of the client).
-        #[must_use]
-        pub fn new(queues: Queues<'a>) -> Self {
-            Self {
-                request_tail: Queues::word(queues.requests, TAIL).load(Ordering::Relaxed),
-                response_head: Queues::word(queues.responses, HEAD).load(Ordering::Relaxed),
+        ///
+        /// # Errors
+        /// [`QueueError::PeerIndexCorrupt`] if the memory's counters are already impossible
+        /// (the peer wrote them): nothing to take up.
+        pub fn new(queues: Queues<'a>) -> Result<Self, QueueError> {
+            let requests = queues.counters(queues.requests)?;
+            let responses = queues.counters(queues.responses)?;
+            Ok(Self {
+                request_tail: requests.1,
+                response_head: responses.0,
                 queues,
-            }
+            })
         }
 
         /// Enqueues `request`.
@@ -386,13 +416,17 @@ pub mod blk_queue {
 
     impl<'a> Server<'a> {
         /// The server of `queues`, taking up the counters it writes from the memory.
-        #[must_use]
-        pub fn new(queues: Queues<'a>) -> Self {
-            Self {
-                request_head: Queues::word(queues.requests, HEAD).load(Ordering::Relaxed),
-                response_tail: Queues::word(queues.responses, TAIL).load(Ordering::Relaxed),
+        ///
+        /// # Errors
+        /// [`QueueError::PeerIndexCorrupt`] if the memory's counters are already impossible.
+        pub fn new(queues: Queues<'a>) -> Result<Self, QueueError> {
+            let requests = queues.counters(queues.requests)?;
+            let responses = queues.counters(queues.responses)?;
+            Ok(Self {
+                request_head: requests.0,
+                response_tail: responses.1,
                 queues,
-            }
+            })
         }
 
         /// The next request, if any and the queue is not plugged. Its fields are the client's:
@@ -473,7 +507,9 @@ pub mod serial {
         pub tail: u32,
         /// The index the consumer reads next.
         pub head: u32,
-        /// Non-zero: the producer asks to be signalled when there is room again.
+        /// Zero: the producer asks to be signalled when there is room again (it stores 0, then
+        /// re-checks); the consumer, once it has signalled (or the producer, cancelling), stores
+        /// 1. The consumer signals only if it reads 0.
         pub producer_signalled: u32,
     }
 }
@@ -637,7 +673,8 @@ mod tests {
         fn requests_and_responses_travel_in_order_and_wrap() {
             let (requests, responses) = memory();
             let queues = Queues::new(&requests, &responses, CAPACITY).unwrap();
-            let (mut client, mut server) = (Client::new(queues), Server::new(queues));
+            let (mut client, mut server) =
+                (Client::new(queues).unwrap(), Server::new(queues).unwrap());
             for round in 0..3 {
                 for id in 0..CAPACITY {
                     client.enqueue_request(&request(round * 10 + id)).unwrap();
@@ -677,7 +714,8 @@ mod tests {
         fn a_plugged_queue_yields_nothing_until_unplugged() {
             let (requests, responses) = memory();
             let queues = Queues::new(&requests, &responses, CAPACITY).unwrap();
-            let (mut client, mut server) = (Client::new(queues), Server::new(queues));
+            let (mut client, mut server) =
+                (Client::new(queues).unwrap(), Server::new(queues).unwrap());
             client.enqueue_request(&request(1)).unwrap();
             client.plug(true);
             assert_eq!(
@@ -696,7 +734,7 @@ mod tests {
         fn a_hostile_peer_s_counters_are_refused_not_followed() {
             let (requests, responses) = memory();
             let queues = Queues::new(&requests, &responses, CAPACITY).unwrap();
-            let mut server = Server::new(queues);
+            let mut server = Server::new(queues).unwrap();
             for word in &requests {
                 word.store(0xdead_beef, Ordering::Relaxed);
             }
@@ -728,13 +766,82 @@ mod tests {
             requests[0].store(u32::MAX - 1, Ordering::Relaxed);
             requests[1].store(u32::MAX - 1, Ordering::Relaxed);
             let queues = Queues::new(&requests, &responses, CAPACITY).unwrap();
-            let (mut client, mut server) = (Client::new(queues), Server::new(queues));
+            let (mut client, mut server) =
+                (Client::new(queues).unwrap(), Server::new(queues).unwrap());
             for id in 0..CAPACITY {
                 client.enqueue_request(&request(id)).unwrap();
             }
             for id in 0..CAPACITY {
                 assert_eq!(server.dequeue_request().unwrap().map(|r| r.id), Some(id));
             }
+        }
+
+        /// Entries as a C peer writes and reads them: the structures' bytes, in order, at
+        /// sDDF's offsets (the header, then `index % capacity` entries).
+        #[test]
+        fn entries_are_the_c_structures_bytes() {
+            use zerocopy::{FromBytes, FromZeros, IntoBytes};
+            let store = |words: &[AtomicU32], at: usize, bytes: &[u8]| {
+                for (index, chunk) in bytes.chunks(4).enumerate() {
+                    let mut word = [0; 4];
+                    word[..chunk.len()].copy_from_slice(chunk);
+                    words[at / 4 + index].store(u32::from_le_bytes(word), Ordering::Relaxed);
+                }
+            };
+            let load = |words: &[AtomicU32], at: usize, length: usize| {
+                let mut bytes = [0u8; 32];
+                for index in 0..length / 4 {
+                    let word = words[at / 4 + index].load(Ordering::Relaxed).to_le_bytes();
+                    bytes[index * 4..index * 4 + 4].copy_from_slice(&word);
+                }
+                bytes
+            };
+            let (requests, responses) = memory();
+            let queues = Queues::new(&requests, &responses, CAPACITY).unwrap();
+            let mut server = Server::new(queues).unwrap();
+            // A C client's request 0 in slot 0 (byte 16), then its tail.
+            let sent = request(5);
+            store(&requests, blk::REQUEST_QUEUE_HEADER, sent.as_bytes());
+            requests[1].store(1, Ordering::Release);
+            assert_eq!(server.dequeue_request(), Ok(Some(sent)));
+            assert_eq!(requests[0].load(Ordering::Relaxed), 1, "head at byte 0");
+            // The server's response, as a C client reads slot 0 (byte 8).
+            let answer = Response {
+                status: blk::ResponseStatus::Io as u32,
+                success_count: 0x1234,
+                id: 0xabcd_0123,
+                ..Response::default()
+            };
+            server.enqueue_response(&answer).unwrap();
+            let bytes = load(&responses, blk::RESPONSE_QUEUE_HEADER, 12);
+            assert_eq!(Response::read_from_bytes(&bytes[..12]).ok(), Some(answer));
+            assert_eq!(responses[1].load(Ordering::Relaxed), 1, "tail at byte 4");
+            // The storage information's `ready` byte.
+            let words: [AtomicU32; 22] = core::array::from_fn(|_| AtomicU32::new(0));
+            let mut info = blk::StorageInfo::new_zeroed();
+            info.ready = 1;
+            store(&words, 0, info.as_bytes());
+            assert!(blk::storage_ready(&words));
+            info.ready = 0;
+            info.read_only = 1;
+            store(&words, 0, info.as_bytes());
+            assert!(!blk::storage_ready(&words), "read_only is the byte before");
+            assert!(!blk::storage_ready(&words[..16]), "too short");
+        }
+
+        /// Counters a peer made impossible before this side started are refused, not taken up.
+        #[test]
+        fn impossible_counters_at_start_are_refused() {
+            let (requests, responses) = memory();
+            requests[1].store(CAPACITY + 1, Ordering::Relaxed);
+            let queues = Queues::new(&requests, &responses, CAPACITY).unwrap();
+            assert!(matches!(
+                Server::new(queues),
+                Err(QueueError::PeerIndexCorrupt { .. })
+            ));
+            assert!(Client::new(queues).is_err());
+            requests[1].store(CAPACITY, Ordering::Relaxed);
+            assert!(Server::new(queues).is_ok(), "a full queue is possible");
         }
 
         #[test]
