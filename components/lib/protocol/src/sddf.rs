@@ -216,9 +216,7 @@ pub mod blk {
 pub mod blk_queue {
     use super::blk::{Request, Response, REQUEST_QUEUE_HEADER, RESPONSE_QUEUE_HEADER};
     use crate::sync::{AtomicU32, Ordering};
-
-    const REQUEST_WORDS: usize = core::mem::size_of::<Request>() / 4;
-    const RESPONSE_WORDS: usize = core::mem::size_of::<Response>() / 4;
+    use zerocopy::{FromBytes, Immutable, IntoBytes};
     const HEAD: usize = super::blk::QUEUE_HEAD / 4;
     const TAIL: usize = super::blk::QUEUE_TAIL / 4;
     const PLUGGED: usize = super::blk::REQUEST_QUEUE_PLUGGED / 4;
@@ -273,20 +271,57 @@ pub mod blk_queue {
             }
         }
 
-        fn request_word(&self, sequence: u32, word: usize) -> &AtomicU32 {
-            let entry = (sequence % self.capacity) as usize;
-            Self::word(
-                self.requests,
-                REQUEST_QUEUE_HEADER / 4 + entry * REQUEST_WORDS + word,
-            )
+        /// Writes `entry` as the producer of the queue in `words` (entries after `header`
+        /// bytes), its counter `own`: the entry's bytes, word by little-endian word, then the
+        /// new `tail` (release).
+        fn produce<T: IntoBytes + Immutable>(
+            &self,
+            words: &[AtomicU32],
+            header: usize,
+            own: &mut u32,
+            entry: &T,
+        ) -> Result<(), QueueError> {
+            let head = Self::word(words, HEAD).load(Ordering::Acquire);
+            if self.outstanding(*own, head, false)? == self.capacity {
+                return Err(QueueError::Full);
+            }
+            let base = Self::entry_base::<T>(header, *own % self.capacity);
+            for (index, chunk) in entry.as_bytes().chunks_exact(4).enumerate() {
+                let value = u32::from_le_bytes(<[u8; 4]>::try_from(chunk).unwrap_or_default());
+                Self::word(words, base + index).store(value, Ordering::Relaxed);
+            }
+            *own = own.wrapping_add(1);
+            Self::word(words, TAIL).store(*own, Ordering::Release);
+            Ok(())
         }
 
-        fn response_word(&self, sequence: u32, word: usize) -> &AtomicU32 {
-            let entry = (sequence % self.capacity) as usize;
-            Self::word(
-                self.responses,
-                RESPONSE_QUEUE_HEADER / 4 + entry * RESPONSE_WORDS + word,
-            )
+        /// Takes the next entry as the consumer of the queue in `words`, its counter `own`:
+        /// `tail` (acquire), the entry's words, then the new `head` (release). Padding bytes are
+        /// as the peer wrote them.
+        fn consume<T: FromBytes + IntoBytes>(
+            &self,
+            words: &[AtomicU32],
+            header: usize,
+            own: &mut u32,
+        ) -> Result<Option<T>, QueueError> {
+            let tail = Self::word(words, TAIL).load(Ordering::Acquire);
+            if self.outstanding(tail, *own, true)? == 0 {
+                return Ok(None);
+            }
+            let base = Self::entry_base::<T>(header, *own % self.capacity);
+            let mut entry = T::new_zeroed();
+            for (index, chunk) in entry.as_mut_bytes().chunks_exact_mut(4).enumerate() {
+                let value = Self::word(words, base + index).load(Ordering::Relaxed);
+                chunk.copy_from_slice(&value.to_le_bytes());
+            }
+            *own = own.wrapping_add(1);
+            Self::word(words, HEAD).store(*own, Ordering::Release);
+            Ok(Some(entry))
+        }
+
+        /// The first word of entry `slot` (below the capacity) of `T`s after `header` bytes.
+        fn entry_base<T>(header: usize, slot: u32) -> usize {
+            header / 4 + slot as usize * (core::mem::size_of::<T>() / 4)
         }
 
         /// A queue's `head` and `tail` as the memory holds them, if `tail - head` is possible.
@@ -349,28 +384,13 @@ pub mod blk_queue {
         /// [`QueueError::Full`], or [`QueueError::PeerIndexCorrupt`] if the server's `head` is
         /// impossible.
         pub fn enqueue_request(&mut self, request: &Request) -> Result<(), QueueError> {
-            let q = &self.queues;
-            let head = Queues::word(q.requests, HEAD).load(Ordering::Acquire);
-            if q.outstanding(self.request_tail, head, false)? == q.capacity {
-                return Err(QueueError::Full);
-            }
-            let words = [
-                request.code,
-                0,
-                request.io_or_offset as u32,
-                (request.io_or_offset >> 32) as u32,
-                request.block_number as u32,
-                (request.block_number >> 32) as u32,
-                u32::from(request.count),
-                request.id,
-            ];
-            for (index, value) in words.into_iter().enumerate() {
-                q.request_word(self.request_tail, index)
-                    .store(value, Ordering::Relaxed);
-            }
-            self.request_tail = self.request_tail.wrapping_add(1);
-            Queues::word(q.requests, TAIL).store(self.request_tail, Ordering::Release);
-            Ok(())
+            let q = self.queues;
+            q.produce(
+                q.requests,
+                REQUEST_QUEUE_HEADER,
+                &mut self.request_tail,
+                request,
+            )
         }
 
         /// The next response, if any.
@@ -378,24 +398,8 @@ pub mod blk_queue {
         /// # Errors
         /// [`QueueError::PeerIndexCorrupt`] if the server's `tail` is impossible.
         pub fn dequeue_response(&mut self) -> Result<Option<Response>, QueueError> {
-            let q = &self.queues;
-            let tail = Queues::word(q.responses, TAIL).load(Ordering::Acquire);
-            if q.outstanding(tail, self.response_head, true)? == 0 {
-                return Ok(None);
-            }
-            let word = |index| {
-                q.response_word(self.response_head, index)
-                    .load(Ordering::Relaxed)
-            };
-            let response = Response {
-                status: word(0),
-                success_count: word(1) as u16,
-                _padding: [0; 2],
-                id: word(2),
-            };
-            self.response_head = self.response_head.wrapping_add(1);
-            Queues::word(q.responses, HEAD).store(self.response_head, Ordering::Release);
-            Ok(Some(response))
+            let q = self.queues;
+            q.consume(q.responses, RESPONSE_QUEUE_HEADER, &mut self.response_head)
         }
 
         /// Plugs (`true`) or unplugs the request queue: while it is plugged the server takes no
@@ -436,31 +440,12 @@ pub mod blk_queue {
         /// # Errors
         /// [`QueueError::PeerIndexCorrupt`] if the client's `tail` is impossible.
         pub fn dequeue_request(&mut self) -> Result<Option<Request>, QueueError> {
-            let q = &self.queues;
+            let q = self.queues;
             // `plugged` is a C `bool` in the word's first byte.
             if Queues::word(q.requests, PLUGGED).load(Ordering::Acquire) & 0xff != 0 {
                 return Ok(None);
             }
-            let tail = Queues::word(q.requests, TAIL).load(Ordering::Acquire);
-            if q.outstanding(tail, self.request_head, true)? == 0 {
-                return Ok(None);
-            }
-            let word = |index| {
-                q.request_word(self.request_head, index)
-                    .load(Ordering::Relaxed)
-            };
-            let request = Request {
-                code: word(0),
-                _padding0: [0; 4],
-                io_or_offset: u64::from(word(2)) | u64::from(word(3)) << 32,
-                block_number: u64::from(word(4)) | u64::from(word(5)) << 32,
-                count: word(6) as u16,
-                _padding1: [0; 2],
-                id: word(7),
-            };
-            self.request_head = self.request_head.wrapping_add(1);
-            Queues::word(q.requests, HEAD).store(self.request_head, Ordering::Release);
-            Ok(Some(request))
+            q.consume(q.requests, REQUEST_QUEUE_HEADER, &mut self.request_head)
         }
 
         /// Enqueues `response`.
@@ -469,23 +454,13 @@ pub mod blk_queue {
         /// [`QueueError::Full`], or [`QueueError::PeerIndexCorrupt`] if the client's `head` is
         /// impossible.
         pub fn enqueue_response(&mut self, response: &Response) -> Result<(), QueueError> {
-            let q = &self.queues;
-            let head = Queues::word(q.responses, HEAD).load(Ordering::Acquire);
-            if q.outstanding(self.response_tail, head, false)? == q.capacity {
-                return Err(QueueError::Full);
-            }
-            let words = [
-                response.status,
-                u32::from(response.success_count),
-                response.id,
-            ];
-            for (index, value) in words.into_iter().enumerate() {
-                q.response_word(self.response_tail, index)
-                    .store(value, Ordering::Relaxed);
-            }
-            self.response_tail = self.response_tail.wrapping_add(1);
-            Queues::word(q.responses, TAIL).store(self.response_tail, Ordering::Release);
-            Ok(())
+            let q = self.queues;
+            q.produce(
+                q.responses,
+                RESPONSE_QUEUE_HEADER,
+                &mut self.response_tail,
+                response,
+            )
         }
     }
 }

@@ -89,6 +89,21 @@ pub enum CapKind {
     VSpace,
 }
 
+impl CapKind {
+    /// Every kind, in the schema's order.
+    pub const ALL: [Self; 3] = [Self::Tcb, Self::SchedulingContext, Self::VSpace];
+
+    /// Its element in a `cspace`.
+    #[must_use]
+    pub const fn element(self) -> &'static str {
+        match self {
+            Self::Tcb => "cap_tcb",
+            Self::SchedulingContext => "cap_sc",
+            Self::VSpace => "cap_vspace",
+        }
+    }
+}
+
 /// A `cspace` entry: a capability of another PD placed in a slot of this PD's CSpace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CapMap {
@@ -286,14 +301,10 @@ impl Parser<'_, '_> {
                     }
                     let vm = self.virtual_machine(element)?;
                     // `setvar_id` on a vcpu: the VMM learns the vcpu's id.
-                    for (vcpu, node) in vm.vcpus.iter().zip(
-                        self.elements(element)?
-                            .into_iter()
-                            .filter(|node| node.tag_name().name() == "vcpu"),
-                    ) {
-                        if let Some(symbol) = node.attribute("setvar_id") {
+                    for vcpu in &vm.vcpus {
+                        if let Some(symbol) = &vcpu.setvar_id {
                             pd.setvar_ids.push(SetVarId {
-                                symbol: symbol.to_string(),
+                                symbol: symbol.clone(),
                                 id: vcpu.id,
                                 location: vcpu.location,
                             });
@@ -421,21 +432,17 @@ impl Parser<'_, '_> {
         self.attributes(node, &[])?;
         let mut cap_maps = Vec::new();
         for element in self.elements(node)? {
-            let kind = match element.tag_name().name() {
-                "cap_tcb" => CapKind::Tcb,
-                "cap_sc" => CapKind::SchedulingContext,
-                "cap_vspace" => CapKind::VSpace,
-                other => {
-                    return Err(self.error(
-                        element,
-                        match other.strip_prefix("cap_") {
-                            Some(kind) => format!(
+            let tag = element.tag_name().name();
+            let Some(kind) = CapKind::ALL.into_iter().find(|kind| kind.element() == tag) else {
+                let message = match tag.strip_prefix("cap_") {
+                    Some(kind) => {
+                        format!(
                             "cap type '{kind}' is not supported (cap_tcb, cap_sc, cap_vspace are)"
-                        ),
-                            None => format!("unknown element <{other}> in <cspace>"),
-                        },
-                    ))
-                }
+                        )
+                    }
+                    None => format!("unknown element <{tag}> in <cspace>"),
+                };
+                return Err(self.error(element, message));
             };
             self.attributes(element, &["slot", "pd"])?;
             let pd = self.required(element, "pd")?.to_string();

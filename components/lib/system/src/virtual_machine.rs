@@ -10,6 +10,8 @@ pub struct Vcpu {
     pub id: u64,
     /// CPU core.
     pub cpu: Option<u64>,
+    /// Symbol patched with `id` in the VMM (`setvar_id`).
+    pub setvar_id: Option<String>,
     /// Where in the file.
     pub location: Location,
 }
@@ -116,6 +118,7 @@ impl Parser<'_, '_> {
         Ok(Vcpu {
             id,
             cpu,
+            setvar_id: node.attribute("setvar_id").map(str::to_string),
             location: self.location(node),
         })
     }

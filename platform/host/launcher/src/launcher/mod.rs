@@ -221,11 +221,7 @@ pub fn beyond_the_host(system: &sdf::System) -> Option<String> {
             ));
         }
         if let Some(cap) = pd.cap_maps.first() {
-            let kind = match cap.kind {
-                sdf::CapKind::Tcb => "cap_tcb",
-                sdf::CapKind::SchedulingContext => "cap_sc",
-                sdf::CapKind::VSpace => "cap_vspace",
-            };
+            let kind = cap.kind.element();
             return Some(format!(
                 "protection domain '{}': <cspace> entry {kind} of '{}' in slot {} (a PD's seL4 capabilities have no host model)",
                 pd.name, cap.pd, cap.slot
