@@ -117,8 +117,10 @@ expect 'added child [0-9]+:0 \(virtio,device2\) under 34:0 \(__device_add, paren
 expect 'added child [0-9]+:0 \(virtio,device4\) under 33:0 \(__device_add'
 expect 'blk: disk [0-9]+:0 at 0xa003e00: 2048 sectors of 512 bytes \(1024 KiB\), 2 DMA pages in use; serving the block client'
 # The client's story.
-expect 'client: sector 0 read: '
-expect 'client: sector 1 read back: all 512 bytes match the pattern \(verified\)'
+expect "blk: serving an sDDF block client \\(64 requests at once\\) beside Warden's protocol"
+expect "client: the disk is ready \\(sDDF's block protocol: 256 blocks of 4096 bytes, sectors of 512, serial 'warden-blk', 64 requests at once\\); reading block 0"
+expect 'client: block 0 read: '
+expect "client: block 1 read back: all 4096 bytes match the pattern \\(verified, sDDF's block protocol\\)"
 expect 'client: 16 random bytes from virtio-rng: [0-9a-f]{32}$'
 expect 'client: the PL031 says it is 20[0-9][0-9]-[0-9]{2}-[0-9]{2}T'
 # The shell, on the console.
@@ -193,11 +195,11 @@ else
 fi
 # What the client wrote reached the disk image (through the virtio-blk model).
 checks=$((checks + 1))
-written=$(od -An -tx1 -j 512 -N 4 "$work/disk.img" | tr -d ' \n')
+written=$(od -An -tx1 -j 4096 -N 4 "$work/disk.img" | tr -d ' \n')
 if [[ $written == a5a2abb0 ]]; then
-    echo "sim-test: ok: sector 1 of the image holds the client's pattern ($written…)"
+    echo "sim-test: ok: block 1 of the image holds the client's pattern ($written…)"
 else
-    fail "sector 1 of the image holds $written, not the client's pattern a5a2abb0…"
+    fail "block 1 of the image holds $written, not the client's pattern a5a2abb0…"
 fi
 checks=$((checks + 1))
 if [[ $status -ne 0 ]]; then

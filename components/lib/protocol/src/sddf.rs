@@ -262,6 +262,12 @@ pub mod blk_queue {
             })
         }
 
+        /// Entries each queue holds.
+        #[must_use]
+        pub fn capacity(&self) -> u32 {
+            self.capacity
+        }
+
         fn word(words: &[AtomicU32], index: usize) -> &AtomicU32 {
             // `new` checked the length for every index this module computes: header words and
             // entry `i % capacity`'s words.
@@ -304,19 +310,38 @@ pub mod blk_queue {
             header: usize,
             own: &mut u32,
         ) -> Result<Option<T>, QueueError> {
+            let entry = self.peek(words, header, *own)?;
+            if entry.is_some() {
+                Self::commit(words, own);
+            }
+            Ok(entry)
+        }
+
+        /// The entry at `own` in the queue in `words`, if the producer has published it:
+        /// `tail` (acquire), then the entry's words; nothing is given back to the producer.
+        fn peek<T: FromBytes + IntoBytes>(
+            &self,
+            words: &[AtomicU32],
+            header: usize,
+            own: u32,
+        ) -> Result<Option<T>, QueueError> {
             let tail = Self::word(words, TAIL).load(Ordering::Acquire);
-            if self.outstanding(tail, *own, true)? == 0 {
+            if self.outstanding(tail, own, true)? == 0 {
                 return Ok(None);
             }
-            let base = Self::entry_base::<T>(header, *own % self.capacity);
+            let base = Self::entry_base::<T>(header, own % self.capacity);
             let mut entry = T::new_zeroed();
             for (index, chunk) in entry.as_mut_bytes().chunks_exact_mut(4).enumerate() {
                 let value = Self::word(words, base + index).load(Ordering::Relaxed);
                 chunk.copy_from_slice(&value.to_le_bytes());
             }
+            Ok(Some(entry))
+        }
+
+        /// Gives the entry at `own` back to the producer: the new `head` (release).
+        fn commit(words: &[AtomicU32], own: &mut u32) {
             *own = own.wrapping_add(1);
             Self::word(words, HEAD).store(*own, Ordering::Release);
-            Ok(Some(entry))
         }
 
         /// The first word of entry `slot` (below the capacity) of `T`s after `header` bytes.
@@ -446,6 +471,41 @@ pub mod blk_queue {
                 return Ok(None);
             }
             q.consume(q.requests, REQUEST_QUEUE_HEADER, &mut self.request_head)
+        }
+
+        /// Answers the next request (if any, and the queue is not plugged) with what `answer`
+        /// makes of it, at least once: the response is queued before the request's slot is
+        /// given back to the client, so a server that dies in `answer` (or between the two)
+        /// leaves the request in the queue, and its next incarnation, taking up the counters
+        /// from the memory ([`Server::new`]), answers it again. A client may therefore see a
+        /// response twice (for a server that died after queuing it), never none. Whether a
+        /// request was answered, or `Ok(false)` when there was none.
+        ///
+        /// # Errors
+        /// [`QueueError::Full`] when the response queue has no room (the request stays queued
+        /// and `answer` is not called), or [`QueueError::PeerIndexCorrupt`] for an impossible
+        /// counter of the client's.
+        pub fn answer_next(
+            &mut self,
+            answer: impl FnOnce(&Request) -> Response,
+        ) -> Result<bool, QueueError> {
+            let q = self.queues;
+            if Queues::word(q.requests, PLUGGED).load(Ordering::Acquire) & 0xff != 0 {
+                return Ok(false);
+            }
+            let Some(request) =
+                q.peek::<Request>(q.requests, REQUEST_QUEUE_HEADER, self.request_head)?
+            else {
+                return Ok(false);
+            };
+            let head = Queues::word(q.responses, HEAD).load(Ordering::Acquire);
+            if q.outstanding(self.response_tail, head, false)? == q.capacity {
+                return Err(QueueError::Full);
+            }
+            let response = answer(&request);
+            self.enqueue_response(&response)?;
+            Queues::commit(q.requests, &mut self.request_head);
+            Ok(true)
         }
 
         /// Enqueues `response`.
@@ -683,6 +743,74 @@ mod tests {
                 23,
                 "id of the last"
             );
+        }
+
+        /// A server that dies while it answers (here: panics inside `answer`, before the slot
+        /// is given back) leaves the request queued; its successor answers it. A full
+        /// response queue leaves the request queued too, and `answer` is not called.
+        #[test]
+        fn a_request_is_answered_at_least_once_across_a_server_s_death() {
+            let (requests, responses) = memory();
+            let queues = Queues::new(&requests, &responses, CAPACITY).unwrap();
+            let mut client = Client::new(queues).unwrap();
+            client.enqueue_request(&request(1)).unwrap();
+            let ok = |request: &Request| Response {
+                status: blk::ResponseStatus::Ok as u32,
+                success_count: request.count,
+                id: request.id,
+                ..Response::default()
+            };
+            // The first incarnation reads the request, then dies while it answers.
+            let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut server = Server::new(queues).unwrap();
+                let _ = server.answer_next(|got| panic!("the server dies serving {}", got.id));
+            }));
+            assert!(died.is_err());
+            assert_eq!(
+                requests[0].load(Ordering::Acquire),
+                0,
+                "head not yet given back"
+            );
+            let mut server = Server::new(queues).unwrap();
+            let mut seen = 0;
+            assert_eq!(
+                server.answer_next(|got| {
+                    seen = got.id;
+                    ok(got)
+                }),
+                Ok(true)
+            );
+            assert_eq!(seen, 1);
+            assert_eq!(client.dequeue_response().unwrap().map(|r| r.id), Some(1));
+            assert_eq!(server.answer_next(ok), Ok(false), "nothing left");
+
+            // Fill the response queue: the next request stays queued, unanswered.
+            for id in 10..10 + CAPACITY {
+                client.enqueue_request(&request(id)).unwrap();
+                assert_eq!(server.answer_next(ok), Ok(true));
+            }
+            client.enqueue_request(&request(20)).unwrap();
+            let mut called = false;
+            assert_eq!(
+                server.answer_next(|got| {
+                    called = true;
+                    ok(got)
+                }),
+                Err(QueueError::Full)
+            );
+            assert!(!called, "no answer without room for it");
+            // A successor after the client drained one response answers request 20.
+            assert_eq!(client.dequeue_response().unwrap().map(|r| r.id), Some(10));
+            let mut successor = Server::new(queues).unwrap();
+            let mut answered = 0;
+            assert_eq!(
+                successor.answer_next(|got| {
+                    answered = got.id;
+                    ok(got)
+                }),
+                Ok(true)
+            );
+            assert_eq!(answered, 20);
         }
 
         #[test]

@@ -236,6 +236,12 @@ impl Regions {
 pub struct Data(&'static [AtomicU32]);
 
 impl Data {
+    /// The data region over `words` (a map of this PD's).
+    #[must_use]
+    pub fn over(words: &'static [AtomicU32]) -> Self {
+        Self(words)
+    }
+
     /// Its size in bytes.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -9,7 +9,8 @@
 //! | [`admin`]: the manager's client calls (queries, bind, unbind, rescan) | the device manager | the shell | [`call`] |
 //! | [`clock`]: seconds since the epoch | the PL031 driver | the demo client, the shell | a call |
 //! | [`entropy`]: random bytes | the virtio-rng driver | the demo client, the shell | a call |
-//! | [`block`]: sectors of a disk | the virtio-blk driver | the demo client | a queue pair, a data region, notifications |
+//! | [`block`]: sectors of a disk, Warden's protocol | the virtio-blk driver | the soak client | a queue pair, a data region, notifications |
+//! | [`sddf_block`]: blocks of a disk, sDDF's protocol | the virtio-blk driver | the demo client, any sDDF block client | sDDF's queues, storage information and data region, notifications |
 //! | [`console`]: lines typed, output written | a UART driver | the shell | two rings, notifications |
 //! | [`timer`]: the time since start-up, a timeout (sDDF's timer protocol) | a timer driver | the device manager, the demo client | a call, a notification |
 //!
@@ -26,6 +27,7 @@ pub mod call;
 pub mod clock;
 pub mod console;
 pub mod entropy;
+pub mod sddf_block;
 pub mod timer;
 
 /// Why a server's reply to a call was not used.

@@ -1,10 +1,14 @@
-//! A client PD of Warden's drivers, the proof that they serve: when the disk is bound it reads
-//! sector 0, writes a pattern to sector 1, reads it back and checks it, and flushes; when the
-//! entropy source is bound it asks for 16 random bytes; when the clock is bound it reads the
-//! time. Each step is logged.
+//! A client PD of Warden's drivers, the proof that they serve: when the disk is ready it reads
+//! block 0, writes a pattern to block 1, reads it back and checks it, and flushes (blocks of
+//! 4096 bytes, sDDF's unit); when the entropy source is bound it asks for 16 random bytes; when
+//! the clock is bound it reads the time. Each step is logged.
 //!
-//! Channels: 1 — the virtio-blk driver (queue pair `requests`/`responses`, data region
-//! `block_data`: `warden_services::block`); 2 — the virtio-rng driver (`warden_services::entropy`);
+//! The disk is spoken to in sDDF's block protocol (`warden_services::sddf_block`: the storage
+//! information, the request and response queues, the data region) when the system description
+//! maps its regions, as an sDDF client composed with Warden's driver would; otherwise in
+//! Warden's own (`warden_services::block`). The description chooses.
+//!
+//! Channels: 1 — the virtio-blk driver; 2 — the virtio-rng driver (`warden_services::entropy`);
 //! 3 — the PL031 driver (`warden_services::clock`). The drivers have higher priorities, as calls
 //! require. What the drivers answer is checked like any untrusted input.
 #![cfg_attr(not(test), no_std)]
@@ -13,10 +17,12 @@
 extern crate alloc;
 
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt::Write;
 use log::{info, warn};
 use warden_microkit::{ChannelSet, Handler};
-use warden_services::block::{self, Operation, Request, Response, Status};
+use warden_services::block::{self, Data, Operation, Request, Status};
+use warden_services::sddf_block::{self, blk as sddf};
 use warden_services::{clock, entropy, ReplyError};
 
 pub mod soak;
@@ -33,34 +39,156 @@ pub mod interface {
     pub const CLOCK: Channel = Channel::new(3);
     /// The system timer (this end calls; the soak client's clock).
     pub const TIMER: Channel = Channel::new(4);
-    /// Maps: (vaddr symbol, size symbol).
+    /// Warden's block maps (the soak client's; this client's when sDDF's are not mapped):
+    /// (vaddr symbol, size symbol).
     pub const REGIONS: [(&str, &str); 3] = [
         ("requests", "requests_size"),
         ("responses", "responses_size"),
         ("block_data", "block_data_size"),
     ];
+    /// sDDF's block maps, the driver's `SDDF_REGIONS`.
+    pub const SDDF_REGIONS: [(&str, &str); 4] = [
+        ("blk_storage_info", "blk_storage_info_size"),
+        ("blk_request_queue", "blk_request_queue_size"),
+        ("blk_response_queue", "blk_response_queue_size"),
+        ("blk_client_data", "blk_client_data_size"),
+    ];
 }
 
-/// The sector the client writes (sector 0 is only read: it may hold a partition table).
-const PATTERN_SECTOR: u64 = 1;
-/// Where in the data region each step's sector goes.
+/// Bytes of a block.
+const BLOCK_BYTES: usize = sddf::TRANSFER_SIZE as usize;
+/// The block the client writes (block 0 is only read: it may hold a partition table).
+const PATTERN_BLOCK: u64 = 1;
+/// Where in the data region each step's block goes.
 const READ_OFFSET: u32 = 0;
-const PATTERN_OFFSET: u32 = 512;
-const BACK_OFFSET: u32 = 1024;
+const PATTERN_OFFSET: u32 = BLOCK_BYTES as u32;
+const BACK_OFFSET: u32 = 2 * BLOCK_BYTES as u32;
+/// The data region the check needs.
+const DATA_BYTES: usize = 3 * BLOCK_BYTES;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
     Waiting,
-    ReadSector0,
+    ReadBlock0,
     WritePattern,
     ReadBack,
     Flush,
     Done,
 }
 
+/// The disk, in the protocol the description chose.
+enum Disk {
+    Sddf(sddf_block::Client),
+    Warden(block::Client),
+}
+
+impl Disk {
+    fn data(&self) -> Data {
+        match self {
+            Self::Sddf(disk) => disk.data(),
+            Self::Warden(disk) => disk.data(),
+        }
+    }
+
+    fn protocol(&self) -> &'static str {
+        match self {
+            Self::Sddf(_) => "sDDF's block protocol",
+            Self::Warden(_) => "Warden's block protocol",
+        }
+    }
+
+    /// Whether the disk is there, and what is known of it. Warden's driver says so by
+    /// notifying (its announcement); sDDF's by filling in the storage information.
+    fn ready(&self) -> Option<String> {
+        match self {
+            Self::Sddf(disk) => disk.storage().map(|info| {
+                let serial: String = info
+                    .serial_number
+                    .iter()
+                    .take_while(|byte| **byte != 0)
+                    .map(|byte| char::from(*byte))
+                    .filter(char::is_ascii_graphic)
+                    .collect();
+                let mut text = String::new();
+                let _ = write!(
+                    text,
+                    "{} blocks of {BLOCK_BYTES} bytes, sectors of {}, serial '{serial}', {} requests at once{}",
+                    info.capacity,
+                    info.sector_size,
+                    info.queue_depth,
+                    if info.read_only != 0 { ", read-only" } else { "" }
+                );
+                text
+            }),
+            Self::Warden(_) => Some(String::from("announced")),
+        }
+    }
+
+    /// Queues `operation` on `count` blocks from `block`, the data at `offset`, as request `id`.
+    fn submit(&mut self, id: u32, operation: Operation, block: u64, offset: u32) -> bool {
+        let count = u16::from(operation != Operation::Flush);
+        let outcome = match self {
+            Self::Sddf(disk) => disk
+                .submit(&sddf::Request {
+                    code: match operation {
+                        Operation::Read => sddf::RequestCode::Read,
+                        Operation::Write => sddf::RequestCode::Write,
+                        Operation::Flush => sddf::RequestCode::Flush,
+                    } as u32,
+                    io_or_offset: u64::from(offset),
+                    block_number: block,
+                    count,
+                    id,
+                    ..sddf::Request::default()
+                })
+                .map_err(|error| alloc::format!("{error:?}")),
+            Self::Warden(disk) => disk
+                .submit(&Request {
+                    id,
+                    operation,
+                    sector: block * (BLOCK_BYTES / block::SECTOR_BYTES) as u64,
+                    count: u32::from(count) * (BLOCK_BYTES / block::SECTOR_BYTES) as u32,
+                    offset,
+                })
+                .map_err(|error| alloc::format!("{error:?}")),
+        };
+        match outcome {
+            Ok(()) => true,
+            Err(error) => {
+                warn!("client: the request queue refused a request ({error})");
+                false
+            }
+        }
+    }
+
+    /// The responses queued: (id, how it ended, if not well).
+    fn responses(&mut self) -> Vec<(u32, Option<String>)> {
+        let mut responses = Vec::new();
+        match self {
+            Self::Sddf(disk) => disk.responses(|response| {
+                let failed = match sddf::ResponseStatus::from_raw(response.status) {
+                    Some(sddf::ResponseStatus::Ok) => None,
+                    Some(status) => Some(alloc::format!("{status:?}")),
+                    None => Some(alloc::format!("status {} (not sDDF's)", response.status)),
+                };
+                responses.push((response.id, failed));
+            }),
+            // The announcement only says the disk is there.
+            Self::Warden(disk) => disk.responses(|response| {
+                if !response.is_announcement() {
+                    let failed = (response.status != Status::Ok)
+                        .then(|| alloc::format!("{:?}", response.status));
+                    responses.push((response.id, failed));
+                }
+            }),
+        }
+        responses
+    }
+}
+
 /// The client.
 pub struct Client {
-    disk: Option<block::Client>,
+    disk: Option<Disk>,
     step: Step,
     entropy_done: bool,
     clock_done: bool,
@@ -85,72 +213,64 @@ impl Client {
             .map_or(0, |disk| disk.data().byte(offset))
     }
 
-    fn request(&mut self, step: Step, operation: Operation, sector: u64, offset: u32) {
-        let request = Request {
-            id: step as u32,
-            operation,
-            sector,
-            count: 1,
-            offset,
-        };
-        let Some(disk) = self.disk.as_mut() else {
-            return;
-        };
-        if let Err(error) = disk.submit(&request) {
-            warn!("client: the request ring refused a request ({error:?})");
-            return;
+    fn request(&mut self, step: Step, operation: Operation, block: u64, offset: u32) {
+        if let Some(disk) = self.disk.as_mut() {
+            if disk.submit(step as u32, operation, block, offset) {
+                self.step = step;
+            }
         }
-        self.step = step;
     }
 
     fn write_pattern(&mut self) {
-        let pattern: alloc::vec::Vec<u8> = (0..512).map(pattern_byte).collect();
+        let pattern: Vec<u8> = (0..BLOCK_BYTES).map(pattern_byte).collect();
         if let Some(disk) = self.disk.as_ref() {
             disk.data().write(PATTERN_OFFSET as usize, &pattern);
         }
         self.request(
             Step::WritePattern,
             Operation::Write,
-            PATTERN_SECTOR,
+            PATTERN_BLOCK,
             PATTERN_OFFSET,
         );
     }
 
-    fn advance(&mut self, response: Response) {
-        if response.id != self.step as u32 {
+    fn advance(&mut self, id: u32, failed: Option<String>) {
+        if id != self.step as u32 {
+            // A driver restarted while it served answers again what it had not finished.
             warn!(
-                "client: response to request {} while at {:?}; ignored",
-                response.id, self.step
+                "client: response to request {id} while at {:?}; ignored",
+                self.step
             );
             return;
         }
-        if response.status != Status::Ok {
-            warn!("client: {:?} failed: {:?}", self.step, response.status);
+        if let Some(failed) = failed {
+            warn!("client: {:?} failed: {failed}", self.step);
             self.step = Step::Done;
             return;
         }
         match self.step {
-            Step::ReadSector0 => {
+            Step::ReadBlock0 => {
                 info!(
-                    "client: sector 0 read: {}…",
+                    "client: block 0 read: {}…",
                     hex((0..16).map(|index| self.data_byte(READ_OFFSET as usize + index)))
                 );
                 self.write_pattern();
             }
             Step::WritePattern => {
-                info!("client: pattern written to sector {PATTERN_SECTOR}");
-                self.request(Step::ReadBack, Operation::Read, PATTERN_SECTOR, BACK_OFFSET);
+                info!("client: pattern written to block {PATTERN_BLOCK}");
+                self.request(Step::ReadBack, Operation::Read, PATTERN_BLOCK, BACK_OFFSET);
             }
             Step::ReadBack => {
-                let mismatch = (0..512).find(|index| {
+                let mismatch = (0..BLOCK_BYTES).find(|index| {
                     self.data_byte(BACK_OFFSET as usize + index) != pattern_byte(*index)
                 });
+                let protocol = self.disk.as_ref().map_or("", Disk::protocol);
                 match mismatch {
                     None => info!(
-                        "client: sector {PATTERN_SECTOR} read back: all 512 bytes match the pattern (verified)"
+                        "client: block {PATTERN_BLOCK} read back: all {BLOCK_BYTES} bytes match the pattern (verified, {protocol})"
                     ),
                     Some(index) => warn!(
-                        "client: sector {PATTERN_SECTOR} read back: byte {index} differs (0x{:02x}, wrote 0x{:02x}): VERIFY FAILED",
+                        "client: block {PATTERN_BLOCK} read back: byte {index} differs (0x{:02x}, wrote 0x{:02x}): VERIFY FAILED",
                         self.data_byte(BACK_OFFSET as usize + index),
                         pattern_byte(index)
                     ),
@@ -165,14 +285,26 @@ impl Client {
         }
     }
 
-    fn drain_responses(&mut self) {
-        let mut responses = alloc::vec::Vec::new();
-        if let Some(disk) = self.disk.as_mut() {
-            disk.responses(|response| responses.push(response));
+    /// Starts the check once the disk is there.
+    fn start_if_ready(&mut self) {
+        if self.step != Step::Waiting {
+            return;
         }
-        // The driver's announcement only says the disk is there (the first starts the check).
-        for response in responses.into_iter().filter(|r| !r.is_announcement()) {
-            self.advance(response);
+        if let Some(disk) = self.disk.as_ref() {
+            if let Some(known) = disk.ready() {
+                info!(
+                    "client: the disk is ready ({}: {known}); reading block 0",
+                    disk.protocol()
+                );
+                self.request(Step::ReadBlock0, Operation::Read, 0, READ_OFFSET);
+            }
+        }
+    }
+
+    fn drain_responses(&mut self) {
+        let responses = self.disk.as_mut().map(Disk::responses).unwrap_or_default();
+        for (id, failed) in responses {
+            self.advance(id, failed);
         }
     }
 
@@ -213,10 +345,7 @@ impl Handler for Client {
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
         if channels.contains(interface::BLOCK) {
-            if self.step == Step::Waiting {
-                info!("client: the disk is ready; reading sector 0");
-                self.request(Step::ReadSector0, Operation::Read, 0, READ_OFFSET);
-            }
+            self.start_if_ready();
             self.drain_responses();
         }
         if channels.contains(interface::ENTROPY) && !self.entropy_done {
@@ -232,22 +361,40 @@ impl Handler for Client {
 /// The PD's `init`.
 #[must_use]
 pub fn init() -> Client {
-    let disk = block::Regions::from_system()
-        .map(|regions| block::Client::new(interface::BLOCK, regions))
-        .filter(|disk| {
-            let enough = disk.data().len() >= 1536;
-            if !enough {
-                warn!(
-                    "client: the data region is smaller than 1536 bytes; the disk check cannot run"
-                );
+    let disk = match sddf_block::Regions::from_system() {
+        Some(regions) => match sddf_block::Client::new(interface::BLOCK, regions) {
+            Ok(disk) => Some(Disk::Sddf(disk)),
+            Err(error) => {
+                warn!("client: the sDDF queues are corrupt ({error:?}); no disk check");
+                None
             }
-            enough
-        });
-    info!("client: waiting for the disk, the entropy source and the clock");
-    Client {
+        },
+        None => block::Regions::from_system()
+            .map(|regions| Disk::Warden(block::Client::new(interface::BLOCK, regions))),
+    }
+    .filter(|disk| {
+        let enough = disk.data().len() >= DATA_BYTES;
+        if !enough {
+            warn!(
+                "client: the data region is smaller than {DATA_BYTES} bytes; the disk check cannot run"
+            );
+        }
+        enough
+    });
+    info!(
+        "client: waiting for the disk ({}), the entropy source and the clock",
+        disk.as_ref().map_or("no disk mapped", Disk::protocol)
+    );
+    let mut client = Client {
         disk,
         step: Step::Waiting,
         entropy_done: false,
         clock_done: false,
+    };
+    // An sDDF driver that filled in the storage information before this PD started (or
+    // restarted) does not notify again.
+    if matches!(client.disk, Some(Disk::Sddf(_))) {
+        client.start_if_ready();
     }
+    client
 }

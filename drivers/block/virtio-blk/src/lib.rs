@@ -10,8 +10,12 @@
 //! the used ring), so the interrupt is only acknowledged. Maps: the transports
 //! (`virtio_vaddr`/`virtio_size`/`virtio_paddr`), DMA memory (`dma_vaddr`/`dma_size`/
 //! `dma_paddr`), the request and response rings (`requests`, `responses`) and the data region
-//! (`block_data`). The first disk bound serves the client; later ones (hot-plugged) are bound
-//! and logged. The probe resets the device (`VirtIOBlk::new` starts with a reset), so a
+//! (`block_data`). Beside Warden's own protocol it serves sDDF's block protocol
+//! (`warden_services::sddf_block`) when its description maps sDDF's regions
+//! (`blk_storage_info`, `blk_request_queue`, `blk_response_queue`, `blk_client_data`): the
+//! client on channel 1 speaks whichever its program speaks, and a description may give a
+//! driver either set or both. The first disk bound serves the client; later ones
+//! (hot-plugged) are bound and logged. The probe resets the device (`VirtIOBlk::new` starts with a reset), so a
 //! re-probe after a crash starts clean; requests the client queued before then (while this PD
 //! was restarting) are served as soon as the disk is bound.
 #![cfg_attr(not(test), no_std)]
@@ -27,6 +31,7 @@ use virtio_drivers::transport::{DeviceType, Transport};
 use warden_driver::{Answer, Callback, Driver, DriverPd, Probe};
 use warden_microkit::{ChannelSet, DeviceRegion, DeviceRegisters};
 use warden_services::block::{self, Data, Operation, Request, Status, SECTOR_BYTES};
+use warden_services::sddf_block::{self, blk as sddf};
 use warden_virtio::RegisterTransport;
 use warden_vocabulary::DeviceId;
 
@@ -48,6 +53,13 @@ pub mod interface {
         ("responses", "responses_size"),
         ("block_data", "block_data_size"),
     ];
+    /// sDDF's block regions (optional, like Warden's rings): (vaddr symbol, size symbol).
+    pub const SDDF_REGIONS: [(&str, &str); 4] = [
+        ("blk_storage_info", "blk_storage_info_size"),
+        ("blk_request_queue", "blk_request_queue_size"),
+        ("blk_response_queue", "blk_response_queue_size"),
+        ("blk_client_data", "blk_client_data_size"),
+    ];
     /// Device and DMA maps: (vaddr symbol, size symbol, paddr symbol).
     pub const DEVICE_REGIONS: [(&str, &str, &str); 2] = [
         ("virtio_vaddr", "virtio_size", "virtio_paddr"),
@@ -67,6 +79,10 @@ pub struct VirtioBlkDriver {
     region: Option<DeviceRegion>,
     disks: Vec<Disk>,
     client: Option<block::Server>,
+    sddf: Option<sddf_block::Server>,
+    /// A disk has been bound since this PD started (once it is gone, sDDF requests are
+    /// answered "no device"; before, they wait for it).
+    bound_once: bool,
 }
 
 impl VirtioBlkDriver {
@@ -80,6 +96,98 @@ impl VirtioBlkDriver {
             Some(Disk { blk, .. }) => serve(blk, request, data),
             None => Status::NotReady,
         });
+    }
+
+    /// Serves the sDDF client's queued requests from the first disk; with no disk they wait
+    /// for one, unless one was bound and is gone (then: "no device").
+    fn serve_sddf_client(&mut self) {
+        let Some(client) = self.sddf.as_mut() else {
+            return;
+        };
+        match self.disks.first_mut() {
+            Some(Disk { blk, .. }) => client.serve(|request, data| serve_sddf(blk, request, data)),
+            None if self.bound_once => client.serve(|_, _| sddf::ResponseStatus::NoDevice),
+            None => {}
+        }
+    }
+
+    /// Tells the sDDF client about the first disk: its storage information, `ready` last.
+    fn publish(&mut self) {
+        let (Some(client), Some(Disk { blk, .. })) = (self.sddf.as_ref(), self.disks.first_mut())
+        else {
+            return;
+        };
+        let mut id = [0u8; 20];
+        let serial = blk
+            .device_id(&mut id)
+            .map_or(0, |length| length.min(id.len()));
+        let mut serial_number = [0u8; 64];
+        for (to, from) in serial_number
+            .iter_mut()
+            .zip(id.iter().take(serial).take_while(|byte| **byte != 0))
+        {
+            *to = *from;
+        }
+        let info = sddf::StorageInfo {
+            serial_number,
+            read_only: u8::from(blk.readonly()),
+            ready: 1,
+            sector_size: SECTOR_BYTES as u16,
+            block_size: 1,
+            queue_depth: u16::try_from(client.capacity()).unwrap_or(u16::MAX),
+            cylinders: 0,
+            heads: 0,
+            blocks: 0,
+            _padding: [0; 2],
+            capacity: blk.capacity() / SECTORS_PER_BLOCK,
+        };
+        client.publish(&info);
+    }
+}
+
+/// Warden's request for the sectors an sDDF request names, or the status to answer at once:
+/// a barrier is done (requests are served one at a time, in order), a code sDDF does not define
+/// or a block number or buffer offset beyond Warden's ranges is invalid.
+fn in_sectors(request: &sddf::Request) -> Result<Request, sddf::ResponseStatus> {
+    let operation = match sddf::RequestCode::from_raw(request.code) {
+        Some(sddf::RequestCode::Read) => Operation::Read,
+        Some(sddf::RequestCode::Write) => Operation::Write,
+        Some(sddf::RequestCode::Flush) => Operation::Flush,
+        Some(sddf::RequestCode::Barrier) => return Err(sddf::ResponseStatus::Ok),
+        None => return Err(sddf::ResponseStatus::InvalidParameter),
+    };
+    let (Some(sector), Ok(offset)) = (
+        request.block_number.checked_mul(SECTORS_PER_BLOCK),
+        u32::try_from(request.io_or_offset),
+    ) else {
+        return Err(sddf::ResponseStatus::InvalidParameter);
+    };
+    Ok(Request {
+        id: request.id,
+        operation,
+        sector,
+        // At most 65,535 × 8 sectors: no overflow.
+        count: u32::from(request.count) * SECTORS_PER_BLOCK as u32,
+        offset,
+    })
+}
+
+/// Sectors in one of sDDF's blocks.
+const SECTORS_PER_BLOCK: u64 = sddf::TRANSFER_SIZE / SECTOR_BYTES as u64;
+
+/// One sDDF request on `blk`, the data in `data`: Warden's request for the same sectors, its
+/// status in sDDF's terms. Everything in `request` is the client's and checked here or by
+/// [`serve`]: the code, the block range against the disk, the buffer against the data region.
+fn serve_sddf(blk: &mut Blk, request: &sddf::Request, data: Data) -> sddf::ResponseStatus {
+    let warden = match in_sectors(request) {
+        Ok(warden) => warden,
+        Err(status) => return status,
+    };
+    match serve(blk, &warden, data) {
+        Status::Ok => sddf::ResponseStatus::Ok,
+        Status::Invalid => sddf::ResponseStatus::InvalidParameter,
+        Status::DeviceError => sddf::ResponseStatus::Io,
+        Status::NotReady => sddf::ResponseStatus::NoDevice,
     }
 }
 
@@ -175,10 +283,13 @@ impl Driver for VirtioBlkDriver {
                 if first {
                     // Requests queued while no disk was bound (before a restart of this PD,
                     // say) are served now; then the client hears the disk is there.
+                    self.bound_once = true;
                     self.serve_client();
                     if let Some(client) = self.client.as_mut() {
                         client.announce();
                     }
+                    self.serve_sddf_client();
+                    self.publish();
                 }
                 Answer::Ok
             }
@@ -197,6 +308,14 @@ impl Driver for VirtioBlkDriver {
         {
             // Dropping the VirtIOBlk resets the device and frees its queue.
             drop(self.disks.remove(index));
+            if index == 0 {
+                // The sDDF client's disk is gone (or replaced by the next one bound).
+                if let Some(client) = self.sddf.as_ref() {
+                    client.withdraw();
+                }
+                self.publish();
+                self.serve_sddf_client();
+            }
             info!(
                 "blk: disk {} removed ({} DMA pages in use)",
                 callback.device,
@@ -215,6 +334,7 @@ impl Driver for VirtioBlkDriver {
         }
         if channels.contains(interface::CLIENT) {
             self.serve_client();
+            self.serve_sddf_client();
         }
     }
 }
@@ -232,12 +352,94 @@ pub fn init() -> DriverPd<VirtioBlkDriver> {
     }
     let client =
         block::Regions::from_system().map(|regions| block::Server::new(interface::CLIENT, regions));
-    if client.is_none() {
-        warn!("blk: no client rings or data region mapped; serving no client");
+    let sddf = sddf_block::Regions::from_system().and_then(|regions| {
+        sddf_block::Server::new(interface::CLIENT, regions)
+            .map_err(|error| warn!("blk: the sDDF client's queues: {error:?}; not served"))
+            .ok()
+    });
+    match (&client, &sddf) {
+        (None, None) => warn!("blk: no client's regions mapped; serving no client"),
+        (_, Some(sddf)) => info!(
+            "blk: serving an sDDF block client ({} requests at once) {}",
+            sddf.capacity(),
+            if client.is_some() {
+                "beside Warden's protocol"
+            } else {
+                "only"
+            }
+        ),
+        (Some(_), None) => {}
     }
     DriverPd::start(VirtioBlkDriver {
         region: warden_microkit::device_region!(virtio_vaddr, virtio_size, virtio_paddr),
         disks: Vec::new(),
         client,
+        sddf,
+        bound_once: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(code: u32, block_number: u64, count: u16, io_or_offset: u64) -> sddf::Request {
+        sddf::Request {
+            code,
+            io_or_offset,
+            block_number,
+            count,
+            id: 9,
+            ..sddf::Request::default()
+        }
+    }
+
+    /// What a hostile sDDF client can put in a request: whatever it is, it becomes a request
+    /// in sectors that `serve` bounds by the disk and the data region, or an answer at once.
+    #[test]
+    fn sddf_requests_become_sector_requests_or_are_refused() {
+        let read = in_sectors(&request(0, 3, 2, 0x2000)).unwrap();
+        assert_eq!(
+            (
+                read.operation,
+                read.sector,
+                read.count,
+                read.offset,
+                read.id
+            ),
+            (Operation::Read, 24, 16, 0x2000, 9)
+        );
+        assert_eq!(
+            in_sectors(&request(1, 0, 1, 0)).unwrap().operation,
+            Operation::Write
+        );
+        assert_eq!(
+            in_sectors(&request(2, 0, 0, 0)).unwrap().operation,
+            Operation::Flush
+        );
+        assert_eq!(
+            in_sectors(&request(3, 0, 0, 0)),
+            Err(sddf::ResponseStatus::Ok)
+        );
+        for code in [4, 0xff, u32::MAX] {
+            assert_eq!(
+                in_sectors(&request(code, 0, 1, 0)),
+                Err(sddf::ResponseStatus::InvalidParameter)
+            );
+        }
+        assert_eq!(
+            in_sectors(&request(0, u64::MAX / 4, 1, 0)),
+            Err(sddf::ResponseStatus::InvalidParameter),
+            "a block number whose sector overflows"
+        );
+        assert_eq!(
+            in_sectors(&request(0, 0, 1, 1 << 32)),
+            Err(sddf::ResponseStatus::InvalidParameter),
+            "a buffer offset past 4 GiB"
+        );
+        // The largest count: its bytes lie outside any data region a PD maps.
+        let huge = in_sectors(&request(0, 0, u16::MAX, 0)).unwrap();
+        assert_eq!(huge.count, 65_535 * 8);
+        assert_eq!(huge.data_range(0x3000), None);
+    }
 }

@@ -294,6 +294,34 @@ fn the_pd_crates_and_the_qemu_virt_system_description_agree() {
                 symbols.0
             );
         }
+        // So are sDDF's regions, the storage information read-only for the client (only the
+        // driver fills it in), (the same regions: the same capacity on both sides).
+        assert_eq!(
+            warden_demo_client::interface::SDDF_REGIONS,
+            blk_interface::SDDF_REGIONS
+        );
+        for symbols in blk_interface::SDDF_REGIONS {
+            let (driver, client) = (
+                map_with(&pds[blk], symbols),
+                map_with(&pds[client], symbols),
+            );
+            assert_eq!(
+                driver.region, client.region,
+                "'{}' must be one region for the driver and the client",
+                symbols.0
+            );
+            assert!(
+                driver.permissions.write,
+                "the driver writes '{}'",
+                symbols.0
+            );
+            assert_eq!(
+                client.permissions.write,
+                symbols.0 != "blk_storage_info",
+                "the client's '{}' map",
+                symbols.0
+            );
+        }
     }
     {
         use virtio_rng_driver::interface as rng_interface;
