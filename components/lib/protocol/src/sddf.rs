@@ -446,13 +446,24 @@ pub mod blk_queue {
     impl<'a> Server<'a> {
         /// The server of `queues`, taking up the counters it writes from the memory.
         ///
+        /// A server answers one request with one response, so the two counters it writes,
+        /// the request queue's `head` and the response queue's `tail`, are equal between
+        /// answers. One ahead of `head`, `tail` says the last incarnation died after it queued
+        /// a response and before it gave the request's slot back ([`Server::answer_next`]):
+        /// the slot is given back now, so that request is not served a second time (a client
+        /// that has taken the response may already have reused its id and its buffer).
+        ///
         /// # Errors
         /// [`QueueError::PeerIndexCorrupt`] if the memory's counters are already impossible.
         pub fn new(queues: Queues<'a>) -> Result<Self, QueueError> {
             let requests = queues.counters(queues.requests)?;
             let responses = queues.counters(queues.responses)?;
+            let mut request_head = requests.0;
+            if responses.1.wrapping_sub(request_head) == 1 && requests.1 != request_head {
+                Queues::commit(queues.requests, &mut request_head);
+            }
             Ok(Self {
-                request_head: requests.0,
+                request_head,
                 response_tail: responses.1,
                 queues,
             })
@@ -474,12 +485,12 @@ pub mod blk_queue {
         }
 
         /// Answers the next request (if any, and the queue is not plugged) with what `answer`
-        /// makes of it, at least once: the response is queued before the request's slot is
-        /// given back to the client, so a server that dies in `answer` (or between the two)
-        /// leaves the request in the queue, and its next incarnation, taking up the counters
-        /// from the memory ([`Server::new`]), answers it again. A client may therefore see a
-        /// response twice (for a server that died after queuing it), never none. Whether a
-        /// request was answered, or `Ok(false)` when there was none.
+        /// makes of it, once across the server's death: the response is queued before the
+        /// request's slot is given back to the client, so a server that dies in `answer` leaves
+        /// the request in the queue and its next incarnation answers it, and one that dies
+        /// between the two leaves counters from which its next incarnation ([`Server::new`])
+        /// gives the slot back without answering again. Whether a request was answered, or
+        /// `Ok(false)` when there was none.
         ///
         /// # Errors
         /// [`QueueError::Full`] when the response queue has no room (the request stays queued
@@ -811,6 +822,28 @@ mod tests {
                 Ok(true)
             );
             assert_eq!(answered, 20);
+
+            // Death between the response and the slot's return: the successor gives the slot
+            // back and does not answer that request again.
+            while client.dequeue_response().unwrap().is_some() {}
+            client.enqueue_request(&request(30)).unwrap();
+            client.enqueue_request(&request(31)).unwrap();
+            successor.enqueue_response(&ok(&request(30))).unwrap();
+            let mut third = Server::new(queues).unwrap();
+            let mut next = 0;
+            assert_eq!(
+                third.answer_next(|got| {
+                    next = got.id;
+                    ok(got)
+                }),
+                Ok(true)
+            );
+            assert_eq!(next, 31, "request 30 was answered once");
+            let ids: std::vec::Vec<u32> =
+                core::iter::from_fn(|| client.dequeue_response().unwrap())
+                    .map(|response| response.id)
+                    .collect();
+            assert_eq!(ids, [30, 31]);
         }
 
         #[test]

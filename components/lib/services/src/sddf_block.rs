@@ -1,6 +1,6 @@
 //! The block service in sDDF's protocol ([`warden_protocol::sddf`]): what an sDDF block client
-//! (a block virtualiser, a file system, Warden's demo client) shares with Warden's virtio-blk
-//! driver — the storage-information region, the request and response queues and the data
+//! that names its buffers by offset in a data region (a file system, a virtualiser's client,
+//! Warden's demo client) shares with Warden's virtio-blk driver — the storage-information region, the request and response queues and the data
 //! region — and both halves over them, [`Server`] (the driver's) and [`Client`].
 //!
 //! Both halves find their regions in their system description ([`Regions::from_system`]: setvar
@@ -12,11 +12,12 @@
 //!
 //! Signalling, as sDDF's block clients and virtualisers do it: the client notifies after it
 //! queues requests, the server after it queues responses and after it fills in the storage
-//! information. The server answers each request at least once
+//! information. The server answers each request once across its own death
 //! ([`blk_queue::Server::answer_next`]): a driver that dies while it serves leaves the request
 //! queued and its next incarnation answers it, so an sDDF client, which knows nothing of
-//! Warden's supervision, loses nothing when the driver is restarted (it may see a response
-//! twice).
+//! Warden's supervision, loses nothing when the driver is restarted. (A block virtualiser as
+//! sDDF builds it gives its driver I/O addresses in `io_or_offset`, not offsets: Warden's
+//! driver does not serve that side yet.)
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -58,8 +59,9 @@ pub struct Regions {
 }
 
 impl Regions {
-    /// The regions over these maps; `None` (with a word why) unless all four are there, the
-    /// storage information fits and the queues hold at least one entry.
+    /// The regions over these maps; `None` unless all four are there (silently: the PD speaks
+    /// Warden's protocol only), or with a word why if the storage information does not fit or
+    /// the queues hold no entry.
     #[must_use]
     pub fn new(
         info: Option<&'static [AtomicU32]>,
@@ -106,6 +108,13 @@ impl Regions {
 const READY_WORD: usize = blk::STORAGE_INFO_READY / 4;
 const READY_BIT: u32 = 1 << (8 * (blk::STORAGE_INFO_READY % 4));
 
+/// Clears `ready` in the storage information `info`.
+fn withdraw(info: &[AtomicU32]) {
+    if let Some(word) = info.get(READY_WORD) {
+        word.fetch_and(!READY_BIT, Ordering::Release);
+    }
+}
+
 /// The driver's half.
 #[derive(Debug)]
 pub struct Server {
@@ -124,15 +133,15 @@ impl Server {
     /// # Errors
     /// The queues' counters are impossible (the client wrote them).
     pub fn new(channel: Channel, regions: Regions) -> Result<Self, QueueError> {
-        let server = Self {
+        // Withdrawn first, so that a client whose counters are refused sees no disk.
+        withdraw(regions.info);
+        Ok(Self {
             channel,
             info: regions.info,
             queues: blk_queue::Server::new(regions.queues)?,
             data: Data::over(regions.data),
             capacity: regions.queues.capacity(),
-        };
-        server.withdraw();
-        Ok(server)
+        })
     }
 
     /// The queues' capacity (the most requests a client has outstanding).
@@ -147,8 +156,10 @@ impl Server {
         self.data
     }
 
-    /// Fills in the storage information, sets `ready` last (release), and notifies the client.
+    /// Fills in the storage information, `ready` cleared while it is written and set last
+    /// (release), and notifies the client.
     pub fn publish(&self, info: &StorageInfo) {
+        self.withdraw();
         let mut bytes = [0u8; core::mem::size_of::<StorageInfo>()];
         bytes.copy_from_slice(info.as_bytes());
         for (index, (word, chunk)) in self.info.iter().zip(bytes.chunks(4)).enumerate() {
@@ -168,9 +179,7 @@ impl Server {
 
     /// Clears `ready`: no device is there (before the first disk is bound, after it is removed).
     pub fn withdraw(&self) {
-        if let Some(word) = self.info.get(READY_WORD) {
-            word.fetch_and(!READY_BIT, Ordering::Release);
-        }
+        withdraw(self.info);
     }
 
     /// Answers the requests queued, each with what `serve` makes of it (at least once), at most
@@ -183,7 +192,11 @@ impl Server {
         for _ in 0..self.capacity {
             let outcome = self.queues.answer_next(|request| {
                 let status = serve(request, data);
-                let count = if status == ResponseStatus::Ok {
+                let transfers = matches!(
+                    blk::RequestCode::from_raw(request.code),
+                    Some(blk::RequestCode::Read | blk::RequestCode::Write)
+                );
+                let count = if status == ResponseStatus::Ok && transfers {
                     request.count
                 } else {
                     0
@@ -221,6 +234,7 @@ pub struct Client {
     info: &'static [AtomicU32],
     queues: blk_queue::Client<'static>,
     data: Data,
+    capacity: u32,
 }
 
 impl Client {
@@ -234,6 +248,7 @@ impl Client {
             info: regions.info,
             queues: blk_queue::Client::new(regions.queues)?,
             data: Data::over(regions.data),
+            capacity: regions.queues.capacity(),
         })
     }
 
@@ -243,7 +258,11 @@ impl Client {
         self.data
     }
 
-    /// The storage information, once the driver has filled it in (`ready`, acquire first).
+    /// The storage information, once the driver has filled it in: `ready` (acquire), the
+    /// words, then `ready` again, so that information the driver withdrew while it was read
+    /// is not taken (a withdrawal and a whole new publication between the two loads of
+    /// `ready` would go unseen; the driver notifies after each publication, and a client
+    /// that must know reads again then).
     #[must_use]
     pub fn storage(&self) -> Option<StorageInfo> {
         if !blk::storage_ready(self.info) {
@@ -252,6 +271,10 @@ impl Client {
         let mut bytes = [0u8; core::mem::size_of::<StorageInfo>()];
         for (word, chunk) in self.info.iter().zip(bytes.chunks_mut(4)) {
             chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
+        }
+        core::sync::atomic::fence(Ordering::Acquire);
+        if !blk::storage_ready(self.info) {
+            return None;
         }
         StorageInfo::read_from_bytes(&bytes).ok()
     }
@@ -266,9 +289,10 @@ impl Client {
         Ok(())
     }
 
-    /// The responses queued, each handed to `each`; a corrupt queue is reported and left.
+    /// The responses queued, at most a queue's worth (a driver that keeps producing cannot
+    /// keep the client here), each handed to `each`; a corrupt queue is reported and left.
     pub fn responses(&mut self, mut each: impl FnMut(Response)) {
-        loop {
+        for _ in 0..self.capacity {
             match self.queues.dequeue_response() {
                 Ok(Some(response)) => each(response),
                 Ok(None) => return,
@@ -349,8 +373,20 @@ mod tests {
         assert_eq!(client.storage(), None);
         // A restarted driver withdraws what its predecessor published until it has a disk.
         server.publish(&info(256));
-        let _successor = Server::new(Channel::new(1), regions).unwrap();
+        let successor = Server::new(Channel::new(1), regions).unwrap();
         assert_eq!(client.storage(), None);
+        // One whose counters are refused (a client scribbled them) leaves no disk shown.
+        successor.publish(&info(256));
+        let scribbled = leak(1024);
+        scribbled[1].store(0x8000_0000, Ordering::Release);
+        let refused = Regions::new(
+            Some(regions.info),
+            Some(scribbled),
+            Some(leak(1024)),
+            Some(leak(16)),
+        );
+        assert!(Server::new(Channel::new(1), refused.unwrap()).is_err());
+        assert_eq!(client.storage(), None, "no stale ready");
     }
 
     #[test]
