@@ -312,4 +312,10 @@ for program in device_manager pl011_driver pl031_driver virtio_mmio_driver virti
     fi
 done
 echo "sim-test: $((checks - failures)) passed, $failures failed"
+if [[ $failures -ne 0 ]]; then
+    # The runs' logs outlive the work directory, for whoever reads the failure.
+    mkdir -p build/sim-test
+    cp "$work"/log "$work"/*.log build/sim-test/ 2>/dev/null
+    echo "sim-test: the runs' logs are in build/sim-test/"
+fi
 [[ $failures -eq 0 ]]
