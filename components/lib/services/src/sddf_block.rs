@@ -32,6 +32,15 @@ use crate::block::Data;
 /// sDDF's block structures and codes, for the halves' users.
 pub use warden_protocol::sddf::blk;
 
+/// The setvar symbols of sDDF's four regions, as [`Regions::from_system`] reads them on either
+/// side: (vaddr symbol, size symbol). PD crates' `interface` modules name these.
+pub const SYMBOLS: [(&str, &str); 4] = [
+    ("blk_storage_info", "blk_storage_info_size"),
+    ("blk_request_queue", "blk_request_queue_size"),
+    ("blk_response_queue", "blk_response_queue_size"),
+    ("blk_client_data", "blk_client_data_size"),
+];
+
 /// The largest queue capacity Warden derives (sDDF's examples use 128 to 1024).
 pub const MAX_CAPACITY: u32 = 1 << 12;
 

@@ -47,12 +47,7 @@ pub mod interface {
         ("block_data", "block_data_size"),
     ];
     /// sDDF's block maps, the driver's `SDDF_REGIONS`.
-    pub const SDDF_REGIONS: [(&str, &str); 4] = [
-        ("blk_storage_info", "blk_storage_info_size"),
-        ("blk_request_queue", "blk_request_queue_size"),
-        ("blk_response_queue", "blk_response_queue_size"),
-        ("blk_client_data", "blk_client_data_size"),
-    ];
+    pub const SDDF_REGIONS: [(&str, &str); 4] = warden_services::sddf_block::SYMBOLS;
 }
 
 /// Bytes of a block.
