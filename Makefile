@@ -64,7 +64,7 @@ unexport RUSTC_BOOTSTRAP
 banner = @printf '\n==> %s\n' "$(1)"
 
 .DEFAULT_GOAL := all
-.PHONY: all qemu system-image sdk-check test deps fresh-machine-check fmt-check clippy host-test loom \
+.PHONY: all qemu system-image sdk-check test deps fresh-machine-check fmt-check system system-check clippy host-test loom \
 	check-target bench bench-host fuzz sim sim-test supervision-test soak clean board-dtb
 
 # --- Microkit system image ------------------------------------------------------------------
@@ -76,7 +76,8 @@ BOARD_DIR = $(MICROKIT_SDK)/board/$(MICROKIT_BOARD)/$(MICROKIT_CONFIG)
 CROSS_CC ?= aarch64-linux-gnu-gcc
 CROSS_AR ?= aarch64-linux-gnu-ar
 # Which system of the board: `warden` (the drivers, the client and the shell) or, on QEMU virt,
-# `restart-demo` (a driver that crashes in its first probe and is restarted). Building the demo
+# `restart-demo` (a driver that crashes in its first probe and is restarted) or `sddf-serial`
+# (the console's client in sDDF's serial protocol). Building the demo
 # driver with its fault injection (PD_FEATURES=demo-driver/crash-once) chooses the restart demo,
 # the only system that has that driver.
 SYSTEM ?= $(if $(filter demo-driver/%,$(PD_FEATURES)),restart-demo,warden)
@@ -93,6 +94,11 @@ SYSTEM_FILE_qemu_virt_aarch64_restart-demo := platform/qemu_virt_aarch64/restart
 PD_CRATES_qemu_virt_aarch64_restart-demo := warden-device-manager demo-driver warden-log-printer \
 	timer-driver
 PD_BINARIES_qemu_virt_aarch64_restart-demo := device_manager demo_driver log_printer \
+	generic_timer_driver
+SYSTEM_FILE_qemu_virt_aarch64_sddf-serial := platform/qemu_virt_aarch64/sddf_serial.xml
+PD_CRATES_qemu_virt_aarch64_sddf-serial := warden-device-manager pl011-driver warden-demo-client \
+	warden-log-printer timer-driver
+PD_BINARIES_qemu_virt_aarch64_sddf-serial := device_manager pl011_driver serial_client log_printer \
 	generic_timer_driver
 SYSTEM_FILE_odroidc4_warden := platform/odroidc4/system.xml
 PD_CRATES_odroidc4_warden := warden-device-manager meson-uart-driver warden-shell \
@@ -113,7 +119,7 @@ all: system-image
 
 system-image: sdk-check
 	@if [ -z "$(SYSTEM_FILE)" ]; then \
-		echo "error: no system '$(SYSTEM)' for MICROKIT_BOARD=$(MICROKIT_BOARD) (Warden has SYSTEM=warden on qemu_virt_aarch64 and odroidc4, SYSTEM=restart-demo on qemu_virt_aarch64)." >&2; \
+		echo "error: no system '$(SYSTEM)' for MICROKIT_BOARD=$(MICROKIT_BOARD) (Warden has SYSTEM=warden on qemu_virt_aarch64 and odroidc4, SYSTEM=restart-demo and SYSTEM=sddf-serial on qemu_virt_aarch64)." >&2; \
 		exit 2; \
 	fi
 	@$(MAKE) --no-print-directory deps
@@ -175,6 +181,7 @@ test:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory fresh-machine-check
 	@$(MAKE) --no-print-directory fmt-check
+	@$(MAKE) --no-print-directory system-check
 	@$(MAKE) --no-print-directory clippy
 	@$(MAKE) --no-print-directory host-test
 	@$(MAKE) --no-print-directory loom
@@ -193,6 +200,17 @@ deps:
 fresh-machine-check:
 	$(call banner,fresh-machine: the tools' trials with their optional packages hidden)
 	@bash scripts/fresh-machine-check.sh
+
+# The generated files (system.xml, platform/odroidc4/system.xml, the warden-interface crate)
+# from the descriptions in systems/ (warden-sysgen; systems/README.md). `make system` writes
+# them; `make system-check` fails when a committed one differs from what systems/ makes.
+system:
+	$(call banner,system: warden-sysgen writes the files systems/ describes)
+	$(HOST_CARGO) run --quiet -p warden-sysgen --
+
+system-check:
+	$(call banner,system-check: the committed system descriptions are what systems/ makes)
+	$(HOST_CARGO) run --quiet -p warden-sysgen -- --check
 
 fmt-check:
 	$(call banner,fmt: cargo fmt --all -- --check)
@@ -257,7 +275,7 @@ SIM_VIRTIO = $(if $(filter qemu_virt_aarch64,$(MICROKIT_BOARD)),--virtio blk=$(D
 sim: $(DISK_IMAGE)
 	$(call banner,sim: $(SYSTEM_FILE) on the host platform ($(MICROKIT_BOARD)))
 	@if [ -z "$(SYSTEM_FILE)" ]; then \
-		echo "error: no system '$(SYSTEM)' for MICROKIT_BOARD=$(MICROKIT_BOARD) (SYSTEM=warden on qemu_virt_aarch64 and odroidc4, SYSTEM=restart-demo on qemu_virt_aarch64)." >&2; \
+		echo "error: no system '$(SYSTEM)' for MICROKIT_BOARD=$(MICROKIT_BOARD) (SYSTEM=warden on qemu_virt_aarch64 and odroidc4, SYSTEM=restart-demo and SYSTEM=sddf-serial on qemu_virt_aarch64)." >&2; \
 		exit 2; \
 	fi
 	@$(MAKE) --no-print-directory board-dtb

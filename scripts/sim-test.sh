@@ -206,34 +206,88 @@ if [[ $status -ne 0 ]]; then
     fail "warden-host exited with $status"
 fi
 
+# Runs another system (`start_system NAME XML DTB`: its log $work/NAME.log, its console fd 3)
+# and stops it (`stop_system TITLE`: prints its log, without the virtio-mmio transports' lines,
+# and fails if the launcher did not exit cleanly).
+start_system() {
+    log=$work/$1.log
+    mkfifo "$work/$1-console"
+    "$host" run "$2" --board "$3" --timeout 30 <"$work/$1-console" >"$log" 2>&1 &
+    launcher=$!
+    exec 3>"$work/$1-console"
+    typed=0
+}
+stop_system() {
+    kill -TERM "$launcher" 2>/dev/null || true
+    local status=0
+    wait "$launcher" || status=$?
+    exec 3>&-
+    echo "--- $1:"
+    grep -v 'virtio-mmio\|virtio,mmio' "$log" || true
+    checks=$((checks + 1))
+    if [[ $status -ne 0 ]]; then
+        fail "warden-host ($1) exited with $status"
+    fi
+}
+
 # The Odroid C4: platform/odroidc4/system.xml on its board (board.dts, modelled), the manager
 # reading the same tree (the launcher names the DTB to it).
-log=$work/odroidc4.log
 bash scripts/board-dtb.sh odroidc4 "$work/odroidc4.dtb"
-mkfifo "$work/odroidc4-console"
-"$host" run platform/odroidc4/system.xml --board "$work/odroidc4.dtb" --timeout 30 \
-    <"$work/odroidc4-console" >"$log" 2>&1 &
-launcher=$!
-exec 3>"$work/odroidc4-console"
-typed=0
+start_system odroidc4 platform/odroidc4/system.xml "$work/odroidc4.dtb"
 if wait_for "^\\[console\\] Warden shell"; then
     type_line 'tree' '^\[console\]       31:0 snps,dwc3' || true
     type_line 'time' '^\[console\] error: ' || true
 fi
-kill -TERM "$launcher" 2>/dev/null || true
-status=0
-wait "$launcher" || status=$?
-exec 3>&-
-echo "--- the Odroid C4's system:"
-cat "$log"
+stop_system "the Odroid C4's system"
 expect "manager: board 'Hardkernel ODROID-C4': reading its device tree"
 expect 'manager: driver PD 1 registers .meson-uart-console.'
 expect 'console: meson-uart-console bound; console output and line input for the shell'
 expect '^\[console\]       [0-9]+:0 amlogic,meson-g12a-uart @0xff803000 irq 225 -> meson-uart-console'
 expect '^\[console\] error: this system gives the shell no clock'
+# An sDDF serial client on the console (platform/qemu_virt_aarch64/sddf_serial.xml, generated
+# from systems/qemu_virt_sddf_serial.toml): its greeting reaches the console through sDDF's
+# transmit queue, a typed line reaches it through the receive queue and its answer comes back.
+start_system sddf-serial platform/qemu_virt_aarch64/sddf_serial.xml "$work/board.dtb"
+if wait_for "^\\[console\\] serial-client: hello through sDDF's serial protocol"; then
+    echo 'ping sddf' >&3
+    wait_for "serial-client: got 'ping sddf'" || true
+fi
+stop_system "the sDDF serial system"
+expect 'console: pl011-console bound; output and input for an sDDF serial client'
+expect "^\\[console\\] serial-client: hello through sDDF's serial protocol; type a line"
+expect "^\\[console\\] serial-client: got 'ping sddf' \\(9 characters, through sDDF's serial protocol\\)"
+# The same system with a hostile sDDF client in the client's place. Each line typed is its
+# clock: it flips its transmit queue's tail between impossible (three ways in turn) and sane but
+# empty, notifying the console driver 48 times after each flip; after 20 flips (960
+# notifications) it puts the tail back and writes a line. The driver refuses the queue with one
+# warning (not one each time the queue turns corrupt again), is never restarted, and writes the
+# line once the queue is sane.
+sed 's/"serial_client.elf"/"hostile_serial_client.elf"/' platform/qemu_virt_aarch64/sddf_serial.xml \
+    >"$work/hostile_serial.xml"
+start_system hostile-serial "$work/hostile_serial.xml" "$work/board.dtb"
+if wait_for 'console: pl011-console bound; output and input for an sDDF serial client' \
+    && wait_for 'hostile-serial: waiting for characters'; then
+    for _ in $(seq 20); do
+        echo 'x' >&3
+        sleep 0.2
+    done
+    wait_for 'hostile-serial: the console still writes' || true
+fi
+stop_system "the sDDF serial system with a hostile client"
+expect 'hostile-serial: 960 notifications over a transmit queue scribbled 10 times sent'
+expect '^\[console\] hostile-serial: the console still writes for this client once its queue is sane'
 checks=$((checks + 1))
-if [[ $status -ne 0 ]]; then
-    fail "warden-host (Odroid C4) exited with $status"
+warnings=$(grep -c "transmit queue is corrupt" "$log" || true)
+if [[ $warnings -ge 1 && $warnings -le 2 ]]; then
+    echo "sim-test: ok: hostile sDDF serial client: the scribbled queue refused with $warnings warning(s), not one per notification"
+else
+    fail "hostile sDDF serial client: $warnings warnings about the corrupt queue (expected 1, at most 2)"
+fi
+checks=$((checks + 1))
+if grep -qE "'uart_driver' faulted|restarting driver PD 1" "$log"; then
+    fail "hostile sDDF serial client: the console driver faulted or was restarted"
+else
+    echo "sim-test: ok: hostile sDDF serial client: the console driver was never restarted"
 fi
 # The restart demonstration, as a user runs it: `make sim SYSTEM=restart-demo` (the demo driver
 # built with crash-once) until Ctrl-C. Ctrl-C is a SIGINT to the terminal's foreground process
@@ -304,7 +358,7 @@ else
 fi
 
 for program in device_manager pl011_driver pl031_driver virtio_mmio_driver virtio_blk_driver \
-    virtio_rng_driver demo_client shell meson_uart_driver demo_driver log_printer; do
+    virtio_rng_driver demo_client shell meson_uart_driver demo_driver log_printer serial_client hostile_serial_client; do
     checks=$((checks + 1))
     # This checkout's programs only (another Warden may be running on the machine).
     if pgrep -f -- "^$PWD/target/$profile/$program( |\$)" >/dev/null; then

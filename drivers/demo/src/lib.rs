@@ -21,9 +21,12 @@ pub mod interface {
     use warden_microkit::Channel;
 
     /// The channel to the device manager (this end calls it to register; both sides notify).
-    pub const MANAGER: Channel = warden_driver::MANAGER;
+    pub const MANAGER: Channel = warden_interface::demo_driver::MANAGER;
     /// The setvar symbols of the maps this PD needs: (vaddr symbol, size symbol).
-    pub const REGIONS: [(&str, &str); 2] = warden_driver::MANAGER_REGIONS;
+    pub const REGIONS: [(&str, &str); 2] = [
+        warden_interface::demo_driver::FROM_MANAGER,
+        warden_interface::demo_driver::TO_MANAGER,
+    ];
 }
 
 /// The demo driver.

@@ -24,12 +24,11 @@ use warden_vocabulary::Instant;
 
 /// What these PDs expect of the system description.
 pub mod interface {
-    use warden_microkit::Channel;
-
     /// The timer's interrupt (INTID 30 for the generic timer, 42 for the Meson timer's A).
-    pub const IRQ: Channel = Channel::new(0);
+    pub use warden_interface::timer::IRQ;
+
     /// The Meson timer's device map: (vaddr symbol, size symbol, paddr symbol).
-    pub const MESON_REGION: (&str, &str, &str) = ("timer_vaddr", "timer_size", "timer_paddr");
+    pub const MESON_REGION: (&str, &str, &str) = warden_interface::timer::TIMER;
 }
 
 /// A timer device: a clock and one programmable interrupt.

@@ -11,6 +11,13 @@
 //! A driver whose system description maps no shell rings still echoes and edits; its lines
 //! are logged (a console without a shell).
 //!
+//! Beside the shell, the console serves a client in sDDF's serial protocol
+//! (`warden_services::sddf_serial`) when the description maps sDDF's four serial regions: what
+//! the client queues is written to the UART, on channel [`SERIAL_CLIENT`]. What the UART
+//! receives goes to the shell when the description gives one; otherwise, raw and unechoed as
+//! sDDF's UART drivers hand it over, to the sDDF client (the description chooses who reads the
+//! console).
+//!
 //! [`UartConsole`] is the whole console driver for any UART that implements [`Uart`] (the
 //! PL011 and the Meson UART do): it binds the device in its one device map, resets it in the
 //! probe, and serves the console on the channels [`UART_IRQ`] and [`SHELL`].
@@ -20,19 +27,22 @@ use core::fmt::Display;
 use log::{info, warn};
 use warden_microkit::{Channel, ChannelSet, DeviceRegion, DeviceRegisters};
 use warden_services::console::{Server, MAX_LINE_BYTES};
+use warden_services::sddf_serial;
 use warden_vocabulary::DeviceId;
 
 /// The setvar symbols of the console's rings: (vaddr symbol, size symbol), driver → shell
 /// (input lines) then shell → driver (output).
 pub const SHELL_REGIONS: [(&str, &str); 2] = [
-    ("to_shell", "to_shell_size"),
-    ("from_shell", "from_shell_size"),
+    warden_interface::console::TO_SHELL,
+    warden_interface::console::FROM_SHELL,
 ];
 
 /// The UART's interrupt, in a console driver PD.
-pub const UART_IRQ: Channel = Channel::new(1);
+pub const UART_IRQ: Channel = warden_interface::console::UART_IRQ;
 /// The shell (notifications both ways), in a console driver PD.
-pub const SHELL: Channel = Channel::new(2);
+pub const SHELL: Channel = warden_interface::console::SHELL;
+/// The sDDF serial client (notifications both ways), in a console driver PD.
+pub const SERIAL_CLIENT: Channel = warden_interface::console::SERIAL_CLIENT;
 
 /// What a console driver PD expects of the system description (every UART's the same).
 pub mod interface {
@@ -48,8 +58,17 @@ pub mod interface {
     pub const REGIONS: [(&str, &str); 2] = crate::MANAGER_REGIONS;
     /// The shell's rings.
     pub const SHELL_REGIONS: [(&str, &str); 2] = super::SHELL_REGIONS;
+    /// The sDDF serial client (notifications both ways).
+    pub const SERIAL_CLIENT: Channel = super::SERIAL_CLIENT;
+    /// sDDF's serial regions (optional, like the shell's rings).
+    pub const SDDF_REGIONS: [(&str, &str); 4] = [
+        warden_interface::console::SERIAL_RX_QUEUE,
+        warden_interface::console::SERIAL_RX_DATA,
+        warden_interface::console::SERIAL_TX_QUEUE,
+        warden_interface::console::SERIAL_TX_DATA,
+    ];
     /// The device map: (vaddr symbol, size symbol, paddr symbol).
-    pub const DEVICE_REGIONS: [(&str, &str, &str); 1] = [("uart_vaddr", "uart_size", "uart_paddr")];
+    pub const DEVICE_REGIONS: [(&str, &str, &str); 1] = [warden_interface::console::UART];
 }
 
 /// How many times a UART driver polls its device for a condition (room in the transmit FIFO)
@@ -109,6 +128,11 @@ pub struct UartConsole<U: Uart> {
     region: Option<DeviceRegion>,
     uart: Option<(DeviceId, U)>,
     console: Console,
+    sddf: Option<sddf_serial::Server>,
+    /// The sDDF client's receive queue was found full, and that was reported.
+    sddf_full: bool,
+    /// The sDDF client's transmit queue was found corrupt, and that was reported.
+    sddf_corrupt: bool,
 }
 
 impl<U: Uart> UartConsole<U> {
@@ -120,6 +144,10 @@ impl<U: Uart> UartConsole<U> {
             region,
             uart: None,
             console: Console::from_system(),
+            sddf: sddf_serial::Regions::from_system()
+                .map(|regions| sddf_serial::Server::new(SERIAL_CLIENT, regions)),
+            sddf_full: false,
+            sddf_corrupt: false,
         }
     }
 
@@ -136,6 +164,42 @@ impl<U: Uart> UartConsole<U> {
         let Some((_, uart)) = self.uart.as_mut() else {
             return;
         };
+        // Input is the shell's when there is one, else the sDDF client's (else it is logged).
+        if let Some(sddf) = self.sddf.as_mut().filter(|_| !self.console.has_shell()) {
+            let mut batch = [0u8; 64];
+            let mut length = 0;
+            let mut dropped = 0;
+            let mut corrupt = false;
+            loop {
+                let byte = uart.read_byte();
+                if let Some(byte) = byte {
+                    if let Some(slot) = batch.get_mut(length) {
+                        *slot = byte;
+                        length += 1;
+                    }
+                }
+                if length == batch.len() || (byte.is_none() && length > 0) {
+                    let moved = sddf.receive(batch.get(..length).unwrap_or_default());
+                    dropped += moved.refused;
+                    corrupt |= moved.corrupt;
+                    length = 0;
+                }
+                if byte.is_none() {
+                    break;
+                }
+            }
+            if dropped == 0 {
+                self.sddf_full = false;
+            } else if !self.sddf_full {
+                // Once until the client reads again: a client that never reads is no flood.
+                self.sddf_full = true;
+                warn!(
+                    "console: the sDDF serial client's receive queue is {}; {dropped} characters dropped",
+                    if corrupt { "corrupt (its head is impossible)" } else { "full" }
+                );
+            }
+            return;
+        }
         let mut notify = false;
         while let Some(byte) = uart.read_byte() {
             notify |= self
@@ -144,6 +208,37 @@ impl<U: Uart> UartConsole<U> {
         }
         if notify {
             SHELL.notify();
+        }
+    }
+
+    /// Writes what the sDDF client queued; while no UART is bound it stays queued (the client
+    /// waits for room, and nothing it wrote is lost across a rebind or a restart).
+    fn send_sddf_output(&mut self) {
+        let (Some((_, uart)), Some(sddf)) = (self.uart.as_mut(), self.sddf.as_mut()) else {
+            return;
+        };
+        // A stuck transmitter stops the writing at the first piece it refuses; that piece and
+        // the rest stay queued for the next notification (or the next bind).
+        let mut stuck = None;
+        let moved = sddf.transmit(&mut |bytes| match uart.write_bytes(bytes) {
+            Ok(()) => true,
+            Err(error) => {
+                stuck = Some(error);
+                false
+            }
+        });
+        if let Some(error) = stuck {
+            warn!("console: {error}; the sDDF client's output waits");
+        }
+        // Reported once until the client's queue has carried characters again: a client that
+        // notifies in a loop over a scribbled queue (or one that flips it between scribbled
+        // and empty) does not flood the log.
+        if moved.characters > 0 {
+            self.sddf_corrupt = false;
+        }
+        if moved.corrupt && !self.sddf_corrupt {
+            self.sddf_corrupt = true;
+            warn!("console: the sDDF serial client's transmit queue is corrupt (its tail is impossible); nothing written until it is sane again");
         }
     }
 
@@ -193,8 +288,16 @@ impl<U: Uart> crate::Driver for UartConsole<U> {
                         "console: {} bound; console output and line input for the shell",
                         U::NAME
                     );
+                    if self.sddf.is_some() {
+                        info!("console: serving an sDDF serial client's output beside the shell");
+                    }
                     // The shell greets when it hears the console is up.
                     SHELL.notify();
+                } else if self.sddf.is_some() {
+                    info!(
+                        "console: {} bound; output and input for an sDDF serial client",
+                        U::NAME
+                    );
                 } else {
                     info!(
                         "console: {} bound; no shell is mapped, lines are logged",
@@ -203,6 +306,7 @@ impl<U: Uart> crate::Driver for UartConsole<U> {
                 }
                 // Output the shell queued before (a restart of this PD, a rebind) goes out now.
                 self.send_output();
+                self.send_sddf_output();
                 crate::Answer::Ok
             }
             Err(error) => {
@@ -233,6 +337,9 @@ impl<U: Uart> crate::Driver for UartConsole<U> {
         }
         if channels.contains(SHELL) {
             self.send_output();
+        }
+        if channels.contains(SERIAL_CLIENT) {
+            self.send_sddf_output();
         }
     }
 }
@@ -467,6 +574,20 @@ mod tests {
     use super::*;
     use core::sync::atomic::AtomicU32;
     use warden_protocol::ring::SLOT_BYTES;
+
+    #[test]
+    fn the_generated_sddf_serial_symbols_are_those_the_server_reads() {
+        // systems/interfaces.toml names them for the system description (the console's and
+        // the serial client's); `sddf_serial::Regions::from_system` reads these.
+        assert_eq!(interface::SDDF_REGIONS, sddf_serial::SYMBOLS);
+        let client = [
+            warden_interface::serial_client::SERIAL_RX_QUEUE,
+            warden_interface::serial_client::SERIAL_RX_DATA,
+            warden_interface::serial_client::SERIAL_TX_QUEUE,
+            warden_interface::serial_client::SERIAL_TX_DATA,
+        ];
+        assert_eq!(client, sddf_serial::SYMBOLS);
+    }
     use warden_protocol::{Consumer, Producer, RingMemory, RingStorage};
 
     /// A console over these rings, as [`Console::from_system`] makes one.

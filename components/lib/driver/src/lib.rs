@@ -49,11 +49,11 @@ use warden_vocabulary::{
 };
 
 /// The channel to the device manager, in every driver PD.
-pub const MANAGER: Channel = Channel::new(0);
+pub const MANAGER: Channel = warden_interface::driver::MANAGER;
 /// The setvar symbols of the two rings every driver PD maps: (vaddr symbol, size symbol).
 pub const MANAGER_REGIONS: [(&str, &str); 2] = [
-    ("from_manager", "from_manager_size"),
-    ("to_manager", "to_manager_size"),
+    warden_interface::driver::FROM_MANAGER,
+    warden_interface::driver::TO_MANAGER,
 ];
 
 /// The bus handles the manager gives the buses it creates (in this order, at start-up).

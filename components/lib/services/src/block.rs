@@ -264,6 +264,18 @@ impl Data {
         word.to_le_bytes().get(offset % 4).copied().unwrap_or(0)
     }
 
+    /// Sets the byte at `offset` (nothing beyond the end). Not atomic as a whole: only the
+    /// region's one writer may use it (a queue's producer).
+    pub fn set_byte(&self, offset: usize, byte: u8) {
+        if let Some(word) = self.0.get(offset / 4) {
+            let mut value = word.load(Ordering::Relaxed).to_le_bytes();
+            if let Some(slot) = value.get_mut(offset % 4) {
+                *slot = byte;
+            }
+            word.store(u32::from_le_bytes(value), Ordering::Relaxed);
+        }
+    }
+
     /// Copies `bytes` in at `offset` (a multiple of 4; what lies beyond the end is dropped).
     pub fn write(&self, offset: usize, bytes: &[u8]) {
         for (word, chunk) in self.0.iter().skip(offset / 4).zip(bytes.chunks(4)) {

@@ -12,6 +12,7 @@
 //! | [`block`]: sectors of a disk, Warden's protocol | the virtio-blk driver | the soak client | a queue pair, a data region, notifications |
 //! | [`sddf_block`]: blocks of a disk, sDDF's protocol | the virtio-blk driver | the demo client, any sDDF block client | sDDF's queues, storage information and data region, notifications |
 //! | [`console`]: lines typed, output written | a UART driver | the shell | two rings, notifications |
+//! | [`sddf_serial`]: characters received and written, sDDF's protocol | a UART driver | any sDDF serial client (the serial demo client) | sDDF's character queues and data regions, notifications |
 //! | [`timer`]: the time since start-up, a timeout (sDDF's timer protocol) | a timer driver | the device manager, the demo client | a call, a notification |
 //!
 //! Everything that comes from the other side is untrusted and checked: a reply of the wrong
@@ -28,6 +29,7 @@ pub mod clock;
 pub mod console;
 pub mod entropy;
 pub mod sddf_block;
+pub mod sddf_serial;
 pub mod timer;
 
 /// Why a server's reply to a call was not used.

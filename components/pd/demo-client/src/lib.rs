@@ -25,29 +25,27 @@ use warden_services::block::{self, Data, Operation, Request, Status};
 use warden_services::sddf_block::{self, blk as sddf};
 use warden_services::{clock, entropy, ReplyError};
 
+pub mod serial;
 pub mod soak;
 
 /// What this PD expects of the system description.
 pub mod interface {
-    use warden_microkit::Channel;
+    use warden_interface::block_client::{
+        BLK_CLIENT_DATA, BLK_REQUEST_QUEUE, BLK_RESPONSE_QUEUE, BLK_STORAGE_INFO, BLOCK_DATA,
+        REQUESTS, RESPONSES,
+    };
+    pub use warden_interface::block_client::{BLOCK, CLOCK, ENTROPY, TIMER};
 
-    /// The virtio-blk driver.
-    pub const BLOCK: Channel = Channel::new(1);
-    /// The virtio-rng driver (this end calls).
-    pub const ENTROPY: Channel = Channel::new(2);
-    /// The PL031 driver (this end calls).
-    pub const CLOCK: Channel = Channel::new(3);
-    /// The system timer (this end calls; the soak client's clock).
-    pub const TIMER: Channel = Channel::new(4);
     /// Warden's block maps (the soak client's; this client's when sDDF's are not mapped):
     /// (vaddr symbol, size symbol).
-    pub const REGIONS: [(&str, &str); 3] = [
-        ("requests", "requests_size"),
-        ("responses", "responses_size"),
-        ("block_data", "block_data_size"),
+    pub const REGIONS: [(&str, &str); 3] = [REQUESTS, RESPONSES, BLOCK_DATA];
+    /// sDDF's block maps (`warden_services::sddf_block::SYMBOLS`).
+    pub const SDDF_REGIONS: [(&str, &str); 4] = [
+        BLK_STORAGE_INFO,
+        BLK_REQUEST_QUEUE,
+        BLK_RESPONSE_QUEUE,
+        BLK_CLIENT_DATA,
     ];
-    /// sDDF's block maps, the driver's `SDDF_REGIONS`.
-    pub const SDDF_REGIONS: [(&str, &str); 4] = warden_services::sddf_block::SYMBOLS;
 }
 
 /// Bytes of a block.

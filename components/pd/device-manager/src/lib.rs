@@ -67,16 +67,12 @@ use warden_vocabulary::{BusId, Outcome};
 
 /// What this PD expects of the system description.
 pub mod interface {
-    /// Driver PDs: child id and channel id `n` for `n` in 1..=8.
-    pub const DRIVER_PDS: core::ops::RangeInclusive<u8> = 1..=8;
-    /// Administrative clients (the shell): channel ids 16..=23, on which a PD of lower
-    /// priority calls the manager (`warden_services::admin`).
-    pub const CLIENTS: core::ops::RangeInclusive<u8> = 16..=23;
-    /// The timer PD (`warden_services::timer`): the manager calls it for the time and to be
-    /// woken at its next deadline; it notifies on this channel.
-    pub const TIMER: warden_microkit::Channel = warden_microkit::Channel::new(24);
+    pub use warden_interface::device_manager::{
+        CLIENTS, DRIVER_PDS, DRIVER_RINGS_VADDR, DRIVER_RING_SIZE, TIMER,
+    };
+
     /// The setvar symbols of driver PD `n`'s rings: (vaddr symbol, size symbol), manager →
-    /// driver then driver → manager.
+    /// driver then driver → manager (warden-sysgen names the regions and symbols so).
     #[must_use]
     pub fn driver_regions(n: u8) -> [(alloc::string::String, alloc::string::String); 2] {
         use alloc::format;

@@ -35,21 +35,11 @@ use command::Services;
 
 /// What this PD expects of the system description.
 pub mod interface {
-    use warden_microkit::Channel;
+    pub use warden_interface::shell::{CLOCK, CONSOLE, ENTROPY, MANAGER};
+    use warden_interface::shell::{FROM_CONSOLE, TO_CONSOLE};
 
-    /// The console driver.
-    pub const CONSOLE: Channel = Channel::new(1);
-    /// The clock driver (this end calls).
-    pub const CLOCK: Channel = Channel::new(2);
-    /// The entropy driver (this end calls).
-    pub const ENTROPY: Channel = Channel::new(3);
-    /// The device manager (this end calls).
-    pub const MANAGER: Channel = Channel::new(4);
     /// The console's rings: (vaddr symbol, size symbol), lines in then output.
-    pub const REGIONS: [(&str, &str); 2] = [
-        ("from_console", "from_console_size"),
-        ("to_console", "to_console_size"),
-    ];
+    pub const REGIONS: [(&str, &str); 2] = [FROM_CONSOLE, TO_CONSOLE];
 }
 
 /// The prompt.

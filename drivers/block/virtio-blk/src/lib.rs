@@ -37,29 +37,28 @@ use warden_vocabulary::DeviceId;
 
 /// What this PD expects of the system description.
 pub mod interface {
+    use warden_interface::virtio_blk::{
+        BLK_CLIENT_DATA, BLK_REQUEST_QUEUE, BLK_RESPONSE_QUEUE, BLK_STORAGE_INFO, BLOCK_DATA, DMA,
+        FROM_MANAGER, REQUESTS, RESPONSES, TO_MANAGER, VIRTIO,
+    };
+    pub use warden_interface::virtio_blk::{CLIENT, DISK_IRQ};
     use warden_microkit::Channel;
 
     /// The device manager.
     pub const MANAGER: Channel = warden_driver::MANAGER;
-    /// The block client.
-    pub const CLIENT: Channel = Channel::new(1);
-    /// The boot disk's transport interrupt.
-    pub const DISK_IRQ: Channel = Channel::new(2);
     /// Ring and data maps: (vaddr symbol, size symbol).
-    pub const REGIONS: [(&str, &str); 5] = [
-        ("from_manager", "from_manager_size"),
-        ("to_manager", "to_manager_size"),
-        ("requests", "requests_size"),
-        ("responses", "responses_size"),
-        ("block_data", "block_data_size"),
+    pub const REGIONS: [(&str, &str); 5] =
+        [FROM_MANAGER, TO_MANAGER, REQUESTS, RESPONSES, BLOCK_DATA];
+    /// sDDF's block regions (optional, like Warden's rings): (vaddr symbol, size symbol), the
+    /// symbols `warden_services::sddf_block` reads.
+    pub const SDDF_REGIONS: [(&str, &str); 4] = [
+        BLK_STORAGE_INFO,
+        BLK_REQUEST_QUEUE,
+        BLK_RESPONSE_QUEUE,
+        BLK_CLIENT_DATA,
     ];
-    /// sDDF's block regions (optional, like Warden's rings): (vaddr symbol, size symbol).
-    pub const SDDF_REGIONS: [(&str, &str); 4] = warden_services::sddf_block::SYMBOLS;
     /// Device and DMA maps: (vaddr symbol, size symbol, paddr symbol).
-    pub const DEVICE_REGIONS: [(&str, &str, &str); 2] = [
-        ("virtio_vaddr", "virtio_size", "virtio_paddr"),
-        ("dma_vaddr", "dma_size", "dma_paddr"),
-    ];
+    pub const DEVICE_REGIONS: [(&str, &str, &str); 2] = [VIRTIO, DMA];
 }
 
 type Blk = VirtIOBlk<warden_dma::VirtioHal, RegisterTransport<DeviceRegisters>>;
@@ -377,6 +376,16 @@ pub fn init() -> DriverPd<VirtioBlkDriver> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_generated_sddf_symbols_are_those_the_sddf_block_server_reads() {
+        // systems/interfaces.toml names them for the system description; the server reads
+        // them by the names sDDF's components use.
+        assert_eq!(
+            interface::SDDF_REGIONS,
+            warden_services::sddf_block::SYMBOLS
+        );
+    }
 
     fn request(code: u32, block_number: u64, count: u16, io_or_offset: u64) -> sddf::Request {
         sddf::Request {

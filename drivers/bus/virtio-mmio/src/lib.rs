@@ -30,6 +30,7 @@ use warden_vocabulary::{Compatible, DeviceId, DriverId, MatchData};
 
 /// What this PD expects of the system description.
 pub mod interface {
+    use warden_interface::virtio_mmio::{SLOT1, SLOT2, SLOT3, SLOT4, VIRTIO};
     use warden_microkit::Channel;
 
     /// The device manager.
@@ -37,15 +38,11 @@ pub mod interface {
     /// The setvar symbols of the ring maps: (vaddr symbol, size symbol).
     pub const REGIONS: [(&str, &str); 2] = warden_driver::MANAGER_REGIONS;
     /// The transports' map: (vaddr symbol, size symbol, paddr symbol).
-    pub const DEVICE_REGIONS: [(&str, &str, &str); 1] =
-        [("virtio_vaddr", "virtio_size", "virtio_paddr")];
-    /// The hot-plug slots' interrupts: (GIC INTID, channel).
-    pub const HOTPLUG_IRQS: [(u32, Channel); 4] = [
-        (48, Channel::new(1)),
-        (49, Channel::new(2)),
-        (50, Channel::new(3)),
-        (51, Channel::new(4)),
-    ];
+    pub const DEVICE_REGIONS: [(&str, &str, &str); 1] = [VIRTIO];
+    /// The hot-plug slots' interrupts: (GIC INTID, channel). QEMU virt's four lowest
+    /// transports; systems/qemu_virt_aarch64.toml gives the same INTIDs to these channels.
+    pub const HOTPLUG_IRQS: [(u32, Channel); 4] =
+        [(48, SLOT1), (49, SLOT2), (50, SLOT3), (51, SLOT4)];
 }
 
 /// A bound transport.

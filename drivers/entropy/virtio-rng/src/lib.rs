@@ -21,22 +21,17 @@ use warden_vocabulary::DeviceId;
 
 /// What this PD expects of the system description.
 pub mod interface {
+    pub use warden_interface::virtio_rng::{CLIENT, DEVICE_IRQ, SHELL};
     use warden_microkit::Channel;
 
     /// The device manager.
     pub const MANAGER: Channel = warden_driver::MANAGER;
-    /// The client.
-    pub const CLIENT: Channel = Channel::new(1);
-    /// The entropy device's transport interrupt.
-    pub const DEVICE_IRQ: Channel = Channel::new(2);
-    /// The shell (it calls for entropy on demand; it is not notified).
-    pub const SHELL: Channel = Channel::new(3);
     /// The setvar symbols of the ring maps: (vaddr symbol, size symbol).
     pub const REGIONS: [(&str, &str); 2] = warden_driver::MANAGER_REGIONS;
     /// Device and DMA maps: (vaddr symbol, size symbol, paddr symbol).
     pub const DEVICE_REGIONS: [(&str, &str, &str); 2] = [
-        ("virtio_vaddr", "virtio_size", "virtio_paddr"),
-        ("dma_vaddr", "dma_size", "dma_paddr"),
+        warden_interface::virtio_rng::VIRTIO,
+        warden_interface::virtio_rng::DMA,
     ];
 }
 

@@ -19,18 +19,15 @@ use warden_vocabulary::DeviceId;
 
 /// What this PD expects of the system description.
 pub mod interface {
+    pub use warden_interface::rtc::{CLIENT, SHELL};
     use warden_microkit::Channel;
 
     /// The device manager.
     pub const MANAGER: Channel = warden_driver::MANAGER;
-    /// The clock's client (it calls `TIME`; this end notifies it when the clock is bound).
-    pub const CLIENT: Channel = Channel::new(1);
-    /// The shell (it calls for the time on demand; it is not notified).
-    pub const SHELL: Channel = Channel::new(2);
     /// The setvar symbols of the ring maps: (vaddr symbol, size symbol).
     pub const REGIONS: [(&str, &str); 2] = warden_driver::MANAGER_REGIONS;
     /// The device map: (vaddr symbol, size symbol, paddr symbol).
-    pub const DEVICE_REGIONS: [(&str, &str, &str); 1] = [("rtc_vaddr", "rtc_size", "rtc_paddr")];
+    pub const DEVICE_REGIONS: [(&str, &str, &str); 1] = [warden_interface::rtc::RTC];
 }
 
 /// The PL031 driver.

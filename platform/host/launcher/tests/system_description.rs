@@ -15,10 +15,11 @@ use std::path::Path;
 use warden_host::sdf;
 
 /// Every board's system description, relative to the repository.
-const DESCRIPTIONS: [&str; 3] = [
+const DESCRIPTIONS: [&str; 4] = [
     "system.xml",
     "platform/odroidc4/system.xml",
     "platform/qemu_virt_aarch64/restart_demo.xml",
+    "platform/qemu_virt_aarch64/sddf_serial.xml",
 ];
 
 fn parse(relative: &str) -> sdf::System {
@@ -297,6 +298,10 @@ fn the_pd_crates_and_the_qemu_virt_system_description_agree() {
         // So are sDDF's regions (both PDs name `sddf_block::SYMBOLS`; one region each, so
         // both sides derive the same queue capacity), the storage information read-only for
         // the client (only the driver fills it in).
+        assert_eq!(
+            warden_demo_client::interface::SDDF_REGIONS,
+            blk_interface::SDDF_REGIONS
+        );
         for symbols in blk_interface::SDDF_REGIONS {
             let (driver, client) = (
                 map_with(&pds[blk], symbols),
@@ -428,4 +433,41 @@ fn the_pd_crates_and_the_odroidc4_system_description_agree() {
         uart_interface::SHELL.index(),
         pd_index(&system, "shell"),
     );
+}
+
+#[test]
+fn the_pd_crates_and_the_sddf_serial_system_description_agree() {
+    use pl011_driver::interface as uart_interface;
+    use warden_demo_client::serial::interface as client_interface;
+    let system = parse("platform/qemu_virt_aarch64/sddf_serial.xml");
+    let pds = &system.protection_domains;
+    let (uart, client) = (
+        pd_index(&system, "uart_driver"),
+        pd_index(&system, "serial_client"),
+    );
+    assert!(pds[client].program_image.ends_with("serial_client.elf"));
+    // No shell: the console's input is the sDDF client's.
+    assert!(pds.iter().all(|pd| pd.name != "shell"));
+    assert_eq!(uart_interface::SDDF_REGIONS, client_interface::SDDF_REGIONS);
+    for symbols in uart_interface::SDDF_REGIONS {
+        let (driver, client) = (
+            map_with(&pds[uart], symbols),
+            map_with(&pds[client], symbols),
+        );
+        assert_eq!(
+            driver.region, client.region,
+            "'{}' must be one region for the driver and the client",
+            symbols.0
+        );
+        // The received characters are the driver's to write; everything else both write
+        // (each its own index, and the producer its characters).
+        assert_eq!(
+            client.permissions.write,
+            symbols.0 != "serial_rx_data",
+            "the client's '{}' map",
+            symbols.0
+        );
+    }
+    has_channel(&system, uart, uart_interface::SERIAL_CLIENT.index(), client);
+    has_channel(&system, client, client_interface::SERIAL.index(), uart);
 }

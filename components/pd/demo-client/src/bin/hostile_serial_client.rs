@@ -1,0 +1,5 @@
+//! The hostile sDDF serial client's binary, for sim-test (the logic is in the library's
+//! `serial::hostile` module).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![forbid(unsafe_code)]
+warden_microkit::protection_domain!(warden_demo_client::serial::hostile::init);
