@@ -180,7 +180,7 @@ fn main() -> ExitCode {
                     if let Some(why) = &outcome.stopped {
                         warden_host::output::say(&format!("soak: stopped early: {why}"));
                         warden_host::output::say(&format!(
-                            "--- the run's last lines:\n{}",
+                            "--- the run's last lines:\n{}\n--- the soak stopped early: {why}",
                             outcome.recent.join("\n")
                         ));
                     }

@@ -38,6 +38,9 @@ use crate::sdf;
 /// A driver PD is given a fault only after this long without one (and recovered): longer
 /// than the supervisor's `healthy_after`, so each fault is a first failure.
 pub const HEALTHY_GAP: Duration = Duration::from_millis(1500);
+/// How long an injection waits for a driver PD whose process is not running (being restarted
+/// by the manager, not by the soak) before the soak gives up.
+pub const RESPAWN_WAIT: Duration = Duration::from_secs(10);
 
 /// The faults, in the order of the last line.
 const FAULTS: [&str; 5] = ["kill", "hang", "panic", "corrupt", "flood"];
@@ -481,8 +484,9 @@ pub fn soak(options: &Options) -> Result<Outcome, String> {
     run.stop();
     if let Err(error) = &outcome {
         let recent: Vec<&str> = run.recent.iter().map(String::as_str).collect();
+        // The reason again after the lines, so that a log cut to its tail still shows it.
         return Err(format!(
-            "{error}\n--- the run's last lines:\n{}",
+            "{error}\n--- the run's last lines:\n{}\n--- the soak stopped: {error}",
             recent.join("\n")
         ));
     }
@@ -596,10 +600,26 @@ fn soak_run(
             continue;
         };
         let (pd, name) = (target.0, target.1);
-        let restarts = run.seen.restarts.get(&pd).copied().unwrap_or(0);
-        let skipped = run.seen.skipped.get(&pd).copied().unwrap_or(0);
-        let injected_at = Instant::now();
-        run.inject(fault, name)?;
+        // A PD whose process is gone for a moment (the manager restarting it on its own, a
+        // deadline missed on a loaded machine) is waited for, up to RESPAWN_WAIT: that is the
+        // system recovering, not a fault the soak injected. The counters are taken just before
+        // the injection that lands.
+        let waiting_since = Instant::now();
+        let (restarts, skipped, injected_at) = loop {
+            let restarts = run.seen.restarts.get(&pd).copied().unwrap_or(0);
+            let skipped = run.seen.skipped.get(&pd).copied().unwrap_or(0);
+            let injected_at = Instant::now();
+            match run.inject(fault, name) {
+                Ok(()) => break (restarts, skipped, injected_at),
+                Err(error)
+                    if error.ends_with("is not running")
+                        && waiting_since.elapsed() < RESPAWN_WAIT =>
+                {
+                    run.until(Instant::now() + Duration::from_millis(50), |_, _| false)?;
+                }
+                Err(error) => return Err(error),
+            }
+        };
         *count += 1;
         // 1: the manager dealt with it.
         // The devices the PD's drivers had: after a kill, hang or panic each is bound again
