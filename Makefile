@@ -65,7 +65,7 @@ banner = @printf '\n==> %s\n' "$(1)"
 
 .DEFAULT_GOAL := all
 .PHONY: all qemu system-image sdk-check test deps fresh-machine-check fmt-check system system-check clippy host-test loom \
-	check-target bench bench-host fuzz sim sim-test supervision-test soak clean board-dtb
+	check-target bench bench-host fuzz sim sim-test tree-svg supervision-test soak clean board-dtb
 
 # --- Microkit system image ------------------------------------------------------------------
 # Every PD binary is built for $(TARGET) and linked by rust-lld against the SDK's libmicrokit.a
@@ -284,6 +284,13 @@ sim: $(DISK_IMAGE)
 	@rm -f "$(BUILD_DIR)/control.sock"
 	target/$(SIM_PROFILE_DIR)/warden-host run $(SYSTEM_FILE) --board $(BOARD_DTB) \
 		$(SIM_VIRTIO) --control $(BUILD_DIR)/control.sock $(if $(SIM_TIMEOUT),--timeout $(SIM_TIMEOUT))
+
+# The running system's device tree as a picture: system.xml on the host platform, the shell's
+# `tree --dot` rendered by Graphviz to build/tree.svg (scripts/tree-svg.sh).
+tree-svg:
+	$(call banner,tree-svg: the device tree of system.xml on the host platform, to $(BUILD_DIR)/tree.svg)
+	@$(MAKE) --no-print-directory deps
+	@scripts/tree-svg.sh $(BUILD_DIR)/tree.svg
 
 # The same run, with its story checked (part of make test).
 sim-test:

@@ -16,8 +16,9 @@
 set -euo pipefail
 
 readonly APT_PACKAGES=(rustc-web rust-web-src cargo-web lld-22 rust-web-llvm)
-# The board tools: QEMU dumps the QEMU virt DTB (and boots the image), dtc compiles the Odroid C4's.
-readonly BOARD_PACKAGES=(qemu-system-arm device-tree-compiler)
+# The board tools: QEMU dumps the QEMU virt DTB (and boots the image), dtc compiles the Odroid C4's,
+# Graphviz renders the shell's `tree --dot` (sim-test, make tree-svg).
+readonly BOARD_PACKAGES=(qemu-system-arm device-tree-compiler graphviz)
 
 # `ensure-deps.sh --packages`: the Debian packages this script installs, one per line (read by
 # fresh-machine-check.sh; build-pds.sh adds the cross compiler for an image).
@@ -120,6 +121,7 @@ fi
 missing_board_tools() {
     command -v qemu-system-aarch64 >/dev/null 2>&1 || echo "qemu-system-aarch64 (package qemu-system-arm)"
     command -v dtc >/dev/null 2>&1 || echo "dtc (package device-tree-compiler)"
+    command -v dot >/dev/null 2>&1 || echo "dot (package graphviz)"
 }
 missing=$(missing_board_tools)
 if [[ -n $missing ]]; then
@@ -139,6 +141,7 @@ fi
 if [[ -z $missing ]]; then
     say "qemu: $(qemu-system-aarch64 --version | head -n 1)"
     say "dtc: $(dtc --version 2>&1 | head -n 1)"
+    say "dot: $(dot -V 2>&1 | head -n 1)"
 fi
 
 # --- 4. Trials: each tool does what Warden asks of it. ----------------------------------------
@@ -188,6 +191,19 @@ if command -v dtc >/dev/null 2>&1; then
     trial "dtc compiles the Odroid C4's board.dts (scripts/board-dtb.sh odroidc4)" \
         "apt-get install --reinstall device-tree-compiler" \
         bash "$repo_root/scripts/board-dtb.sh" odroidc4 "$trial_dir/odroidc4.dtb"
+fi
+# The shell's `tree --dot` output has labels with line breaks, filled rounded boxes and a
+# monospace font: dot must render that to SVG.
+dot_renders() {
+    printf '%s\n' 'digraph warden {' '  node [shape=box, style="rounded,filled", fontname="monospace"];' \
+        '  "0:0" [label="0:0 linux,dummy-virt\nunbound", fillcolor=lightgrey];' \
+        '  "1:0" [label="1:0 arm,pl011\n@0x9000000 irq 33\npl011-console", fillcolor=palegreen];' \
+        '  "0:0" -> "1:0";' '}' | dot -Tsvg >"$trial_dir/tree.svg" && grep -q '<svg' "$trial_dir/tree.svg" \
+        && grep -q 'irq 33' "$trial_dir/tree.svg"
+}
+if command -v dot >/dev/null 2>&1; then
+    trial "dot renders a device tree to SVG (the shell's tree --dot)" \
+        "apt-get install --reinstall graphviz" dot_renders
 fi
 
 if [[ $status -ne 0 ]]; then

@@ -88,6 +88,8 @@ if wait_for 'client: flushed; disk check done' && wait_for 'console: pl011-conso
     fi
     # The tree as the shell sees it once the unplugged disk is gone: as before the plug.
     type_line 'tree' '^\[console\] device tree: ' 3 || true
+    # The tree as Graphviz DOT, rendered below.
+    type_line 'tree --dot' '^\[console\] \}\r?$' || true
     "$host" control "$control" unplug 0xa000000 >"$work/refused.log" 2>&1 \
         && fail "unplugging an empty transport was accepted"
 fi
@@ -204,6 +206,21 @@ fi
 checks=$((checks + 1))
 if [[ $status -ne 0 ]]; then
     fail "warden-host exited with $status"
+fi
+# The shell's `tree --dot`: one node per device of the tree it showed last, rendered by dot.
+checks=$((checks + 1))
+if scripts/dot-from-log.sh "$log" >"$work/tree.dot" 2>/dev/null \
+    && dot -Tsvg "$work/tree.dot" -o "$work/tree.svg" 2>"$work/dot.err" && grep -q '<svg' "$work/tree.svg"; then
+    nodes=$(grep -c 'fillcolor=' "$work/tree.dot")
+    edges=$(grep -c ' -> ' "$work/tree.dot")
+    shown=$(grep -oE '^\[console\] device tree: [0-9]+ devices' "$log" | tail -n 1 | grep -oE '[0-9]+' || echo 0)
+    if [[ $nodes -eq $shown && $edges -gt 0 ]] && grep -q 'virtio-blk' "$work/tree.dot"; then
+        echo "sim-test: ok: tree --dot: $nodes devices, $edges parent links, rendered by dot -Tsvg"
+    else
+        fail "tree --dot: $nodes nodes and $edges edges for a tree of $shown devices"
+    fi
+else
+    fail "tree --dot: no graph in the log, or dot could not render it: $(cat "$work/dot.err" 2>/dev/null)"
 fi
 
 # Runs another system (`start_system NAME XML DTB`: its log $work/NAME.log, its console fd 3)

@@ -57,6 +57,8 @@ pub enum Command {
     Help,
     /// The device tree with its bindings.
     Tree,
+    /// The device tree as Graphviz DOT.
+    TreeDot,
     /// One device in full.
     Device(DeviceName),
     /// The time from the clock driver.
@@ -96,7 +98,8 @@ impl fmt::Display for ParseError {
 const HELP: &str = "\
 commands:
   help              this list
-  tree              the device tree with its bindings (from the device manager)
+  tree [--dot]      the device tree with its bindings (from the device manager); --dot
+                    as Graphviz DOT (bound green, unbound grey, waiting for its PD orange)
   device DEV        one device: compatible strings, resources, parent, driver
   time              the time from the real-time clock driver
   random [N]        N random bytes (1-32, default 16) from the entropy driver
@@ -132,7 +135,11 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
     };
     match name {
         "help" | "?" => none(Command::Help, "help"),
-        "tree" => none(Command::Tree, "tree"),
+        "tree" => match arguments.as_slice() {
+            [] => Ok(Command::Tree),
+            ["--dot"] => Ok(Command::TreeDot),
+            _ => Err(ParseError::Usage("tree [--dot]")),
+        },
         "time" => none(Command::Time, "time"),
         "rescan" => none(Command::Rescan, "rescan"),
         "device" => device("device INDEX[:GENERATION]").map(Command::Device),
@@ -210,6 +217,7 @@ pub fn run(command: Command, services: &mut dyn Services, out: &mut String) {
             Ok(())
         }
         Command::Tree => tree(services, out),
+        Command::TreeDot => tree_dot(services, out),
         Command::Device(name) => show_device(services, name, out),
         Command::Time => time(services, out),
         Command::Random(count) => random(services, count, out),
@@ -320,7 +328,10 @@ fn compatible(device: &Device) -> &str {
     device.match_data.first_compatible().unwrap_or("(disabled)")
 }
 
-fn tree(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
+/// Every device ([`walk`]) and the name of each driver they are bound to, one call each.
+fn walk_with_drivers(
+    services: &mut dyn Services,
+) -> Result<(Vec<Device>, BTreeMap<DriverId, String>), Failure> {
     let devices = walk(services)?;
     let mut names: BTreeMap<DriverId, String> = BTreeMap::new();
     for driver in devices.iter().filter_map(|device| device.driver) {
@@ -328,6 +339,11 @@ fn tree(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
             .entry(driver)
             .or_insert_with(|| driver_name(services, driver));
     }
+    Ok((devices, names))
+}
+
+fn tree(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
+    let (devices, names) = walk_with_drivers(services)?;
     let bound = devices
         .iter()
         .filter(|device| device.driver.is_some())
@@ -379,6 +395,75 @@ fn tree(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
             .rev();
         stack.extend(children);
     }
+    Ok(())
+}
+
+/// `text` inside a DOT string: quotes and backslashes escaped, anything outside printable
+/// ASCII dropped (the names come from the manager, and through it from the board and drivers).
+fn dot_escaped(text: &str) -> String {
+    let mut escaped = String::new();
+    for c in text
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+    {
+        if c == '"' || c == '\\' {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// The device tree as Graphviz DOT (`tree --dot`): a node per device (its handle, compatible,
+/// first window and INTID, and its driver), an edge from each parent to its children, the
+/// state by colour — bound green, unbound grey, waiting for its driver PD (restarting or
+/// quarantined) orange, disabled white. `dot -Tsvg` renders it.
+fn tree_dot(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
+    let (devices, names) = walk_with_drivers(services)?;
+    out.push_str("digraph warden {\n");
+    out.push_str("  rankdir=LR;\n");
+    out.push_str("  node [shape=box, style=\"rounded,filled\", fontname=\"monospace\"];\n");
+    for device in &devices {
+        let (colour, driver) = match (device.driver, device.last_pd) {
+            (Some(driver), _) => ("palegreen", names.get(&driver).cloned().unwrap_or_default()),
+            (None, Some(pd)) => ("orange", pd_state(services, pd.0)),
+            (None, None) if device.match_data.first_compatible().is_none() => {
+                ("white", String::from("disabled"))
+            }
+            (None, None) => ("lightgrey", String::from("unbound")),
+        };
+        // Lines of the label, each escaped on its own, joined by DOT's `\n`.
+        let mut lines = alloc::vec![alloc::format!("{} {}", device.id, compatible(device))];
+        let mut place = String::new();
+        if let Some(window) = device.resources.mmio.first() {
+            let _ = write!(place, "@0x{:x}", window.base);
+        }
+        if let Some(irq) = device.resources.irqs.first() {
+            let _ = write!(
+                place,
+                "{}irq {irq}",
+                if place.is_empty() { "" } else { " " }
+            );
+        }
+        if !place.is_empty() {
+            lines.push(place);
+        }
+        lines.push(driver);
+        let label: Vec<String> = lines.iter().map(|line| dot_escaped(line)).collect();
+        let _ = writeln!(
+            out,
+            "  \"{}\" [label=\"{}\", fillcolor={colour}];",
+            device.id,
+            label.join("\\n")
+        );
+    }
+    let present = |id: &DeviceId| devices.iter().any(|device| device.id == *id);
+    for device in &devices {
+        if let Some(parent) = device.parent.filter(present) {
+            let _ = writeln!(out, "  \"{parent}\" -> \"{}\";", device.id);
+        }
+    }
+    out.push_str("}\n");
     Ok(())
 }
 
@@ -842,6 +927,41 @@ mod tests {
             .collect();
         assert_eq!(walks, [0, 1, 2, 4, 6]);
         assert_eq!(manager.calls.len(), 8);
+    }
+
+    #[test]
+    fn tree_dot_gives_a_node_per_device_an_edge_per_parent_and_the_state_by_colour() {
+        let mut manager = FakeManager::new();
+        let out = run_line(&mut manager, "tree --dot");
+        assert_eq!(
+            out,
+            "digraph warden {\n\
+             \x20 rankdir=LR;\n\
+             \x20 node [shape=box, style=\"rounded,filled\", fontname=\"monospace\"];\n\
+             \x20 \"0:0\" [label=\"0:0 linux,dummy-virt\\nunbound\", fillcolor=lightgrey];\n\
+             \x20 \"1:0\" [label=\"1:0 arm,pl011\\n@0x9000000 irq 34\\npl011-console\", fillcolor=palegreen];\n\
+             \x20 \"3:2\" [label=\"3:2 virtio,mmio\\n@0xa003e00 irq 36\\nvirtio-mmio\", fillcolor=palegreen];\n\
+             \x20 \"5:0\" [label=\"5:0 virtio,device2\\nPD 4 quarantined after 5 failures in a row\", fillcolor=orange];\n\
+             \x20 \"0:0\" -> \"1:0\";\n\
+             \x20 \"0:0\" -> \"3:2\";\n\
+             \x20 \"3:2\" -> \"5:0\";\n\
+             }\n"
+        );
+        assert_eq!(
+            parse("tree --svg").unwrap_err().to_string(),
+            "usage: tree [--dot]"
+        );
+    }
+
+    /// A compatible string (from the board, through the manager) that tries to close the
+    /// label and add its own attributes or nodes stays inside the label.
+    #[test]
+    fn tree_dot_escapes_what_the_manager_reports() {
+        assert_eq!(dot_escaped(r#"a"] evil [b"#), r#"a\"] evil [b"#);
+        assert_eq!(
+            dot_escaped("back\\slash\nnewline\u{1b}[31m"),
+            "back\\\\slashnewline[31m"
+        );
     }
 
     #[test]
