@@ -96,6 +96,18 @@ impl core::fmt::Display for TxStuck {
     }
 }
 
+/// A write that stopped: how much of it went out first.
+pub trait Stopped {
+    /// How many bytes were written before it stopped.
+    fn written(&self) -> usize;
+}
+
+impl Stopped for TxStuck {
+    fn written(&self) -> usize {
+        self.written
+    }
+}
+
 /// A UART a console driver can drive: what [`UartConsole`] needs of the device's logic.
 pub trait Uart: Sized {
     /// The driver's name.
@@ -105,7 +117,7 @@ pub trait Uart: Sized {
     /// Why a probe failed.
     type ProbeError: Display;
     /// Why a write stopped.
-    type WriteError: Display;
+    type WriteError: Display + Stopped;
     /// Resets the device in `registers` and sets it up for the console: receive interrupts
     /// on, everything received or queued before dropped.
     ///
@@ -133,6 +145,8 @@ pub struct UartConsole<U: Uart> {
     sddf_full: bool,
     /// The sDDF client's transmit queue was found corrupt, and that was reported.
     sddf_corrupt: bool,
+    /// The transmitter stuck while writing the sDDF client's output, and that was reported.
+    sddf_stuck: bool,
 }
 
 impl<U: Uart> UartConsole<U> {
@@ -148,6 +162,7 @@ impl<U: Uart> UartConsole<U> {
                 .map(|regions| sddf_serial::Server::new(SERIAL_CLIENT, regions)),
             sddf_full: false,
             sddf_corrupt: false,
+            sddf_stuck: false,
         }
     }
 
@@ -170,7 +185,9 @@ impl<U: Uart> UartConsole<U> {
             let mut length = 0;
             let mut dropped = 0;
             let mut corrupt = false;
-            loop {
+            // At most a queue's worth of reads per interrupt: a device that never reports its
+            // FIFO empty does not keep this PD here.
+            for reads in 0..=sddf_serial::MAX_CAPACITY {
                 let byte = uart.read_byte();
                 if let Some(byte) = byte {
                     if let Some(slot) = batch.get_mut(length) {
@@ -178,13 +195,14 @@ impl<U: Uart> UartConsole<U> {
                         length += 1;
                     }
                 }
-                if length == batch.len() || (byte.is_none() && length > 0) {
+                let last = byte.is_none() || reads == sddf_serial::MAX_CAPACITY;
+                if length == batch.len() || (last && length > 0) {
                     let moved = sddf.receive(batch.get(..length).unwrap_or_default());
                     dropped += moved.refused;
                     corrupt |= moved.corrupt;
                     length = 0;
                 }
-                if byte.is_none() {
+                if last {
                     break;
                 }
             }
@@ -217,18 +235,24 @@ impl<U: Uart> UartConsole<U> {
         let (Some((_, uart)), Some(sddf)) = (self.uart.as_mut(), self.sddf.as_mut()) else {
             return;
         };
-        // A stuck transmitter stops the writing at the first piece it refuses; that piece and
-        // the rest stay queued for the next notification (or the next bind).
+        // A stuck transmitter stops the writing where it stuck; what it did not take stays
+        // queued for the next notification, interrupt or bind (reported once until it moves).
         let mut stuck = None;
         let moved = sddf.transmit(&mut |bytes| match uart.write_bytes(bytes) {
-            Ok(()) => true,
+            Ok(()) => bytes.len(),
             Err(error) => {
+                let written = error.written();
                 stuck = Some(error);
-                false
+                written
             }
         });
-        if let Some(error) = stuck {
-            warn!("console: {error}; the sDDF client's output waits");
+        match stuck {
+            Some(error) if !self.sddf_stuck => {
+                self.sddf_stuck = true;
+                warn!("console: {error}; the sDDF client's output waits");
+            }
+            Some(_) => {}
+            None => self.sddf_stuck = false,
         }
         // Reported once until the client's queue has carried characters again: a client that
         // notifies in a loop over a scribbled queue (or one that flips it between scribbled
@@ -333,6 +357,9 @@ impl<U: Uart> crate::Driver for UartConsole<U> {
                 uart.acknowledge_interrupt();
             }
             self.receive();
+            // Output left queued by a stuck transmitter goes on with any interrupt (a client
+            // whose queue is full has nothing to notify about).
+            self.send_sddf_output();
             UART_IRQ.irq_ack();
         }
         if channels.contains(SHELL) {

@@ -204,12 +204,20 @@ impl Producer {
     /// consumer that drained the queue in between saw no request and will not signal), and if
     /// the second look queued everything it withdraws the request.
     fn produce(&mut self, bytes: &[u8]) -> Moved {
+        self.produce_with(bytes, &mut || {})
+    }
+
+    /// [`Producer::produce`], running `between` after the first look found the queue full and
+    /// before the request to be signalled: where a consumer that drains the queue sees no
+    /// request and does not signal (for the test of the race the second look closes).
+    fn produce_with(&mut self, bytes: &[u8], between: &mut dyn FnMut()) -> Moved {
         let mut moved = Moved::default();
         match self.look(bytes) {
             None => moved.corrupt = true,
             Some(count) if count == bytes.len() => moved.characters = count,
             Some(count) => {
                 moved.characters = count;
+                between();
                 self.request_signal();
                 let rest = bytes.get(count..).unwrap_or_default();
                 match self.look(rest) {
@@ -242,11 +250,12 @@ impl Consumer {
     }
 
     /// Hands what is queued to `take` in pieces of at most 64 characters, at most a queue's
-    /// worth, until `take` refuses a piece (it returns `false`: that piece and the rest stay
-    /// queued); returns what was taken and whether the producer is to be notified (it asked to
+    /// worth, until `take` takes less than a whole piece (it returns how many characters it
+    /// took; the rest stay queued). The head is stored after each piece, so a consumer that
+    /// dies midway leaves only what it had not taken. Returns what was taken and whether the producer is to be notified (it asked to
     /// be, and room may have been made: also when nothing was taken this time, so that a
     /// request its predecessor never answered, say, is not left waiting).
-    fn consume(&mut self, take: &mut dyn FnMut(&[u8]) -> bool) -> (Moved, bool) {
+    fn consume(&mut self, take: &mut dyn FnMut(&[u8]) -> usize) -> (Moved, bool) {
         let queue = self.queue;
         let tail = queue.word(TAIL).load(Ordering::Acquire);
         let held = tail.wrapping_sub(self.head);
@@ -264,16 +273,17 @@ impl Consumer {
         while taken < held as usize {
             let count = chunk.len().min(held as usize - taken);
             for (offset, byte) in chunk.iter_mut().take(count).enumerate() {
-                let index = self.head.wrapping_add((taken + offset) as u32);
+                let index = self.head.wrapping_add(offset as u32);
                 *byte = queue.data.byte(queue.at(index));
             }
-            if !take(chunk.get(..count).unwrap_or_default()) {
+            let took = take(chunk.get(..count).unwrap_or_default()).min(count);
+            taken += took;
+            self.head = self.head.wrapping_add(took as u32);
+            queue.word(HEAD).store(self.head, Ordering::Release);
+            if took < count {
                 break;
             }
-            taken += count;
         }
-        self.head = self.head.wrapping_add(taken as u32);
-        queue.word(HEAD).store(self.head, Ordering::Release);
         fence(Ordering::SeqCst);
         let signal = queue.word(SIGNALLED).load(Ordering::Relaxed) == 0;
         if signal {
@@ -320,9 +330,10 @@ impl Server {
         moved
     }
 
-    /// Hands the client's output to `write` (at most a queue's worth, until `write` refuses a
-    /// piece, which stays queued with the rest) and notifies the client if it waits for room.
-    pub fn transmit(&mut self, write: &mut dyn FnMut(&[u8]) -> bool) -> Moved {
+    /// Hands the client's output to `write` (at most a queue's worth; `write` returns how many
+    /// characters of a piece it wrote, and what it did not write stays queued with the rest)
+    /// and notifies the client if it waits for room.
+    pub fn transmit(&mut self, write: &mut dyn FnMut(&[u8]) -> usize) -> Moved {
         let (moved, signal) = self.transmit.consume(write);
         if signal {
             self.channel.notify();
@@ -359,9 +370,9 @@ impl Client {
         moved
     }
 
-    /// Hands what was received to `take` (until it refuses a piece, which stays queued with the
-    /// rest) and notifies the driver if it waits for room.
-    pub fn read(&mut self, take: &mut dyn FnMut(&[u8]) -> bool) -> Moved {
+    /// Hands what was received to `take` (which returns how many characters of a piece it took;
+    /// the rest stay queued) and notifies the driver if it waits for room.
+    pub fn read(&mut self, take: &mut dyn FnMut(&[u8]) -> usize) -> Moved {
         let (moved, signal) = self.receive.consume(take);
         if signal {
             self.channel.notify();
@@ -400,13 +411,13 @@ mod tests {
     }
 
     /// A half's `read` or `transmit`.
-    type Drain<'a> = &'a mut dyn FnMut(&mut dyn FnMut(&[u8]) -> bool) -> Moved;
+    type Drain<'a> = &'a mut dyn FnMut(&mut dyn FnMut(&[u8]) -> usize) -> Moved;
 
     fn read_all(read: Drain<'_>) -> (Vec<u8>, Moved) {
         let mut out = Vec::new();
         let moved = read(&mut |bytes| {
             out.extend_from_slice(bytes);
-            true
+            bytes.len()
         });
         (out, moved)
     }
@@ -452,7 +463,7 @@ mod tests {
         assert_eq!(regions.receive.word(SIGNALLED).load(Ordering::Relaxed), 1);
         assert_eq!(server.receive(b"89").characters, 2);
         // Signalled only once: reading again while nothing was asked does not notify.
-        let (_, signal) = client.receive.consume(&mut |_| true);
+        let (_, signal) = client.receive.consume(&mut |bytes| bytes.len());
         assert!(!signal);
     }
 
@@ -466,19 +477,29 @@ mod tests {
         regions.receive.word(SIGNALLED).store(1, Ordering::Relaxed);
         let mut producer = Producer::new(regions.receive);
         let mut consumer = Consumer::new(regions.receive);
-        assert_eq!(producer.look(b"01234567"), Some(8));
-        assert_eq!(producer.look(b"89"), Some(0));
-        let (moved, signal) = consumer.consume(&mut |_| true);
-        assert_eq!((moved.characters, signal), (8, false));
-        producer.request_signal();
-        assert_eq!(producer.look(b"89"), Some(2));
-        // And `produce` is those steps: a full queue that is still full after the second look
-        // leaves the request standing, which the consumer then honours once.
-        let moved = producer.produce(b"abcdefghij");
-        assert_eq!((moved.characters, moved.refused), (6, 4));
+        assert_eq!(producer.produce(b"01234567").characters, 8);
+        // The consumer drains the queue after the producer found it full and before its request:
+        // it sees no request and does not signal, and the producer queued nothing this time,
+        // so it does not notify either. Only the second look, after the request, finds the
+        // room; without it the producer would wait for a signal that never comes.
+        let mut drained = 0;
+        let moved = producer.produce_with(b"89abcdefgh", &mut || {
+            drained = consumer.consume(&mut |bytes| bytes.len()).0.characters;
+        });
+        assert_eq!(drained, 8);
         assert_eq!(regions.receive.word(SIGNALLED).load(Ordering::Relaxed), 0);
-        assert!(consumer.consume(&mut |_| true).1);
-        assert!(!consumer.consume(&mut |_| true).1);
+        assert_eq!((moved.characters, moved.refused), (8, 2));
+        // Full again with two refused: the request stands, and the consumer honours it once.
+        assert_eq!(regions.receive.word(SIGNALLED).load(Ordering::Relaxed), 0);
+        assert!(consumer.consume(&mut |bytes| bytes.len()).1);
+        assert!(!consumer.consume(&mut |bytes| bytes.len()).1);
+        // When the second look queues everything, the request is withdrawn.
+        assert_eq!(producer.produce(b"qrstuvwx").characters, 8);
+        let moved = producer.produce_with(b"ijklmnop", &mut || {
+            consumer.consume(&mut |bytes| bytes.len());
+        });
+        assert_eq!((moved.characters, moved.refused), (8, 0));
+        assert_eq!(regions.receive.word(SIGNALLED).load(Ordering::Relaxed), 1);
     }
 
     /// A producer that blocks when the queue is full and a consumer that sleeps until it is
@@ -518,7 +539,7 @@ mod tests {
                             assert_eq!(*byte, expected);
                             expected = expected.wrapping_add(1);
                         }
-                        true
+                        bytes.len()
                     });
                     received += moved.characters;
                     if signal {
@@ -572,20 +593,25 @@ mod tests {
         let text: Vec<u8> = (0..200u8).collect();
         client.write(&text);
         let mut pieces = 0;
-        let moved = server.transmit(&mut |_| {
+        let moved = server.transmit(&mut |bytes| {
             pieces += 1;
-            pieces < 2
+            // The second piece is written only in part (a transmitter that stuck midway).
+            if pieces == 1 {
+                bytes.len()
+            } else {
+                10
+            }
         });
-        assert_eq!((moved.characters, moved.refused), (64, 136));
+        assert_eq!((moved.characters, moved.refused), (74, 126));
         let (out, _) = read_all(&mut |take| server.transmit(take));
-        assert_eq!(out, text[64..]);
+        assert_eq!(out, text[74..]);
     }
 
     #[test]
     fn a_restarted_driver_takes_up_the_queues_where_they_were() {
         let (mut server, mut client, regions) = pair(16);
         client.write(b"before");
-        server.transmit(&mut |_| true);
+        server.transmit(&mut |bytes| bytes.len());
         client.write(b"during");
         // The driver dies here; its successor writes what was queued since, once.
         server = Server::new(Channel::new(3), regions);

@@ -184,6 +184,12 @@ fn main() -> ExitCode {
                             outcome.recent.join("\n")
                         ));
                     }
+                    if outcome.unprompted > 0 {
+                        warden_host::output::say(&format!(
+                            "soak: {} rounds found the PD drawn being restarted by the manager on its own (not injected; waited for the tree, drew again)",
+                            outcome.unprompted
+                        ));
+                    }
                     warden_host::output::say(&outcome.summary());
                     if outcome.passed() {
                         ExitCode::SUCCESS

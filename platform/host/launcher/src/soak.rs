@@ -38,9 +38,9 @@ use crate::sdf;
 /// A driver PD is given a fault only after this long without one (and recovered): longer
 /// than the supervisor's `healthy_after`, so each fault is a first failure.
 pub const HEALTHY_GAP: Duration = Duration::from_millis(1500);
-/// How long an injection waits for a driver PD whose process is not running (being restarted
-/// by the manager, not by the soak) before the soak gives up.
-pub const RESPAWN_WAIT: Duration = Duration::from_secs(10);
+/// How many rounds may find the drawn PD not running (the manager restarting it on its own)
+/// before the soak gives up on the system settling.
+pub const MAX_UNPROMPTED: usize = 20;
 
 /// The faults, in the order of the last line.
 const FAULTS: [&str; 5] = ["kill", "hang", "panic", "corrupt", "flood"];
@@ -93,6 +93,10 @@ pub struct Outcome {
     pub stopped: Option<String>,
     /// The run's last lines, when it stopped early.
     pub recent: Vec<String>,
+    /// Rounds in which the PD drawn was not running, because the manager was restarting it on
+    /// its own (not a fault the soak injected; a deadline missed on a loaded machine, say):
+    /// the soak waited for the tree to be whole again and drew again.
+    pub unprompted: usize,
 }
 
 impl Outcome {
@@ -571,7 +575,9 @@ fn soak_run(
         .iter()
         .map(|(pd, name)| (*pd, name.as_str(), start))
         .collect();
-    for number in 1..=options.faults {
+    let mut number = 0;
+    while number < options.faults {
+        number += 1;
         if crate::output::closed() {
             return Err("standard output closed: soak stopped".into());
         }
@@ -600,26 +606,41 @@ fn soak_run(
             continue;
         };
         let (pd, name) = (target.0, target.1);
-        // A PD whose process is gone for a moment (the manager restarting it on its own, a
-        // deadline missed on a loaded machine) is waited for, up to RESPAWN_WAIT: that is the
-        // system recovering, not a fault the soak injected. The counters are taken just before
-        // the injection that lands.
-        let waiting_since = Instant::now();
-        let (restarts, skipped, injected_at) = loop {
-            let restarts = run.seen.restarts.get(&pd).copied().unwrap_or(0);
-            let skipped = run.seen.skipped.get(&pd).copied().unwrap_or(0);
-            let injected_at = Instant::now();
-            match run.inject(fault, name) {
-                Ok(()) => break (restarts, skipped, injected_at),
-                Err(error)
-                    if error.ends_with("is not running")
-                        && waiting_since.elapsed() < RESPAWN_WAIT =>
-                {
-                    run.until(Instant::now() + Duration::from_millis(50), |_, _| false)?;
+        // A PD whose process is gone (the manager restarting it on its own) is not a target this
+        // round: the soak waits for the tree to be whole again, counts the restart as one the
+        // manager made unprompted, and draws again, so that the manager's own restart is never
+        // taken for the recovery of an injected fault.
+        let restarts = run.seen.restarts.get(&pd).copied().unwrap_or(0);
+        let skipped = run.seen.skipped.get(&pd).copied().unwrap_or(0);
+        let injected_at = Instant::now();
+        match run.inject(fault, name) {
+            Ok(()) => {}
+            Err(error) if error.ends_with("is not running") => {
+                outcome.unprompted += 1;
+                if outcome.unprompted > MAX_UNPROMPTED {
+                    return Err(format!(
+                        "{error}: the manager restarted driver PDs on its own {} times; the system is not settling",
+                        outcome.unprompted
+                    ));
                 }
-                Err(error) => return Err(error),
+                let whole = run.until(injected_at + options.recovery_timeout, |seen, _| {
+                    seen.bound_counts() == baseline
+                })?;
+                if !whole {
+                    return Err(format!(
+                        "{error}, and the tree was not whole again within {} ms (quarantined: {:?}); bound now {:?}, before {:?}",
+                        options.recovery_timeout.as_millis(),
+                        run.seen.quarantined,
+                        run.seen.bound_counts(),
+                        baseline
+                    ));
+                }
+                target.2 = Instant::now();
+                number -= 1;
+                continue;
             }
-        };
+            Err(error) => return Err(error),
+        }
         *count += 1;
         // 1: the manager dealt with it.
         // The devices the PD's drivers had: after a kill, hang or panic each is bound again

@@ -176,10 +176,13 @@ pub struct Interfaces {
 /// Text that goes into the XML or the generated Rust as it is (a comment, a doc line, a path):
 /// no control characters but line breaks where `lines` allows them.
 fn check_text(what: &str, text: &str, lines: bool) -> Result<(), String> {
-    match text
-        .chars()
-        .find(|c| c.is_control() && !(lines && *c == '\n'))
-    {
+    // Control characters, and the bidirectional-text controls that make text read otherwise
+    // than it compiles.
+    let hostile = |c: &char| {
+        (c.is_control() && !(lines && *c == '\n'))
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    match text.chars().find(hostile) {
         Some(c) => Err(format!(
             "{what} holds the control character {:?}{}",
             c,
@@ -189,7 +192,19 @@ fn check_text(what: &str, text: &str, lines: bool) -> Result<(), String> {
     }
 }
 
+/// Rust's keywords (strict and reserved), which a name cannot be: interfaces become modules.
+const KEYWORDS: [&str; 52] = [
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
+    "ref", "return", "self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use",
+    "where", "while", "abstract", "become", "box", "do", "final", "macro", "override", "priv",
+    "typeof", "unsized", "virtual", "yield", "try", "gen", "union",
+];
+
 fn check_name(what: &str, name: &str) -> Result<(), String> {
+    if KEYWORDS.contains(&name) {
+        return Err(format!("{what} '{name}': a Rust keyword cannot name it"));
+    }
     let good = !name.is_empty()
         && name
             .bytes()

@@ -174,6 +174,8 @@ fn broken_interfaces_get_an_error_that_names_the_problem() {
         ("[a]\ndoc = \"\"\nmaps.m = { kind = \"shared\", vaddr = 0x1000, perms = \"q\", doc = \"\" }\n", "map 'm' has permissions 'q'"),
         ("[a]\ndoc = \"\"\nmaps.m = { kind = \"shared\", vaddr = 0x1000, perms = \"w\", doc = \"\" }\n", "map 'm' has permissions 'w'"),
         ("[a]\ndoc = \"two\\nlines\"\n", "interface 'a': doc holds the control character '\\n' (it is one line)"),
+        ("[a]\ndoc = \"\\u202e\"\n", "interface 'a': doc holds the control character '\\u{202e}'"),
+        ("[mod]\ndoc = \"\"\n", "interface 'mod': a Rust keyword cannot name it"),
         ("[a]\ndoc = \"\"\nchannels.uart = { id = 1, doc = \"\" }\nmaps.uart = { kind = \"device\", vaddr = 0x1000, doc = \"\" }\n", "channel 'uart' and map 'uart' would be one constant UART"),
         ("[a]\ndoc = \"\"\nmaps.x = { kind = \"shared\", vaddr = 0x1000, doc = \"\" }\nmaps.x_size = { kind = \"shared\", vaddr = 0x2000, doc = \"\" }\n", "maps 'x' and 'x_size' would both set the symbol 'x_size'"),
 
@@ -187,6 +189,113 @@ fn broken_interfaces_get_an_error_that_names_the_problem() {
                 error.contains(expected),
                 "expected {expected:?}, got {error:?}"
             ),
+        }
+    }
+}
+
+/// Whatever a description says, the generator answers with a system or an error, never a
+/// panic: the QEMU virt description with lines dropped, repeated or swapped and numbers and
+/// bytes changed (each case stays valid TOML often enough to reach the checks).
+mod mutated {
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Edit {
+        Drop(usize),
+        Repeat(usize),
+        Swap(usize, usize),
+        Number(usize, u64),
+        Byte(usize, u8),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            any::<usize>().prop_map(Edit::Drop),
+            any::<usize>().prop_map(Edit::Repeat),
+            (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::Swap(a, b)),
+            (
+                any::<usize>(),
+                prop_oneof![
+                    Just(0u64),
+                    Just(1),
+                    Just(61),
+                    Just(62),
+                    Just(255),
+                    Just(0xffff_ffff_ffff_f000),
+                    Just(u64::MAX),
+                    any::<u64>()
+                ]
+            )
+                .prop_map(|(line, value)| Edit::Number(line, value)),
+            (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Edit::Byte(at, byte)),
+        ]
+    }
+
+    fn apply(text: &str, edits: &[Edit]) -> String {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        for edit in edits {
+            let count = lines.len().max(1);
+            match edit {
+                Edit::Drop(line) => {
+                    if !lines.is_empty() {
+                        lines.remove(line % count);
+                    }
+                }
+                Edit::Repeat(line) => {
+                    if let Some(copy) = lines.get(line % count).cloned() {
+                        lines.insert(line % count, copy);
+                    }
+                }
+                Edit::Swap(a, b) => {
+                    if !lines.is_empty() {
+                        lines.swap(a % count, b % count);
+                    }
+                }
+                Edit::Number(line, value) => {
+                    if let Some(text) = lines.get_mut(line % count) {
+                        if let Some((key, _)) = text.split_once(" = ") {
+                            if !text.contains('"') && !text.contains('[') {
+                                *text = format!("{key} = {value}");
+                            }
+                        }
+                    }
+                }
+                Edit::Byte(at, byte) => {
+                    let joined = lines.join("\n");
+                    let mut bytes = joined.into_bytes();
+                    if !bytes.is_empty() {
+                        let at = at % bytes.len();
+                        bytes[at] = *byte;
+                    }
+                    lines = String::from_utf8_lossy(&bytes)
+                        .lines()
+                        .map(str::to_owned)
+                        .collect();
+                }
+            }
+        }
+        lines.join("\n")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn a_mutated_description_gets_a_system_or_an_error(edits in prop::collection::vec(edit(), 1..6)) {
+            let interfaces = super::interfaces();
+            let text = apply(&super::qemu(), &edits);
+            if let Ok(system) = warden_sysgen::generate(&interfaces, &text) {
+                // Whatever it accepts, Warden's parser takes.
+                prop_assert!(warden_system::parse("mutated.xml", &system.xml).is_ok());
+            }
+        }
+
+        #[test]
+        fn mutated_interfaces_get_interfaces_or_an_error(edits in prop::collection::vec(edit(), 1..6)) {
+            let text = apply(&super::read("systems/interfaces.toml"), &edits);
+            if let Ok(interfaces) = warden_sysgen::Interfaces::parse(&text) {
+                let _ = interfaces.rust();
+                let _ = warden_sysgen::generate(&interfaces, &super::qemu());
+            }
         }
     }
 }
