@@ -52,7 +52,7 @@ type_line() {
 # ends.
 mkfifo "$work/console"
 "$host" run system.xml --board "$work/board.dtb" --virtio "blk=$work/disk.img" --virtio rng \
-    --control "$control" --timeout 30 <"$work/console" >"$log" 2>&1 &
+    --control "$control" --timeout 45 <"$work/console" >"$log" 2>&1 &
 launcher=$!
 exec 3>"$work/console"
 
@@ -92,6 +92,21 @@ if wait_for 'client: flushed; disk check done' && wait_for 'console: pl011-conso
     type_line 'tree --dot' '^\[console\] \}\r?$' || true
     "$host" control "$control" unplug 0xa000000 >"$work/refused.log" 2>&1 \
         && fail "unplugging an empty transport was accepted"
+    # Power management of a subtree, children first on the way down and parents first on
+    # the way up; then the empty transport removed through its driver's remove.
+    type_line 'suspend 34' 'suspend 34:0 \(virtio,mmio\) accepted' || true
+    wait_for 'manager: device 34:0 \(virtio,mmio\) suspended' || true
+    disk=$(grep -oE 'blk: disk [0-9]+:[0-9]+ at 0xa003e00' "$log" | tail -n 1 \
+        | grep -oE '[0-9]+:[0-9]+' | head -n 1 || echo '(none)')
+    type_line "resume $disk" 'refused: ParentSuspended' || true
+    type_line 'resume 34' 'resume 34:0 \(virtio,mmio\) accepted' || true
+    wait_for 'manager: device [0-9]+:[0-9]+ \(virtio,device2\) resumed' || true
+    type_line 'suspend all' 'suspend all accepted' || true
+    wait_for 'manager: device 45:0 \(fixed-clock\) suspended' || true
+    type_line 'resume all' 'resume all accepted' || true
+    wait_for 'manager: device [0-9]+:[0-9]+ \(virtio,device2\) resumed' 2 || true
+    type_line 'remove 3' 'remove 3:0 \(virtio,mmio\) accepted' || true
+    wait_for 'manager: device 3:0 \(virtio,mmio\) removed' || true
 fi
 kill -TERM "$launcher" 2>/dev/null || true
 wait "$launcher" || status=$?
@@ -143,6 +158,25 @@ expect "^\\[console\\] error: the device is already bound to pl011-console \\(dr
 expect "manager: device [0-9]+:0 \\(virtio,device2\\) unbound from 'virtio-blk'"
 expect 'manager: device [0-9]+:0 \(virtio,device2\) removed'
 expect "manager: device 34:0 \\(virtio,mmio\\) unbound from 'virtio-mmio'"
+expect 'manager: client on channel 16 asks to suspend device 34:0 \(virtio,mmio\) and its subtree'
+expect '^\[console\] error: the manager refused: ParentSuspended'
+expect 'manager: client on channel 16 asks to resume the whole system'
+expect 'manager: device 3:0 \(virtio,mmio\) removed'
+# A subtree suspends children first and resumes parents first: the disk's line before its
+# transport's on the way down, after it on the way up (the first of each, from 'suspend 34'
+# and 'resume 34').
+checks=$((checks + 1))
+first_line() { grep -nE "$1" "$log" | head -n 1 | cut -d: -f1 || true; }
+disk_down=$(first_line 'manager: device [0-9]+:[0-9]+ \(virtio,device2\) suspended')
+transport_down=$(first_line 'manager: device 34:0 \(virtio,mmio\) suspended')
+disk_up=$(first_line 'manager: device [0-9]+:[0-9]+ \(virtio,device2\) resumed')
+transport_up=$(first_line 'manager: device 34:0 \(virtio,mmio\) resumed')
+if [[ -n $disk_down && -n $transport_down && -n $disk_up && -n $transport_up ]] \
+    && ((disk_down < transport_down && transport_up < disk_up)); then
+    echo "sim-test: ok: suspend took the disk down before its transport, resume brought it up after"
+else
+    fail "power order wrong or missing (disk down ${disk_down:-?}, transport down ${transport_down:-?}, transport up ${transport_up:-?}, disk up ${disk_up:-?})"
+fi
 checks=$((checks + 1))
 if [[ $(grep -c 'device tree (' "$log") -eq 1 ]]; then
     echo "sim-test: ok: the manager printed its whole tree once, at the end of bring-up"

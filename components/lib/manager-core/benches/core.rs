@@ -76,6 +76,7 @@ impl<const D: usize, const R: usize, const O: usize> Feeder<D, R, O> {
         match effect {
             Effect::Callback(callback) => pending.push_back(callback),
             Effect::Complete(_) => *completions += 1,
+            Effect::Changed(_) => {}
         }
     }
 

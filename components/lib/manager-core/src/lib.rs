@@ -42,8 +42,8 @@ pub use manager::{
     BusInfo, DeviceInfo, DriverInfo, DriverState, LockOwner, Manager, MAX_GRANTED_PDS,
 };
 pub use model::{
-    Callback, CallbackKind, Completion, Config, DeviceDescriptor, DriverDescriptor, Effect, Error,
-    Overdue, Request, Stats,
+    Callback, CallbackKind, Change, ChangeKind, Completion, Config, DeviceDescriptor,
+    DriverDescriptor, Effect, Error, Overdue, Request, Stats,
 };
 pub use supervisor::{Action, Failure, PdStatus, Phase, Policy, RetryError, Supervisor};
 // The vocabulary the core's API speaks (the same types, not copies).

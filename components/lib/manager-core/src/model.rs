@@ -138,6 +138,41 @@ pub enum Effect {
     Callback(Callback),
     /// Tell a requester that its request completed.
     Complete(Completion),
+    /// The tree changed: what subscribers to the manager's events are told. Emitted at the
+    /// moment the core's state changes, so replaying them in order rebuilds the tree's devices,
+    /// bindings and power states.
+    Changed(Change),
+}
+
+/// A change to the device tree, as [`Effect::Changed`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Change {
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The device it happened to (for `Removed`, a handle that is stale from now on).
+    pub device: DeviceId,
+    /// The driver concerned: the one bound or unbound; for a power change, the device's
+    /// driver if it has one.
+    pub driver: Option<DriverId>,
+}
+
+/// What kind of change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// A device was added (`device_add`, `__device_add`).
+    Added,
+    /// A device was removed; it had no children and no driver by then.
+    Removed,
+    /// A device was bound to `driver`.
+    Bound,
+    /// A device was unbound from `driver`.
+    Unbound,
+    /// A device was suspended.
+    Suspended,
+    /// A device was resumed.
+    Resumed,
+    /// A device was shut down.
+    ShutDown,
 }
 
 /// Everything that can go wrong, as values (the manager never panics on input).

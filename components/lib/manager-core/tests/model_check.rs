@@ -95,6 +95,7 @@ impl SystemState {
             match effect {
                 Effect::Callback(callback) => self.pending.push(callback),
                 Effect::Complete(completion) => self.completed.push(completion.request),
+                Effect::Changed(_) => {}
             }
         }
     }

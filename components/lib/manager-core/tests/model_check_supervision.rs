@@ -146,6 +146,7 @@ impl State {
             match effect {
                 Effect::Callback(callback) => self.pending.push(callback),
                 Effect::Complete(completion) => self.completed.push(completion.request),
+                Effect::Changed(_) => {}
             }
         }
     }

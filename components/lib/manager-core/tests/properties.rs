@@ -237,15 +237,10 @@ fn forged(h: &mut Harness, what: u8, index: u32, generation: u32, pd: u8) -> Opt
     };
     // Whatever was accepted is tracked like any other effect.
     for effect in effects {
-        match effect {
-            warden_manager_core::Effect::Callback(callback) => {
-                h.pending.push(callback);
-                h.sent.push(callback);
-            }
-            warden_manager_core::Effect::Complete(completion) => h.completions.push(completion),
-        }
+        h.track(effect);
     }
     h.manager.invariants().unwrap();
+    h.check_mirror();
     accepted
 }
 

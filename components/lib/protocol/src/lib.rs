@@ -33,10 +33,10 @@
 //! | 0x0105 | `Alive` | driver → manager (ring) | the `Ping`'s sequence | — | an answer to no outstanding ping is ignored |
 //! | 0x0201 | `Bind` | client → manager (PPC; or a driver, naming its own driver) | device, driver | `Completion` (status only: `Ok` once queued, or the refusal the manager could decide at once) | StaleHandle, Busy, NoMatch |
 //! | 0x0202 | `Unbind` | client → manager (PPC; or a driver) | device | `Completion` (as `Bind`) | StaleHandle; a driver may unbind only a device bound to it |
-//! | 0x0203 | `RemoveDevice` | client → manager | device | `Completion` | StaleHandle; a driver may remove only children of devices bound to it |
+//! | 0x0203 | `RemoveDevice` | client → manager (PPC) | device | `Completion` (as `Bind`) | StaleHandle; a driver may remove only children of devices bound to it |
 //! | 0x0204 | `Rescan` | client → manager (PPC) | (none) | `Completion` | — |
-//! | 0x0205 | `SuspendDevice` | client → manager | all flag, device | `Completion` | StaleHandle, Failed |
-//! | 0x0206 | `ResumeDevice` | client → manager | all flag, device | `Completion` | StaleHandle, ParentSuspended, Failed |
+//! | 0x0205 | `SuspendDevice` | client → manager (PPC) | all flag, device | `Completion` (as `Bind`) | StaleHandle, Failed |
+//! | 0x0206 | `ResumeDevice` | client → manager (PPC) | all flag, device | `Completion` (as `Bind`) | StaleHandle, ParentSuspended, Failed |
 //! | 0x0207 | `QueryDevice` | client → manager (PPC) | device | `DeviceInfo` | StaleHandle |
 //! | 0x0208 | `QueryTree` | client → manager (PPC) | cursor | `DeviceInfo` of the first device whose index ≥ cursor | NoSuchObject past the last |
 //! | 0x0209 | `Subscribe` | client → manager | event mask | `Completion`, then `Event`s | — |
@@ -49,9 +49,10 @@
 //! | 0x0304 | `DriverInfo` | manager → client | driver, PD, devices bound, name | — | — |
 //! | 0x0305 | `PdInfo` | manager → client | PD, phase, restart in (ms), failures in a row, failures, restarts, last failure and its detail | — | — |
 //!
-//! Not served yet (the manager answers `NotPermitted`): `RemoveDevice`,
-//! `SuspendDevice`, `ResumeDevice`, `Subscribe` and `Event` — the supervision and operator
-//! issues take them up; their layouts are here so that every peer agrees on them already.
+//! Not served yet (the manager answers `NotPermitted`): `Subscribe` and `Event` — the operator
+//! issue takes them up; their layouts are here so that every peer agrees on them already. The
+//! manager's core reports every change to the tree as it happens
+//! (`warden_manager_core::Effect::Changed`), which is what their events will carry.
 //!
 //! Status codes ([`Status`]): 0 Ok, 1 NotMine, 2 Defer, 3 Busy, 4 StaleHandle, 5 NoSuchObject,
 //! 6 NotPermitted, 7 Malformed, 8 NoSpace, 9 Failed, 10 Died, 11 ShutDown, 12 NoMatch,

@@ -413,19 +413,19 @@ messages! {
         device: DeviceId,
     }
     /// Client → manager: remove a device and its subtree.
-    0x0203 REMOVE_DEVICE ring RemoveDevice {
+    0x0203 REMOVE_DEVICE call RemoveDevice {
         /// The device.
         device: DeviceId,
     }
     /// Client → manager: probe every unbound device again.
     0x0204 RESCAN call Rescan {}
     /// Client → manager: suspend.
-    0x0205 SUSPEND_DEVICE ring SuspendDevice {
+    0x0205 SUSPEND_DEVICE call SuspendDevice {
         /// A device and its subtree, or the whole system.
         target: PowerTarget,
     }
     /// Client → manager: resume.
-    0x0206 RESUME_DEVICE ring ResumeDevice {
+    0x0206 RESUME_DEVICE call ResumeDevice {
         /// A device and its subtree, or the whole system.
         target: PowerTarget,
     }

@@ -13,7 +13,8 @@
 //! `ADD_CHILD`, `REMOVE_CHILD`, `CALLBACK_DONE`, `ALIVE`, `BIND` and `UNBIND` (a driver letting
 //! go of its device and binding it again, as a bus driver does on hot-plug); from an
 //! administrative client such as the shell: `QUERY_DEVICE`, `QUERY_TREE`, `QUERY_DRIVER`,
-//! `UNBIND`, `BIND`, `RESCAN`. Replies: `COMPLETION`, `DEVICE_INFO` and `DRIVER_INFO`.
+//! `UNBIND`, `BIND`, `RESCAN`, `REMOVE_DEVICE`, `SUSPEND_DEVICE`, `RESUME_DEVICE`, `QUERY_PD`,
+//! `RETRY_PD`. Replies: `COMPLETION`, `DEVICE_INFO` and `DRIVER_INFO`.
 
 use crate::message::{
     body_length, decode_body, encode_body, is_call, DecodeError, EncodeError, Message,

@@ -6,13 +6,13 @@
 //! | `QueryTree { cursor }` | `DeviceInfo` of the first device whose index ≥ cursor | NoSuchObject past the last |
 //! | `QueryDevice { device }` | `DeviceInfo` | StaleHandle |
 //! | `QueryDriver { driver }` | `DriverInfo` | StaleHandle |
-//! | `Bind { device, driver }`, `Unbind { device }`, `Rescan {}` | `Completion`: Ok once queued | the refusal the manager could decide at once (StaleHandle, Busy, NoMatch, NoSpace; NotPermitted with a detail) |
+//! | `Bind { device, driver }`, `Unbind { device }`, `Rescan {}`, `RemoveDevice { device }`, `SuspendDevice { target }`, `ResumeDevice { target }` (a device and its subtree, or `All`) | `Completion`: Ok once queued | the refusal the manager could decide at once (StaleHandle, Busy, NoMatch, NoSpace; NotPermitted with a detail) |
 //! | `QueryPd { pd }` | `PdInfo`: its supervision | NoSuchObject (not a supervised PD) |
 //! | `RetryPd { pd }` | `Completion`: Ok once restarted | NoSuchObject, Busy (it is running) |
 //!
 //! [`Client`] is the client's half, [`serve`] the manager's, over its [`Server`].
 
-use warden_protocol::{DecodeError, FailureKind, Message, PdPhase, Status};
+use warden_protocol::{DecodeError, FailureKind, Message, PdPhase, PowerTarget, Status};
 use warden_vocabulary::{
     DeviceId, DeviceState, DriverId, MatchData, Name, Outcome, PdId, Resources,
 };
@@ -158,6 +158,31 @@ impl<C: Caller> Client<C> {
         self.request(&Message::Rescan {})
     }
 
+    /// Asks for `device` and its subtree to be removed (children first).
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub fn remove(&mut self, device: DeviceId) -> Result<(), Error> {
+        self.request(&Message::RemoveDevice { device })
+    }
+
+    /// Asks for a device and its subtree (children first), or the whole system, to be
+    /// suspended.
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub fn suspend(&mut self, target: PowerTarget) -> Result<(), Error> {
+        self.request(&Message::SuspendDevice { target })
+    }
+
+    /// Asks for a device and its subtree (parents first), or the whole system, to be resumed.
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub fn resume(&mut self, target: PowerTarget) -> Result<(), Error> {
+        self.request(&Message::ResumeDevice { target })
+    }
+
     /// A driver PD's supervision.
     ///
     /// # Errors
@@ -258,6 +283,16 @@ pub trait Server {
     /// # Errors
     /// The refusal decided at once.
     fn rescan(&mut self) -> Result<(), Status>;
+    /// Removes `device` and its subtree (queued).
+    ///
+    /// # Errors
+    /// The refusal decided at once.
+    fn remove(&mut self, device: DeviceId) -> Result<(), Status>;
+    /// Suspends (`suspend`) or resumes a device and its subtree, or the whole system (queued).
+    ///
+    /// # Errors
+    /// The refusal decided at once.
+    fn power(&mut self, target: PowerTarget, suspend: bool) -> Result<(), Status>;
     /// A driver PD's supervision.
     ///
     /// # Errors
@@ -309,6 +344,9 @@ pub fn serve(server: &mut impl Server, call: Result<Message, DecodeError>) -> Me
         Ok(Message::Bind { device, driver }) => done(server.bind(device, driver)),
         Ok(Message::Unbind { device }) => done(server.unbind(device)),
         Ok(Message::Rescan {}) => done(server.rescan()),
+        Ok(Message::RemoveDevice { device }) => done(server.remove(device)),
+        Ok(Message::SuspendDevice { target }) => done(server.power(target, true)),
+        Ok(Message::ResumeDevice { target }) => done(server.power(target, false)),
         Ok(Message::QueryPd { pd }) => server.pd(pd).map_or_else(completion, pd_info),
         Ok(Message::RetryPd { pd }) => done(server.retry(pd)),
         Ok(other) => {
@@ -374,6 +412,7 @@ mod tests {
     struct OneDevice {
         refusals: Vec<alloc::string::String>,
         bound: bool,
+        power: Vec<(PowerTarget, bool)>,
     }
 
     fn the_device() -> Device {
@@ -427,6 +466,16 @@ mod tests {
         fn rescan(&mut self) -> Result<(), Status> {
             Ok(())
         }
+        fn remove(&mut self, device: DeviceId) -> Result<(), Status> {
+            self.device(device).map(|_| ())
+        }
+        fn power(&mut self, target: PowerTarget, suspend: bool) -> Result<(), Status> {
+            if let PowerTarget::Device(device) = target {
+                self.device(device)?;
+            }
+            self.power.push((target, suspend));
+            Ok(())
+        }
         fn pd(&mut self, pd: PdId) -> Result<Supervised, Status> {
             (pd == PdId(1)).then(the_pd).ok_or(Status::NoSuchObject)
         }
@@ -456,6 +505,7 @@ mod tests {
         let mut client = Client(Direct(OneDevice {
             refusals: Vec::new(),
             bound: false,
+            power: Vec::new(),
         }));
         assert_eq!(client.next_device(0), Ok(Some(the_device())));
         assert_eq!(client.next_device(4), Ok(None));
@@ -476,6 +526,25 @@ mod tests {
         );
         assert_eq!(client.unbind(the_device().id), Ok(()));
         assert_eq!(client.rescan(), Ok(()));
+        let stale = DeviceId::from_parts(3, 0);
+        assert_eq!(client.remove(the_device().id), Ok(()));
+        assert_eq!(
+            client.remove(stale),
+            Err(Error::Refused(Status::StaleHandle))
+        );
+        assert_eq!(client.suspend(PowerTarget::All), Ok(()));
+        assert_eq!(client.resume(PowerTarget::Device(the_device().id)), Ok(()));
+        assert_eq!(
+            client.suspend(PowerTarget::Device(stale)),
+            Err(Error::Refused(Status::StaleHandle))
+        );
+        assert_eq!(
+            client.0 .0.power,
+            [
+                (PowerTarget::All, true),
+                (PowerTarget::Device(the_device().id), false)
+            ]
+        );
         assert_eq!(client.pd(PdId(1)), Ok(the_pd()));
         assert_eq!(
             client.pd(PdId(2)),
@@ -493,6 +562,7 @@ mod tests {
         let mut server = OneDevice {
             refusals: Vec::new(),
             bound: false,
+            power: Vec::new(),
         };
         let probe = Message::Alive { sequence: 1 };
         assert_eq!(

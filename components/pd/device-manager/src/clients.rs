@@ -1,6 +1,7 @@
 //! The client side: the manager's half of `warden_services::admin`, for a PD that calls on one
 //! of the client channels ([`crate::interface::CLIENTS`]). Queries are answered from the core's
-//! state and the supervisor's; `Bind`, `Unbind` and `Rescan` enter the core's queue as the
+//! state and the supervisor's; `Bind`, `Unbind`, `Rescan`, `RemoveDevice`, `SuspendDevice` and
+//! `ResumeDevice` (of a device's subtree or of the whole system) enter the core's queue as the
 //! client's requests, and the reply says whether they were accepted (their outcome is logged
 //! when they complete, and shows in the tree); `RetryPd` restarts a quarantined driver PD.
 
@@ -9,7 +10,7 @@ use log::{info, warn};
 use alloc::vec::Vec;
 use warden_manager_core::{Failure, Phase, Request, Requester, RetryError};
 use warden_microkit::Channel;
-use warden_protocol::{DecodeError, FailureKind, Message, PdPhase, Status};
+use warden_protocol::{DecodeError, FailureKind, Message, PdPhase, PowerTarget, Status};
 use warden_services::admin::{self, Device, Driver, Refusal, Supervised};
 use warden_vocabulary::{DeviceId, DriverId, PdId};
 
@@ -113,6 +114,37 @@ impl admin::Server for AdminServer<'_> {
             self.channel.index()
         );
         self.request(Request::Rescan)
+    }
+
+    fn remove(&mut self, device: DeviceId) -> Result<(), Status> {
+        info!(
+            "manager: client on channel {} asks to remove device {device} ({}) and its subtree",
+            self.channel.index(),
+            crate::report::compatible(&self.manager.core, device)
+        );
+        self.request(Request::DeleteDevice(device))
+    }
+
+    fn power(&mut self, target: PowerTarget, suspend: bool) -> Result<(), Status> {
+        let verb = if suspend { "suspend" } else { "resume" };
+        let request = match (target, suspend) {
+            (PowerTarget::All, true) => Request::SuspendAll,
+            (PowerTarget::All, false) => Request::ResumeAll,
+            (PowerTarget::Device(device), true) => Request::Suspend(device),
+            (PowerTarget::Device(device), false) => Request::Resume(device),
+        };
+        match target {
+            PowerTarget::All => info!(
+                "manager: client on channel {} asks to {verb} the whole system",
+                self.channel.index()
+            ),
+            PowerTarget::Device(device) => info!(
+                "manager: client on channel {} asks to {verb} device {device} ({}) and its subtree",
+                self.channel.index(),
+                crate::report::compatible(&self.manager.core, device)
+            ),
+        }
+        self.request(request)
     }
 
     fn pd(&mut self, pd: PdId) -> Result<Supervised, Status> {

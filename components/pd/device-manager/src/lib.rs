@@ -59,7 +59,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use log::{info, warn};
 
-use warden_manager_core::{Config, Effect, Error, PdId, Policy, Request, Requester};
+use warden_manager_core::{ChangeKind, Config, Effect, Error, PdId, Policy, Request, Requester};
 use warden_microkit::{Channel, ChannelSet, Child, Handler, MessageInfo};
 use warden_protocol::{not_permitted, Message, Status};
 use warden_services::call;
@@ -195,6 +195,22 @@ impl DeviceManager {
         for effect in effects {
             match effect {
                 Effect::Callback(callback) => self.send_callback(&callback),
+                // The report logs additions, removals and bindings by comparing the tree with
+                // what it last saw; power changes are logged as the core reports them.
+                // Events for subscribers are not served yet (protocol table).
+                Effect::Changed(change) => {
+                    let what = match change.kind {
+                        ChangeKind::Suspended => "suspended",
+                        ChangeKind::Resumed => "resumed",
+                        ChangeKind::ShutDown => "shut down",
+                        _ => continue,
+                    };
+                    info!(
+                        "manager: device {} ({}) {what}",
+                        change.device,
+                        report::compatible(&self.core, change.device)
+                    );
+                }
                 Effect::Complete(completion) => {
                     // A driver's failed requests are lines it causes: rate-limited.
                     let allowed = match completion.requester {

@@ -10,7 +10,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
-use warden_protocol::{FailureKind, PdPhase, Status};
+use warden_protocol::{FailureKind, PdPhase, PowerTarget, Status};
 use warden_services::admin::{self, Device};
 use warden_services::call::{CallError, Caller};
 use warden_services::clock::civil_time;
@@ -75,6 +75,12 @@ pub enum Command {
     Pd(u32),
     /// Restart a quarantined driver PD.
     Retry(u32),
+    /// Suspend a device and its subtree (children first), or the whole system (`None`).
+    Suspend(Option<DeviceName>),
+    /// Resume a device and its subtree (parents first), or the whole system (`None`).
+    Resume(Option<DeviceName>),
+    /// Remove a device and its subtree (children first).
+    Remove(DeviceName),
 }
 
 /// Why a line is not a command.
@@ -108,6 +114,9 @@ commands:
   rescan            probe again every unbound device that was not unbound by hand
   pd N              driver PD N's supervision: running, restarting or quarantined, failures
   retry N           restart driver PD N now (one that is quarantined, or waiting to restart)
+  suspend DEV|all   suspend a device and its subtree (children first), or the whole system
+  resume DEV|all    resume a device and its subtree (parents first), or the whole system
+  remove DEV        remove a device and its subtree (children first, each driver's remove)
 DEV is INDEX or INDEX:GENERATION, as 'tree' shows it; DRIVER is INDEX:GENERATION, as
 'device' shows it; N is a driver PD's number, as 'device' shows it.
 ";
@@ -144,6 +153,24 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "rescan" => none(Command::Rescan, "rescan"),
         "device" => device("device INDEX[:GENERATION]").map(Command::Device),
         "unbind" => device("unbind INDEX[:GENERATION]").map(Command::Unbind),
+        "remove" => device("remove INDEX[:GENERATION]").map(Command::Remove),
+        "suspend" | "resume" => {
+            let usage = if name == "suspend" {
+                "suspend INDEX[:GENERATION] | all"
+            } else {
+                "resume INDEX[:GENERATION] | all"
+            };
+            let target = match arguments.as_slice() {
+                ["all"] => None,
+                [name] => Some(device_name(name).ok_or(ParseError::Usage(usage))?),
+                _ => return Err(ParseError::Usage(usage)),
+            };
+            Ok(if name == "suspend" {
+                Command::Suspend(target)
+            } else {
+                Command::Resume(target)
+            })
+        }
         "bind" => {
             const USAGE: &str = "bind INDEX[:GENERATION] DRIVER-INDEX:DRIVER-GENERATION";
             match arguments.as_slice() {
@@ -226,6 +253,9 @@ pub fn run(command: Command, services: &mut dyn Services, out: &mut String) {
         Command::Rescan => rescan(services, out),
         Command::Pd(pd) => show_pd(services, pd, out),
         Command::Retry(pd) => retry(services, pd, out),
+        Command::Suspend(name) => power(services, name, true, out),
+        Command::Resume(name) => power(services, name, false, out),
+        Command::Remove(name) => remove(services, name, out),
     };
     if let Err(error) = result {
         let _ = writeln!(out, "error: {error}");
@@ -626,17 +656,83 @@ fn random(services: &mut dyn Services, count: usize, out: &mut String) -> Result
     }
 }
 
-fn unbind(services: &mut dyn Services, name: DeviceName, out: &mut String) -> Result<(), Failure> {
+/// The manager's request about one device, and its line: `unbind` or `remove`.
+type DeviceRequest =
+    fn(&mut admin::Client<&mut dyn Services>, DeviceId) -> Result<(), admin::Error>;
+
+fn device_request(
+    services: &mut dyn Services,
+    name: DeviceName,
+    (verb, call, request): (&str, &'static str, DeviceRequest),
+    out: &mut String,
+) -> Result<(), Failure> {
     let device = find(services, name)?;
-    manager(services)
-        .unbind(device.id)
-        .map_err(|error| Failure::of(error, "Unbind"))?;
+    request(&mut manager(services), device.id).map_err(|error| Failure::of(error, call))?;
     let _ = writeln!(
         out,
-        "unbind {} ({}) accepted; 'tree' shows the outcome",
+        "{verb} {} ({}) accepted; 'tree' shows the outcome",
         device.id,
         device.match_data.first_compatible().unwrap_or("")
     );
+    Ok(())
+}
+
+fn unbind(services: &mut dyn Services, name: DeviceName, out: &mut String) -> Result<(), Failure> {
+    device_request(
+        services,
+        name,
+        ("unbind", "Unbind", |client, device| client.unbind(device)),
+        out,
+    )
+}
+
+fn remove(services: &mut dyn Services, name: DeviceName, out: &mut String) -> Result<(), Failure> {
+    device_request(
+        services,
+        name,
+        ("remove", "RemoveDevice", |client, device| {
+            client.remove(device)
+        }),
+        out,
+    )
+}
+
+fn power(
+    services: &mut dyn Services,
+    name: Option<DeviceName>,
+    suspend: bool,
+    out: &mut String,
+) -> Result<(), Failure> {
+    let verb = if suspend { "suspend" } else { "resume" };
+    let (target, what) = match name {
+        None => (PowerTarget::All, String::from("all")),
+        Some(name) => {
+            let device = find(services, name)?;
+            let what = alloc::format!(
+                "{} ({})",
+                device.id,
+                device.match_data.first_compatible().unwrap_or("")
+            );
+            (PowerTarget::Device(device.id), what)
+        }
+    };
+    let mut client = manager(services);
+    let answer = if suspend {
+        client.suspend(target)
+    } else {
+        client.resume(target)
+    };
+    answer.map_err(|error| {
+        Failure::of(
+            error,
+            if suspend {
+                "SuspendDevice"
+            } else {
+                "ResumeDevice"
+            },
+        )
+    })?;
+    let _ = writeln!(out, "{verb} {what} accepted; 'tree' shows the outcome");
     Ok(())
 }
 
@@ -809,6 +905,13 @@ mod tests {
                     }
                 }
                 Message::Rescan {} => status(Status::Ok),
+                Message::RemoveDevice { .. } => status(Status::Ok),
+                // The transport's child cannot resume while its parent sleeps (as the manager
+                // would say of a suspended parent).
+                Message::ResumeDevice {
+                    target: PowerTarget::Device(device),
+                } if device.index() == 5 => status(Status::ParentSuspended),
+                Message::SuspendDevice { .. } | Message::ResumeDevice { .. } => status(Status::Ok),
                 Message::QueryPd { pd: PdId(4) } => Message::PdInfo {
                     pd: PdId(4),
                     phase: PdPhase::Quarantined,
@@ -989,6 +1092,62 @@ mod tests {
             "5 lives past 4"
         );
         assert_eq!(run_line(&mut manager, "device 9"), "error: no device 9\n");
+    }
+
+    #[test]
+    fn power_and_remove_are_requests_and_refusals_are_reported() {
+        let mut manager = FakeManager::new();
+        assert_eq!(
+            run_line(&mut manager, "suspend all"),
+            "suspend all accepted; 'tree' shows the outcome\n"
+        );
+        assert_eq!(
+            manager.calls.last(),
+            Some(&Message::SuspendDevice {
+                target: PowerTarget::All
+            })
+        );
+        assert_eq!(
+            run_line(&mut manager, "resume 3"),
+            "resume 3:2 (virtio,mmio) accepted; 'tree' shows the outcome\n"
+        );
+        assert_eq!(
+            manager.calls.last(),
+            Some(&Message::ResumeDevice {
+                target: PowerTarget::Device(device(3, 2))
+            })
+        );
+        assert_eq!(
+            run_line(&mut manager, "resume 5"),
+            "error: the manager refused: ParentSuspended\n"
+        );
+        assert_eq!(
+            run_line(&mut manager, "suspend 1"),
+            "suspend 1:0 (arm,pl011) accepted; 'tree' shows the outcome\n"
+        );
+        assert_eq!(run_line(&mut manager, "suspend 7"), "error: no device 7\n");
+        assert_eq!(
+            run_line(&mut manager, "remove 5"),
+            "remove 5:0 (virtio,device2) accepted; 'tree' shows the outcome\n"
+        );
+        assert_eq!(
+            manager.calls.last(),
+            Some(&Message::RemoveDevice {
+                device: device(5, 0)
+            })
+        );
+        for line in [
+            "suspend",
+            "resume all now",
+            "remove",
+            "remove all",
+            "suspend x",
+        ] {
+            assert!(
+                run_line(&mut manager, line).starts_with("usage: "),
+                "{line}"
+            );
+        }
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //!
 //! * `tree`, `device DEV`: the device tree, walked one `QueryTree` call into the manager per
 //!   device, with `QueryDriver` for the drivers' names;
-//! * `unbind DEV`, `bind DEV DRIVER`, `rescan`: requests into the manager's queue, as an
-//!   administrative client;
+//! * `unbind DEV`, `bind DEV DRIVER`, `rescan`, `suspend DEV|all`, `resume DEV|all`,
+//!   `remove DEV`: requests into the manager's queue, as an administrative client;
 //! * `time`, `random [N]`: calls into the clock and entropy drivers.
 //!
 //! Channels: 1 — the console driver (notifications both ways; rings `from_console` and

@@ -12,6 +12,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         descriptor: &DeviceDescriptor,
         added_by_binding: bool,
         added_by: Option<PdId>,
+        out: &mut dyn FnMut(Effect),
     ) -> Result<u32, Error> {
         let bus_index = descriptor.bus.index();
         let bus = self
@@ -58,12 +59,28 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         let mut list = bus.devices;
         list.push_back(&mut self.devices, index, BusDeviceLinks);
         self.buses[bus_index].devices = list;
+        self.changed(ChangeKind::Added, index, None, out);
         Ok(index)
+    }
+
+    /// Tells the I/O layer what changed in the tree.
+    pub(crate) fn changed(
+        &self,
+        kind: ChangeKind,
+        device: u32,
+        driver: Option<u32>,
+        out: &mut dyn FnMut(Effect),
+    ) {
+        out(Effect::Changed(Change {
+            kind,
+            device: self.device_id(device),
+            driver: driver.map(|driver| self.driver_id(driver)),
+        }));
     }
 
     /// Deletes a childless device whose lock `op` holds. Operations queued on its lock wake
     /// and find it gone.
-    pub(crate) fn free_device(&mut self, op: u32, device: u32) {
+    pub(crate) fn free_device(&mut self, op: u32, device: u32, out: &mut dyn FnMut(Effect)) {
         debug_assert!(self.devices[device].children.is_empty());
         let mut waiters = self.devices[device].lock_waiters;
         while let Some(waiter) = waiters.pop_front(&mut self.operations, OperationLinks) {
@@ -73,7 +90,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         if self.owns(op, device) {
             self.operations[op].owned_locks -= 1;
         }
-        self.unbind(device);
+        self.unbind(device, out);
         self.dequeue(device);
         match self.devices[device].parent {
             Some(parent) => {
@@ -93,10 +110,12 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         let bus = &mut self.buses[bus_index];
         bus.devices = list;
         bus.devices_version += 1;
+        // The handle is reported before the slot's generation moves on.
+        self.changed(ChangeKind::Removed, device, None, out);
         self.devices.remove(device);
     }
 
-    pub(crate) fn bind(&mut self, device: u32, driver: u32) {
+    pub(crate) fn bind(&mut self, device: u32, driver: u32, out: &mut dyn FnMut(Effect)) {
         self.dequeue(device);
         self.devices[device].driver = Some(driver);
         self.devices[device].last_pd = None;
@@ -104,14 +123,16 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         list.push_back(&mut self.devices, device, DriverDeviceLinks);
         self.drivers[driver].devices = list;
         self.stats.binds += 1;
+        self.changed(ChangeKind::Bound, device, Some(driver), out);
     }
 
-    pub(crate) fn unbind(&mut self, device: u32) {
+    pub(crate) fn unbind(&mut self, device: u32, out: &mut dyn FnMut(Effect)) {
         if let Some(driver) = self.devices[device].driver {
             let mut list = self.drivers[driver].devices;
             list.remove(&mut self.devices, device, DriverDeviceLinks);
             self.drivers[driver].devices = list;
             self.devices[device].driver = None;
+            self.changed(ChangeKind::Unbound, device, Some(driver), out);
         }
     }
 

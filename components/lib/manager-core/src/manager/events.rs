@@ -180,7 +180,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         {
             return Err(Error::OverQuota);
         }
-        let child = self.create_device(Some(flight.device), descriptor, true, Some(pd))?;
+        let child = self.create_device(Some(flight.device), descriptor, true, Some(pd), out)?;
         self.queue_probe(child);
         let id = self.device_id(child);
         self.run(out);
@@ -216,7 +216,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         // The parent's lock is held by `op` for the callback; the child's is free: take it and
         // delete the child in one step.
         self.lock(op, index);
-        self.free_device(op, index);
+        self.free_device(op, index, out);
         self.run(out);
         Ok(())
     }

@@ -19,7 +19,8 @@
 use crate::arena::{Arena, LinkField, Links, List};
 use crate::handle::Requester;
 use crate::model::{
-    CallbackKind, Config, DeviceDescriptor, DriverDescriptor, Effect, Error, Request, Stats,
+    CallbackKind, Change, ChangeKind, Config, DeviceDescriptor, DriverDescriptor, Effect, Error,
+    Request, Stats,
 };
 use warden_vocabulary::{
     Answer, BusId, CallbackId, DeviceId, DeviceState, DriverId, Grant, Instant, MatchData,

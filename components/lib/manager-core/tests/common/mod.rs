@@ -5,10 +5,11 @@
     reason = "each test file uses a different part of the harness"
 )]
 
+use std::collections::BTreeMap;
 use warden_manager_core::{
-    Answer, BusId, Callback, CallbackKind, Completion, Config, DeviceDescriptor, DeviceId,
-    DriverDescriptor, DriverId, Effect, Error, Instant, Manager, MatchData, MatchTable, Name,
-    Outcome, PdId, Request, RequestId, Requester, Resources,
+    Answer, BusId, Callback, CallbackKind, Change, ChangeKind, Completion, Config,
+    DeviceDescriptor, DeviceId, DeviceState, DriverDescriptor, DriverId, Effect, Error, Instant,
+    Manager, MatchData, MatchTable, Name, Outcome, PdId, Request, RequestId, Requester, Resources,
 };
 
 /// Small capacities: enough for the scenarios, small enough to run out on purpose.
@@ -24,6 +25,15 @@ pub struct Harness {
     /// Every callback ever sent, in order.
     pub sent: Vec<Callback>,
     pub completions: Vec<Completion>,
+    /// The tree as the manager's change reports tell it (device → driver, power state): after
+    /// every event it must be the tree the manager holds.
+    pub mirror: BTreeMap<(u32, u32), (Option<DriverId>, DeviceState)>,
+    /// Every change reported, in order.
+    pub changes: Vec<Change>,
+}
+
+fn key(device: DeviceId) -> (u32, u32) {
+    (device.index(), device.generation())
 }
 
 pub fn descriptor(bus: BusId, compatible: &str) -> DeviceDescriptor {
@@ -54,22 +64,83 @@ impl Harness {
             pending: Vec::new(),
             sent: Vec::new(),
             completions: Vec::new(),
+            mirror: BTreeMap::new(),
+            changes: Vec::new(),
         }
+    }
+
+    /// One effect: callbacks to play, completions to count, changes to replay on the mirror
+    /// (each must make sense in the mirror's state: no device added twice, no unbind of a
+    /// driver the device does not have…).
+    pub fn track(&mut self, effect: Effect) {
+        match effect {
+            Effect::Callback(callback) => {
+                self.pending.push(callback);
+                self.sent.push(callback);
+            }
+            Effect::Complete(completion) => self.completions.push(completion),
+            Effect::Changed(change) => {
+                self.changes.push(change);
+                let entry = self.mirror.get_mut(&key(change.device));
+                match (change.kind, entry) {
+                    (ChangeKind::Added, None) => {
+                        self.mirror
+                            .insert(key(change.device), (None, DeviceState::Active));
+                    }
+                    (ChangeKind::Removed, Some((None, _))) => {
+                        self.mirror.remove(&key(change.device));
+                    }
+                    (ChangeKind::Bound, Some(entry))
+                        if entry.0.is_none() && change.driver.is_some() =>
+                    {
+                        entry.0 = change.driver;
+                    }
+                    (ChangeKind::Unbound, Some(entry))
+                        if entry.0.is_some() && entry.0 == change.driver =>
+                    {
+                        entry.0 = None;
+                    }
+                    (ChangeKind::Suspended, Some(entry)) if entry.1 != DeviceState::Suspended => {
+                        entry.1 = DeviceState::Suspended;
+                    }
+                    (ChangeKind::Resumed, Some(entry)) if entry.1 != DeviceState::Active => {
+                        entry.1 = DeviceState::Active;
+                    }
+                    (ChangeKind::ShutDown, Some(entry)) if entry.1 != DeviceState::ShutDown => {
+                        entry.1 = DeviceState::ShutDown;
+                    }
+                    (kind, entry) => {
+                        panic!(
+                            "change {kind:?} of {:?} does not follow from {entry:?}",
+                            change.device
+                        )
+                    }
+                }
+            }
+        }
+    }
+
+    /// The tree the change reports built is the manager's.
+    pub fn check_mirror(&self) {
+        let mut held = BTreeMap::new();
+        for device in self.manager.devices() {
+            let info = self.manager.device(device).unwrap();
+            held.insert(key(device), (info.driver, info.state));
+        }
+        assert_eq!(
+            held, self.mirror,
+            "the changes reported do not rebuild the tree"
+        );
     }
 
     fn absorb(&mut self, effects: Vec<Effect>) {
         for effect in effects {
-            match effect {
-                Effect::Callback(callback) => {
-                    self.pending.push(callback);
-                    self.sent.push(callback);
-                }
-                Effect::Complete(completion) => self.completions.push(completion),
-            }
+            self.track(effect);
         }
         if let Err(violation) = self.manager.invariants() {
             panic!("invariant broken: {violation:?}");
         }
+        self.check_mirror();
     }
 
     /// Time passes: the manager's clock moves to `ms` milliseconds after the start.

@@ -10,6 +10,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         op: u32,
         parent: Option<DeviceId>,
         descriptor: &DeviceDescriptor,
+        out: &mut dyn FnMut(Effect),
     ) -> Step {
         let parent_index = match parent {
             Some(parent) => match self.resolve_device(parent) {
@@ -33,7 +34,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             Some((_, Requester::Driver(pd))) => Some(pd),
             _ => None,
         };
-        let created = self.create_device(parent_index, descriptor, false, adder);
+        let created = self.create_device(parent_index, descriptor, false, adder, out);
         if let Some(parent) = parent_index {
             self.unlock(op, parent);
         }

@@ -107,7 +107,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                     };
                     match reply {
                         Reply::Status(Answer::Ok) => {
-                            self.bind(device, driver);
+                            self.bind(device, driver, out);
                             task.bound += 1;
                             self.unlock(op, device);
                             self.trigger_deferred();

@@ -116,7 +116,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                         task.stage = PowerStage::Issue(node);
                         continue;
                     }
-                    self.set_power_state(node, target);
+                    self.set_power_state(node, target, out);
                     task.stage = PowerStage::Run(self.power_next(node, scope, task.transition));
                 }
                 PowerStage::Issue(node) => {
@@ -144,7 +144,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                     };
                     match reply {
                         Reply::Status(Answer::Ok) | Reply::Died => {
-                            self.set_power_state(node, power_target(task.transition));
+                            self.set_power_state(node, power_target(task.transition), out);
                             task.stage =
                                 PowerStage::Run(self.power_next(node, scope, task.transition));
                         }
@@ -172,7 +172,20 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         }
     }
 
-    pub(crate) fn set_power_state(&mut self, device: u32, state: DeviceState) {
+    pub(crate) fn set_power_state(
+        &mut self,
+        device: u32,
+        state: DeviceState,
+        out: &mut dyn FnMut(Effect),
+    ) {
+        if self.devices[device].state != state {
+            let kind = match state {
+                DeviceState::Active => ChangeKind::Resumed,
+                DeviceState::Suspended => ChangeKind::Suspended,
+                DeviceState::ShutDown => ChangeKind::ShutDown,
+            };
+            self.changed(kind, device, self.devices[device].driver, out);
+        }
         self.devices[device].state = state;
         let entry = &self.devices[device];
         if state == DeviceState::Active && entry.driver.is_none() && entry.autoprobe {

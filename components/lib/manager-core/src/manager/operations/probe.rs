@@ -92,7 +92,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                     };
                     match reply {
                         Reply::Status(Answer::Ok) => {
-                            self.bind(device, driver);
+                            self.bind(device, driver, out);
                             self.unlock(op, device);
                             self.trigger_deferred();
                             return Step::Done(Ok(Outcome::Device {
@@ -111,11 +111,11 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                         failure => {
                             // Children this attempt added (a bridge's `__device_add`) must not
                             // outlive it, or the next attempt adds them again beside them.
-                            if !self.reap_added_children(op, device) {
+                            if !self.reap_added_children(op, device, out) {
                                 // Some are in use already: the device stays with the driver, so
                                 // that its cleanup (a dead PD's) or an unbind takes them down
                                 // first, with their drivers' removes.
-                                self.bind(device, driver);
+                                self.bind(device, driver, out);
                                 self.unlock(op, device);
                                 self.stats.probes_with_busy_children += 1;
                                 return Step::Done(Err(failure_error(failure)));
@@ -137,7 +137,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
 
     /// Deletes the idle children the binding of `device` added (its lock is `op`'s); false if
     /// any such child is bound, locked or has children of its own.
-    fn reap_added_children(&mut self, op: u32, device: u32) -> bool {
+    fn reap_added_children(&mut self, op: u32, device: u32, out: &mut dyn FnMut(Effect)) -> bool {
         loop {
             let mut busy = false;
             let idle = self.devices[device]
@@ -155,7 +155,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             match idle {
                 Some(child) => {
                     self.lock(op, child);
-                    self.free_device(op, child);
+                    self.free_device(op, child, out);
                 }
                 None => return !busy,
             }

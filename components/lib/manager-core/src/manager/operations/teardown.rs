@@ -87,14 +87,14 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                         task.stage = TeardownStage::Issue(node);
                         continue;
                     }
-                    self.unbind(node);
+                    self.unbind(node, out);
                     if node != target {
-                        self.free_device(op, node);
+                        self.free_device(op, node, out);
                         continue;
                     }
                     return match task.mode {
                         TeardownMode::Delete => {
-                            self.free_device(op, target);
+                            self.free_device(op, target, out);
                             self.release_if_owned(op, task.parent);
                             Step::Done(Ok(Outcome::Done))
                         }
@@ -127,7 +127,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                         return Step::Blocked;
                     }
                     // Whatever the driver answered, it no longer drives the device.
-                    self.unbind(node);
+                    self.unbind(node, out);
                     task.stage = TeardownStage::Work;
                 }
             }
