@@ -171,6 +171,19 @@ impl DeviceManager {
     /// deadline.
     pub(crate) fn end_event(&mut self) {
         let now = self.core.now();
+        // A deadline that has passed is judged on what the PDs sent, not on which doorbells
+        // this event saw: an answer can sit in a ring whose notification comes later (the
+        // manager itself ran late, or the doorbell was coalesced into the next set), and a
+        // driver that answered in time is not stopped for it.
+        if self
+            .supervisor
+            .next_wakeup(&self.core)
+            .is_some_and(|at| at <= now)
+        {
+            for index in 0..self.drivers.len() {
+                self.driver_notified(index);
+            }
+        }
         let mut actions = Vec::new();
         self.supervisor
             .tick(now, &self.core, &mut |action| actions.push(action));
