@@ -67,17 +67,20 @@ if wait_for 'client: flushed; disk check done' && wait_for 'console: pl011-conso
     type_line 'frobnicate' "unknown command 'frobnicate'" || true
     # Unbind the boot disk's transport: its child (the disk) goes first; bind it again: the bus
     # driver's probe adds the disk again and virtio-blk binds it.
-    type_line 'unbind 34' 'unbind 34:0 \(virtio,mmio\) accepted' || true
+    type_line 'unbind 34' 'unbind 34:0 \(virtio,mmio\) accepted \(request [0-9]+\)' || true
+    wait_for '^\[console\] unbind 34:0 \(virtio,mmio\): done' || true
     wait_for 'transport 34:0 let go' || true
     type_line 'tree' '^\[console\] device tree: ' 2 || true
     bus_driver=$(grep -oE 'driver:     virtio-mmio \(driver [0-9]+:[0-9]+' "$log" | head -n 1 \
         | grep -oE '[0-9]+:[0-9]+$' || echo '(none)')
-    type_line "bind 34 $bus_driver" 'bind 34:0 \(virtio,mmio\) to driver' || true
+    type_line "bind 34 $bus_driver" 'bind 34:0 \(virtio,mmio\) to driver [0-9]+:[0-9]+: done' || true
     wait_for 'blk: disk [0-9]+:[0-9]+ at 0xa003e00' 2 || true
     wait_for "\\(virtio,device2\\) bound to driver 'virtio-blk'" 2 || true
     # Binding a bound device says to which driver it is bound.
     type_line "bind 39 $bus_driver" 'already bound to' || true
-    # Hot-plug a second disk, then unplug it.
+    # Hot-plug a second disk, then unplug it; the shell prints the manager's events for the
+    # plug as they come, four of them.
+    type_line 'events 4' '^\[console\] events: the next 4' || true
     "$host" control "$control" plug "blk=$work/second.img" >>"$work/control.log" 2>&1 \
         || fail "plug refused: $(cat "$work/control.log")"
     if wait_for 'at 0xa000000: 4096 sectors' && wait_for "\\(virtio,device2\\) bound to driver 'virtio-blk'" 3; then
@@ -90,23 +93,36 @@ if wait_for 'client: flushed; disk check done' && wait_for 'console: pl011-conso
     type_line 'tree' '^\[console\] device tree: ' 3 || true
     # The tree as Graphviz DOT, rendered below.
     type_line 'tree --dot' '^\[console\] \}\r?$' || true
+    # The shell's commands from Linux, through the control socket: typed on the console (the
+    # shell asks the manager), the answer is what the shell printed up to its prompt.
+    "$host" control "$control" device 34 >"$work/control-device.log" 2>&1 \
+        || fail "control device 34 failed: $(cat "$work/control-device.log")"
+    typed=$((typed + 1))
+    "$host" control "$control" stats >"$work/control-stats.log" 2>&1 \
+        || fail "control stats failed: $(cat "$work/control-stats.log")"
+    typed=$((typed + 1))
     "$host" control "$control" unplug 0xa000000 >"$work/refused.log" 2>&1 \
         && fail "unplugging an empty transport was accepted"
     # Power management of a subtree, children first on the way down and parents first on
     # the way up; then the empty transport removed through its driver's remove.
-    type_line 'suspend 34' 'suspend 34:0 \(virtio,mmio\) accepted' || true
+    type_line 'suspend 34' 'suspend 34:0 \(virtio,mmio\): done' || true
     wait_for 'manager: device 34:0 \(virtio,mmio\) suspended' || true
     disk=$(grep -oE 'blk: disk [0-9]+:[0-9]+ at 0xa003e00' "$log" | tail -n 1 \
         | grep -oE '[0-9]+:[0-9]+' | head -n 1 || echo '(none)')
     type_line "resume $disk" 'refused: ParentSuspended' || true
-    type_line 'resume 34' 'resume 34:0 \(virtio,mmio\) accepted' || true
+    type_line 'resume 34' 'resume 34:0 \(virtio,mmio\): done' || true
     wait_for 'manager: device [0-9]+:[0-9]+ \(virtio,device2\) resumed' || true
-    type_line 'suspend all' 'suspend all accepted' || true
+    type_line 'suspend all' 'suspend all: done' || true
     wait_for 'manager: device 45:0 \(fixed-clock\) suspended' || true
-    type_line 'resume all' 'resume all accepted' || true
+    type_line 'resume all' 'resume all: done' || true
     wait_for 'manager: device [0-9]+:[0-9]+ \(virtio,device2\) resumed' 2 || true
-    type_line 'remove 3' 'remove 3:0 \(virtio,mmio\) accepted' || true
+    type_line 'remove 3' 'remove 3:0 \(virtio,mmio\): done' || true
     wait_for 'manager: device 3:0 \(virtio,mmio\) removed' || true
+    wait_for '^\[console\] event: ' 4 || true
+    type_line 'stats' '^\[console\] events: [0-9]+ queued for clients, [0-9]+ lost' || true
+    # Last, the whole system shut down, children first.
+    type_line 'shutdown' '^\[console\] shutdown: done' || true
+    wait_for 'manager: device 45:0 \(fixed-clock\) shut down' || true
 fi
 kill -TERM "$launcher" 2>/dev/null || true
 wait "$launcher" || status=$?
@@ -115,14 +131,24 @@ cat "$log"
 echo "--- control socket answers:"
 cat "$work/control.log" "$work/refused.log" 2>/dev/null || true
 
-expect() {
+# Counts a check: it passes (saying $1) when the command after $2 succeeds, else fails
+# saying $2.
+verdict() {
+    local what=$1 failure=$2
+    shift 2
     checks=$((checks + 1))
-    if grep -qE -- "$1" "$log"; then
-        echo "sim-test: ok: $1"
+    if "$@"; then
+        echo "sim-test: ok: $what"
     else
-        fail "missing: $1"
+        fail "$failure"
     fi
 }
+in_log() { grep -qE -- "$1" "$log"; }
+not_in_log() { ! in_log "$1"; }
+# Passes when a line of the log matches $1.
+expect() { verdict "$1" "missing: $1" in_log "$1"; }
+# Passes when no line of the log matches $1; $2 says what that shows.
+absent() { verdict "$2" "not so: $2" not_in_log "$1"; }
 # The board's tree, from QEMU's own DTB.
 expect 'manager: board device tree loaded: 46 devices'
 expect 'manager:   [0-9]+:0 arm,pl061 @0x9030000 irq 39 -> \(unbound\)'
@@ -162,6 +188,17 @@ expect 'manager: client on channel 16 asks to suspend device 34:0 \(virtio,mmio\
 expect '^\[console\] error: the manager refused: ParentSuspended'
 expect 'manager: client on channel 16 asks to resume the whole system'
 expect 'manager: device 3:0 \(virtio,mmio\) removed'
+# Requests wait for their outcome; events as they come.
+expect '^\[console\] (warden> )?unbind 34:0 \(virtio,mmio\) accepted \(request [0-9]+\)'
+expect '^\[console\] unbind 34:0 \(virtio,mmio\): done'
+expect 'manager: client on channel 16 subscribes to events 0x7fe'
+expect '^\[console\] event: device [0-9]+:[0-9]+ added'
+expect '^\[console\] event: device [0-9]+:[0-9]+ bound to driver [0-9]+:[0-9]+'
+expect '^\[console\] manager: [0-9]+ events, [1-9][0-9]* probes, [1-9][0-9]* binds, [0-9]+ walk restarts \([0-9]+ pairs skipped\), [1-9][0-9]* callbacks \(0 in flight, at most [1-9][0-9]*\), [0-9]+ deferred, [1-9][0-9]* requests completed'
+expect '^\[console\] supervision: 0 restarts, 0 driver PDs quarantined'
+expect '^\[console\] events: [1-9][0-9]* queued for clients, 0 lost'
+expect 'manager: client on channel 16 asks to shut the system down'
+expect 'manager: device 0:0 \(arm,psci-1.0\) shut down'
 # A subtree suspends children first and resumes parents first: the disk's line before its
 # transport's on the way down, after it on the way up (the first of each, from 'suspend 34'
 # and 'resume 34').
@@ -182,6 +219,22 @@ if [[ $(grep -c 'device tree (' "$log") -eq 1 ]]; then
     echo "sim-test: ok: the manager printed its whole tree once, at the end of bring-up"
 else
     fail "the manager printed its tree $(grep -c 'device tree (' "$log") times"
+fi
+# The shell's commands through the control socket print what the shell printed, nothing else.
+checks=$((checks + 1))
+if [[ $(head -n 1 "$work/control-device.log") == 'device 34:0' ]] \
+    && grep -qE '^  driver:     virtio-mmio \(driver [0-9]+:[0-9]+, PD 3\)$' "$work/control-device.log" \
+    && ! grep -q 'warden>' "$work/control-device.log"; then
+    echo "sim-test: ok: control SOCKET device 34 printed the shell's answer"
+else
+    fail "control SOCKET device 34 printed: $(cat "$work/control-device.log")"
+fi
+checks=$((checks + 1))
+if grep -qE '^manager: [0-9]+ events, ' "$work/control-stats.log" \
+    && grep -qE '^events: [0-9]+ queued for clients, 0 lost$' "$work/control-stats.log"; then
+    echo "sim-test: ok: control SOCKET stats printed the manager's counters"
+else
+    fail "control SOCKET stats printed: $(cat "$work/control-stats.log")"
 fi
 # The disk's unbinding comes before its transport's: $1 the transport's handle, $2 head (the
 # first) or tail (the last), $3 what is checked.
@@ -334,12 +387,29 @@ if [[ $warnings -ge 1 && $warnings -le 2 ]]; then
 else
     fail "hostile sDDF serial client: $warnings warnings about the corrupt queue (expected 1, at most 2)"
 fi
-checks=$((checks + 1))
-if grep -qE "'uart_driver' faulted|restarting driver PD 1" "$log"; then
-    fail "hostile sDDF serial client: the console driver faulted or was restarted"
-else
-    echo "sim-test: ok: hostile sDDF serial client: the console driver was never restarted"
+absent "'uart_driver' faulted|restarting driver PD 1" \
+    "hostile sDDF serial client: the console driver was never restarted"
+# The system with a hostile administrative client in the shell's place: garbage calls, then a
+# subscription to every event and a flood of whole-system suspends and resumes without taking
+# an event; each line typed is its clock, on which it takes what is queued. The manager accepts
+# at most 8 requests whose completions are not taken (the rest Busy), drops and counts the
+# events it has no room for, delivers every completion, and goes on serving.
+sed 's/"shell.elf"/"hostile_admin_client.elf"/' system.xml >"$work/hostile_admin.xml"
+start_system hostile-admin "$work/hostile_admin.xml" "$work/board.dtb"
+if wait_for 'hostile-admin: flooded' && wait_for 'manager: device 0:0 \(arm,psci-1.0\) (suspended|resumed)' 8; then
+    for _ in $(seq 40); do
+        grep -q 'hostile-admin: every completion came' "$log" && break
+        echo 'x' >&3
+        sleep 0.25
+    done
+    wait_for 'hostile-admin: with its completions taken' || true
 fi
+stop_system "the system with a hostile administrative client"
+expect 'hostile-admin: garbage calls answered \[Some\(Malformed\), Some\(Malformed\), Some\(Malformed\), Some\(Malformed\), Some\(NotPermitted\)\]'
+expect 'hostile-admin: flooded: 20 requests without taking an event, 8 accepted, 12 refused Busy'
+expect 'hostile-admin: every completion came \(8 of 8 accepted requests\); [0-9]+ events taken, [1-9][0-9]* lost and reported as lost'
+expect 'hostile-admin: with its completions taken a request is accepted again; the manager still answers: [0-9]+ devices'
+absent "panicked|'device_manager' faulted" "hostile administrative client: the manager never faulted"
 # The restart demonstration, as a user runs it: `make sim SYSTEM=restart-demo` (the demo driver
 # built with crash-once) until Ctrl-C. Ctrl-C is a SIGINT to the terminal's foreground process
 # group: make's own group here, which has no terminal (setsid), so the signal goes to the group.
@@ -409,7 +479,7 @@ else
 fi
 
 for program in device_manager pl011_driver pl031_driver virtio_mmio_driver virtio_blk_driver \
-    virtio_rng_driver demo_client shell meson_uart_driver demo_driver log_printer serial_client hostile_serial_client; do
+    virtio_rng_driver demo_client shell meson_uart_driver demo_driver log_printer serial_client hostile_serial_client hostile_admin_client; do
     checks=$((checks + 1))
     # This checkout's programs only (another Warden may be running on the machine).
     if pgrep -f -- "^$PWD/target/$profile/$program( |\$)" >/dev/null; then

@@ -123,7 +123,7 @@ if booted; then
     # Requests on the locked-then-freed device, and many of them: every one is answered
     # (typed one at a time: the console does not promise to keep up with a paste).
     for n in $(seq 40); do
-        type_line rescan 'rescan accepted' "$n" || break
+        type_line rescan '^\[console\] (warden> )?rescan: done' "$n" || break
     done
     type_line 'tree' "38:0 arm,pl031 @0x9010000 irq 34 -> \\(unbound; PD 2 quarantined after 5 failures in a row\\)" || true
     type_line 'pd 2' '^\[console\] driver PD 2: quarantined after 5 failures in a row' || true
@@ -139,7 +139,7 @@ check "hang: the hung probe was stopped at its deadline (500 ms, seen within 100
 check "hang: after 5 failures in a row the PD is quarantined and the device says so" \
     "[[ \$(count 'quarantined after 5 failures in a row') -ge 2 ]]"
 check "hang: 40 rescans behind the hung device were all answered, none refused NoSpace" \
-    "[[ \$(count 'rescan accepted') -ge 40 && \$(count 'NoSpace') -eq 0 ]]"
+    "[[ \$(count 'rescan: done') -ge 40 && \$(count 'NoSpace') -eq 0 ]]"
 check "hang: 'retry 2' restarted the quarantined PD" \
     "[[ \$(count 'hostile: probe of 38:0: never answering') -ge 6 ]]"
 fi
@@ -180,11 +180,11 @@ if booted; then
     inject corrupt rtc_driver
     wait_for 'driver PD 2 wrote a slot of 4096 bytes; skipped \(1 so far\)' || true
     # The remove callback's answer comes back on the same ring.
-    type_line 'unbind 38' '^\[console\] unbind 38:0' || true
+    type_line 'unbind 38' 'unbind 38:0 \(arm,pl031\): done' || true
     wait_for "device 38:0 \\(arm,pl031\\) unbound from 'pl031-rtc'" || true
     rtc=$(grep -oE "driver PD 2 registers 'pl031-rtc' on the platform bus: driver [0-9]+:[0-9]+" "$log" \
         | tail -n 1 | grep -oE '[0-9]+:[0-9]+$' || echo '0:0')
-    type_line "bind 38 $rtc" '^\[console\] bind 38:0' || true
+    type_line "bind 38 $rtc" 'bind 38:0 \(arm,pl031\) to driver [0-9]+:[0-9]+: done' || true
     wait_for "device 38:0 \\(arm,pl031\\) bound to driver 'pl031-rtc'" 2 || true
     # After a restart the rings start afresh, and a corrupt slot is skipped again.
     inject kill rtc_driver

@@ -31,28 +31,39 @@
 //! | 0x0103 | `AddChild` | driver → manager (PPC) | callback, parent, bus, match data, resources (physical) | `Completion` (child handle) | NotPermitted unless the caller's probe/resume callback is in flight on `parent` |
 //! | 0x0104 | `RemoveChild` | driver → manager (PPC) | callback, child | `Completion` | NotPermitted unless `child` is a child of the callback's device; Busy if it is bound or locked |
 //! | 0x0105 | `Alive` | driver → manager (ring) | the `Ping`'s sequence | — | an answer to no outstanding ping is ignored |
-//! | 0x0201 | `Bind` | client → manager (PPC; or a driver, naming its own driver) | device, driver | `Completion` (status only: `Ok` once queued, or the refusal the manager could decide at once) | StaleHandle, Busy, NoMatch |
-//! | 0x0202 | `Unbind` | client → manager (PPC; or a driver) | device | `Completion` (as `Bind`) | StaleHandle; a driver may unbind only a device bound to it |
-//! | 0x0203 | `RemoveDevice` | client → manager (PPC) | device | `Completion` (as `Bind`) | StaleHandle; a driver may remove only children of devices bound to it |
-//! | 0x0204 | `Rescan` | client → manager (PPC) | (none) | `Completion` | — |
-//! | 0x0205 | `SuspendDevice` | client → manager (PPC) | all flag, device | `Completion` (as `Bind`) | StaleHandle, Failed |
-//! | 0x0206 | `ResumeDevice` | client → manager (PPC) | all flag, device | `Completion` (as `Bind`) | StaleHandle, ParentSuspended, Failed |
+//! | 0x0201 | `Bind` | client → manager (PPC; or a driver, naming its own driver) | device, driver | `Accepted` (the request's number; its `Completed` event follows), or a `Completion` with the refusal the manager could decide at once | StaleHandle, Busy, NoMatch |
+//! | 0x0202 | `Unbind` | client → manager (PPC; or a driver) | device | `Accepted` (as `Bind`) | StaleHandle; a driver may unbind only a device bound to it |
+//! | 0x0203 | `RemoveDevice` | client → manager (PPC) | device | `Accepted` (as `Bind`) | StaleHandle; a driver may remove only children of devices bound to it |
+//! | 0x0204 | `Rescan` | client → manager (PPC) | (none) | `Accepted` (as `Bind`) | — |
+//! | 0x0205 | `SuspendDevice` | client → manager (PPC) | all flag, device | `Accepted` (as `Bind`) | StaleHandle, Failed |
+//! | 0x0206 | `ResumeDevice` | client → manager (PPC) | all flag, device | `Accepted` (as `Bind`) | StaleHandle, ParentSuspended, Failed |
 //! | 0x0207 | `QueryDevice` | client → manager (PPC) | device | `DeviceInfo` | StaleHandle |
 //! | 0x0208 | `QueryTree` | client → manager (PPC) | cursor | `DeviceInfo` of the first device whose index ≥ cursor | NoSuchObject past the last |
-//! | 0x0209 | `Subscribe` | client → manager | event mask | `Completion`, then `Event`s | — |
+//! | 0x0209 | `Subscribe` | client → manager (PPC) | event mask (bit `1 << kind`; 0: none) | `Completion` Ok; from then on the manager queues the events of those kinds for the client and notifies it | Malformed (a bit that names no kind) |
 //! | 0x020a | `QueryDriver` | client → manager (PPC) | driver | `DriverInfo` | StaleHandle |
 //! | 0x020b | `RetryPd` | client → manager (PPC) | PD | `Completion` | NoSuchObject (not a supervised PD), Busy (it is running) |
 //! | 0x020c | `QueryPd` | client → manager (PPC) | PD | `PdInfo` | NoSuchObject |
+//! | 0x020d | `NextEvent` | client → manager (PPC) | (none) | `Event`: the oldest queued for the client, its completions first | NoSuchObject (none queued) |
+//! | 0x020e | `ShutdownSystem` | client → manager (PPC) | (none) | `Accepted` | ShutDown (already) |
+//! | 0x020f | `QueryStats` | client → manager (PPC) | (none) | `Stats` | — |
 //! | 0x0301 | `Completion` | manager → client | status, detail, outcome (device + driver, or driver + bound count) | — | — |
-//! | 0x0302 | `Event` | manager → client | kind, device, driver | — | — |
+//! | 0x0302 | `Event` | manager → client | kind (device added, removed, bound, unbound, suspended, resumed, shut down; driver PD faulted, quarantined; request completed), device, driver, PD, request number and status and detail (completions only), events lost before this one | — | — |
 //! | 0x0303 | `DeviceInfo` | manager → client | device, parent, driver, state, match data, resources (physical), the PD it lost to a failure | — | — |
 //! | 0x0304 | `DriverInfo` | manager → client | driver, PD, devices bound, name | — | — |
 //! | 0x0305 | `PdInfo` | manager → client | PD, phase, restart in (ms), failures in a row, failures, restarts, last failure and its detail | — | — |
+//! | 0x0306 | `Accepted` | manager → client | request number | — | — |
+//! | 0x0307 | `Stats` | manager → client | the core's counters (events, probes, binds, walk restarts, pairs skipped, callbacks, in flight now and at most, deferred devices, completions), the supervisor's (restarts, quarantined PDs), the events queued for clients and lost | — | — |
 //!
-//! Not served yet (the manager answers `NotPermitted`): `Subscribe` and `Event` — the operator
-//! issue takes them up; their layouts are here so that every peer agrees on them already. The
-//! manager's core reports every change to the tree as it happens
-//! (`warden_manager_core::Effect::Changed`), which is what their events will carry.
+//! Requests a client queues (`Bind`, `Unbind`, `RemoveDevice`, `Rescan`, `SuspendDevice`,
+//! `ResumeDevice`, `ShutdownSystem`) are answered `Accepted` with the request's number, or a
+//! `Completion` when the manager decided at once; the outcome of an accepted request comes later
+//! as a `Completed` event with that number, queued for its client whether or not it subscribed
+//! (each client's completions have room of their own: a client has at most the core's
+//! per-requester limit of requests in flight). Other events are queued only for the kinds a
+//! client subscribed to, in a bounded queue per client; when it is full the manager drops the
+//! event and counts it, and the next event the client takes says how many it lost. The manager
+//! notifies the client's channel when its queue goes from empty to not empty; the client takes
+//! events with `NextEvent` until `NoSuchObject`.
 //!
 //! Status codes ([`Status`]): 0 Ok, 1 NotMine, 2 Defer, 3 Busy, 4 StaleHandle, 5 NoSuchObject,
 //! 6 NotPermitted, 7 Malformed, 8 NoSpace, 9 Failed, 10 Died, 11 ShutDown, 12 NoMatch,

@@ -78,7 +78,8 @@ impl Status {
     }
 }
 
-/// Events a subscribed client receives.
+/// What a client is told: changes to the tree and to the driver PDs (for the kinds it
+/// subscribed to), and the completion of each of its own requests (always).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum EventKind {
@@ -94,26 +95,49 @@ pub enum EventKind {
     Suspended = 5,
     /// A device was resumed.
     Resumed = 6,
-    /// A driver's PD died.
-    DriverDied = 7,
+    /// A driver PD failed (faulted, missed a deadline, fell silent, broke its ring) and was
+    /// stopped; its devices are unbound.
+    Faulted = 7,
+    /// A device was shut down.
+    ShutDown = 8,
+    /// A driver PD failed too often and stays stopped until an administrator retries it.
+    Quarantined = 9,
+    /// One of the client's own requests completed (sent whether or not it subscribed).
+    Completed = 10,
 }
 
 impl EventKind {
+    /// Every kind, in code order.
+    pub const ALL: [Self; 10] = [
+        Self::DeviceAdded,
+        Self::DeviceRemoved,
+        Self::Bound,
+        Self::Unbound,
+        Self::Suspended,
+        Self::Resumed,
+        Self::Faulted,
+        Self::ShutDown,
+        Self::Quarantined,
+        Self::Completed,
+    ];
+    /// The bits of a `Subscribe` mask that name kinds (bit `1 << code`).
+    pub const MASK: u64 = 0x7fe;
+
+    /// This kind's bit in a `Subscribe` mask.
+    #[must_use]
+    pub const fn bit(self) -> u64 {
+        1 << self as u32
+    }
+
     /// The kind with this code.
     ///
     /// # Errors
     /// [`DecodeError::UnknownEventKind`].
     pub fn from_code(code: u32) -> Result<Self, DecodeError> {
-        Ok(match code {
-            1 => Self::DeviceAdded,
-            2 => Self::DeviceRemoved,
-            3 => Self::Bound,
-            4 => Self::Unbound,
-            5 => Self::Suspended,
-            6 => Self::Resumed,
-            7 => Self::DriverDied,
-            other => return Err(DecodeError::UnknownEventKind(other)),
-        })
+        Self::ALL
+            .into_iter()
+            .find(|kind| *kind as u32 == code)
+            .ok_or(DecodeError::UnknownEventKind(code))
     }
 }
 
@@ -439,9 +463,10 @@ messages! {
         /// Where to continue (0 to start).
         cursor: u64,
     }
-    /// Client → manager: send me events whose kind bit (1 << kind) is set in `mask`.
-    0x0209 SUBSCRIBE ring Subscribe {
-        /// The event mask.
+    /// Client → manager: queue for me the events whose kind bit (`1 << kind`) is set in
+    /// `mask` (0: none; the completions of my own requests are queued whatever the mask).
+    0x0209 SUBSCRIBE call Subscribe {
+        /// The event mask ([`EventKind::MASK`] holds every kind).
         mask: u64,
     }
     /// Client → manager: describe a driver.
@@ -460,6 +485,12 @@ messages! {
         /// The PD.
         pd: PdId,
     }
+    /// Client → manager: the oldest event queued for me.
+    0x020d NEXT_EVENT call NextEvent {}
+    /// Client → manager: shut the whole system down (children first).
+    0x020e SHUTDOWN_SYSTEM call ShutdownSystem {}
+    /// Client → manager: the manager's counters.
+    0x020f QUERY_STATS call QueryStats {}
     /// Manager → client: a request completed.
     0x0301 COMPLETION call Completion {
         /// Its status.
@@ -470,14 +501,25 @@ messages! {
         /// What it produced.
         outcome: Outcome,
     }
-    /// Manager → client: something happened.
-    0x0302 EVENT ring Event {
+    /// Manager → client: something happened, in reply to `NextEvent`.
+    0x0302 EVENT call Event {
         /// What.
         kind: EventKind,
-        /// The device concerned.
-        device: DeviceId,
-        /// The driver concerned.
-        driver: DriverId,
+        /// The device concerned (device events; a completion's device, if it named one).
+        device: Option<DeviceId>,
+        /// The driver concerned (bound, unbound; a completion's driver).
+        driver: Option<DriverId>,
+        /// The driver PD concerned (`Faulted`, `Quarantined`).
+        pd: Option<PdId>,
+        /// `Completed`: the number the request was accepted as ([`Message::Accepted`]).
+        request: u32,
+        /// `Completed`: how it ended; `Ok` for every other kind.
+        status: Status,
+        /// `Completed` with `Failed` (the driver's code) or `NotPermitted` (why); else zero.
+        detail: u16,
+        /// Events for this client the manager dropped, its queue full, since the last one
+        /// it delivered (never a completion: those have room of their own).
+        lost: u32,
     }
     /// Manager → client: a device, in reply to `QueryDevice` or `QueryTree`.
     0x0303 DEVICE_INFO call DeviceInfo {
@@ -525,6 +567,44 @@ messages! {
         last_failure: FailureKind,
         /// For `Fault`: the fault's label; for `Overdue`: the callback's opcode; else zero.
         failure_detail: u32,
+    }
+    /// Manager → client: the manager's counters since start-up, in reply to `QueryStats`
+    /// (each saturates at `u32::MAX`).
+    0x0307 STATS call Stats {
+        /// Events the core handled (requests, replies, child additions, deaths).
+        events: u32,
+        /// Probe callbacks issued.
+        probes: u32,
+        /// Successful binds.
+        binds: u32,
+        /// Probe walks restarted because a bus's version counter changed.
+        walk_restarts: u32,
+        /// (device, driver) pairs skipped on a restarted walk, already tried.
+        pairs_skipped: u32,
+        /// Callbacks issued, every kind.
+        callbacks: u32,
+        /// Callbacks in flight now.
+        in_flight: u32,
+        /// The most callbacks in flight at once.
+        max_in_flight: u32,
+        /// Devices parked after a Defer, now.
+        deferred: u32,
+        /// Requests completed.
+        completions: u32,
+        /// Driver PD restarts.
+        restarts: u32,
+        /// Driver PDs quarantined now.
+        quarantined: u32,
+        /// Events queued for clients.
+        events_queued: u32,
+        /// Events dropped, a client's queue full.
+        events_lost: u32,
+    }
+    /// Manager → client: the request is queued as number `request` of this client; its
+    /// outcome comes as a `Completed` event carrying that number.
+    0x0306 ACCEPTED call Accepted {
+        /// The request's number.
+        request: u32,
     }
 }
 
@@ -588,11 +668,22 @@ codes! {
 /// The rules that tie one field to another (the rest is each field's own).
 fn check(message: &Message) -> Result<(), DecodeError> {
     match message {
-        Message::Completion { status, detail, .. }
+        Message::Completion { status, detail, .. } | Message::Event { status, detail, .. }
             if !matches!(status, Status::Failed | Status::NotPermitted) && *detail != 0 =>
         {
             Err(DecodeError::ReservedNotZero)
         }
+        Message::Event {
+            kind,
+            status,
+            request,
+            ..
+        } if *kind != EventKind::Completed && (*status != Status::Ok || *request != 0) => {
+            Err(DecodeError::ReservedNotZero)
+        }
+        Message::Subscribe { mask } if mask & !EventKind::MASK != 0 => Err(
+            DecodeError::UnknownEventKind((mask & !EventKind::MASK).trailing_zeros()),
+        ),
         _ => Ok(()),
     }
 }

@@ -14,7 +14,8 @@
 //! go of its device and binding it again, as a bus driver does on hot-plug); from an
 //! administrative client such as the shell: `QUERY_DEVICE`, `QUERY_TREE`, `QUERY_DRIVER`,
 //! `UNBIND`, `BIND`, `RESCAN`, `REMOVE_DEVICE`, `SUSPEND_DEVICE`, `RESUME_DEVICE`, `QUERY_PD`,
-//! `RETRY_PD`. Replies: `COMPLETION`, `DEVICE_INFO` and `DRIVER_INFO`.
+//! `RETRY_PD`, `SUBSCRIBE`, `NEXT_EVENT`, `SHUTDOWN_SYSTEM`. Replies: `COMPLETION`, `ACCEPTED`,
+//! `EVENT`, `DEVICE_INFO`, `DRIVER_INFO` and `PD_INFO`.
 
 use crate::message::{
     body_length, decode_body, encode_body, is_call, DecodeError, EncodeError, Message,

@@ -160,7 +160,11 @@ fn message() -> impl Strategy<Value = Message> {
         power_target().prop_map(|target| Message::ResumeDevice { target }),
         device().prop_map(|device| Message::QueryDevice { device }),
         any::<u64>().prop_map(|cursor| Message::QueryTree { cursor }),
-        any::<u64>().prop_map(|mask| Message::Subscribe { mask }),
+        any::<u64>().prop_map(|mask| Message::Subscribe {
+            mask: mask & EventKind::MASK
+        }),
+        Just(Message::NextEvent {}),
+        Just(Message::ShutdownSystem {}),
         driver().prop_map(|driver| Message::QueryDriver { driver }),
         any::<u32>().prop_map(|pd| Message::RetryPd { pd: PdId(pd) }),
         any::<u32>().prop_map(|pd| Message::QueryPd { pd: PdId(pd) }),
@@ -178,7 +182,10 @@ fn message() -> impl Strategy<Value = Message> {
         Just(EventKind::Unbound),
         Just(EventKind::Suspended),
         Just(EventKind::Resumed),
-        Just(EventKind::DriverDied),
+        Just(EventKind::Faulted),
+        Just(EventKind::ShutDown),
+        Just(EventKind::Quarantined),
+        Just(EventKind::Completed),
     ];
     let state = prop_oneof![
         Just(DeviceState::Active),
@@ -193,11 +200,32 @@ fn message() -> impl Strategy<Value = Message> {
                 outcome,
             }
         }),
-        (kind, device(), driver()).prop_map(|(kind, device, driver)| Message::Event {
+        (
             kind,
-            device,
-            driver
-        }),
+            proptest::option::of(device()),
+            proptest::option::of(driver()),
+            proptest::option::of(any::<u32>()),
+            any::<u32>(),
+            status_and_detail(),
+            any::<u32>(),
+        )
+            .prop_map(
+                |(kind, device, driver, pd, request, (status, detail), lost)| {
+                    // Only a completion carries a request number and a status.
+                    let completed = kind == EventKind::Completed;
+                    Message::Event {
+                        kind,
+                        device,
+                        driver,
+                        pd: pd.map(PdId),
+                        request: if completed { request } else { 0 },
+                        status: if completed { status } else { Status::Ok },
+                        detail: if completed { detail } else { 0 },
+                        lost,
+                    }
+                }
+            ),
+        any::<u32>().prop_map(|request| Message::Accepted { request }),
         (
             device(),
             proptest::option::of(device()),
@@ -386,6 +414,34 @@ fn typed_errors_name_the_problem() {
     let string_at = length - last_pd - resources - 160 + 12;
     buffer[string_at] = b'x';
     assert_eq!(decode(&buffer[..length]), Err(DecodeError::BadString));
+    // A subscription to a kind of event that does not exist names the first unknown kind.
+    let subscribe = Message::Subscribe {
+        mask: EventKind::MASK | 1 << 12 | 1 << 40,
+    };
+    let length = encode(1, &subscribe, &mut buffer).unwrap();
+    assert_eq!(
+        decode(&buffer[..length]),
+        Err(DecodeError::UnknownEventKind(12))
+    );
+    let bit_zero = Message::Subscribe { mask: 1 };
+    let length = encode(1, &bit_zero, &mut buffer).unwrap();
+    assert_eq!(
+        decode(&buffer[..length]),
+        Err(DecodeError::UnknownEventKind(0))
+    );
+    // Only a completion carries a request number and a status.
+    let forged = Message::Event {
+        kind: EventKind::Bound,
+        device: Some(DeviceId::from_parts(0, 0)),
+        driver: None,
+        pd: None,
+        request: 7,
+        status: Status::Ok,
+        detail: 0,
+        lost: 0,
+    };
+    let length = encode(1, &forged, &mut buffer).unwrap();
+    assert_eq!(decode(&buffer[..length]), Err(DecodeError::ReservedNotZero));
 }
 
 #[test]
@@ -421,6 +477,9 @@ fn every_message_fits_one_ring_slot() {
         opcode::RETRY_PD,
         opcode::QUERY_PD,
         opcode::PD_INFO,
+        opcode::NEXT_EVENT,
+        opcode::SHUTDOWN_SYSTEM,
+        opcode::ACCEPTED,
     ];
     for code in opcodes {
         let length = header + body_length(code).unwrap();

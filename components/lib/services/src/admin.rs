@@ -6,13 +6,15 @@
 //! | `QueryTree { cursor }` | `DeviceInfo` of the first device whose index ≥ cursor | NoSuchObject past the last |
 //! | `QueryDevice { device }` | `DeviceInfo` | StaleHandle |
 //! | `QueryDriver { driver }` | `DriverInfo` | StaleHandle |
-//! | `Bind { device, driver }`, `Unbind { device }`, `Rescan {}`, `RemoveDevice { device }`, `SuspendDevice { target }`, `ResumeDevice { target }` (a device and its subtree, or `All`) | `Completion`: Ok once queued | the refusal the manager could decide at once (StaleHandle, Busy, NoMatch, NoSpace; NotPermitted with a detail) |
+//! | `Bind { device, driver }`, `Unbind { device }`, `Rescan {}`, `RemoveDevice { device }`, `SuspendDevice { target }`, `ResumeDevice { target }` (a device and its subtree, or `All`), `ShutdownSystem {}` | `Accepted { request }` once queued (its outcome follows as a `Completed` event with that number), or `Completion` Ok if it was done at once | the refusal the manager could decide at once (StaleHandle, Busy, NoMatch, NoSpace, ShutDown; NotPermitted with a detail) |
+//! | `Subscribe { mask }` | `Completion` Ok: events of those kinds are queued from now on | Malformed (a bit that names no kind) |
+//! | `NextEvent {}` | `Event`: the oldest queued (completions first), with the count of events lost before it | NoSuchObject (none queued) |
 //! | `QueryPd { pd }` | `PdInfo`: its supervision | NoSuchObject (not a supervised PD) |
 //! | `RetryPd { pd }` | `Completion`: Ok once restarted | NoSuchObject, Busy (it is running) |
 //!
 //! [`Client`] is the client's half, [`serve`] the manager's, over its [`Server`].
 
-use warden_protocol::{DecodeError, FailureKind, Message, PdPhase, PowerTarget, Status};
+use warden_protocol::{DecodeError, EventKind, FailureKind, Message, PdPhase, PowerTarget, Status};
 use warden_vocabulary::{
     DeviceId, DeviceState, DriverId, MatchData, Name, Outcome, PdId, Resources,
 };
@@ -70,6 +72,70 @@ pub struct Driver {
     pub bound: u32,
     /// Its name.
     pub name: Name,
+}
+
+/// What became of a request a client sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Submitted {
+    /// Queued as this client's request `0`: its outcome comes as a `Completed` event with that
+    /// number.
+    Accepted(u32),
+    /// Done at once; there is nothing to wait for.
+    Done,
+}
+
+/// Something the manager tells a client, taken with `NextEvent`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
+    /// The device concerned.
+    pub device: Option<DeviceId>,
+    /// The driver concerned.
+    pub driver: Option<DriverId>,
+    /// The driver PD concerned (`Faulted`, `Quarantined`).
+    pub pd: Option<PdId>,
+    /// `Completed`: the request's number.
+    pub request: u32,
+    /// `Completed`: how it ended.
+    pub status: Status,
+    /// `Completed` with `Failed` or `NotPermitted`: the detail.
+    pub detail: u16,
+    /// Events the manager dropped for this client before this one (its queue was full).
+    pub lost: u32,
+}
+
+/// The manager's counters, as `QueryStats` answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events the core handled.
+    pub events: u32,
+    /// Probe callbacks issued.
+    pub probes: u32,
+    /// Successful binds.
+    pub binds: u32,
+    /// Probe walks restarted (a version counter changed).
+    pub walk_restarts: u32,
+    /// Pairs skipped on restarted walks.
+    pub pairs_skipped: u32,
+    /// Callbacks issued.
+    pub callbacks: u32,
+    /// Callbacks in flight now.
+    pub in_flight: u32,
+    /// The most callbacks in flight at once.
+    pub max_in_flight: u32,
+    /// Devices parked after a Defer, now.
+    pub deferred: u32,
+    /// Requests completed.
+    pub completions: u32,
+    /// Driver PD restarts.
+    pub restarts: u32,
+    /// Driver PDs quarantined now.
+    pub quarantined: u32,
+    /// Events queued for clients.
+    pub events_queued: u32,
+    /// Events dropped, a client's queue full.
+    pub events_lost: u32,
 }
 
 /// Why an administrative call gave no answer.
@@ -138,7 +204,7 @@ impl<C: Caller> Client<C> {
     ///
     /// # Errors
     /// [`Error`].
-    pub fn bind(&mut self, device: DeviceId, driver: DriverId) -> Result<(), Error> {
+    pub fn bind(&mut self, device: DeviceId, driver: DriverId) -> Result<Submitted, Error> {
         self.request(&Message::Bind { device, driver })
     }
 
@@ -146,7 +212,7 @@ impl<C: Caller> Client<C> {
     ///
     /// # Errors
     /// [`Error`].
-    pub fn unbind(&mut self, device: DeviceId) -> Result<(), Error> {
+    pub fn unbind(&mut self, device: DeviceId) -> Result<Submitted, Error> {
         self.request(&Message::Unbind { device })
     }
 
@@ -154,7 +220,7 @@ impl<C: Caller> Client<C> {
     ///
     /// # Errors
     /// [`Error`].
-    pub fn rescan(&mut self) -> Result<(), Error> {
+    pub fn rescan(&mut self) -> Result<Submitted, Error> {
         self.request(&Message::Rescan {})
     }
 
@@ -162,7 +228,7 @@ impl<C: Caller> Client<C> {
     ///
     /// # Errors
     /// [`Error`].
-    pub fn remove(&mut self, device: DeviceId) -> Result<(), Error> {
+    pub fn remove(&mut self, device: DeviceId) -> Result<Submitted, Error> {
         self.request(&Message::RemoveDevice { device })
     }
 
@@ -171,7 +237,7 @@ impl<C: Caller> Client<C> {
     ///
     /// # Errors
     /// [`Error`].
-    pub fn suspend(&mut self, target: PowerTarget) -> Result<(), Error> {
+    pub fn suspend(&mut self, target: PowerTarget) -> Result<Submitted, Error> {
         self.request(&Message::SuspendDevice { target })
     }
 
@@ -179,8 +245,45 @@ impl<C: Caller> Client<C> {
     ///
     /// # Errors
     /// [`Error`].
-    pub fn resume(&mut self, target: PowerTarget) -> Result<(), Error> {
+    pub fn resume(&mut self, target: PowerTarget) -> Result<Submitted, Error> {
         self.request(&Message::ResumeDevice { target })
+    }
+
+    /// Asks for the whole system to be shut down (children first).
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub fn shutdown(&mut self) -> Result<Submitted, Error> {
+        self.request(&Message::ShutdownSystem {})
+    }
+
+    /// Asks for the events of the kinds whose bits are set in `mask` (0: none) to be queued
+    /// for this client.
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub fn subscribe(&mut self, mask: u64) -> Result<(), Error> {
+        match self.0.call(&Message::Subscribe { mask })? {
+            Message::Completion {
+                status: Status::Ok, ..
+            } => Ok(()),
+            other => Err(refusal(&other)),
+        }
+    }
+
+    /// The oldest event queued for this client, or `None`.
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub fn next_event(&mut self) -> Result<Option<Event>, Error> {
+        match self.0.call(&Message::NextEvent {})? {
+            event @ Message::Event { .. } => event_of(event).map(Some).ok_or(Error::Unexpected),
+            Message::Completion {
+                status: Status::NoSuchObject,
+                ..
+            } => Ok(None),
+            other => Err(refusal(&other)),
+        }
     }
 
     /// A driver PD's supervision.
@@ -212,12 +315,26 @@ impl<C: Caller> Client<C> {
         }
     }
 
+    /// The manager's counters.
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub fn stats(&mut self) -> Result<Stats, Error> {
+        match self.0.call(&Message::QueryStats {})? {
+            stats @ Message::Stats { .. } => stats_of(stats).ok_or(Error::Unexpected),
+            other => Err(refusal(&other)),
+        }
+    }
+
     /// Restarts a driver PD that is quarantined (or waiting for its backoff) now.
     ///
     /// # Errors
     /// [`Error`].
     pub fn retry(&mut self, pd: PdId) -> Result<(), Error> {
-        self.request(&Message::RetryPd { pd })
+        match self.request(&Message::RetryPd { pd })? {
+            Submitted::Done => Ok(()),
+            Submitted::Accepted(_) => Err(Error::Unexpected),
+        }
     }
 
     fn device_reply(&mut self, call: &Message) -> Result<Device, Error> {
@@ -243,11 +360,12 @@ impl<C: Caller> Client<C> {
         }
     }
 
-    fn request(&mut self, call: &Message) -> Result<(), Error> {
+    fn request(&mut self, call: &Message) -> Result<Submitted, Error> {
         match self.0.call(call)? {
+            Message::Accepted { request } => Ok(Submitted::Accepted(request)),
             Message::Completion {
                 status: Status::Ok, ..
-            } => Ok(()),
+            } => Ok(Submitted::Done),
             Message::Completion { status, .. } => Err(Error::Refused(status)),
             _ => Err(Error::Unexpected),
         }
@@ -272,27 +390,39 @@ pub trait Server {
     ///
     /// # Errors
     /// The refusal decided at once.
-    fn bind(&mut self, device: DeviceId, driver: DriverId) -> Result<(), Status>;
+    fn bind(&mut self, device: DeviceId, driver: DriverId) -> Result<Submitted, Status>;
     /// Unbinds `device` (queued).
     ///
     /// # Errors
     /// The refusal decided at once.
-    fn unbind(&mut self, device: DeviceId) -> Result<(), Status>;
+    fn unbind(&mut self, device: DeviceId) -> Result<Submitted, Status>;
     /// Probes every unbound device again (queued).
     ///
     /// # Errors
     /// The refusal decided at once.
-    fn rescan(&mut self) -> Result<(), Status>;
+    fn rescan(&mut self) -> Result<Submitted, Status>;
     /// Removes `device` and its subtree (queued).
     ///
     /// # Errors
     /// The refusal decided at once.
-    fn remove(&mut self, device: DeviceId) -> Result<(), Status>;
+    fn remove(&mut self, device: DeviceId) -> Result<Submitted, Status>;
     /// Suspends (`suspend`) or resumes a device and its subtree, or the whole system (queued).
     ///
     /// # Errors
     /// The refusal decided at once.
-    fn power(&mut self, target: PowerTarget, suspend: bool) -> Result<(), Status>;
+    fn power(&mut self, target: PowerTarget, suspend: bool) -> Result<Submitted, Status>;
+    /// Shuts the whole system down (queued).
+    ///
+    /// # Errors
+    /// The refusal decided at once (ShutDown: already).
+    fn shutdown(&mut self) -> Result<Submitted, Status>;
+    /// Queues for this client the events of the kinds in `mask` (a decoded mask: every bit
+    /// names a kind).
+    fn subscribe(&mut self, mask: u64);
+    /// Takes the oldest event queued for this client.
+    fn next_event(&mut self) -> Option<Event>;
+    /// The counters.
+    fn stats(&mut self) -> Stats;
     /// A driver PD's supervision.
     ///
     /// # Errors
@@ -319,6 +449,11 @@ pub enum Refusal<'a> {
 /// The manager's half: answers one call from a client.
 pub fn serve(server: &mut impl Server, call: Result<Message, DecodeError>) -> Message {
     let done = |result: Result<(), Status>| completion(result.err().unwrap_or(Status::Ok));
+    let queued = |result: Result<Submitted, Status>| match result {
+        Ok(Submitted::Accepted(request)) => Message::Accepted { request },
+        Ok(Submitted::Done) => completion(Status::Ok),
+        Err(status) => completion(status),
+    };
     match call {
         Ok(Message::QueryTree { cursor }) => match server.next_device(cursor) {
             Some(device) => device_info(device),
@@ -341,12 +476,22 @@ pub fn serve(server: &mut impl Server, call: Result<Message, DecodeError>) -> Me
                 name,
             },
         ),
-        Ok(Message::Bind { device, driver }) => done(server.bind(device, driver)),
-        Ok(Message::Unbind { device }) => done(server.unbind(device)),
-        Ok(Message::Rescan {}) => done(server.rescan()),
-        Ok(Message::RemoveDevice { device }) => done(server.remove(device)),
-        Ok(Message::SuspendDevice { target }) => done(server.power(target, true)),
-        Ok(Message::ResumeDevice { target }) => done(server.power(target, false)),
+        Ok(Message::Bind { device, driver }) => queued(server.bind(device, driver)),
+        Ok(Message::Unbind { device }) => queued(server.unbind(device)),
+        Ok(Message::Rescan {}) => queued(server.rescan()),
+        Ok(Message::RemoveDevice { device }) => queued(server.remove(device)),
+        Ok(Message::SuspendDevice { target }) => queued(server.power(target, true)),
+        Ok(Message::ResumeDevice { target }) => queued(server.power(target, false)),
+        Ok(Message::ShutdownSystem {}) => queued(server.shutdown()),
+        Ok(Message::Subscribe { mask }) => {
+            server.subscribe(mask);
+            completion(Status::Ok)
+        }
+        Ok(Message::QueryStats {}) => stats_message(server.stats()),
+        Ok(Message::NextEvent {}) => match server.next_event() {
+            Some(event) => event_message(event),
+            None => completion(Status::NoSuchObject),
+        },
         Ok(Message::QueryPd { pd }) => server.pd(pd).map_or_else(completion, pd_info),
         Ok(Message::RetryPd { pd }) => done(server.retry(pd)),
         Ok(other) => {
@@ -358,6 +503,39 @@ pub fn serve(server: &mut impl Server, call: Result<Message, DecodeError>) -> Me
             completion(Status::Malformed)
         }
     }
+}
+
+/// Moves the named fields of a struct into a message variant (or a variant's into a struct:
+/// `None` for another variant), by name.
+macro_rules! moved {
+    ($value:expr, $($From:ident)::+ => $($To:ident)::+ { $($field:ident),* $(,)? }) => {{
+        let $($From)::+ { $($field),* } = $value;
+        $($To)::+ { $($field),* }
+    }};
+    (variant $value:expr, $($From:ident)::+ => $($To:ident)::+ { $($field:ident),* $(,)? }) => {
+        match $value {
+            $($From)::+ { $($field),* } => Some($($To)::+ { $($field),* }),
+            _ => None,
+        }
+    };
+}
+
+fn event_message(event: Event) -> Message {
+    moved!(event, Event => Message::Event { kind, device, driver, pd, request, status, detail, lost })
+}
+
+/// The event a `Message::Event` carries.
+fn event_of(message: Message) -> Option<Event> {
+    moved!(variant message, Message::Event => Event { kind, device, driver, pd, request, status, detail, lost })
+}
+
+fn stats_message(stats: Stats) -> Message {
+    moved!(stats, Stats => Message::Stats { events, probes, binds, walk_restarts, pairs_skipped, callbacks, in_flight, max_in_flight, deferred, completions, restarts, quarantined, events_queued, events_lost })
+}
+
+/// The counters a `Message::Stats` carries.
+fn stats_of(message: Message) -> Option<Stats> {
+    moved!(variant message, Message::Stats => Stats { events, probes, binds, walk_restarts, pairs_skipped, callbacks, in_flight, max_in_flight, deferred, completions, restarts, quarantined, events_queued, events_lost })
 }
 
 /// A completion with only a status.
@@ -413,6 +591,8 @@ mod tests {
         refusals: Vec<alloc::string::String>,
         bound: bool,
         power: Vec<(PowerTarget, bool)>,
+        events: Vec<Event>,
+        mask: u64,
     }
 
     fn the_device() -> Device {
@@ -452,29 +632,45 @@ mod tests {
         fn driver(&mut self, _driver: DriverId) -> Result<Driver, Status> {
             Err(Status::StaleHandle)
         }
-        fn bind(&mut self, _device: DeviceId, _driver: DriverId) -> Result<(), Status> {
+        fn bind(&mut self, _device: DeviceId, _driver: DriverId) -> Result<Submitted, Status> {
             if self.bound {
                 Err(Status::Busy)
             } else {
                 self.bound = true;
-                Ok(())
+                Ok(Submitted::Accepted(1))
             }
         }
-        fn unbind(&mut self, _device: DeviceId) -> Result<(), Status> {
-            Ok(())
+        fn unbind(&mut self, _device: DeviceId) -> Result<Submitted, Status> {
+            Ok(Submitted::Accepted(2))
         }
-        fn rescan(&mut self) -> Result<(), Status> {
-            Ok(())
+        fn rescan(&mut self) -> Result<Submitted, Status> {
+            Ok(Submitted::Done)
         }
-        fn remove(&mut self, device: DeviceId) -> Result<(), Status> {
-            self.device(device).map(|_| ())
+        fn remove(&mut self, device: DeviceId) -> Result<Submitted, Status> {
+            self.device(device).map(|_| Submitted::Accepted(3))
         }
-        fn power(&mut self, target: PowerTarget, suspend: bool) -> Result<(), Status> {
+        fn power(&mut self, target: PowerTarget, suspend: bool) -> Result<Submitted, Status> {
             if let PowerTarget::Device(device) = target {
                 self.device(device)?;
             }
             self.power.push((target, suspend));
-            Ok(())
+            Ok(Submitted::Accepted(4))
+        }
+        fn shutdown(&mut self) -> Result<Submitted, Status> {
+            Err(Status::ShutDown)
+        }
+        fn subscribe(&mut self, mask: u64) {
+            self.mask = mask;
+        }
+        fn next_event(&mut self) -> Option<Event> {
+            (!self.events.is_empty()).then(|| self.events.remove(0))
+        }
+        fn stats(&mut self) -> Stats {
+            Stats {
+                binds: 3,
+                events_lost: 9,
+                ..Stats::default()
+            }
         }
         fn pd(&mut self, pd: PdId) -> Result<Supervised, Status> {
             (pd == PdId(1)).then(the_pd).ok_or(Status::NoSuchObject)
@@ -506,6 +702,8 @@ mod tests {
             refusals: Vec::new(),
             bound: false,
             power: Vec::new(),
+            events: Vec::new(),
+            mask: 0,
         }));
         assert_eq!(client.next_device(0), Ok(Some(the_device())));
         assert_eq!(client.next_device(4), Ok(None));
@@ -519,21 +717,28 @@ mod tests {
             client.driver(driver),
             Err(Error::Refused(Status::StaleHandle))
         );
-        assert_eq!(client.bind(the_device().id, driver), Ok(()));
+        assert_eq!(
+            client.bind(the_device().id, driver),
+            Ok(Submitted::Accepted(1))
+        );
         assert_eq!(
             client.bind(the_device().id, driver),
             Err(Error::Refused(Status::Busy))
         );
-        assert_eq!(client.unbind(the_device().id), Ok(()));
-        assert_eq!(client.rescan(), Ok(()));
+        assert_eq!(client.unbind(the_device().id), Ok(Submitted::Accepted(2)));
+        assert_eq!(client.rescan(), Ok(Submitted::Done));
         let stale = DeviceId::from_parts(3, 0);
-        assert_eq!(client.remove(the_device().id), Ok(()));
+        assert_eq!(client.remove(the_device().id), Ok(Submitted::Accepted(3)));
         assert_eq!(
             client.remove(stale),
             Err(Error::Refused(Status::StaleHandle))
         );
-        assert_eq!(client.suspend(PowerTarget::All), Ok(()));
-        assert_eq!(client.resume(PowerTarget::Device(the_device().id)), Ok(()));
+        assert_eq!(client.suspend(PowerTarget::All), Ok(Submitted::Accepted(4)));
+        assert_eq!(
+            client.resume(PowerTarget::Device(the_device().id)),
+            Ok(Submitted::Accepted(4))
+        );
+        assert_eq!(client.shutdown(), Err(Error::Refused(Status::ShutDown)));
         assert_eq!(
             client.suspend(PowerTarget::Device(stale)),
             Err(Error::Refused(Status::StaleHandle))
@@ -555,6 +760,41 @@ mod tests {
             client.retry(PdId(9)),
             Err(Error::Refused(Status::NoSuchObject))
         );
+        // Events: subscribing sets the mask; each is taken once, then there are none.
+        assert_eq!(client.subscribe(EventKind::MASK), Ok(()));
+        assert_eq!(client.0 .0.mask, EventKind::MASK);
+        let completed = Event {
+            kind: EventKind::Completed,
+            device: Some(the_device().id),
+            driver: None,
+            pd: None,
+            request: 1,
+            status: Status::Failed,
+            detail: 7,
+            lost: 0,
+        };
+        let faulted = Event {
+            kind: EventKind::Faulted,
+            device: None,
+            driver: None,
+            pd: Some(PdId(1)),
+            request: 0,
+            status: Status::Ok,
+            detail: 0,
+            lost: 3,
+        };
+        client.0 .0.events = alloc::vec![completed, faulted];
+        assert_eq!(client.next_event(), Ok(Some(completed)));
+        assert_eq!(client.next_event(), Ok(Some(faulted)));
+        assert_eq!(client.next_event(), Ok(None));
+        assert_eq!(
+            client.stats(),
+            Ok(Stats {
+                binds: 3,
+                events_lost: 9,
+                ..Stats::default()
+            })
+        );
     }
 
     #[test]
@@ -563,6 +803,8 @@ mod tests {
             refusals: Vec::new(),
             bound: false,
             power: Vec::new(),
+            events: Vec::new(),
+            mask: 0,
         };
         let probe = Message::Alive { sequence: 1 };
         assert_eq!(

@@ -25,6 +25,7 @@ use warden_services::block::{self, Data, Operation, Request, Status};
 use warden_services::sddf_block::{self, blk as sddf};
 use warden_services::{clock, entropy, ReplyError};
 
+pub mod admin_hostile;
 pub mod serial;
 pub mod soak;
 

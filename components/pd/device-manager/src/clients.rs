@@ -1,9 +1,12 @@
 //! The client side: the manager's half of `warden_services::admin`, for a PD that calls on one
 //! of the client channels ([`crate::interface::CLIENTS`]). Queries are answered from the core's
-//! state and the supervisor's; `Bind`, `Unbind`, `Rescan`, `RemoveDevice`, `SuspendDevice` and
-//! `ResumeDevice` (of a device's subtree or of the whole system) enter the core's queue as the
-//! client's requests, and the reply says whether they were accepted (their outcome is logged
-//! when they complete, and shows in the tree); `RetryPd` restarts a quarantined driver PD.
+//! state and the supervisor's; `Bind`, `Unbind`, `Rescan`, `RemoveDevice`, `SuspendDevice`,
+//! `ResumeDevice` (of a device's subtree or of the whole system) and `ShutdownSystem` enter the
+//! core's queue as the client's requests: the reply is `Accepted` with the request's number, and
+//! its outcome is queued for the client as a `Completed` event ([`crate::events`]), or the reply
+//! is the refusal decided at once. A client with [`crate::events::COMPLETIONS`] requests whose
+//! completions it has not taken is answered Busy. `Subscribe` and `NextEvent` serve the events;
+//! `RetryPd` restarts a quarantined driver PD.
 
 use log::{info, warn};
 
@@ -12,6 +15,7 @@ use warden_manager_core::{Failure, Phase, Request, Requester, RetryError};
 use warden_microkit::Channel;
 use warden_protocol::{DecodeError, FailureKind, Message, PdPhase, PowerTarget, Status};
 use warden_services::admin::{self, Device, Driver, Refusal, Supervised};
+use warden_services::admin::{Event, Stats, Submitted};
 use warden_vocabulary::{DeviceId, DriverId, PdId};
 
 use crate::{status_of, DeviceManager};
@@ -54,14 +58,26 @@ struct AdminServer<'a> {
 }
 
 impl AdminServer<'_> {
-    fn request(&mut self, request: Request) -> Result<(), Status> {
-        let requester = Requester::Client(u32::from(self.channel.index()));
-        match self.manager.request(requester, request) {
-            Message::Completion {
-                status: Status::Ok, ..
-            } => Ok(()),
-            Message::Completion { status, .. } => Err(status),
-            _ => Err(Status::Failed),
+    fn request(&mut self, request: Request) -> Result<Submitted, Status> {
+        let channel = self.channel.index();
+        if !self.manager.subscribers.has_room(channel) {
+            warn!(
+                "manager: the client on channel {channel} has {} requests whose completions it has not taken; refused (Busy)",
+                crate::events::COMPLETIONS
+            );
+            return Err(Status::Busy);
+        }
+        let requester = Requester::Client(u32::from(channel));
+        match self.manager.submit_request(requester, request) {
+            Ok((_, Some(_))) => Ok(Submitted::Done),
+            Ok((id, None)) => {
+                self.manager.subscribers.accepted(channel, id);
+                Ok(Submitted::Accepted(id.0))
+            }
+            Err(error) => {
+                warn!("manager: refused {requester:?}'s request: {error:?}");
+                Err(crate::status_and_detail(error).0)
+            }
         }
     }
 }
@@ -90,7 +106,7 @@ impl admin::Server for AdminServer<'_> {
         })
     }
 
-    fn bind(&mut self, device: DeviceId, driver: DriverId) -> Result<(), Status> {
+    fn bind(&mut self, device: DeviceId, driver: DriverId) -> Result<Submitted, Status> {
         info!(
             "manager: client on channel {} asks to bind device {device} ({}) to driver {driver}",
             self.channel.index(),
@@ -99,7 +115,7 @@ impl admin::Server for AdminServer<'_> {
         self.request(Request::Bind { device, driver })
     }
 
-    fn unbind(&mut self, device: DeviceId) -> Result<(), Status> {
+    fn unbind(&mut self, device: DeviceId) -> Result<Submitted, Status> {
         info!(
             "manager: client on channel {} asks to unbind device {device} ({})",
             self.channel.index(),
@@ -108,7 +124,7 @@ impl admin::Server for AdminServer<'_> {
         self.request(Request::Unbind(device))
     }
 
-    fn rescan(&mut self) -> Result<(), Status> {
+    fn rescan(&mut self) -> Result<Submitted, Status> {
         info!(
             "manager: client on channel {} asks for a rescan",
             self.channel.index()
@@ -116,7 +132,7 @@ impl admin::Server for AdminServer<'_> {
         self.request(Request::Rescan)
     }
 
-    fn remove(&mut self, device: DeviceId) -> Result<(), Status> {
+    fn remove(&mut self, device: DeviceId) -> Result<Submitted, Status> {
         info!(
             "manager: client on channel {} asks to remove device {device} ({}) and its subtree",
             self.channel.index(),
@@ -125,7 +141,7 @@ impl admin::Server for AdminServer<'_> {
         self.request(Request::DeleteDevice(device))
     }
 
-    fn power(&mut self, target: PowerTarget, suspend: bool) -> Result<(), Status> {
+    fn power(&mut self, target: PowerTarget, suspend: bool) -> Result<Submitted, Status> {
         let verb = if suspend { "suspend" } else { "resume" };
         let request = match (target, suspend) {
             (PowerTarget::All, true) => Request::SuspendAll,
@@ -145,6 +161,53 @@ impl admin::Server for AdminServer<'_> {
             ),
         }
         self.request(request)
+    }
+
+    fn shutdown(&mut self) -> Result<Submitted, Status> {
+        info!(
+            "manager: client on channel {} asks to shut the system down",
+            self.channel.index()
+        );
+        self.request(Request::Shutdown)
+    }
+
+    fn subscribe(&mut self, mask: u64) {
+        info!(
+            "manager: client on channel {} subscribes to events {mask:#x}",
+            self.channel.index()
+        );
+        self.manager
+            .subscribers
+            .subscribe(self.channel.index(), mask);
+    }
+
+    fn next_event(&mut self) -> Option<Event> {
+        self.manager.subscribers.next(self.channel.index())
+    }
+
+    fn stats(&mut self) -> Stats {
+        let wide = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
+        let narrow = |value: usize| u32::try_from(value).unwrap_or(u32::MAX);
+        let manager = &self.manager;
+        let core = manager.core.stats();
+        let counts = manager.subscribers.counts();
+        let pds = || manager.supervisor.pds();
+        Stats {
+            events: wide(core.events),
+            probes: wide(core.probe_attempts),
+            binds: wide(core.binds),
+            walk_restarts: wide(core.walk_restarts),
+            pairs_skipped: wide(core.pairs_skipped),
+            callbacks: wide(core.callbacks),
+            in_flight: narrow(manager.core.callbacks_in_flight()),
+            max_in_flight: wide(core.max_callbacks_in_flight),
+            deferred: manager.core.deferred_devices(),
+            completions: wide(core.completions),
+            restarts: pds().fold(0u32, |sum, pd| sum.saturating_add(pd.restarts)),
+            quarantined: narrow(pds().filter(|pd| pd.phase == Phase::Quarantined).count()),
+            events_queued: wide(counts.queued),
+            events_lost: wide(counts.lost),
+        }
     }
 
     fn pd(&mut self, pd: PdId) -> Result<Supervised, Status> {

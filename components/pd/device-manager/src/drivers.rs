@@ -182,6 +182,7 @@ impl DeviceManager {
         if let Some(driver) = self.link(pd).and_then(|index| self.drivers.get_mut(index)) {
             driver.registered = false;
         }
+        self.subscribers.pd(warden_protocol::EventKind::Faulted, pd);
         let mut effects = Vec::new();
         self.core.pd_died(pd, &mut |effect| effects.push(effect));
         self.carry_out(effects);

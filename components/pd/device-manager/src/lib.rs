@@ -51,6 +51,7 @@ extern crate alloc;
 pub mod board;
 pub mod clients;
 pub mod drivers;
+pub mod events;
 pub mod peer_log;
 pub mod report;
 pub mod supervision;
@@ -59,7 +60,9 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use log::{info, warn};
 
-use warden_manager_core::{ChangeKind, Config, Effect, Error, PdId, Policy, Request, Requester};
+use warden_manager_core::{
+    ChangeKind, Config, Effect, Error, PdId, Policy, Request, RequestId, Requester,
+};
 use warden_microkit::{Channel, ChannelSet, Child, Handler, MessageInfo};
 use warden_protocol::{not_permitted, Message, Status};
 use warden_services::call;
@@ -102,6 +105,7 @@ pub struct DeviceManager {
     report: report::Report,
     supervisor: supervision::Supervisor,
     clock: supervision::Clock,
+    subscribers: events::Subscribers,
 }
 
 /// The wire status of a refusal by the core.
@@ -120,15 +124,23 @@ fn status_of(error: Error) -> Status {
     }
 }
 
-/// A refusal by the core as a completion: its status, and for `NotPermitted` why.
-fn refusal(error: Error) -> Message {
+/// A refusal by the core on the wire: its status, and the detail (for `NotPermitted`, why;
+/// for `Failed`, the driver's code).
+fn status_and_detail(error: Error) -> (Status, u16) {
     let detail = match error {
         Error::NotGranted => not_permitted::NOT_GRANTED,
         Error::OverQuota => not_permitted::OVER_QUOTA,
+        Error::CallbackFailed(code) => code,
         _ => not_permitted::UNSPECIFIED,
     };
+    (status_of(error), detail)
+}
+
+/// A refusal by the core as a completion.
+fn refusal(error: Error) -> Message {
+    let (status, detail) = status_and_detail(error);
     Message::Completion {
-        status: status_of(error),
+        status,
         detail,
         outcome: Outcome::Done,
     }
@@ -164,6 +176,7 @@ impl DeviceManager {
             report: report::Report::new(),
             supervisor,
             clock,
+            subscribers: events::Subscribers::default(),
         };
         manager.load_board();
         manager.report.loaded(&manager.core);
@@ -175,6 +188,16 @@ impl DeviceManager {
     /// the core decided it inside `submit`, `Ok(None)` while it is under way, `Err` for a
     /// refusal, at the door or decided at once.
     fn submit(&mut self, requester: Requester, request: Request) -> Result<Option<Outcome>, Error> {
+        self.submit_request(requester, request)
+            .map(|(_, decided)| decided)
+    }
+
+    /// [`Self::submit`], with the request's id.
+    fn submit_request(
+        &mut self,
+        requester: Requester,
+        request: Request,
+    ) -> Result<(RequestId, Option<Outcome>), Error> {
         let mut effects = Vec::new();
         let id = self
             .core
@@ -186,8 +209,8 @@ impl DeviceManager {
             })
         });
         self.carry_out(effects);
-        id?;
-        decided.transpose()
+        let id = id?;
+        decided.transpose().map(|decided| (id, decided))
     }
 
     /// Sends the callbacks, reports the completions, then logs what changed in the tree.
@@ -195,10 +218,11 @@ impl DeviceManager {
         for effect in effects {
             match effect {
                 Effect::Callback(callback) => self.send_callback(&callback),
-                // The report logs additions, removals and bindings by comparing the tree with
-                // what it last saw; power changes are logged as the core reports them.
-                // Events for subscribers are not served yet (protocol table).
+                // Subscribed clients are told every change. The report logs additions,
+                // removals and bindings by comparing the tree with what it last saw; power
+                // changes are logged as the core reports them.
                 Effect::Changed(change) => {
+                    self.subscribers.changed(&change);
                     let what = match change.kind {
                         ChangeKind::Suspended => "suspended",
                         ChangeKind::Resumed => "resumed",
@@ -212,6 +236,11 @@ impl DeviceManager {
                     );
                 }
                 Effect::Complete(completion) => {
+                    if let Requester::Client(channel) = completion.requester {
+                        if let Ok(channel) = u8::try_from(channel) {
+                            self.subscribers.completed(channel, &completion);
+                        }
+                    }
                     // A driver's failed requests are lines it causes: rate-limited.
                     let allowed = match completion.requester {
                         Requester::Driver(pd) if completion.result.is_err() => {

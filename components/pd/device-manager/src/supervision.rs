@@ -14,7 +14,7 @@ use core::time::Duration;
 use log::{info, warn};
 
 use warden_manager_core::{Action, CallbackKind, Failure, Grant, Instant, MmioWindow, PdId};
-use warden_microkit::Child;
+use warden_microkit::{Channel, Child};
 use warden_protocol::Message;
 use warden_services::timer;
 
@@ -203,6 +203,9 @@ impl DeviceManager {
             (a, b) => a.or(b),
         };
         self.clock.wake_at(wakeup, now);
+        for channel in self.subscribers.take_wakes() {
+            Channel::new(channel).notify();
+        }
     }
 
     /// Carries out the supervisor's decisions.
@@ -246,6 +249,8 @@ impl DeviceManager {
                         "manager: driver PD {} failed {failures} times in a row: quarantined; its devices stay unbound until a client retries it ('retry {}')",
                         pd.0, pd.0
                     );
+                    self.subscribers
+                        .pd(warden_protocol::EventKind::Quarantined, pd);
                     // It may have been the last PD bring-up waited for.
                     self.carry_out(Vec::new());
                 }

@@ -10,8 +10,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
-use warden_protocol::{FailureKind, PdPhase, PowerTarget, Status};
-use warden_services::admin::{self, Device};
+use warden_protocol::{EventKind, FailureKind, PdPhase, PowerTarget, Status};
+use warden_services::admin::{self, Device, Event, Submitted};
 use warden_services::call::{CallError, Caller};
 use warden_services::clock::civil_time;
 use warden_services::entropy::{self, MAX_ENTROPY_BYTES};
@@ -81,6 +81,12 @@ pub enum Command {
     Resume(Option<DeviceName>),
     /// Remove a device and its subtree (children first).
     Remove(DeviceName),
+    /// Shut the whole system down (children first).
+    Shutdown,
+    /// The manager's counters.
+    Stats,
+    /// Print events as they come, the next N or until a line is typed.
+    Events(Option<u32>),
 }
 
 /// Why a line is not a command.
@@ -117,6 +123,10 @@ commands:
   suspend DEV|all   suspend a device and its subtree (children first), or the whole system
   resume DEV|all    resume a device and its subtree (parents first), or the whole system
   remove DEV        remove a device and its subtree (children first, each driver's remove)
+  shutdown          shut the whole system down (children first)
+  events [N]        print the manager's events as they come (the next N; a line typed stops)
+  stats             the manager's counters: probes, walk restarts, callbacks, events lost
+The requests (unbind, bind, rescan, suspend, resume, remove, shutdown) wait for their outcome.
 DEV is INDEX or INDEX:GENERATION, as 'tree' shows it; DRIVER is INDEX:GENERATION, as
 'device' shows it; N is a driver PD's number, as 'device' shows it.
 ";
@@ -151,6 +161,16 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         },
         "time" => none(Command::Time, "time"),
         "rescan" => none(Command::Rescan, "rescan"),
+        "shutdown" => none(Command::Shutdown, "shutdown"),
+        "stats" => none(Command::Stats, "stats"),
+        "events" => match arguments.as_slice() {
+            [] => Ok(Command::Events(None)),
+            [count] => match count.parse::<u32>() {
+                Ok(count @ 1..) => Ok(Command::Events(Some(count))),
+                _ => Err(ParseError::Usage("events [N], N at least 1")),
+            },
+            _ => Err(ParseError::Usage("events [N], N at least 1")),
+        },
         "device" => device("device INDEX[:GENERATION]").map(Command::Device),
         "unbind" => device("unbind INDEX[:GENERATION]").map(Command::Unbind),
         "remove" => device("remove INDEX[:GENERATION]").map(Command::Remove),
@@ -235,8 +255,38 @@ pub const MAX_WALK: usize = 256;
 /// hostile manager's chain of parents cannot make the output grow with the square of its length.
 pub const MAX_DEPTH: usize = 16;
 
-/// Runs `command`, writing what it prints to `out` (lines end in `\n`).
-pub fn run(command: Command, services: &mut dyn Services, out: &mut String) {
+/// Runs `command`, writing what it prints to `out` (lines end in `\n`); what it leaves the shell
+/// waiting for, if anything.
+pub fn run(command: Command, services: &mut dyn Services, out: &mut String) -> Option<Wait> {
+    let waits = match command {
+        Command::Unbind(name) => Some(device_request(
+            services,
+            name,
+            ("unbind", "Unbind", |client, device| client.unbind(device)),
+            out,
+        )),
+        Command::Bind(name, driver) => Some(bind(services, name, driver, out)),
+        Command::Rescan => Some(rescan(services, out)),
+        Command::Suspend(name) => Some(power(services, name, true, out)),
+        Command::Resume(name) => Some(power(services, name, false, out)),
+        Command::Remove(name) => Some(device_request(
+            services,
+            name,
+            ("remove", "RemoveDevice", |client, device| {
+                client.remove(device)
+            }),
+            out,
+        )),
+        Command::Shutdown => Some(shutdown(services, out)),
+        Command::Events(count) => Some(events(services, count, out)),
+        _ => None,
+    };
+    if let Some(result) = waits {
+        return result.unwrap_or_else(|error| {
+            let _ = writeln!(out, "error: {error}");
+            None
+        });
+    }
     let result = match command {
         Command::Nothing => Ok(()),
         Command::Help => {
@@ -248,18 +298,22 @@ pub fn run(command: Command, services: &mut dyn Services, out: &mut String) {
         Command::Device(name) => show_device(services, name, out),
         Command::Time => time(services, out),
         Command::Random(count) => random(services, count, out),
-        Command::Unbind(name) => unbind(services, name, out),
-        Command::Bind(name, driver) => bind(services, name, driver, out),
-        Command::Rescan => rescan(services, out),
         Command::Pd(pd) => show_pd(services, pd, out),
+        Command::Stats => stats(services, out),
         Command::Retry(pd) => retry(services, pd, out),
-        Command::Suspend(name) => power(services, name, true, out),
-        Command::Resume(name) => power(services, name, false, out),
-        Command::Remove(name) => remove(services, name, out),
+        Command::Unbind(_)
+        | Command::Bind(..)
+        | Command::Rescan
+        | Command::Suspend(_)
+        | Command::Resume(_)
+        | Command::Remove(_)
+        | Command::Shutdown
+        | Command::Events(_) => Ok(()),
     };
     if let Err(error) = result {
         let _ = writeln!(out, "error: {error}");
     }
+    None
 }
 
 /// Why a command failed.
@@ -624,6 +678,37 @@ fn retry(services: &mut dyn Services, pd: u32, out: &mut String) -> Result<(), F
     }
 }
 
+fn stats(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
+    let stats = manager(services)
+        .stats()
+        .map_err(|error| Failure::of(error, "QueryStats"))?;
+    let _ = writeln!(
+        out,
+        "manager: {} events, {} probes, {} binds, {} walk restarts ({} pairs skipped), {} callbacks ({} in flight, at most {}), {} deferred, {} requests completed",
+        stats.events,
+        stats.probes,
+        stats.binds,
+        stats.walk_restarts,
+        stats.pairs_skipped,
+        stats.callbacks,
+        stats.in_flight,
+        stats.max_in_flight,
+        stats.deferred,
+        stats.completions
+    );
+    let _ = writeln!(
+        out,
+        "supervision: {} restarts, {} driver PDs quarantined",
+        stats.restarts, stats.quarantined
+    );
+    let _ = writeln!(
+        out,
+        "events: {} queued for clients, {} lost",
+        stats.events_queued, stats.events_lost
+    );
+    Ok(())
+}
+
 fn time(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
     match services.time() {
         Ok(seconds) => {
@@ -656,43 +741,68 @@ fn random(services: &mut dyn Services, count: usize, out: &mut String) -> Result
     }
 }
 
+/// What a command leaves the shell waiting for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// The completion of the client's request `request` (what it is, for the outcome's line).
+    Completion {
+        /// The number the manager accepted it as.
+        request: u32,
+        /// What it asked, as the shell printed it (`unbind 34:0 (virtio,mmio)`).
+        what: String,
+    },
+    /// Events, printed as they come, until a line is typed or `left` more have come.
+    Events {
+        /// Events still to print.
+        left: u32,
+    },
+}
+
+/// The manager's answer to a request: accepted (the shell waits for its completion), or done
+/// at once.
+fn submitted(
+    answer: Result<Submitted, admin::Error>,
+    what: String,
+    call: &'static str,
+    out: &mut String,
+) -> Result<Option<Wait>, Failure> {
+    match answer.map_err(|error| Failure::of(error, call))? {
+        Submitted::Accepted(request) => {
+            let _ = writeln!(out, "{what} accepted (request {request})");
+            Ok(Some(Wait::Completion { request, what }))
+        }
+        Submitted::Done => {
+            let _ = writeln!(out, "{what}: done");
+            Ok(None)
+        }
+    }
+}
+
+/// A device as a request's line names it: `34:0 (virtio,mmio)`.
+fn named(device: &Device) -> String {
+    alloc::format!(
+        "{} ({})",
+        device.id,
+        device.match_data.first_compatible().unwrap_or("")
+    )
+}
+
 /// The manager's request about one device, and its line: `unbind` or `remove`.
 type DeviceRequest =
-    fn(&mut admin::Client<&mut dyn Services>, DeviceId) -> Result<(), admin::Error>;
+    fn(&mut admin::Client<&mut dyn Services>, DeviceId) -> Result<Submitted, admin::Error>;
 
 fn device_request(
     services: &mut dyn Services,
     name: DeviceName,
     (verb, call, request): (&str, &'static str, DeviceRequest),
     out: &mut String,
-) -> Result<(), Failure> {
+) -> Result<Option<Wait>, Failure> {
     let device = find(services, name)?;
-    request(&mut manager(services), device.id).map_err(|error| Failure::of(error, call))?;
-    let _ = writeln!(
-        out,
-        "{verb} {} ({}) accepted; 'tree' shows the outcome",
-        device.id,
-        device.match_data.first_compatible().unwrap_or("")
-    );
-    Ok(())
-}
-
-fn unbind(services: &mut dyn Services, name: DeviceName, out: &mut String) -> Result<(), Failure> {
-    device_request(
-        services,
-        name,
-        ("unbind", "Unbind", |client, device| client.unbind(device)),
-        out,
-    )
-}
-
-fn remove(services: &mut dyn Services, name: DeviceName, out: &mut String) -> Result<(), Failure> {
-    device_request(
-        services,
-        name,
-        ("remove", "RemoveDevice", |client, device| {
-            client.remove(device)
-        }),
+    let answer = request(&mut manager(services), device.id);
+    submitted(
+        answer,
+        alloc::format!("{verb} {}", named(&device)),
+        call,
         out,
     )
 }
@@ -702,38 +812,27 @@ fn power(
     name: Option<DeviceName>,
     suspend: bool,
     out: &mut String,
-) -> Result<(), Failure> {
+) -> Result<Option<Wait>, Failure> {
     let verb = if suspend { "suspend" } else { "resume" };
     let (target, what) = match name {
         None => (PowerTarget::All, String::from("all")),
         Some(name) => {
             let device = find(services, name)?;
-            let what = alloc::format!(
-                "{} ({})",
-                device.id,
-                device.match_data.first_compatible().unwrap_or("")
-            );
-            (PowerTarget::Device(device.id), what)
+            (PowerTarget::Device(device.id), named(&device))
         }
     };
     let mut client = manager(services);
-    let answer = if suspend {
-        client.suspend(target)
+    let (answer, call) = if suspend {
+        (client.suspend(target), "SuspendDevice")
     } else {
-        client.resume(target)
+        (client.resume(target), "ResumeDevice")
     };
-    answer.map_err(|error| {
-        Failure::of(
-            error,
-            if suspend {
-                "SuspendDevice"
-            } else {
-                "ResumeDevice"
-            },
-        )
-    })?;
-    let _ = writeln!(out, "{verb} {what} accepted; 'tree' shows the outcome");
-    Ok(())
+    submitted(answer, alloc::format!("{verb} {what}"), call, out)
+}
+
+fn shutdown(services: &mut dyn Services, out: &mut String) -> Result<Option<Wait>, Failure> {
+    let answer = manager(services).shutdown();
+    submitted(answer, String::from("shutdown"), "ShutdownSystem", out)
 }
 
 fn bind(
@@ -741,7 +840,7 @@ fn bind(
     name: DeviceName,
     driver: DriverId,
     out: &mut String,
-) -> Result<(), Failure> {
+) -> Result<Option<Wait>, Failure> {
     let device = find(services, name)?;
     let answer = manager(services).bind(device.id, driver);
     if answer == Err(admin::Error::Refused(Status::Busy)) {
@@ -750,22 +849,88 @@ fn bind(
             return Err(Failure::AlreadyBound(driver_label(services, bound)));
         }
     }
-    answer.map_err(|error| Failure::of(error, "Bind"))?;
-    let _ = writeln!(
+    submitted(
+        answer,
+        alloc::format!("bind {} to driver {driver}", named(&device)),
+        "Bind",
         out,
-        "bind {} ({}) to driver {driver} accepted; 'tree' shows the outcome",
-        device.id,
-        device.match_data.first_compatible().unwrap_or("")
-    );
-    Ok(())
+    )
 }
 
-fn rescan(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
+fn rescan(services: &mut dyn Services, out: &mut String) -> Result<Option<Wait>, Failure> {
+    let answer = manager(services).rescan();
+    submitted(answer, String::from("rescan"), "Rescan", out)
+}
+
+fn events(
+    services: &mut dyn Services,
+    count: Option<u32>,
+    out: &mut String,
+) -> Result<Option<Wait>, Failure> {
     manager(services)
-        .rescan()
-        .map_err(|error| Failure::of(error, "Rescan"))?;
-    out.push_str("rescan accepted; 'tree' shows the outcome\n");
-    Ok(())
+        .subscribe(EventKind::MASK)
+        .map_err(|error| Failure::of(error, "Subscribe"))?;
+    match count {
+        Some(count) => {
+            let _ = writeln!(out, "events: the next {count} (a line typed stops them)");
+        }
+        None => out.push_str("events: as they come (a line typed stops them)\n"),
+    }
+    Ok(Some(Wait::Events {
+        left: count.unwrap_or(u32::MAX),
+    }))
+}
+
+/// The line that says what an event is (`event: device 47:1 (virtio,device2) bound to driver
+/// 3:0`); the count of events lost before it, if any, on a line of its own before it.
+pub fn describe_event(event: &Event, out: &mut String) {
+    if event.lost > 0 {
+        let _ = writeln!(
+            out,
+            "event: {} events lost (the manager's queue for this shell was full)",
+            event.lost
+        );
+    }
+    let device = || match event.device {
+        Some(device) => alloc::format!("device {device}"),
+        None => String::from("a device"),
+    };
+    let driver = || match event.driver {
+        Some(driver) => alloc::format!("driver {driver}"),
+        None => String::from("its driver"),
+    };
+    let pd = || match event.pd {
+        Some(pd) => alloc::format!("driver PD {}", pd.0),
+        None => String::from("a driver PD"),
+    };
+    let _ = match event.kind {
+        EventKind::DeviceAdded => writeln!(out, "event: {} added", device()),
+        EventKind::DeviceRemoved => writeln!(out, "event: {} removed", device()),
+        EventKind::Bound => writeln!(out, "event: {} bound to {}", device(), driver()),
+        EventKind::Unbound => writeln!(out, "event: {} unbound from {}", device(), driver()),
+        EventKind::Suspended => writeln!(out, "event: {} suspended", device()),
+        EventKind::Resumed => writeln!(out, "event: {} resumed", device()),
+        EventKind::ShutDown => writeln!(out, "event: {} shut down", device()),
+        EventKind::Faulted => writeln!(out, "event: {} failed and was stopped", pd()),
+        EventKind::Quarantined => writeln!(out, "event: {} quarantined", pd()),
+        EventKind::Completed => {
+            let _ = write!(out, "event: request {} ", event.request);
+            outcome(event, out);
+            Ok(())
+        }
+    };
+}
+
+/// How a completed request ended, to the end of the line: `done`, or the refusal.
+pub fn outcome(event: &Event, out: &mut String) {
+    let _ = match (event.status, event.detail) {
+        (Status::Ok, _) => writeln!(out, "done"),
+        (Status::Failed, code) => writeln!(out, "failed: the driver's code {code}"),
+        (Status::NotPermitted, 1) => {
+            writeln!(out, "refused: NotPermitted (the system does not grant it)")
+        }
+        (status, _) => writeln!(out, "refused: {status:?}"),
+    };
 }
 
 #[cfg(test)]
@@ -899,19 +1064,39 @@ mod tests {
                 },
                 Message::Unbind { device } => {
                     if self.devices.iter().any(|d| d.0 == *device && d.2.is_some()) {
-                        status(Status::Ok)
+                        Message::Accepted { request: 7 }
                     } else {
                         status(Status::NoMatch)
                     }
                 }
                 Message::Rescan {} => status(Status::Ok),
-                Message::RemoveDevice { .. } => status(Status::Ok),
+                Message::RemoveDevice { .. } => Message::Accepted { request: 8 },
                 // The transport's child cannot resume while its parent sleeps (as the manager
                 // would say of a suspended parent).
                 Message::ResumeDevice {
                     target: PowerTarget::Device(device),
                 } if device.index() == 5 => status(Status::ParentSuspended),
-                Message::SuspendDevice { .. } | Message::ResumeDevice { .. } => status(Status::Ok),
+                Message::SuspendDevice { .. } | Message::ResumeDevice { .. } => {
+                    Message::Accepted { request: 9 }
+                }
+                Message::ShutdownSystem {} => status(Status::ShutDown),
+                Message::Subscribe { .. } => status(Status::Ok),
+                Message::QueryStats {} => Message::Stats {
+                    events: 120,
+                    probes: 40,
+                    binds: 30,
+                    walk_restarts: 2,
+                    pairs_skipped: 5,
+                    callbacks: 70,
+                    in_flight: 1,
+                    max_in_flight: 6,
+                    deferred: 0,
+                    completions: 50,
+                    restarts: 3,
+                    quarantined: 1,
+                    events_queued: 44,
+                    events_lost: 7,
+                },
                 Message::QueryPd { pd: PdId(4) } => Message::PdInfo {
                     pd: PdId(4),
                     phase: PdPhase::Quarantined,
@@ -928,7 +1113,7 @@ mod tests {
                     if self.devices.iter().any(|d| d.0 == *device && d.2.is_none())
                         && driver.index() < 2
                     {
-                        status(Status::Ok)
+                        Message::Accepted { request: 10 }
                     } else {
                         status(Status::Busy)
                     }
@@ -953,7 +1138,9 @@ mod tests {
     fn run_line(manager: &mut FakeManager, line: &str) -> String {
         let mut out = String::new();
         match parse(line) {
-            Ok(command) => run(command, manager, &mut out),
+            Ok(command) => {
+                run(command, manager, &mut out);
+            }
             Err(error) => out = alloc::format!("{error}\n"),
         }
         out
@@ -1099,7 +1286,7 @@ mod tests {
         let mut manager = FakeManager::new();
         assert_eq!(
             run_line(&mut manager, "suspend all"),
-            "suspend all accepted; 'tree' shows the outcome\n"
+            "suspend all accepted (request 9)\n"
         );
         assert_eq!(
             manager.calls.last(),
@@ -1109,7 +1296,7 @@ mod tests {
         );
         assert_eq!(
             run_line(&mut manager, "resume 3"),
-            "resume 3:2 (virtio,mmio) accepted; 'tree' shows the outcome\n"
+            "resume 3:2 (virtio,mmio) accepted (request 9)\n"
         );
         assert_eq!(
             manager.calls.last(),
@@ -1123,12 +1310,12 @@ mod tests {
         );
         assert_eq!(
             run_line(&mut manager, "suspend 1"),
-            "suspend 1:0 (arm,pl011) accepted; 'tree' shows the outcome\n"
+            "suspend 1:0 (arm,pl011) accepted (request 9)\n"
         );
         assert_eq!(run_line(&mut manager, "suspend 7"), "error: no device 7\n");
         assert_eq!(
             run_line(&mut manager, "remove 5"),
-            "remove 5:0 (virtio,device2) accepted; 'tree' shows the outcome\n"
+            "remove 5:0 (virtio,device2) accepted (request 8)\n"
         );
         assert_eq!(
             manager.calls.last(),
@@ -1155,7 +1342,7 @@ mod tests {
         let mut manager = FakeManager::new();
         assert_eq!(
             run_line(&mut manager, "unbind 1"),
-            "unbind 1:0 (arm,pl011) accepted; 'tree' shows the outcome\n"
+            "unbind 1:0 (arm,pl011) accepted (request 7)\n"
         );
         assert_eq!(
             manager.calls.last(),
@@ -1167,13 +1354,10 @@ mod tests {
             run_line(&mut manager, "unbind 5"),
             "error: the manager refused: NoMatch\n"
         );
-        assert_eq!(
-            run_line(&mut manager, "rescan"),
-            "rescan accepted; 'tree' shows the outcome\n"
-        );
+        assert_eq!(run_line(&mut manager, "rescan"), "rescan: done\n");
         assert_eq!(
             run_line(&mut manager, "bind 5 1:0"),
-            "bind 5:0 (virtio,device2) to driver 1:0 accepted; 'tree' shows the outcome\n"
+            "bind 5:0 (virtio,device2) to driver 1:0 accepted (request 10)\n"
         );
         assert_eq!(
             manager.calls.last(),
@@ -1328,5 +1512,121 @@ mod tests {
         out.clear();
         run(Command::Time, &mut manager, &mut out);
         assert_eq!(out, "error: unexpected reply to the time call\n");
+    }
+
+    #[test]
+    fn requests_leave_the_shell_waiting_for_their_outcome() {
+        let mut manager = FakeManager::new();
+        let mut out = String::new();
+        let wait = run(parse("unbind 1").unwrap(), &mut manager, &mut out);
+        assert_eq!(
+            wait,
+            Some(Wait::Completion {
+                request: 7,
+                what: String::from("unbind 1:0 (arm,pl011)")
+            })
+        );
+        // Done at once, or refused: nothing to wait for.
+        assert_eq!(run(Command::Rescan, &mut manager, &mut out), None);
+        out.clear();
+        assert_eq!(run(Command::Shutdown, &mut manager, &mut out), None);
+        assert_eq!(out, "error: the manager refused: ShutDown\n");
+        out.clear();
+        assert_eq!(
+            run(parse("events 3").unwrap(), &mut manager, &mut out),
+            Some(Wait::Events { left: 3 })
+        );
+        assert_eq!(
+            manager.calls.last(),
+            Some(&Message::Subscribe {
+                mask: EventKind::MASK
+            })
+        );
+        assert_eq!(out, "events: the next 3 (a line typed stops them)\n");
+        assert_eq!(
+            run(parse("events").unwrap(), &mut manager, &mut out),
+            Some(Wait::Events { left: u32::MAX })
+        );
+        assert_eq!(
+            run_line(&mut manager, "stats"),
+            "manager: 120 events, 40 probes, 30 binds, 2 walk restarts (5 pairs skipped), 70 callbacks (1 in flight, at most 6), 0 deferred, 50 requests completed\n\
+             supervision: 3 restarts, 1 driver PDs quarantined\n\
+             events: 44 queued for clients, 7 lost\n"
+        );
+        for bad in [
+            "events 0",
+            "events x",
+            "events 1 2",
+            "shutdown now",
+            "stats now",
+        ] {
+            assert!(matches!(parse(bad), Err(ParseError::Usage(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn events_and_outcomes_read_as_lines() {
+        let event = |kind| Event {
+            kind,
+            device: Some(device(47, 1)),
+            driver: Some(driver(3, 0)),
+            pd: Some(PdId(3)),
+            request: 0,
+            status: Status::Ok,
+            detail: 0,
+            lost: 0,
+        };
+        let line = |event: Event| {
+            let mut out = String::new();
+            describe_event(&event, &mut out);
+            out
+        };
+        assert_eq!(
+            line(event(EventKind::Bound)),
+            "event: device 47:1 bound to driver 3:0\n"
+        );
+        assert_eq!(
+            line(event(EventKind::Unbound)),
+            "event: device 47:1 unbound from driver 3:0\n"
+        );
+        assert_eq!(
+            line(Event {
+                lost: 4,
+                ..event(EventKind::DeviceAdded)
+            }),
+            "event: 4 events lost (the manager's queue for this shell was full)\nevent: device 47:1 added\n"
+        );
+        assert_eq!(
+            line(event(EventKind::Faulted)),
+            "event: driver PD 3 failed and was stopped\n"
+        );
+        assert_eq!(
+            line(event(EventKind::Quarantined)),
+            "event: driver PD 3 quarantined\n"
+        );
+        assert_eq!(
+            line(Event {
+                request: 5,
+                status: Status::Failed,
+                detail: 22,
+                ..event(EventKind::Completed)
+            }),
+            "event: request 5 failed: the driver's code 22\n"
+        );
+        assert_eq!(
+            line(Event {
+                request: 6,
+                status: Status::Busy,
+                ..event(EventKind::Completed)
+            }),
+            "event: request 6 refused: Busy\n"
+        );
+        assert_eq!(
+            line(Event {
+                device: None,
+                ..event(EventKind::Suspended)
+            }),
+            "event: a device suspended\n"
+        );
     }
 }

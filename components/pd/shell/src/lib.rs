@@ -8,13 +8,18 @@
 //! * `tree`, `device DEV`: the device tree, walked one `QueryTree` call into the manager per
 //!   device, with `QueryDriver` for the drivers' names;
 //! * `unbind DEV`, `bind DEV DRIVER`, `rescan`, `suspend DEV|all`, `resume DEV|all`,
-//!   `remove DEV`: requests into the manager's queue, as an administrative client;
+//!   `remove DEV`, `shutdown`: requests into the manager's queue, as an administrative client;
+//!   the manager accepts one with a number and later queues its completion for the shell,
+//!   which prints the outcome before its next prompt (lines typed meanwhile wait on the ring);
+//! * `events [N]`: subscribes to every kind of the manager's events and prints them as they
+//!   come, until a line is typed or N have come;
 //! * `time`, `random [N]`: calls into the clock and entropy drivers.
 //!
 //! Channels: 1 — the console driver (notifications both ways; rings `from_console` and
 //! `to_console`); 2 — the clock driver, 3 — the entropy driver, 4 — the device manager (this
 //! end calls them; they have higher priorities, as calls require). The manager takes calls
-//! from clients on its channels 16–23 only, and answers queries and the requests above.
+//! from clients on its channels 16–23 only, and answers queries and the requests above; it
+//! notifies channel 4 when events are queued for the shell, which takes them with `NextEvent`.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -23,15 +28,19 @@ extern crate alloc;
 pub mod command;
 
 use alloc::string::String;
+use core::cell::Cell;
+use core::fmt::Write;
 use log::{info, warn};
 use warden_microkit::{ChannelSet, Handler};
 use warden_protocol::ring::SLOT_BYTES;
+use warden_protocol::EventKind;
 use warden_protocol::Message;
+use warden_services::admin;
 use warden_services::call::{CallError, Caller};
 use warden_services::console;
 use warden_services::{clock, entropy, ReplyError};
 
-use command::Services;
+use command::{Services, Wait};
 
 /// What this PD expects of the system description.
 pub mod interface {
@@ -47,6 +56,10 @@ pub const PROMPT: &str = "warden> ";
 /// Pieces of output that may wait for room on the console's ring before the shell stops
 /// taking lines (a `tree` of the core's 96 devices is about a dozen).
 const MAX_WAITING: usize = 64;
+/// Events taken per notification from the manager: more than its queues for the shell hold
+/// (32 events and 8 completions), so one notification drains them; a manager that sends more
+/// is reported.
+const MAX_EVENTS: usize = 256;
 
 /// The calls, made for real.
 struct Calls;
@@ -71,6 +84,8 @@ impl Services for Calls {
 pub struct Shell {
     console: Option<console::Client>,
     greeted: bool,
+    /// What the last command waits for: the prompt comes once it is over.
+    wait: Option<Wait>,
 }
 
 impl Shell {
@@ -95,9 +110,10 @@ impl Shell {
         }
     }
 
-    /// The answer to one line, prompt included.
-    fn run_line(bytes: &[u8]) -> String {
+    /// The answer to one line, and what it leaves the shell waiting for.
+    fn run_line(bytes: &[u8]) -> (String, Option<Wait>) {
         let mut out = String::new();
+        let mut wait = None;
         match console::line(bytes) {
             None => {
                 warn!("shell: the console sent a malformed line; ignored");
@@ -108,34 +124,111 @@ impl Shell {
                     info!("shell: {PROMPT}{line}");
                 }
                 match command::parse(line) {
-                    Ok(command) => command::run(command, &mut Calls, &mut out),
+                    Ok(command) => wait = command::run(command, &mut Calls, &mut out),
                     Err(error) => {
-                        use core::fmt::Write;
                         let _ = writeln!(out, "{error}");
                     }
                 }
             }
         }
+        if wait.is_none() {
+            out.push_str(PROMPT);
+        }
+        (out, wait)
+    }
+
+    /// Runs the lines the console sent: at most a ring's worth per notification, none while
+    /// much output waits for the console (a console that sends lines faster than it takes
+    /// output cannot make the shell's memory grow), and none while a request's outcome is
+    /// awaited. Lines left on the ring wait for the console's next notification, which comes
+    /// when it takes output (every line is answered with a prompt at least), or for the
+    /// outcome. A line typed while events are printed stops them.
+    fn drain_lines(&mut self) {
+        let mut answers = alloc::vec::Vec::new();
+        let awaiting = Cell::new(matches!(self.wait, Some(Wait::Completion { .. })));
+        let mut wait = self.wait.take();
+        if let Some(console) = self.console.as_mut() {
+            console.take_lines(
+                |_, line| {
+                    if let Some(Wait::Events { .. }) = wait {
+                        wait = None;
+                        answers.push(Self::stop_events());
+                        return;
+                    }
+                    let (answer, next) = Self::run_line(line);
+                    answers.push(answer);
+                    awaiting.set(matches!(next, Some(Wait::Completion { .. })));
+                    wait = next;
+                },
+                |console| awaiting.get() || console.waiting() > MAX_WAITING,
+            );
+        }
+        self.wait = wait;
+        for answer in answers {
+            self.write(&answer);
+        }
+    }
+
+    /// Stops printing events: the subscription is dropped (events already queued are taken
+    /// and not printed).
+    fn stop_events() -> String {
+        let mut out = String::new();
+        if let Err(error) = admin::Client(Calls).subscribe(0) {
+            warn!("shell: the manager did not take the unsubscription: {error:?}");
+        }
+        out.push_str("events: stopped\n");
         out.push_str(PROMPT);
         out
     }
 
-    /// Runs the lines the console sent: at most a ring's worth per notification, and none
-    /// while much output waits for the console (a console that sends lines faster than it
-    /// takes output cannot make the shell's memory grow). Lines left on the ring wait for the
-    /// console's next notification, which comes when it takes output (every line is answered
-    /// with a prompt at least).
-    fn drain_lines(&mut self) {
-        let mut answers = alloc::vec::Vec::new();
-        if let Some(console) = self.console.as_mut() {
-            console.take_lines(
-                |_, line| answers.push(Self::run_line(line)),
-                |console| console.waiting() > MAX_WAITING,
-            );
+    /// Takes the events the manager queued for the shell: the outcome of the request it waits
+    /// for ends the wait; events are printed while `events` runs, and dropped otherwise.
+    fn drain_events(&mut self) {
+        let mut out = String::new();
+        let mut taken = 0;
+        loop {
+            if taken == MAX_EVENTS {
+                warn!(
+                    "shell: the manager sent more than {MAX_EVENTS} events at once; the rest wait"
+                );
+                break;
+            }
+            let event = match admin::Client(Calls).next_event() {
+                Ok(Some(event)) => event,
+                Ok(None) => break,
+                Err(error) => {
+                    warn!("shell: the manager's event did not make sense: {error:?}");
+                    break;
+                }
+            };
+            taken += 1;
+            match (&mut self.wait, event.kind) {
+                (Some(Wait::Completion { request, what }), EventKind::Completed)
+                    if *request == event.request =>
+                {
+                    let _ = write!(out, "{what}: ");
+                    command::outcome(&event, &mut out);
+                    out.push_str(PROMPT);
+                    self.wait = None;
+                }
+                (Some(Wait::Events { left }), _) => {
+                    command::describe_event(&event, &mut out);
+                    *left = left.saturating_sub(1);
+                    if *left == 0 {
+                        if let Err(error) = admin::Client(Calls).subscribe(0) {
+                            warn!("shell: the manager did not take the unsubscription: {error:?}");
+                        }
+                        out.push_str(PROMPT);
+                        self.wait = None;
+                    }
+                }
+                // The outcome of a request the shell no longer waits for.
+                (_, EventKind::Completed) => command::describe_event(&event, &mut out),
+                // Left over from an `events` that was stopped.
+                _ => {}
+            }
         }
-        for answer in answers {
-            self.write(&answer);
-        }
+        self.write(&out);
     }
 }
 
@@ -143,18 +236,22 @@ impl Handler for Shell {
     type Error = &'static str;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
-        if channels.contains(interface::CONSOLE) {
-            if !self.greeted {
-                self.greeted = true;
-                info!("shell: the console is up");
-                self.write("\nWarden shell: 'help' lists the commands.\n");
-                self.write(PROMPT);
-            }
+        if channels.contains(interface::MANAGER) {
+            self.drain_events();
+        }
+        if channels.contains(interface::CONSOLE) && !self.greeted {
+            self.greeted = true;
+            info!("shell: the console is up");
+            self.write("\nWarden shell: 'help' lists the commands.\n");
+            self.write(PROMPT);
+        }
+        if self.greeted {
+            // Lines held back while an outcome was awaited run once it is in.
             self.drain_lines();
             if self
                 .console
                 .as_mut()
-                .is_some_and(|console| console.flush(true))
+                .is_some_and(|console| console.flush(channels.contains(interface::CONSOLE)))
             {
                 interface::CONSOLE.notify();
             }
@@ -174,5 +271,6 @@ pub fn init() -> Shell {
     Shell {
         console,
         greeted: false,
+        wait: None,
     }
 }

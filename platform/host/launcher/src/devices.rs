@@ -75,12 +75,51 @@ impl VirtioSpec {
     }
 }
 
+/// What the console printed since a control command was typed on it (`control SOCKET
+/// COMMAND` with one of the shell's commands): the lines, and the line not yet ended (the
+/// prompt, when the shell is done).
+#[derive(Debug, Default)]
+pub struct Capture {
+    /// Capturing.
+    pub active: bool,
+    /// The lines printed since, each without its end.
+    pub lines: Vec<String>,
+    /// The line being printed.
+    pub partial: String,
+}
+
+/// The most lines one captured answer keeps (a `tree` of the core's 128 devices is 130); the
+/// rest are counted in the last.
+pub const MAX_CAPTURED_LINES: usize = 1024;
+
 /// The console UART's output: the launcher's standard output, a line at a time with a
 /// `[console]` prefix, so it reads apart from the PDs' debug output. A prompt without a newline
 /// is shown once the UART has been quiet for a moment (on the next access that does not print).
+/// While a control command runs, its lines are also captured for the answer.
 #[derive(Default)]
 struct ConsoleOutput {
     line: Vec<u8>,
+    capture: std::sync::Arc<std::sync::Mutex<Capture>>,
+}
+
+impl ConsoleOutput {
+    fn captured(&self, ended: bool) {
+        let Ok(mut capture) = self.capture.lock() else {
+            return;
+        };
+        if !capture.active {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.line).into_owned();
+        if ended {
+            if capture.lines.len() < MAX_CAPTURED_LINES {
+                capture.lines.push(text);
+            }
+            capture.partial.clear();
+        } else {
+            capture.partial = text;
+        }
+    }
 }
 
 impl std::io::Write for ConsoleOutput {
@@ -92,6 +131,7 @@ impl std::io::Write for ConsoleOutput {
                         "[console] {}",
                         String::from_utf8_lossy(&self.line)
                     ));
+                    self.captured(true);
                     self.line.clear();
                 }
                 b'\r' => {}
@@ -102,6 +142,7 @@ impl std::io::Write for ConsoleOutput {
                 other => self.line.push(*other),
             }
         }
+        self.captured(false);
         Ok(bytes.len())
     }
 
@@ -213,6 +254,8 @@ pub struct Board {
     routes: HashMap<u32, (usize, u8)>,
     /// The timers' clocks count from here.
     started: std::time::Instant,
+    /// The console's output captured for a control command.
+    capture: std::sync::Arc<std::sync::Mutex<Capture>>,
 }
 
 /// Physical addresses of the regions: `phys_addr` where the description fixes one, otherwise
@@ -246,6 +289,7 @@ impl Board {
         region_files: &[File],
     ) -> Result<Self, String> {
         let mut slots = Vec::new();
+        let capture = std::sync::Arc::new(std::sync::Mutex::new(Capture::default()));
         let started = std::time::Instant::now();
         let clock = move || -> Box<dyn Fn() -> std::time::Duration + Send> {
             Box::new(move || started.elapsed())
@@ -283,10 +327,16 @@ impl Board {
                     });
                     continue;
                 }
+                let console = || {
+                    Box::new(ConsoleOutput {
+                        line: Vec::new(),
+                        capture: std::sync::Arc::clone(&capture),
+                    })
+                };
                 let model = if device.compatible.contains(&"arm,pl011") {
-                    Model::Uart(Pl011::new(Box::new(ConsoleOutput::default())))
+                    Model::Uart(Pl011::new(console()))
                 } else if device.compatible.contains(&"amlogic,meson-ao-uart") {
-                    Model::MesonUart(MesonUart::new(Box::new(ConsoleOutput::default())))
+                    Model::MesonUart(MesonUart::new(console()))
                 } else if device.compatible.contains(&"arm,pl031") {
                     Model::Clock(Pl031::new(Box::new(|| {
                         std::time::SystemTime::now()
@@ -365,6 +415,7 @@ impl Board {
             dma: DmaRegions(dma),
             routes,
             started,
+            capture,
         })
     }
 
@@ -441,6 +492,40 @@ impl Board {
                 })
             })
             .collect()
+    }
+
+    /// Whether the board has a console UART.
+    #[must_use]
+    pub fn has_console(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|slot| matches!(slot.model, Model::Uart(_) | Model::MesonUart(_)))
+    }
+
+    /// Starts capturing the console's output (what was captured before is dropped).
+    pub fn start_capture(&mut self) {
+        if let Ok(mut capture) = self.capture.lock() {
+            *capture = Capture {
+                active: true,
+                ..Capture::default()
+            };
+        }
+    }
+
+    /// Stops capturing; what was captured.
+    pub fn take_capture(&mut self) -> Capture {
+        self.capture
+            .lock()
+            .map(|mut capture| core::mem::take(&mut *capture))
+            .unwrap_or_default()
+    }
+
+    /// Whether the captured output ends in `prompt` (the line after the last one printed).
+    #[must_use]
+    pub fn capture_ends_with(&self, prompt: &str) -> bool {
+        self.capture
+            .lock()
+            .is_ok_and(|capture| capture.active && capture.partial == prompt)
     }
 
     /// Console input for the (first) UART.

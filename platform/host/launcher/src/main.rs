@@ -160,7 +160,12 @@ fn main() -> ExitCode {
         Command::Control { socket, command } => {
             match warden_host::launcher::control(&socket, &command.join(" ")) {
                 Ok(answer) if answer.starts_with("ok") => {
-                    warden_host::output::say(&answer);
+                    // A shell command's answer is what the shell printed; the launcher's own
+                    // is its status line.
+                    match answer.split_once('\n') {
+                        Some((_, printed)) => warden_host::output::say(printed),
+                        None => warden_host::output::say(&answer),
+                    }
                     ExitCode::SUCCESS
                 }
                 Ok(answer) => {

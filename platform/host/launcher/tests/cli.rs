@@ -246,6 +246,20 @@ fn the_sockets_are_bounded_and_garbage_gets_an_answer() {
     assert_eq!(answer(&mut stream), "error: the command is not UTF-8 text");
     stream.write_all(b"devices\n").unwrap();
     assert!(answer(&mut stream).starts_with("ok"));
+    // What is not the launcher's goes to the shell through the console, which this board
+    // lacks; a command with control characters in it (a typed Ctrl-C, an escape) is not one
+    // line of text to type.
+    stream.write_all(b"frobnicate now\n").unwrap();
+    assert!(
+        answer(&mut stream).starts_with(
+            "error: unknown command 'frobnicate now': this board has no console for the shell's commands"
+        )
+    );
+    stream.write_all(b"tree\x03\x1b[2J\n").unwrap();
+    assert_eq!(
+        answer(&mut stream),
+        "error: a shell command is one line of text"
+    );
     // A line longer than 4096 bytes: an error, and closed.
     let mut long = UnixStream::connect(&socket).unwrap();
     long.write_all(&vec![b'x'; 64 * 1024]).unwrap();

@@ -142,6 +142,12 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         self.stats
     }
 
+    /// Devices parked after a probe answered Defer, waiting for the next bind to retry them.
+    #[must_use]
+    pub fn deferred_devices(&self) -> u32 {
+        self.deferred.len
+    }
+
     /// Reads the counters and starts them again from zero (for a tool that polls them).
     pub fn take_stats(&mut self) -> Stats {
         core::mem::take(&mut self.stats)

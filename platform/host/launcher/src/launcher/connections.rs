@@ -34,17 +34,39 @@ pub(crate) struct Claim {
     pub(crate) connection: u64,
 }
 
-/// Sends one command to a running launcher's control socket; returns its answer.
+/// Sends one command to a running launcher's control socket; returns its answer: the status
+/// line (`ok …` or `error: …`), then the lines the shell printed for it, if it was one of the
+/// shell's commands.
 ///
 /// # Errors
 /// The socket's.
 pub fn control(socket: &Path, command: &str) -> std::io::Result<String> {
     let mut stream = UnixStream::connect(socket)?;
     writeln!(stream, "{command}")?;
-    let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer)?;
-    Ok(answer.trim_end().to_string())
+    let mut reader = BufReader::new(stream);
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        match line.strip_prefix(SHELL_LINE) {
+            Some(printed) => lines.push(printed.to_string()),
+            None => {
+                lines.insert(0, line.to_string());
+                return Ok(lines.join("\n"));
+            }
+        }
+    }
 }
+
+/// How a line the shell printed starts in a control answer (the status line comes last).
+pub const SHELL_LINE: &str = "| ";
+/// How long a shell command from the control socket may take to give the prompt back.
+pub const SHELL_DEADLINE: Duration = Duration::from_secs(10);
+/// The shell's prompt, which ends its answer.
+pub const SHELL_PROMPT: &str = "warden> ";
 
 /// The longest control command, and the longest stretch of console input sent as one event.
 pub const MAX_LINE: usize = 4096;
@@ -360,7 +382,79 @@ impl Launcher {
         }
     }
 
-    pub(super) fn control(&mut self, kernel: &mut Kernel, command: &str) -> String {
+    /// A control command: the launcher's own, answered at once, or one of the shell's, typed
+    /// on the console and answered (`None` here) when the shell's prompt is back.
+    pub(super) fn control(
+        &mut self,
+        kernel: &mut Kernel,
+        command: &str,
+        reply: &Sender<String>,
+    ) -> Option<String> {
+        let launchers = ["inject", "plug", "unplug", "devices"];
+        let first = command.split_whitespace().next().unwrap_or("");
+        if launchers.contains(&first) {
+            return Some(self.launcher_command(kernel, command));
+        }
+        if command.chars().any(char::is_control) {
+            return Some("error: a shell command is one line of text".into());
+        }
+        if self.shell_command.is_some() {
+            return Some("error: another shell command is running; try again".into());
+        }
+        if !self.board.has_console() {
+            return Some(format!(
+                "error: unknown command '{command}': this board has no console for the shell's commands; use plug blk=IMAGE, plug rng, unplug ADDRESS, devices or inject kill|hang|panic|corrupt|flood PD"
+            ));
+        }
+        // Through the console, as if typed: the shell (a client PD) asks the manager, and its
+        // answer is what the console prints up to the next prompt.
+        self.board.start_capture();
+        self.board.console_input(format!("{command}\n").as_bytes());
+        self.shell_command = Some(ShellCommand {
+            reply: reply.clone(),
+            command: command.to_string(),
+            until: Instant::now() + SHELL_DEADLINE,
+        });
+        None
+    }
+
+    /// Answers the shell command in progress once the prompt is back (or its time is up).
+    pub(super) fn shell_answer(&mut self) {
+        let Some(pending) = &self.shell_command else {
+            return;
+        };
+        let done = self.board.capture_ends_with(SHELL_PROMPT);
+        let late = Instant::now() >= pending.until;
+        if !done && !late {
+            return;
+        }
+        let Some(pending) = self.shell_command.take() else {
+            return;
+        };
+        let capture = self.board.take_capture();
+        let mut lines = capture.lines.into_iter().peekable();
+        // The console echoes what was typed, after the prompt that was waiting.
+        if lines
+            .peek()
+            .is_some_and(|line| line.trim_end().ends_with(pending.command.trim()))
+        {
+            lines.next();
+        }
+        let mut answer: String = lines.map(|line| format!("{SHELL_LINE}{line}\n")).collect();
+        if done {
+            answer.push_str("ok");
+        } else {
+            // `events` without a count, say: a line typed stops it.
+            self.board.console_input(b"\n");
+            answer.push_str(&format!(
+                "error: the shell gave no prompt within {} s",
+                SHELL_DEADLINE.as_secs()
+            ));
+        }
+        let _ = pending.reply.send(answer);
+    }
+
+    fn launcher_command(&mut self, kernel: &mut Kernel, command: &str) -> String {
         let mut words = command.split_whitespace();
         let result = match (words.next(), words.next(), words.next()) {
             (Some("inject"), Some(fault), Some(pd)) if words.next().is_none() => {

@@ -200,6 +200,16 @@ struct Launcher {
     abusive: Vec<(usize, String)>,
     /// `--trace` is on: PDs report their channel operations.
     tracing: bool,
+    /// A shell command from the control socket, typed on the console: where its answer goes
+    /// (once the shell's prompt is back), the command, and until when to wait.
+    shell_command: Option<ShellCommand>,
+}
+
+/// A shell command from the control socket, in progress.
+struct ShellCommand {
+    reply: Sender<String>,
+    command: String,
+    until: Instant,
 }
 
 /// What a valid description asks for that the host platform does not model, named: the first
@@ -456,6 +466,7 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
         processes,
         socket,
         tracing: trace.is_some(),
+        shell_command: None,
         trace,
         board,
         board_dtb: options.board.clone(),
@@ -647,13 +658,15 @@ impl Launcher {
                 }
                 Ok(Event::Input(bytes)) => self.board.console_input(&bytes),
                 Ok(Event::Control(command, reply)) => {
-                    let answer = self.control(kernel, &command);
-                    let _ = reply.send(answer);
+                    if let Some(answer) = self.control(kernel, &command, &reply) {
+                        let _ = reply.send(answer);
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             self.update_lines(kernel);
+            self.shell_answer();
             self.flush_all();
             self.stop_abusive(kernel);
             self.reap(kernel);
