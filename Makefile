@@ -283,7 +283,8 @@ sim: $(DISK_IMAGE)
 		$(if $(SIM_FEATURES),--features $(SIM_FEATURES))
 	@rm -f "$(BUILD_DIR)/control.sock"
 	target/$(SIM_PROFILE_DIR)/warden-host run $(SYSTEM_FILE) --board $(BOARD_DTB) \
-		$(SIM_VIRTIO) --control $(BUILD_DIR)/control.sock $(if $(SIM_TIMEOUT),--timeout $(SIM_TIMEOUT))
+		$(SIM_VIRTIO) --control $(BUILD_DIR)/control.sock $(if $(SIM_TIMEOUT),--timeout $(SIM_TIMEOUT)) \
+		$(if $(SIM_TRACE),--trace $(SIM_TRACE))
 
 # The running system's device tree as a picture: system.xml on the host platform, the shell's
 # `tree --dot` rendered by Graphviz to build/tree.svg (scripts/tree-svg.sh).

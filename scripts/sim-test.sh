@@ -52,7 +52,7 @@ type_line() {
 # ends.
 mkfifo "$work/console"
 "$host" run system.xml --board "$work/board.dtb" --virtio "blk=$work/disk.img" --virtio rng \
-    --control "$control" --timeout 45 <"$work/console" >"$log" 2>&1 &
+    --control "$control" --trace "$work/trace.json" --timeout 45 <"$work/console" >"$log" 2>&1 &
 launcher=$!
 exec 3>"$work/console"
 
@@ -219,6 +219,18 @@ if [[ $(grep -c 'device tree (' "$log") -eq 1 ]]; then
     echo "sim-test: ok: the manager printed its whole tree once, at the end of bring-up"
 else
     fail "the manager printed its tree $(grep -c 'device tree (' "$log") times"
+fi
+# The run's trace, in Chrome's format (Perfetto opens it), checked: every slice ends,
+# timestamps rise on every track, every probe names its device and driver, every flow joins a
+# request to its callbacks.
+checks=$((checks + 1))
+if "$host" trace-check "$work/trace.json" >"$work/trace-check.log" 2>&1 \
+    && grep -qE '^trace: [0-9]+ slices on [0-9]+ tracks, [1-9][0-9]* probes, [1-9][0-9]* flows through [1-9][0-9]* callbacks' "$work/trace-check.log"; then
+    echo "sim-test: ok: $(cat "$work/trace-check.log")"
+    mkdir -p build
+    cp "$work/trace.json" build/trace.json
+else
+    fail "the run's trace: $(cat "$work/trace-check.log")"
 fi
 # The shell's commands through the control socket print what the shell printed, nothing else.
 checks=$((checks + 1))

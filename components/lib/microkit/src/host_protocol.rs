@@ -16,8 +16,8 @@ use std::io::{Read, Write};
 pub const MAX_REGISTERS: usize = 120;
 /// Bytes of a call slot's shared memory (the launcher makes each memfd this long).
 pub const SLOT_BYTES: usize = 4096;
-/// Largest frame accepted (the largest is `RegisterWrite`, 18 bytes).
-pub const MAX_FRAME: usize = 32;
+/// Largest frame accepted (the largest is a trace `Mark`, 45 bytes).
+pub const MAX_FRAME: usize = 64;
 
 /// What a PD sends the launcher. Notifications and protected procedure calls are not here:
 /// they go from PD to PD over the channel handles ([`Handle`]), without the launcher.
@@ -75,6 +75,8 @@ pub enum Traced {
     Call(u8, u64),
     /// A notify or call on a channel this end may not use: refused, as libmicrokit refuses it.
     Refused(u8),
+    /// A span's start or end ([`crate::trace`]).
+    Mark(crate::trace::Mark),
 }
 
 /// The kinds of channel handle a PD is given, one frame each, with their file descriptors.
@@ -215,6 +217,30 @@ impl FromPd {
                 out.extend_from_slice(&label.to_le_bytes());
             }
             Self::Traced(Traced::Refused(channel)) => out.extend_from_slice(&[12, *channel]),
+            Self::Traced(Traced::Mark(mark)) => {
+                let phase = match mark.phase {
+                    crate::trace::Phase::Begin => 0,
+                    crate::trace::Phase::End => 1,
+                };
+                let handle = |handle: Option<[u32; 2]>| {
+                    handle.map_or(u64::MAX, |[index, generation]| {
+                        u64::from(generation) << 32 | u64::from(index)
+                    })
+                };
+                let present = u8::from(mark.device.is_some())
+                    | u8::from(mark.driver.is_some()) << 1
+                    | u8::from(mark.request.is_some()) << 2;
+                out.extend_from_slice(&[13, phase, mark.name as u8, mark.child, present]);
+                for word in [
+                    mark.id,
+                    handle(mark.device),
+                    handle(mark.driver),
+                    mark.request.unwrap_or(0),
+                    u64::from(mark.status),
+                ] {
+                    out.extend_from_slice(&word.to_le_bytes());
+                }
+            }
         }
         out
     }
@@ -256,6 +282,45 @@ impl FromPd {
                 Self::Traced(Traced::Call(channel, reader.word()?))
             }
             12 => Self::Traced(Traced::Refused(reader.byte()?)),
+            13 => {
+                let phase = match reader.byte()? {
+                    0 => crate::trace::Phase::Begin,
+                    1 => crate::trace::Phase::End,
+                    _ => return None,
+                };
+                let name = crate::trace::Name::from_code(reader.byte()?)?;
+                let child = reader.byte()?;
+                let present = reader.byte()?;
+                if present & !0b111 != 0 {
+                    return None;
+                }
+                let id = reader.word()?;
+                let handle = |word: u64, bit: u8| {
+                    let parts = [(word & 0xffff_ffff) as u32, (word >> 32) as u32];
+                    match (present & bit != 0, word) {
+                        (true, _) => Some(Some(parts)),
+                        (false, u64::MAX) => Some(None),
+                        (false, _) => None,
+                    }
+                };
+                let device = handle(reader.word()?, 1)?;
+                let driver = handle(reader.word()?, 2)?;
+                let request = match (present & 4 != 0, reader.word()?) {
+                    (true, request) => Some(request),
+                    (false, 0) => None,
+                    (false, _) => return None,
+                };
+                Self::Traced(Traced::Mark(crate::trace::Mark {
+                    phase,
+                    name,
+                    child,
+                    id,
+                    device,
+                    driver,
+                    request,
+                    status: u16::try_from(reader.word()?).ok()?,
+                }))
+            }
             _ => return None,
         };
         reader.end(value)
@@ -370,6 +435,18 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_garbage_is_refused() {
+        let mark = FromPd::Traced(Traced::Mark(crate::trace::Mark {
+            phase: crate::trace::Phase::Begin,
+            name: crate::trace::Name::Resume,
+            id: u64::MAX,
+            child: 8,
+            device: Some([u32::MAX, u32::MAX]),
+            driver: Some([1, 2]),
+            request: Some(u64::MAX),
+            status: u16::MAX,
+        }));
+        assert!(mark.encode().len() <= MAX_FRAME, "{}", mark.encode().len());
+        assert_eq!(FromPd::decode(&mark.encode()), Some(mark));
         for frame in [
             FromPd::Hello {
                 pd: 3,
@@ -398,6 +475,16 @@ mod tests {
             FromPd::Traced(Traced::Notify(3)),
             FromPd::Traced(Traced::Call(2, 9)),
             FromPd::Traced(Traced::Refused(9)),
+            FromPd::Traced(Traced::Mark(crate::trace::Mark {
+                phase: crate::trace::Phase::End,
+                name: crate::trace::Name::Probe,
+                id: 7,
+                child: 3,
+                device: Some([5, 1]),
+                driver: None,
+                request: Some(9),
+                status: 4,
+            })),
         ] {
             assert_eq!(FromPd::decode(&frame.encode()), Some(frame));
         }

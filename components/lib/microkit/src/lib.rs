@@ -48,6 +48,7 @@ mod mapping;
 #[doc(hidden)]
 pub mod sel4;
 pub mod system_timer;
+pub mod trace;
 
 #[cfg(not(target_os = "none"))]
 use host as backend;

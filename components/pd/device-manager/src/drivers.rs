@@ -232,6 +232,7 @@ impl DeviceManager {
     }
 
     pub(crate) fn send_callback(&mut self, callback: &Callback) {
+        crate::trace::callback_sent(callback, self.core.request_of(callback.id));
         let (id, device) = (callback.id, callback.device);
         let message = match callback.kind {
             CallbackKind::Probe => {
@@ -329,10 +330,13 @@ impl DeviceManager {
         match warden_protocol::decode(bytes) {
             Ok((_, Message::CallbackDone { callback, answer })) => {
                 let mut effects = Vec::new();
-                if let Err(error) = self
+                let done = self
                     .core
-                    .callback_done(pd, callback, answer, &mut |effect| effects.push(effect))
-                {
+                    .callback_done(pd, callback, answer, &mut |effect| effects.push(effect));
+                if done.is_ok() {
+                    crate::trace::callback_answered(callback, answer);
+                }
+                if let Err(error) = done {
                     peer_warn!(
                         self,
                         index,

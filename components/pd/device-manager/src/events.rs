@@ -189,6 +189,10 @@ impl Subscribers {
             .pop_front()
             .or_else(|| client.events.pop_front())?;
         event.lost = core::mem::take(&mut client.lost);
+        // A client that stops taking before its queue is empty (a bound of its own, a reply it
+        // could not read) is notified again, so that what is left does not wait for an event
+        // that may never come.
+        client.wake |= !client.is_empty();
         Some(event)
     }
 
@@ -236,6 +240,11 @@ mod tests {
         );
         assert_eq!(subscribers.next(17), None);
         let first = subscribers.next(16).unwrap();
+        // Taken but not emptied: woken again, so the rest is not stranded.
+        assert_eq!(
+            subscribers.take_wakes().collect::<alloc::vec::Vec<_>>(),
+            [16]
+        );
         assert_eq!(first.device, Some(DeviceId::from_parts(0, 0)));
         assert_eq!(first.lost, 5);
         let mut rest = 0;
@@ -244,6 +253,10 @@ mod tests {
             rest += 1;
         }
         assert_eq!(rest, EVENTS - 1);
+        // Emptied: no more wakes.
+        let _ = subscribers.take_wakes().count();
+        assert_eq!(subscribers.next(16), None);
+        assert_eq!(subscribers.take_wakes().count(), 0);
         assert_eq!(
             subscribers.counts(),
             Counts {

@@ -55,6 +55,7 @@ pub mod events;
 pub mod peer_log;
 pub mod report;
 pub mod supervision;
+pub mod trace;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -199,9 +200,13 @@ impl DeviceManager {
         request: Request,
     ) -> Result<(RequestId, Option<Outcome>), Error> {
         let mut effects = Vec::new();
+        let traced = request.clone();
         let id = self
             .core
             .submit(requester, request, &mut |effect| effects.push(effect));
+        if let Ok(id) = id {
+            trace::request_arrived(id, &traced);
+        }
         let decided = id.as_ref().ok().and_then(|id| {
             effects.iter().find_map(|effect| match effect {
                 Effect::Complete(done) if done.request == *id => Some(done.result),
@@ -236,6 +241,11 @@ impl DeviceManager {
                     );
                 }
                 Effect::Complete(completion) => {
+                    let status = match completion.result {
+                        Ok(_) => 0,
+                        Err(error) => status_of(error) as u16,
+                    };
+                    trace::request_completed(&completion, status);
                     if let Requester::Client(channel) = completion.requester {
                         if let Ok(channel) = u8::try_from(channel) {
                             self.subscribers.completed(channel, &completion);

@@ -175,13 +175,27 @@ impl DeviceManager {
         // this event saw: an answer can sit in a ring whose notification comes later (the
         // manager itself ran late, or the doorbell was coalesced into the next set), and a
         // driver that answered in time is not stopped for it.
+        // Only PDs that run are read: a stopped PD's ring waits for its restart to be reset
+        // (a broken one would be reported and stopped again at every sweep).
         if self
             .supervisor
             .next_wakeup(&self.core)
             .is_some_and(|at| at <= now)
         {
             for index in 0..self.drivers.len() {
-                self.driver_notified(index);
+                let running = self.drivers.get(index).is_some_and(|link| {
+                    let pd = PdId(u32::from(link.channel.index()));
+                    self.supervisor.status(pd).is_some_and(|status| {
+                        matches!(
+                            status.phase,
+                            warden_manager_core::Phase::Starting
+                                | warden_manager_core::Phase::Running
+                        )
+                    })
+                });
+                if running {
+                    self.driver_notified(index);
+                }
             }
         }
         let mut actions = Vec::new();

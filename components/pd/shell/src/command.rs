@@ -884,13 +884,7 @@ fn events(
 /// The line that says what an event is (`event: device 47:1 (virtio,device2) bound to driver
 /// 3:0`); the count of events lost before it, if any, on a line of its own before it.
 pub fn describe_event(event: &Event, out: &mut String) {
-    if event.lost > 0 {
-        let _ = writeln!(
-            out,
-            "event: {} events lost (the manager's queue for this shell was full)",
-            event.lost
-        );
-    }
+    describe_lost(event, out);
     let device = || match event.device {
         Some(device) => alloc::format!("device {device}"),
         None => String::from("a device"),
@@ -919,6 +913,17 @@ pub fn describe_event(event: &Event, out: &mut String) {
             Ok(())
         }
     };
+}
+
+/// The line that says how many events the manager dropped before `event`, if any.
+pub fn describe_lost(event: &Event, out: &mut String) {
+    if event.lost > 0 {
+        let _ = writeln!(
+            out,
+            "event: {} events lost (the manager's queue for this shell was full)",
+            event.lost
+        );
+    }
 }
 
 /// How a completed request ended, to the end of the line: `done`, or the refusal.

@@ -206,6 +206,7 @@ impl Shell {
                 (Some(Wait::Completion { request, what }), EventKind::Completed)
                     if *request == event.request =>
                 {
+                    command::describe_lost(&event, &mut out);
                     let _ = write!(out, "{what}: ");
                     command::outcome(&event, &mut out);
                     out.push_str(PROMPT);
@@ -224,8 +225,8 @@ impl Shell {
                 }
                 // The outcome of a request the shell no longer waits for.
                 (_, EventKind::Completed) => command::describe_event(&event, &mut out),
-                // Left over from an `events` that was stopped.
-                _ => {}
+                // Left over from an `events` that was stopped: only what was lost is said.
+                _ => command::describe_lost(&event, &mut out),
             }
         }
         self.write(&out);

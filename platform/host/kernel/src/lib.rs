@@ -279,6 +279,14 @@ impl Kernel {
         Ok(self.start_again(child))
     }
 
+    /// The PD that is `parent`'s child `child`, if any.
+    #[must_use]
+    pub fn child(&self, parent: PdIndex, child: u8) -> Option<PdIndex> {
+        self.config
+            .iter()
+            .position(|config| config.parent == Some((parent, child)))
+    }
+
     /// `microkit_pd_stop(child)` from `parent`.
     ///
     /// # Errors

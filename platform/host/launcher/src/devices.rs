@@ -84,13 +84,17 @@ pub struct Capture {
     pub active: bool,
     /// The lines printed since, each without its end.
     pub lines: Vec<String>,
-    /// The line being printed.
+    /// The line being printed (kept whether capturing or not, while it is short: a prompt).
     pub partial: String,
+    /// Lines past [`MAX_CAPTURED_LINES`], counted.
+    pub more: usize,
 }
 
 /// The most lines one captured answer keeps (a `tree` of the core's 128 devices is 130); the
-/// rest are counted in the last.
+/// rest are counted.
 pub const MAX_CAPTURED_LINES: usize = 1024;
+/// The longest unfinished line kept (a prompt is shorter).
+const PARTIAL_BYTES: usize = 64;
 
 /// The console UART's output: the launcher's standard output, a line at a time with a
 /// `[console]` prefix, so it reads apart from the PDs' debug output. A prompt without a newline
@@ -107,17 +111,21 @@ impl ConsoleOutput {
         let Ok(mut capture) = self.capture.lock() else {
             return;
         };
-        if !capture.active {
-            return;
-        }
-        let text = String::from_utf8_lossy(&self.line).into_owned();
         if ended {
-            if capture.lines.len() < MAX_CAPTURED_LINES {
-                capture.lines.push(text);
-            }
             capture.partial.clear();
+            if !capture.active {
+                return;
+            }
+            if capture.lines.len() < MAX_CAPTURED_LINES {
+                let text = String::from_utf8_lossy(&self.line).into_owned();
+                capture.lines.push(text);
+            } else {
+                capture.more += 1;
+            }
+        } else if self.line.len() <= PARTIAL_BYTES {
+            capture.partial = String::from_utf8_lossy(&self.line).into_owned();
         } else {
-            capture.partial = text;
+            capture.partial.clear();
         }
     }
 }
@@ -505,27 +513,44 @@ impl Board {
     /// Starts capturing the console's output (what was captured before is dropped).
     pub fn start_capture(&mut self) {
         if let Ok(mut capture) = self.capture.lock() {
+            let partial = core::mem::take(&mut capture.partial);
             *capture = Capture {
                 active: true,
+                partial,
                 ..Capture::default()
             };
         }
+    }
+
+    /// Whether the console's output ends in `prompt` with nothing typed after it (the shell
+    /// waits for a line, and nobody is typing one).
+    #[must_use]
+    pub fn console_at(&self, prompt: &str) -> bool {
+        self.capture
+            .lock()
+            .is_ok_and(|capture| !capture.active && capture.partial == prompt)
     }
 
     /// Stops capturing; what was captured.
     pub fn take_capture(&mut self) -> Capture {
         self.capture
             .lock()
-            .map(|mut capture| core::mem::take(&mut *capture))
+            .map(|mut capture| {
+                let partial = capture.partial.clone();
+                let taken = core::mem::take(&mut *capture);
+                capture.partial = partial;
+                taken
+            })
             .unwrap_or_default()
     }
 
-    /// Whether the captured output ends in `prompt` (the line after the last one printed).
+    /// Whether the output captured since a line was typed ends in `prompt` again.
     #[must_use]
     pub fn capture_ends_with(&self, prompt: &str) -> bool {
-        self.capture
-            .lock()
-            .is_ok_and(|capture| capture.active && capture.partial == prompt)
+        self.capture.lock().is_ok_and(|capture| {
+            // The line typed (its echo) ends the prompt it was typed at first.
+            capture.active && !capture.lines.is_empty() && capture.partial == prompt
+        })
     }
 
     /// Console input for the (first) UART.

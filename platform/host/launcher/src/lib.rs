@@ -9,5 +9,6 @@ pub mod devices;
 pub mod launcher;
 pub mod output;
 pub mod soak;
+pub mod trace;
 /// The system description parser (`warden-system`), under the name the launcher uses.
 pub use warden_system as sdf;

@@ -70,13 +70,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Send one command to a running system's control socket and print the answer.
+    /// Send one command to a running system's control socket and print the answer: the
+    /// launcher's own (plug blk=IMAGE, plug rng, unplug ADDRESS, devices, inject FAULT PD), or
+    /// one of the shell's (tree, device 34, stats, …), typed on the console through the shell.
     Control {
         /// The control socket (run --control).
         socket: PathBuf,
-        /// The command, e.g. plug blk=disk.img, unplug 0xa000000, devices.
+        /// The command, e.g. plug blk=disk.img, unplug 0xa000000, devices, tree.
         #[arg(required = true)]
         command: Vec<String>,
+    },
+    /// Check a Chrome trace written by `run --trace FILE.json`: every slice ends, timestamps
+    /// rise on each track, every probe names its device and driver, every flow joins a request
+    /// to its callbacks. The last line is `trace: …`; exit 1 at the first thing that is not so.
+    TraceCheck {
+        /// The trace.
+        file: PathBuf,
     },
 }
 
@@ -139,6 +148,24 @@ fn main() -> ExitCode {
                 }
                 Err(error) => {
                     eprintln!("{error}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::TraceCheck { file } => {
+            let checked = std::fs::read_to_string(&file)
+                .map_err(|error| format!("{}: {error}", file.display()))
+                .and_then(|text| warden_host::trace::check(&text));
+            match checked {
+                Ok(checked) => {
+                    warden_host::output::say(&format!(
+                        "trace: {} slices on {} tracks, {} probes, {} flows through {} callbacks; every slice ends, timestamps rise on every track, every probe names its device and driver, every flow joins a request to its callbacks",
+                        checked.slices, checked.tracks, checked.probes, checked.flows, checked.steps
+                    ));
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("trace: {}: {error}", file.display());
                     ExitCode::from(1)
                 }
             }

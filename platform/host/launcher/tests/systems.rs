@@ -54,6 +54,24 @@ fn assert_no_orphans(programs: &[&str]) {
 
 /// `text` has `needle` in it; otherwise the test fails showing the whole text.
 #[track_caller]
+/// A JSON-lines trace without its timestamps, once they are checked: each line ends in
+/// `"ts_ns":N`, rising from line to line.
+fn untimed(trace: &str) -> String {
+    let mut last = 0u64;
+    let mut out = String::new();
+    for line in trace.lines() {
+        let (event, ts) = line
+            .rsplit_once(",\"ts_ns\":")
+            .unwrap_or_else(|| panic!("no timestamp: {line}"));
+        let ts: u64 = ts.trim_end_matches('}').parse().unwrap();
+        assert!(ts > last, "time went back: {trace}");
+        last = ts;
+        out.push_str(event);
+        out.push_str("}\n");
+    }
+    out
+}
+
 fn contains(text: &str, needle: impl AsRef<str>) {
     assert!(
         text.contains(needle.as_ref()),
@@ -68,11 +86,11 @@ fn ping_pong_over_notifications() {
     let trace = std::env::temp_dir().join(format!("warden-ping-{}.jsonl", std::process::id()));
     let (code, stdout, stderr) = run("ping_pong.xml", &["--trace", trace.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
-    let trace_text = std::fs::read_to_string(&trace).unwrap();
+    let trace_text = untimed(&std::fs::read_to_string(&trace).unwrap());
     let _ = std::fs::remove_file(&trace);
     // Every notification each side made is in the trace: ping starts the first round.
     for (pd, count) in [("ping", 5), ("pong", 5)] {
-        let line = format!(r#"{{"event":"notify","pd":"{pd}","channel":0}}"#);
+        let line = format!(r#"{{"channel":0,"event":"notify","pd":"{pd}"}}"#);
         assert_eq!(
             trace_text.lines().filter(|event| *event == line).count(),
             count,
@@ -143,15 +161,16 @@ fn a_parent_receives_its_childs_faults_and_restarts_it() {
         assert_eq!(start[..2], one_start, "{stdout}");
         assert!(start[2].starts_with("[crasher] panicked at"), "{stdout}");
     }
-    let trace_text = std::fs::read_to_string(&trace).unwrap();
+    let trace_text = untimed(&std::fs::read_to_string(&trace).unwrap());
     let _ = std::fs::remove_file(&trace);
     let events: Vec<&str> = trace_text.lines().collect();
     assert_eq!(
         events,
         [
-            r#"{"event":"fault","pd":"crasher","kind":"UserException","label":3}"#,
+            r#"{"event":"fault","kind":"UserException","label":3,"pd":"crasher"}"#,
             r#"{"event":"restart","pd":"crasher"}"#,
-            r#"{"event":"fault","pd":"crasher","kind":"UserException","label":3}"#,
+            r#"{"event":"fault","kind":"UserException","label":3,"pd":"crasher"}"#,
+            r#"{"event":"stop","pd":"crasher"}"#,
         ]
     );
     assert_no_orphans(&["example_parent", "example_crasher"]);

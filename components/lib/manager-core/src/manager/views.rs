@@ -197,6 +197,18 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         })
     }
 
+    /// The request a callback in flight serves: an outside request's id, or the id the manager
+    /// gave its own work (`None` for a callback no longer in flight).
+    #[must_use]
+    pub fn request_of(&self, callback: CallbackId) -> Option<RequestId> {
+        let operation = self.operations.get(callback.operation())?;
+        let flight = operation.in_flight.as_ref()?;
+        if flight.sequence != callback.sequence() {
+            return None;
+        }
+        operation.request.map(|(id, _)| id)
+    }
+
     /// Callbacks in flight right now.
     #[must_use]
     pub fn callbacks_in_flight(&self) -> usize {

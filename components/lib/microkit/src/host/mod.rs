@@ -215,6 +215,11 @@ fn trace(event: Traced) {
     }
 }
 
+/// A span's mark, for the launcher's trace.
+pub(crate) fn trace_mark(mark: crate::trace::Mark) {
+    trace(Traced::Mark(mark));
+}
+
 /// As libmicrokit: an operation on a channel this end may not use is refused (and reported).
 fn refused(channel: u8) {
     eprintln!("refused by the kernel: InvalidChannel({channel})");

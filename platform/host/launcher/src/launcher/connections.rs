@@ -406,6 +406,12 @@ impl Launcher {
                 "error: unknown command '{command}': this board has no console for the shell's commands; use plug blk=IMAGE, plug rng, unplug ADDRESS, devices or inject kill|hang|panic|corrupt|flood PD"
             ));
         }
+        if !self.board.console_at(SHELL_PROMPT) {
+            return Some(
+                "error: the console is busy (the shell is not at its prompt, or a line is being typed); try again"
+                    .into(),
+            );
+        }
         // Through the console, as if typed: the shell (a client PD) asks the manager, and its
         // answer is what the console prints up to the next prompt.
         self.board.start_capture();
@@ -441,6 +447,9 @@ impl Launcher {
             lines.next();
         }
         let mut answer: String = lines.map(|line| format!("{SHELL_LINE}{line}\n")).collect();
+        if capture.more > 0 {
+            answer.push_str(&format!("{SHELL_LINE}({} more lines)\n", capture.more));
+        }
         if done {
             answer.push_str("ok");
         } else {

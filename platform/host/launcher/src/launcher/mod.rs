@@ -184,7 +184,7 @@ pub fn kernel_config(system: &System) -> Vec<PdConfig> {
 struct Launcher {
     processes: Vec<Process>,
     socket: PathBuf,
-    trace: Option<std::fs::File>,
+    trace: Option<crate::trace::Trace>,
     board: Board,
     /// The board's DTB, named to every PD (`WARDEN_BOARD_DTB`): the device manager reads its
     /// tree from it, so the manager and the models see one board.
@@ -430,10 +430,15 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
     let listener = UnixListener::bind(&socket)
         .map_err(|error| LaunchError::Io(format!("binding {}", socket.display()), error))?;
     let trace = match &options.trace {
-        Some(path) => Some(
+        Some(path) => Some(crate::trace::Trace::new(
             std::fs::File::create(path)
                 .map_err(|error| LaunchError::Io(format!("creating {}", path.display()), error))?,
-        ),
+            path,
+            processes
+                .iter()
+                .map(|process| process.name.clone())
+                .collect(),
+        )),
         None => None,
     };
     // Ctrl-C and SIGTERM stop the run cleanly: every PD process is killed and the run's
@@ -480,6 +485,9 @@ pub fn run(file: &Path, options: &Options) -> Result<(), LaunchError> {
         .start_all()
         .map(|()| launcher.serve(&mut kernel, &receiver, options.timeout, &interrupted));
     launcher.shut_down();
+    if let Some(trace) = &mut launcher.trace {
+        trace.finish();
+    }
     drop(control_socket);
     result?;
     match launcher.root_fault {
@@ -518,8 +526,7 @@ impl Launcher {
                     self.send(parent, ToPd::FaultWithdrawn(child));
                 }
                 Action::Restart(pd) => {
-                    let line = format!("{{\"event\":\"restart\",\"pd\":{}}}", self.json_name(pd));
-                    self.record(&line);
+                    self.record(pd, "restart", serde_json::Map::new());
                     crate::output::say(&format!("warden-host: restarting '{}'", self.name(pd)));
                     self.kill(pd);
                     if let Err(error) = self.spawn(pd) {
@@ -530,6 +537,7 @@ impl Launcher {
                 }
                 Action::Stop(pd) => {
                     crate::output::say(&format!("warden-host: stopping '{}'", self.name(pd)));
+                    self.record(pd, "stop", serde_json::Map::new());
                     self.kill(pd);
                 }
                 Action::Dead(pd, kind) => {
@@ -545,7 +553,6 @@ impl Launcher {
 
     fn handle(&mut self, kernel: &mut Kernel, pd: usize, frame: FromPd) {
         let name = self.name(pd).to_string();
-        let json_name = self.json_name(pd);
         let result = match frame {
             FromPd::Hello { .. } => Ok(Vec::new()),
             FromPd::FaultDone { child, resume } => kernel.fault_done(pd, child, resume),
@@ -573,18 +580,31 @@ impl Launcher {
                 Ok(Vec::new())
             }
             FromPd::Traced(event) => {
-                let line = match event {
-                    Traced::Notify(channel) => format!(
-                        "{{\"event\":\"notify\",\"pd\":{json_name},\"channel\":{channel}}}"
-                    ),
-                    Traced::Call(channel, label) => format!(
-                        "{{\"event\":\"ppcall\",\"pd\":{json_name},\"channel\":{channel},\"label\":{label}}}"
-                    ),
-                    Traced::Refused(channel) => format!(
-                        "{{\"event\":\"refused\",\"pd\":{json_name},\"reason\":\"InvalidChannel({channel})\"}}"
-                    ),
+                let mut details = serde_json::Map::new();
+                let what = match event {
+                    Traced::Notify(channel) => {
+                        details.insert("channel".into(), channel.into());
+                        "notify"
+                    }
+                    Traced::Call(channel, label) => {
+                        details.insert("channel".into(), channel.into());
+                        details.insert("label".into(), label.into());
+                        "ppcall"
+                    }
+                    Traced::Refused(channel) => {
+                        details
+                            .insert("reason".into(), format!("InvalidChannel({channel})").into());
+                        "refused"
+                    }
+                    Traced::Mark(mark) => {
+                        let child = kernel.child(pd, mark.child);
+                        if let Some(trace) = &mut self.trace {
+                            trace.mark(pd, mark, child);
+                        }
+                        return;
+                    }
                 };
-                self.record(&line);
+                self.record(pd, what, details);
                 Ok(Vec::new())
             }
         };
@@ -592,9 +612,9 @@ impl Launcher {
             Ok(actions) => self.perform(kernel, actions),
             Err(refusal) => {
                 eprintln!("[{name}] refused by the kernel: {refusal:?}");
-                self.record(&format!(
-                    "{{\"event\":\"refused\",\"pd\":{json_name},\"reason\":\"{refusal:?}\"}}"
-                ));
+                let mut details = serde_json::Map::new();
+                details.insert("reason".into(), format!("{refusal:?}").into());
+                self.record(pd, "refused", details);
             }
         }
     }

@@ -55,26 +55,18 @@ impl Launcher {
             .map_or("?", |process| process.name.as_str())
     }
 
-    /// The PD's name as a JSON string (quoted and escaped) for the trace.
-    pub(super) fn json_name(&self, pd: usize) -> String {
-        let mut json = String::from("\"");
-        for character in self.name(pd).chars() {
-            match character {
-                '"' => json.push_str("\\\""),
-                '\\' => json.push_str("\\\\"),
-                control if control.is_control() => {
-                    json.push_str(&format!("\\u{:04x}", u32::from(control)));
-                }
-                other => json.push(other),
-            }
-        }
-        json.push('"');
-        json
-    }
-
-    pub(super) fn record(&mut self, line: &str) {
+    /// Records what `pd` did in the trace, if there is one.
+    pub(super) fn record(
+        &mut self,
+        pd: usize,
+        event: &str,
+        details: serde_json::Map<String, serde_json::Value>,
+    ) {
         if let Some(trace) = &mut self.trace {
-            let _ = writeln!(trace, "{line}");
+            if matches!(event, "fault" | "restart" | "stop") {
+                trace.stopped(pd);
+            }
+            trace.event(pd, event, details);
         }
     }
 
@@ -299,11 +291,10 @@ impl Launcher {
 
     /// The fault of a PD whose process is gone: recorded, and delivered to its parent.
     pub(super) fn faulted(&mut self, kernel: &mut Kernel, pd: usize, kind: FaultKind) {
-        self.record(&format!(
-            "{{\"event\":\"fault\",\"pd\":{},\"kind\":\"{kind:?}\",\"label\":{}}}",
-            self.json_name(pd),
-            kind as u64
-        ));
+        let mut details = serde_json::Map::new();
+        details.insert("kind".into(), format!("{kind:?}").into());
+        details.insert("label".into(), (kind as u64).into());
+        self.record(pd, "fault", details);
         let actions = kernel.fault(pd, kind);
         self.perform(kernel, actions);
     }
