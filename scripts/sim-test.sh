@@ -120,6 +120,8 @@ if wait_for 'client: flushed; disk check done' && wait_for 'console: pl011-conso
     wait_for 'manager: device 3:0 \(virtio,mmio\) removed' || true
     wait_for '^\[console\] event: ' 4 || true
     type_line 'stats' '^\[console\] events: [0-9]+ queued for clients, [0-9]+ lost' || true
+    # The manager's trace ring: the last records, the remove's callbacks and its completion.
+    type_line 'trace 6' '^\[console\] trace: the manager.s last 6 of [0-9]+ records' || true
     # Last, the whole system shut down, children first.
     type_line 'shutdown' '^\[console\] shutdown: done' || true
     wait_for 'manager: device 45:0 \(fixed-clock\) shut down' || true
@@ -197,6 +199,9 @@ expect '^\[console\] event: device [0-9]+:[0-9]+ bound to driver [0-9]+:[0-9]+'
 expect '^\[console\] manager: [0-9]+ events, [1-9][0-9]* probes, [1-9][0-9]* binds, [0-9]+ walk restarts \([0-9]+ pairs skipped\), [1-9][0-9]* callbacks \(0 in flight, at most [1-9][0-9]*\), [0-9]+ deferred, [1-9][0-9]* requests completed'
 expect '^\[console\] supervision: 0 restarts, 0 driver PDs quarantined'
 expect '^\[console\] events: [1-9][0-9]* queued for clients, 0 lost'
+expect '^\[console\] trace: the manager.s last 6 of 64 records \(sequence [0-9]+ to [0-9]+\):'
+expect '^\[console\] +[0-9]+\.[0-9]{6} s  end   remove device [0-9]+: Ok'
+expect '^\[console\] +[0-9]+\.[0-9]{6} s  (begin|end  ) (remove|unbind|probe|remove device|suspend|resume) [0-9]+'
 expect 'manager: client on channel 16 asks to shut the system down'
 expect 'manager: device 0:0 \(arm,psci-1.0\) shut down'
 # A subtree suspends children first and resumes parents first: the disk's line before its
@@ -417,7 +422,7 @@ if wait_for 'hostile-admin: flooded' && wait_for 'manager: device 0:0 \(arm,psci
     wait_for 'hostile-admin: with its completions taken' || true
 fi
 stop_system "the system with a hostile administrative client"
-expect 'hostile-admin: garbage calls answered \[Some\(Malformed\), Some\(Malformed\), Some\(Malformed\), Some\(Malformed\), Some\(NotPermitted\)\]'
+expect 'hostile-admin: garbage calls answered \[Some\(Malformed\), Some\(Malformed\), Some\(Malformed\), Some\(Malformed\), Some\(NotPermitted\), Some\(NoSuchObject\), Some\((Malformed|NotPermitted)\)\]'
 expect 'hostile-admin: flooded: 20 requests without taking an event, 8 accepted, 12 refused Busy'
 expect 'hostile-admin: every completion came \(8 of 8 accepted requests\); [0-9]+ events taken, [1-9][0-9]* lost and reported as lost'
 expect 'hostile-admin: with its completions taken a request is accepted again; the manager still answers: [0-9]+ devices'

@@ -40,6 +40,8 @@ pub enum Name {
     ResumeRequest = 10,
     /// A request: shut the system down.
     ShutdownRequest = 11,
+    /// The end of a request (named as it began).
+    Request = 12,
     /// A callback: probe.
     Probe = 32,
     /// A callback: remove.
@@ -50,11 +52,13 @@ pub enum Name {
     Resume = 35,
     /// A callback: shutdown.
     Shutdown = 36,
+    /// The end of a callback (named as it began).
+    Callback = 37,
 }
 
 impl Name {
     /// Every name.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 18] = [
         Self::AddDevice,
         Self::RemoveDevice,
         Self::RegisterDriver,
@@ -66,11 +70,13 @@ impl Name {
         Self::SuspendRequest,
         Self::ResumeRequest,
         Self::ShutdownRequest,
+        Self::Request,
         Self::Probe,
         Self::Remove,
         Self::Suspend,
         Self::Resume,
         Self::Shutdown,
+        Self::Callback,
     ];
 
     /// The name with this code.
@@ -94,11 +100,13 @@ impl Name {
             Self::SuspendRequest => "suspend",
             Self::ResumeRequest => "resume",
             Self::ShutdownRequest => "shutdown",
+            Self::Request => "request",
             Self::Probe => "probe",
             Self::Remove => "remove",
             Self::Suspend => "suspend",
             Self::Resume => "resume",
             Self::Shutdown => "shutdown",
+            Self::Callback => "callback",
         }
     }
 

@@ -46,12 +46,14 @@
 //! | 0x020d | `NextEvent` | client → manager (PPC) | (none) | `Event`: the oldest queued for the client, its completions first | NoSuchObject (none queued) |
 //! | 0x020e | `ShutdownSystem` | client → manager (PPC) | (none) | `Accepted` | ShutDown (already) |
 //! | 0x020f | `QueryStats` | client → manager (PPC) | (none) | `Stats` | — |
+//! | 0x0210 | `QueryTrace` | client → manager (PPC) | cursor | `TraceRecord` of the first record of the manager's trace ring whose sequence ≥ cursor | NoSuchObject past the last |
 //! | 0x0301 | `Completion` | manager → client | status, detail, outcome (device + driver, or driver + bound count) | — | — |
 //! | 0x0302 | `Event` | manager → client | kind (device added, removed, bound, unbound, suspended, resumed, shut down; driver PD faulted, quarantined; request completed), device, driver, PD, request number and status and detail (completions only), events lost before this one | — | — |
 //! | 0x0303 | `DeviceInfo` | manager → client | device, parent, driver, state, match data, resources (physical), the PD it lost to a failure | — | — |
 //! | 0x0304 | `DriverInfo` | manager → client | driver, PD, devices bound, name | — | — |
 //! | 0x0305 | `PdInfo` | manager → client | PD, phase, restart in (ms), failures in a row, failures, restarts, last failure and its detail | — | — |
 //! | 0x0306 | `Accepted` | manager → client | request number | — | — |
+//! | 0x0308 | `TraceRecord` | manager → client | sequence, time (ns), begin or end, name, id, PD, device, driver, request, status | — | — |
 //! | 0x0307 | `Stats` | manager → client | the core's counters (events, probes, binds, walk restarts, pairs skipped, callbacks, in flight now and at most, deferred devices, completions), the supervisor's (restarts, quarantined PDs), the events queued for clients and lost | — | — |
 //!
 //! Requests a client queues (`Bind`, `Unbind`, `RemoveDevice`, `Rescan`, `SuspendDevice`,

@@ -491,6 +491,12 @@ messages! {
     0x020e SHUTDOWN_SYSTEM call ShutdownSystem {}
     /// Client → manager: the manager's counters.
     0x020f QUERY_STATS call QueryStats {}
+    /// Client → manager: the manager's trace ring, the first record whose sequence number is
+    /// at least `cursor`.
+    0x0210 QUERY_TRACE call QueryTrace {
+        /// Where to continue (0 to start).
+        cursor: u64,
+    }
     /// Manager → client: a request completed.
     0x0301 COMPLETION call Completion {
         /// Its status.
@@ -567,6 +573,29 @@ messages! {
         last_failure: FailureKind,
         /// For `Fault`: the fault's label; for `Overdue`: the callback's opcode; else zero.
         failure_detail: u32,
+    }
+    /// Manager → client: a record of the manager's trace ring, in reply to `QueryTrace`.
+    0x0308 TRACE_RECORD call TraceRecord {
+        /// Its number (every record the manager made has one; the ring keeps the last).
+        sequence: u64,
+        /// When: nanoseconds on the manager's clock (the system timer's).
+        at_ns: u64,
+        /// 1 at a span's start, 0 at its end.
+        begin: u32,
+        /// What (`warden_microkit::trace::Name`'s code).
+        name: u32,
+        /// A request's number or a callback's sequence number.
+        id: u64,
+        /// For a callback: the driver PD it runs in (0: the manager).
+        pd: u32,
+        /// The device concerned.
+        device: Option<DeviceId>,
+        /// The driver concerned.
+        driver: Option<DriverId>,
+        /// For a callback: the request it serves, +1 (0: none).
+        request: u64,
+        /// At an end: the outcome's status code.
+        status: u32,
     }
     /// Manager → client: the manager's counters since start-up, in reply to `QueryStats`
     /// (each saturates at `u32::MAX`).
@@ -681,6 +710,7 @@ fn check(message: &Message) -> Result<(), DecodeError> {
         } if *kind != EventKind::Completed && (*status != Status::Ok || *request != 0) => {
             Err(DecodeError::ReservedNotZero)
         }
+        Message::TraceRecord { begin, .. } if *begin > 1 => Err(DecodeError::ReservedNotZero),
         Message::Subscribe { mask } if mask & !EventKind::MASK != 0 => Err(
             DecodeError::UnknownEventKind((mask & !EventKind::MASK).trailing_zeros()),
         ),

@@ -164,6 +164,7 @@ fn message() -> impl Strategy<Value = Message> {
             mask: mask & EventKind::MASK
         }),
         Just(Message::NextEvent {}),
+        any::<u64>().prop_map(|cursor| Message::QueryTrace { cursor }),
         Just(Message::ShutdownSystem {}),
         driver().prop_map(|driver| Message::QueryDriver { driver }),
         any::<u32>().prop_map(|pd| Message::RetryPd { pd: PdId(pd) }),
@@ -226,6 +227,29 @@ fn message() -> impl Strategy<Value = Message> {
                 }
             ),
         any::<u32>().prop_map(|request| Message::Accepted { request }),
+        (
+            any::<[u64; 4]>(),
+            any::<bool>(),
+            any::<[u32; 3]>(),
+            proptest::option::of(device()),
+            proptest::option::of(driver()),
+        )
+            .prop_map(
+                |([sequence, at_ns, id, request], begin, [name, pd, status], device, driver)| {
+                    Message::TraceRecord {
+                        sequence,
+                        at_ns,
+                        begin: u32::from(begin),
+                        name,
+                        id,
+                        pd,
+                        device,
+                        driver,
+                        request,
+                        status,
+                    }
+                }
+            ),
         (
             device(),
             proptest::option::of(device()),
@@ -480,6 +504,8 @@ fn every_message_fits_one_ring_slot() {
         opcode::NEXT_EVENT,
         opcode::SHUTDOWN_SYSTEM,
         opcode::ACCEPTED,
+        opcode::QUERY_TRACE,
+        opcode::TRACE_RECORD,
     ];
     for code in opcodes {
         let length = header + body_length(code).unwrap();

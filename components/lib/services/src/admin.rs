@@ -138,6 +138,31 @@ pub struct Stats {
     pub events_lost: u32,
 }
 
+/// A record of the manager's trace ring, as `QueryTrace` answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TraceRecord {
+    /// Its number.
+    pub sequence: u64,
+    /// When, in nanoseconds on the manager's clock.
+    pub at_ns: u64,
+    /// 1 at a span's start, 0 at its end.
+    pub begin: u32,
+    /// What: `warden_microkit::trace::Name`'s code.
+    pub name: u32,
+    /// A request's number or a callback's sequence number.
+    pub id: u64,
+    /// For a callback: its driver PD.
+    pub pd: u32,
+    /// The device concerned.
+    pub device: Option<DeviceId>,
+    /// The driver concerned.
+    pub driver: Option<DriverId>,
+    /// For a callback: the request it serves, +1 (0: none).
+    pub request: u64,
+    /// At an end: the outcome's status code.
+    pub status: u32,
+}
+
 /// Why an administrative call gave no answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
@@ -326,6 +351,24 @@ impl<C: Caller> Client<C> {
         }
     }
 
+    /// The first record of the manager's trace ring whose sequence is at least `cursor`, or
+    /// `None` past the last.
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub fn trace_record(&mut self, cursor: u64) -> Result<Option<TraceRecord>, Error> {
+        match self.0.call(&Message::QueryTrace { cursor })? {
+            record @ Message::TraceRecord { .. } => {
+                trace_record_of(record).map(Some).ok_or(Error::Unexpected)
+            }
+            Message::Completion {
+                status: Status::NoSuchObject,
+                ..
+            } => Ok(None),
+            other => Err(refusal(&other)),
+        }
+    }
+
     /// Restarts a driver PD that is quarantined (or waiting for its backoff) now.
     ///
     /// # Errors
@@ -423,6 +466,8 @@ pub trait Server {
     fn next_event(&mut self) -> Option<Event>;
     /// The counters.
     fn stats(&mut self) -> Stats;
+    /// The first record of the trace ring whose sequence is at least `cursor`.
+    fn trace_record(&mut self, cursor: u64) -> Option<TraceRecord>;
     /// A driver PD's supervision.
     ///
     /// # Errors
@@ -488,6 +533,9 @@ pub fn serve(server: &mut impl Server, call: Result<Message, DecodeError>) -> Me
             completion(Status::Ok)
         }
         Ok(Message::QueryStats {}) => stats_message(server.stats()),
+        Ok(Message::QueryTrace { cursor }) => server
+            .trace_record(cursor)
+            .map_or(completion(Status::NoSuchObject), trace_record_message),
         Ok(Message::NextEvent {}) => match server.next_event() {
             Some(event) => event_message(event),
             None => completion(Status::NoSuchObject),
@@ -536,6 +584,15 @@ fn stats_message(stats: Stats) -> Message {
 /// The counters a `Message::Stats` carries.
 fn stats_of(message: Message) -> Option<Stats> {
     moved!(variant message, Message::Stats => Stats { events, probes, binds, walk_restarts, pairs_skipped, callbacks, in_flight, max_in_flight, deferred, completions, restarts, quarantined, events_queued, events_lost })
+}
+
+fn trace_record_message(record: TraceRecord) -> Message {
+    moved!(record, TraceRecord => Message::TraceRecord { sequence, at_ns, begin, name, id, pd, device, driver, request, status })
+}
+
+/// The record a `Message::TraceRecord` carries.
+fn trace_record_of(message: Message) -> Option<TraceRecord> {
+    moved!(variant message, Message::TraceRecord => TraceRecord { sequence, at_ns, begin, name, id, pd, device, driver, request, status })
 }
 
 /// A completion with only a status.
@@ -665,6 +722,14 @@ mod tests {
         fn next_event(&mut self) -> Option<Event> {
             (!self.events.is_empty()).then(|| self.events.remove(0))
         }
+        fn trace_record(&mut self, cursor: u64) -> Option<TraceRecord> {
+            (cursor <= 5).then_some(TraceRecord {
+                sequence: 5,
+                begin: 1,
+                device: Some(the_device().id),
+                ..TraceRecord::default()
+            })
+        }
         fn stats(&mut self) -> Stats {
             Stats {
                 binds: 3,
@@ -787,6 +852,13 @@ mod tests {
         assert_eq!(client.next_event(), Ok(Some(completed)));
         assert_eq!(client.next_event(), Ok(Some(faulted)));
         assert_eq!(client.next_event(), Ok(None));
+        assert_eq!(client.trace_record(6), Ok(None));
+        assert_eq!(
+            client
+                .trace_record(0)
+                .map(|record| record.map(|record| record.sequence)),
+            Ok(Some(5))
+        );
         assert_eq!(
             client.stats(),
             Ok(Stats {

@@ -3,7 +3,8 @@
 //!
 //! In `init` it sends garbage (a subscription to kinds that do not exist, a `NextEvent` with a
 //! body, an unknown opcode, an `Event` of the wrong length, a well-formed manager-to-client
-//! `Accepted` sent to the manager), subscribes to every
+//! `Accepted` sent to the manager, a trace cursor past the end, a trace record sent to the
+//! manager), subscribes to every
 //! kind of event and floods the manager with [`FLOOD`] system suspends and resumes without ever
 //! taking an event: the manager must accept at most its per-client limit of requests whose
 //! completions are not taken, refuse the rest Busy, and drop (and count) the events its queue
@@ -148,6 +149,9 @@ pub fn init() -> Hostile {
         raw(0x02ff, &[1, 2, 3]),
         raw(u64::from(opcode::EVENT), &[0; 8]),
         forged,
+        // Past the end of the trace ring, and a trace record forged as a call.
+        raw(u64::from(opcode::QUERY_TRACE), &[u64::MAX]),
+        raw(u64::from(opcode::TRACE_RECORD), &[7; 9]),
     ];
     info!("hostile-admin: garbage calls answered {garbage:?}");
     let mut client = admin::Client(Manager);

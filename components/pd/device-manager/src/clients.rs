@@ -15,7 +15,7 @@ use warden_manager_core::{Failure, Phase, Request, Requester, RetryError};
 use warden_microkit::Channel;
 use warden_protocol::{DecodeError, FailureKind, Message, PdPhase, PowerTarget, Status};
 use warden_services::admin::{self, Device, Driver, Refusal, Supervised};
-use warden_services::admin::{Event, Stats, Submitted};
+use warden_services::admin::{Event, Stats, Submitted, TraceRecord};
 use warden_vocabulary::{DeviceId, DriverId, PdId};
 
 use crate::{status_of, DeviceManager};
@@ -183,6 +183,10 @@ impl admin::Server for AdminServer<'_> {
 
     fn next_event(&mut self) -> Option<Event> {
         self.manager.subscribers.next(self.channel.index())
+    }
+
+    fn trace_record(&mut self, cursor: u64) -> Option<TraceRecord> {
+        self.manager.ring.from(cursor)
     }
 
     fn stats(&mut self) -> Stats {

@@ -232,7 +232,9 @@ impl DeviceManager {
     }
 
     pub(crate) fn send_callback(&mut self, callback: &Callback) {
-        crate::trace::callback_sent(callback, self.core.request_of(callback.id));
+        let now = self.core.now();
+        let mark = crate::trace::callback_sent(callback, self.core.request_of(callback.id));
+        self.ring.record(now, mark);
         let (id, device) = (callback.id, callback.device);
         let message = match callback.kind {
             CallbackKind::Probe => {
@@ -334,7 +336,9 @@ impl DeviceManager {
                     .core
                     .callback_done(pd, callback, answer, &mut |effect| effects.push(effect));
                 if done.is_ok() {
-                    crate::trace::callback_answered(callback, answer);
+                    let now = self.core.now();
+                    self.ring
+                        .record(now, crate::trace::callback_answered(callback, answer));
                 }
                 if let Err(error) = done {
                     peer_warn!(

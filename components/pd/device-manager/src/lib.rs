@@ -107,6 +107,7 @@ pub struct DeviceManager {
     supervisor: supervision::Supervisor,
     clock: supervision::Clock,
     subscribers: events::Subscribers,
+    ring: trace::Ring,
 }
 
 /// The wire status of a refusal by the core.
@@ -178,6 +179,7 @@ impl DeviceManager {
             supervisor,
             clock,
             subscribers: events::Subscribers::default(),
+            ring: trace::Ring::default(),
         };
         manager.load_board();
         manager.report.loaded(&manager.core);
@@ -205,7 +207,8 @@ impl DeviceManager {
             .core
             .submit(requester, request, &mut |effect| effects.push(effect));
         if let Ok(id) = id {
-            trace::request_arrived(id, &traced);
+            let now = self.core.now();
+            self.ring.record(now, trace::request_arrived(id, &traced));
         }
         let decided = id.as_ref().ok().and_then(|id| {
             effects.iter().find_map(|effect| match effect {
@@ -245,7 +248,9 @@ impl DeviceManager {
                         Ok(_) => 0,
                         Err(error) => status_of(error) as u16,
                     };
-                    trace::request_completed(&completion, status);
+                    let now = self.core.now();
+                    self.ring
+                        .record(now, trace::request_completed(&completion, status));
                     if let Requester::Client(channel) = completion.requester {
                         if let Ok(channel) = u8::try_from(channel) {
                             self.subscribers.completed(channel, &completion);

@@ -85,6 +85,8 @@ pub enum Command {
     Shutdown,
     /// The manager's counters.
     Stats,
+    /// The last N records of the manager's trace ring.
+    Trace(usize),
     /// Print events as they come, the next N or until a line is typed.
     Events(Option<u32>),
 }
@@ -126,6 +128,7 @@ commands:
   shutdown          shut the whole system down (children first)
   events [N]        print the manager's events as they come (the next N; a line typed stops)
   stats             the manager's counters: probes, walk restarts, callbacks, events lost
+  trace [N]         the last N (default 16) records of the manager's trace ring
 The requests (unbind, bind, rescan, suspend, resume, remove, shutdown) wait for their outcome.
 DEV is INDEX or INDEX:GENERATION, as 'tree' shows it; DRIVER is INDEX:GENERATION, as
 'device' shows it; N is a driver PD's number, as 'device' shows it.
@@ -152,6 +155,15 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             Err(ParseError::Usage(usage))
         }
     };
+    // An optional count from 1 to `max` (`default` without one).
+    let counted = |default: Option<usize>, max: usize, usage| match arguments.as_slice() {
+        [] => Ok(default),
+        [word] => match word.parse::<usize>() {
+            Ok(count @ 1..) if count <= max => Ok(Some(count)),
+            _ => Err(ParseError::Usage(usage)),
+        },
+        _ => Err(ParseError::Usage(usage)),
+    };
     match name {
         "help" | "?" => none(Command::Help, "help"),
         "tree" => match arguments.as_slice() {
@@ -163,14 +175,10 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "rescan" => none(Command::Rescan, "rescan"),
         "shutdown" => none(Command::Shutdown, "shutdown"),
         "stats" => none(Command::Stats, "stats"),
-        "events" => match arguments.as_slice() {
-            [] => Ok(Command::Events(None)),
-            [count] => match count.parse::<u32>() {
-                Ok(count @ 1..) => Ok(Command::Events(Some(count))),
-                _ => Err(ParseError::Usage("events [N], N at least 1")),
-            },
-            _ => Err(ParseError::Usage("events [N], N at least 1")),
-        },
+        "trace" => counted(Some(16), MAX_TRACE, "trace [N], N from 1 to 64")
+            .map(|count| Command::Trace(count.unwrap_or(16))),
+        "events" => counted(None, u32::MAX as usize, "events [N], N at least 1")
+            .map(|count| Command::Events(count.and_then(|count| u32::try_from(count).ok()))),
         "device" => device("device INDEX[:GENERATION]").map(Command::Device),
         "unbind" => device("unbind INDEX[:GENERATION]").map(Command::Unbind),
         "remove" => device("remove INDEX[:GENERATION]").map(Command::Remove),
@@ -226,14 +234,8 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 _ => Err(ParseError::Usage(usage)),
             }
         }
-        "random" => match arguments.as_slice() {
-            [] => Ok(Command::Random(16)),
-            [count] => match count.parse::<usize>() {
-                Ok(count @ 1..=MAX_ENTROPY_BYTES) => Ok(Command::Random(count)),
-                _ => Err(ParseError::Usage("random [N], N from 1 to 32")),
-            },
-            _ => Err(ParseError::Usage("random [N], N from 1 to 32")),
-        },
+        "random" => counted(Some(16), MAX_ENTROPY_BYTES, "random [N], N from 1 to 32")
+            .map(|count| Command::Random(count.unwrap_or(16))),
         other => Err(ParseError::Unknown(String::from(other))),
     }
 }
@@ -300,6 +302,7 @@ pub fn run(command: Command, services: &mut dyn Services, out: &mut String) -> O
         Command::Random(count) => random(services, count, out),
         Command::Pd(pd) => show_pd(services, pd, out),
         Command::Stats => stats(services, out),
+        Command::Trace(count) => trace(services, count, out),
         Command::Retry(pd) => retry(services, pd, out),
         Command::Unbind(_)
         | Command::Bind(..)
@@ -675,6 +678,88 @@ fn retry(services: &mut dyn Services, pd: u32, out: &mut String) -> Result<(), F
         Err(admin::Error::Refused(Status::NoSuchObject)) => Err(Failure::NoPd(pd)),
         Err(admin::Error::Refused(Status::Busy)) => Err(Failure::NotStopped(pd)),
         Err(error) => Err(Failure::of(error, "RetryPd")),
+    }
+}
+
+/// The most trace records `trace` prints (the manager's ring holds 64).
+pub const MAX_TRACE: usize = 64;
+
+fn trace(services: &mut dyn Services, count: usize, out: &mut String) -> Result<(), Failure> {
+    let mut records = Vec::new();
+    let mut cursor = 0u64;
+    // Bounded whatever the manager answers.
+    while records.len() < MAX_WALK {
+        match manager(services).trace_record(cursor) {
+            Ok(None) => break,
+            Ok(Some(record)) => {
+                if record.sequence < cursor {
+                    return Err(Failure::Unexpected("QueryTrace (the cursor went back)"));
+                }
+                cursor = record.sequence.saturating_add(1);
+                records.push(record);
+            }
+            Err(error) => return Err(Failure::of(error, "QueryTrace")),
+        }
+    }
+    let shown = records.len().saturating_sub(count);
+    let (Some(first), Some(last)) = (records.get(shown), records.last()) else {
+        out.push_str("trace: the manager's trace ring is empty\n");
+        return Ok(());
+    };
+    let _ = writeln!(
+        out,
+        "trace: the manager's last {} of {} records (sequence {} to {}):",
+        records.len() - shown,
+        records.len(),
+        first.sequence,
+        last.sequence
+    );
+    for record in records.get(shown..).unwrap_or_default() {
+        trace_line(record, out);
+    }
+    Ok(())
+}
+
+/// One record of the trace ring as a line.
+fn trace_line(record: &admin::TraceRecord, out: &mut String) {
+    let name = u8::try_from(record.name)
+        .ok()
+        .and_then(warden_microkit::trace::Name::from_code)
+        .map_or("?", warden_microkit::trace::Name::text);
+    let _ = write!(
+        out,
+        "  {:>4}.{:06} s  {} {name} {}",
+        record.at_ns / 1_000_000_000,
+        record.at_ns % 1_000_000_000 / 1000,
+        if record.begin == 1 { "begin" } else { "end  " },
+        record.id
+    );
+    if record.pd != 0 {
+        let _ = write!(out, " on PD {}", record.pd);
+    }
+    if record.begin == 1 {
+        let mut details = Vec::new();
+        if let Some(device) = record.device {
+            details.push(alloc::format!("device {device}"));
+        }
+        if let Some(driver) = record.driver {
+            details.push(alloc::format!("driver {driver}"));
+        }
+        if record.request > 0 {
+            details.push(alloc::format!("request {}", record.request - 1));
+        }
+        if !details.is_empty() {
+            let _ = write!(out, ": {}", details.join(", "));
+        }
+        out.push('\n');
+    } else {
+        let status = u16::try_from(record.status)
+            .ok()
+            .and_then(|code| Status::from_code(code).ok());
+        let _ = match status {
+            Some(status) => writeln!(out, ": {status:?}"),
+            None => writeln!(out, ": status {}", record.status),
+        };
     }
 }
 
@@ -1086,6 +1171,19 @@ mod tests {
                 }
                 Message::ShutdownSystem {} => status(Status::ShutDown),
                 Message::Subscribe { .. } => status(Status::Ok),
+                Message::QueryTrace { cursor } if *cursor <= 41 => Message::TraceRecord {
+                    sequence: (*cursor).max(40),
+                    at_ns: 12_345_678_901,
+                    begin: u32::from(*cursor <= 40),
+                    name: 32,
+                    id: 57,
+                    pd: 3,
+                    device: Some(device(34, 0)),
+                    driver: Some(driver(2, 0)),
+                    request: 53,
+                    status: 2,
+                },
+                Message::QueryTrace { .. } => status(Status::NoSuchObject),
                 Message::QueryStats {} => Message::Stats {
                     events: 120,
                     probes: 40,
@@ -1558,12 +1656,25 @@ mod tests {
              supervision: 3 restarts, 1 driver PDs quarantined\n\
              events: 44 queued for clients, 7 lost\n"
         );
+        assert_eq!(
+            run_line(&mut manager, "trace"),
+            "trace: the manager's last 2 of 2 records (sequence 40 to 41):\n\
+             \x20   12.345678 s  begin probe 57 on PD 3: device 34:0, driver 2:0, request 52\n\
+             \x20   12.345678 s  end   probe 57 on PD 3: Defer\n"
+        );
+        assert_eq!(
+            run_line(&mut manager, "trace 1"),
+            "trace: the manager's last 1 of 2 records (sequence 41 to 41):\n\
+             \x20   12.345678 s  end   probe 57 on PD 3: Defer\n"
+        );
         for bad in [
             "events 0",
             "events x",
             "events 1 2",
             "shutdown now",
             "stats now",
+            "trace 0",
+            "trace 65",
         ] {
             assert!(matches!(parse(bad), Err(ParseError::Usage(_))), "{bad}");
         }

@@ -13,6 +13,7 @@
 //!   which prints the outcome before its next prompt (lines typed meanwhile wait on the ring);
 //! * `events [N]`: subscribes to every kind of the manager's events and prints them as they
 //!   come, until a line is typed or N have come;
+//! * `stats`, `trace [N]`: the manager's counters, and the last records of its trace ring;
 //! * `time`, `random [N]`: calls into the clock and entropy drivers.
 //!
 //! Channels: 1 — the console driver (notifications both ways; rings `from_console` and

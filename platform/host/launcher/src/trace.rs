@@ -511,8 +511,8 @@ mod tests {
             trace.mark(0, probe, Some(1));
         }
         trace.event(1, "notify", Map::new());
-        trace.mark(0, Mark::new(Phase::End, Name::Probe, 1), Some(1));
-        trace.mark(0, Mark::new(Phase::End, Name::Rescan, 7), None);
+        trace.mark(0, Mark::new(Phase::End, Name::Callback, 1), Some(1));
+        trace.mark(0, Mark::new(Phase::End, Name::Request, 7), None);
         // Probe 2 never ends: its PD stops.
         trace.stopped(1);
         trace.finish();
