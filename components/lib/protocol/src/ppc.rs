@@ -14,8 +14,9 @@
 //! go of its device and binding it again, as a bus driver does on hot-plug); from an
 //! administrative client such as the shell: `QUERY_DEVICE`, `QUERY_TREE`, `QUERY_DRIVER`,
 //! `UNBIND`, `BIND`, `RESCAN`, `REMOVE_DEVICE`, `SUSPEND_DEVICE`, `RESUME_DEVICE`, `QUERY_PD`,
-//! `RETRY_PD`, `SUBSCRIBE`, `NEXT_EVENT`, `SHUTDOWN_SYSTEM`. Replies: `COMPLETION`, `ACCEPTED`,
-//! `EVENT`, `DEVICE_INFO`, `DRIVER_INFO` and `PD_INFO`.
+//! `RETRY_PD`, `SUBSCRIBE`, `NEXT_EVENT`, `SHUTDOWN_SYSTEM`, `QUERY_STATS`, `QUERY_TRACE`.
+//! Replies: `COMPLETION`, `ACCEPTED`, `EVENT`, `DEVICE_INFO`, `DRIVER_INFO`, `PD_INFO`, `STATS`
+//! and `TRACE_RECORD`.
 
 use crate::message::{
     body_length, decode_body, encode_body, is_call, DecodeError, EncodeError, Message,

@@ -9,6 +9,8 @@
 //! | `Bind { device, driver }`, `Unbind { device }`, `Rescan {}`, `RemoveDevice { device }`, `SuspendDevice { target }`, `ResumeDevice { target }` (a device and its subtree, or `All`), `ShutdownSystem {}` | `Accepted { request }` once queued (its outcome follows as a `Completed` event with that number), or `Completion` Ok if it was done at once | the refusal the manager could decide at once (StaleHandle, Busy, NoMatch, NoSpace, ShutDown; NotPermitted with a detail) |
 //! | `Subscribe { mask }` | `Completion` Ok: events of those kinds are queued from now on | Malformed (a bit that names no kind) |
 //! | `NextEvent {}` | `Event`: the oldest queued (completions first), with the count of events lost before it | NoSuchObject (none queued) |
+//! | `QueryStats {}` | `Stats`: the manager's counters | — |
+//! | `QueryTrace { cursor }` | `TraceRecord`: the first record of the trace ring whose sequence ≥ cursor | NoSuchObject past the last |
 //! | `QueryPd { pd }` | `PdInfo`: its supervision | NoSuchObject (not a supervised PD) |
 //! | `RetryPd { pd }` | `Completion`: Ok once restarted | NoSuchObject, Busy (it is running) |
 //!

@@ -6,7 +6,8 @@
 //! its outcome is queued for the client as a `Completed` event ([`crate::events`]), or the reply
 //! is the refusal decided at once. A client with [`crate::events::COMPLETIONS`] requests whose
 //! completions it has not taken is answered Busy. `Subscribe` and `NextEvent` serve the events;
-//! `RetryPd` restarts a quarantined driver PD.
+//! `QueryStats` the counters and `QueryTrace` the trace ring ([`crate::trace`]); `RetryPd`
+//! restarts a quarantined driver PD.
 
 use log::{info, warn};
 
