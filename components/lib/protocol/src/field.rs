@@ -145,15 +145,21 @@ impl Field for Status {
     }
 }
 
+/// A driver's answer as a status and its detail (the driver's code, for `Failed`).
+#[must_use]
+pub fn answer_status(answer: Answer) -> (Status, u16) {
+    match answer {
+        Answer::Ok => (Status::Ok, 0),
+        Answer::NotMine => (Status::NotMine, 0),
+        Answer::Defer => (Status::Defer, 0),
+        Answer::Failed(detail) => (Status::Failed, detail),
+    }
+}
+
 impl Field for Answer {
     type Wire = AnswerWire;
     fn to_wire(&self) -> AnswerWire {
-        let (status, detail) = match self {
-            Self::Ok => (Status::Ok, 0),
-            Self::NotMine => (Status::NotMine, 0),
-            Self::Defer => (Status::Defer, 0),
-            Self::Failed(detail) => (Status::Failed, *detail),
-        };
+        let (status, detail) = answer_status(*self);
         AnswerWire {
             status: status.to_wire(),
             detail: U16::new(detail),

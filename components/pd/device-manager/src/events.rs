@@ -17,8 +17,9 @@ pub const EVENTS: usize = 32;
 /// Requests a client may have accepted and not yet taken back as completions (the core's
 /// per-requester limit, `Config::requests_per_requester`).
 pub const COMPLETIONS: usize = 8;
-/// Client channels (16–23).
-const CLIENTS: usize = 8;
+/// Client channels ([`crate::interface::CLIENTS`]: 16–23).
+const CLIENTS: usize =
+    (*crate::interface::CLIENTS.end() - *crate::interface::CLIENTS.start() + 1) as usize;
 
 /// One client channel's events.
 #[derive(Debug, Default)]
@@ -89,7 +90,9 @@ fn event(kind: EventKind) -> Event {
 
 impl Subscribers {
     fn client(&mut self, channel: u8) -> Option<&mut Subscriber> {
-        self.clients.get_mut(usize::from(channel.checked_sub(16)?))
+        let first = *crate::interface::CLIENTS.start();
+        self.clients
+            .get_mut(usize::from(channel.checked_sub(first)?))
     }
 
     /// Client `channel` subscribes to the kinds in `mask` (0: none), from now on.
@@ -200,7 +203,7 @@ impl Subscribers {
     pub fn take_wakes(&mut self) -> impl Iterator<Item = u8> + '_ {
         self.clients
             .iter_mut()
-            .zip(16u8..)
+            .zip(*crate::interface::CLIENTS.start()..)
             .filter_map(|(client, channel)| core::mem::take(&mut client.wake).then_some(channel))
     }
 

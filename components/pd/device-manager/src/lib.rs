@@ -202,13 +202,13 @@ impl DeviceManager {
         request: Request,
     ) -> Result<(RequestId, Option<Outcome>), Error> {
         let mut effects = Vec::new();
-        let traced = request.clone();
+        let traced = trace::describe(&request);
         let id = self
             .core
             .submit(requester, request, &mut |effect| effects.push(effect));
         if let Ok(id) = id {
             let now = self.core.now();
-            self.ring.record(now, trace::request_arrived(id, &traced));
+            self.ring.record(now, trace::request_arrived(id, traced));
         }
         let decided = id.as_ref().ok().and_then(|id| {
             effects.iter().find_map(|effect| match effect {

@@ -21,8 +21,13 @@ fn driver(driver: DriverId) -> Option<[u32; 2]> {
     Some([driver.index(), driver.generation()])
 }
 
-/// The mark of a request that arrived (and was taken as `id`).
-pub(crate) fn request_arrived(id: RequestId, request: &Request) -> Mark {
+/// What the trace says of a request: its name, device and driver (taken before the request is
+/// handed to the core).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Described(Name, Option<DeviceId>, Option<DriverId>);
+
+/// What the trace says of `request`.
+pub(crate) fn describe(request: &Request) -> Described {
     let (name, on, by) = match request {
         Request::AddDevice { .. } => (Name::AddDevice, None, None),
         Request::DeleteDevice(on) => (Name::RemoveDevice, Some(*on), None),
@@ -38,6 +43,11 @@ pub(crate) fn request_arrived(id: RequestId, request: &Request) -> Mark {
         Request::ResumeAll => (Name::ResumeRequest, None, None),
         Request::Shutdown => (Name::ShutdownRequest, None, None),
     };
+    Described(name, on, by)
+}
+
+/// The mark of a request that arrived (and was taken as `id`).
+pub(crate) fn request_arrived(id: RequestId, Described(name, on, by): Described) -> Mark {
     Mark {
         device: on.and_then(device),
         driver: by.and_then(driver),
@@ -88,14 +98,8 @@ pub(crate) fn callback_sent(callback: &Callback, request: Option<RequestId>) -> 
 
 /// The mark of a driver's answer to a callback (the manager took the answer).
 pub(crate) fn callback_answered(callback: CallbackId, answer: Answer) -> Mark {
-    let status = match answer {
-        Answer::Ok => 0,
-        Answer::NotMine => 1,
-        Answer::Defer => 2,
-        Answer::Failed(_) => 9,
-    };
     Mark {
-        status,
+        status: warden_protocol::field::answer_status(answer).0 as u16,
         ..Mark::new(Phase::End, Name::Callback, callback.sequence())
     }
 }

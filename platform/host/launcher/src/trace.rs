@@ -25,6 +25,9 @@ use warden_microkit::trace::{Mark, Phase};
 
 /// Events a Chrome trace keeps (about 100 MB of JSON); past them, new ones are counted only.
 pub const MAX_EVENTS: usize = 1 << 20;
+/// Spans open at once (begun, not yet ended), every PD together: a PD that begins spans and
+/// never ends them cannot make the launcher's memory grow; past it, new ones are counted only.
+pub const MAX_OPEN: usize = 4096;
 
 /// A slice in progress.
 struct Open {
@@ -212,6 +215,9 @@ impl Trace {
         }
         let key = (pd, callback, mark.id);
         match mark.phase {
+            Phase::Begin if self.open.len() >= MAX_OPEN && !self.open.contains_key(&key) => {
+                self.dropped += 1;
+            }
             Phase::Begin => {
                 let owner = if callback { child.unwrap_or(pd) } else { pd };
                 let lane = self.take_lane(owner, !callback);
@@ -341,6 +347,10 @@ impl Trace {
     }
 }
 
+/// How far apart two timestamps may be and still count as one (in µs): the trace's times are
+/// decimal microseconds, and a slice's start plus its duration is one rounding away from its end.
+const TIME_SLACK: f64 = 0.001;
+
 /// What [`check`] found in a Chrome trace.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Checked {
@@ -440,7 +450,7 @@ pub fn check(text: &str) -> Result<Checked, String> {
         list.sort_by(|a, b| a.0.total_cmp(&b.0));
         for pair in list.windows(2) {
             if let [(_, end, first), (start, _, second)] = pair {
-                if start < end {
+                if *start < end - TIME_SLACK {
                     return Err(format!(
                         "track {tid}: slice '{second}' starts before '{first}' ends"
                     ));
@@ -451,7 +461,7 @@ pub fn check(text: &str) -> Result<Checked, String> {
     let within = |tid: u64, ts: f64| {
         slices.get(&tid).is_some_and(|list| {
             list.iter()
-                .any(|(start, end, _)| *start <= ts && ts <= *end)
+                .any(|(start, end, _)| *start <= ts + TIME_SLACK && ts <= *end + TIME_SLACK)
         })
     };
     for (id, steps) in &flows {
@@ -543,6 +553,28 @@ mod tests {
     }
 
     /// Each broken property is caught.
+    /// A PD that begins spans and never ends them is held to [`MAX_OPEN`]; the rest are
+    /// counted, and the trace is still whole.
+    #[test]
+    fn spans_never_ended_are_bounded() {
+        let path =
+            std::env::temp_dir().join(format!("warden-trace-open-{}.json", std::process::id()));
+        let file = File::create(&path).unwrap();
+        let mut trace = Trace::new(file, &path, vec!["hostile".into()]);
+        for id in 0..(MAX_OPEN as u64 + 100) {
+            trace.mark(0, Mark::new(Phase::Begin, Name::Bind, id), None);
+        }
+        assert_eq!(trace.open.len(), MAX_OPEN);
+        assert_eq!(trace.dropped, 100);
+        trace.finish();
+        drop(trace);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let checked = check(&text).unwrap();
+        assert_eq!(checked.slices, MAX_OPEN);
+        assert!(text.contains("\"dropped\":100"));
+    }
+
     #[test]
     fn broken_traces_fail_their_check() {
         let text = written("fails");
@@ -577,9 +609,8 @@ mod tests {
             .contains("names no device or driver"));
         // Two slices overlapping on one track.
         let mut broken = events.clone();
-        let probe = broken[slice("probe")].clone();
-        let mut twin = probe.clone();
-        twin["ts"] = json!(probe["ts"].as_f64().unwrap() + 0.001);
+        let twin = broken[slice("probe")].clone();
+        // The same probe again, from its start: it overlaps itself.
         broken.push(twin);
         broken.sort_by(|a, b| {
             let ts = |event: &Value| event["ts"].as_f64().unwrap_or(-1.0);
