@@ -39,6 +39,20 @@ wait_for() {
     fail "timed out waiting for: $1"
     return 1
 }
+# Waits until the last `tree` the shell printed is whole: as many device lines after its
+# header as the header counts. (The console writes long output a piece per turn of its event
+# loop, so a line typed sooner is echoed into the middle of it, as on any terminal.)
+wait_tree_whole() {
+    for _ in $(seq 150); do
+        tr -d '\r' <"$log" | awk '
+            /^\[console\] device tree: [0-9]+ devices/ { want = $4; seen = 0; next }
+            want && /^\[console\] +[0-9]+:[0-9]+ / { seen++ }
+            END { exit !(want && seen >= want) }' && return 0
+        sleep 0.1
+    done
+    fail "timed out waiting for the whole tree"
+    return 1
+}
 # Types a line on the console, waits for its echo after the prompt, then for the shell's
 # answer (the $3-th line matching regex $2, if given).
 typed=0
@@ -63,6 +77,7 @@ if wait_for 'client: flushed; disk check done' && wait_for 'console: pl011-conso
     type_line 'time' '^\[console\] 20[0-9]{2}-' || true
     type_line 'random 8' '^\[console\] 8 random bytes: ' || true
     type_line 'tree' '^\[console\]   45:0 fixed-clock' || true
+    wait_tree_whole || true
     type_line 'device 34' '^\[console\]   driver: ' || true
     type_line 'frobnicate' "unknown command 'frobnicate'" || true
     # Unbind the boot disk's transport: its child (the disk) goes first; bind it again: the bus
@@ -71,6 +86,7 @@ if wait_for 'client: flushed; disk check done' && wait_for 'console: pl011-conso
     wait_for '^\[console\] unbind 34:0 \(virtio,mmio\): done' || true
     wait_for 'transport 34:0 let go' || true
     type_line 'tree' '^\[console\] device tree: ' 2 || true
+    wait_tree_whole || true
     bus_driver=$(grep -oE 'driver:     virtio-mmio \(driver [0-9]+:[0-9]+' "$log" | head -n 1 \
         | grep -oE '[0-9]+:[0-9]+$' || echo '(none)')
     type_line "bind 34 $bus_driver" 'bind 34:0 \(virtio,mmio\) to driver [0-9]+:[0-9]+: done' || true
@@ -91,6 +107,7 @@ if wait_for 'client: flushed; disk check done' && wait_for 'console: pl011-conso
     fi
     # The tree as the shell sees it once the unplugged disk is gone: as before the plug.
     type_line 'tree' '^\[console\] device tree: ' 3 || true
+    wait_tree_whole || true
     # The tree as Graphviz DOT, rendered below.
     type_line 'tree --dot' '^\[console\] \}\r?$' || true
     # The shell's commands from Linux, through the control socket: typed on the console (the
@@ -357,6 +374,7 @@ bash scripts/board-dtb.sh odroidc4 "$work/odroidc4.dtb"
 start_system odroidc4 platform/odroidc4/system.xml "$work/odroidc4.dtb"
 if wait_for "^\\[console\\] Warden shell"; then
     type_line 'tree' '^\[console\]       31:0 snps,dwc3' || true
+    wait_tree_whole || true
     type_line 'time' '^\[console\] error: ' || true
 fi
 stop_system "the Odroid C4's system"

@@ -774,6 +774,20 @@ mod tests {
         assert_eq!(written, 18);
         output.try_push(b"z").unwrap();
         assert!(output.signal_needed(), "armed once empty");
+        assert!(console.drain_output(&mut |_| written += 1));
+        // Long output is written a turn at a time: slots of 100 bytes, three per turn (the
+        // third passes the 256-byte budget), and the ring stays unarmed while some is left.
+        for _ in 0..7 {
+            output.try_push(&[b'l'; 100]).unwrap();
+        }
+        assert!(output.signal_needed(), "armed when the ring was drained");
+        let mut bytes = 0;
+        assert!(console.drain_output(&mut |piece| bytes += piece.len()));
+        assert_eq!(bytes, 300, "one turn's worth");
+        assert!(!output.signal_needed(), "output left: not armed");
+        assert!(console.drain_output(&mut |piece| bytes += piece.len()));
+        assert!(console.drain_output(&mut |piece| bytes += piece.len()));
+        assert_eq!(bytes, 700, "all of it, over three turns");
     }
 
     #[test]

@@ -54,16 +54,30 @@ fn rings(
     }
 }
 
-/// Takes at most a ring's worth from `ring`, each message handed to `each`; returns whether any
-/// was taken. A corrupt slot is skipped, not the end of the ring.
-fn take_batch(ring: &mut Consumer<'static>, mut each: impl FnMut(&[u8])) -> bool {
+/// How many bytes of the shell's output the console driver writes per turn of its event loop
+/// (the slot that reaches it is written whole). A UART is slow — on the host platform every
+/// register access is a round trip to the device model — and a driver writing a ring's worth
+/// (8 KiB) in one handler answers no heartbeat meanwhile: on a loaded machine the supervisor
+/// stopped the console driver in the middle of a long `tree --dot`. Between turns the shell,
+/// notified that room was made, sees output left and notifies back.
+pub const OUTPUT_BYTES_PER_TURN: usize = 256;
+
+/// Takes messages from `ring` until `budget` bytes were taken (at least one message, at most a
+/// ring's worth), each handed to `each`; returns whether any was taken. A corrupt slot is
+/// skipped, not the end of the ring.
+fn take_batch(ring: &mut Consumer<'static>, budget: usize, mut each: impl FnMut(&[u8])) -> bool {
     let mut buffer = [0u8; SLOT_BYTES];
     let mut taken = false;
+    let mut bytes = 0usize;
     for _ in 0..ring.capacity() {
+        if bytes >= budget {
+            return taken;
+        }
         match ring.pop_or_arm(&mut buffer) {
             Ok(Some(length)) => {
                 each(buffer.get(..length).unwrap_or_default());
                 taken = true;
+                bytes = bytes.saturating_add(length.max(1));
             }
             Ok(None) => return taken,
             Err(RingError::PeerSlotCorrupt { length }) => {
@@ -117,12 +131,13 @@ impl Server {
         Ok(self.to_shell.signal_needed())
     }
 
-    /// Hands what the shell queued to `write`, in order, at most a ring's worth per call (a
-    /// shell that refills the ring as fast as it drains cannot keep the driver from its other
-    /// work). Returns whether anything was taken; then notify the shell, which may be waiting
-    /// for room and, if output is left, notifies back.
+    /// Hands what the shell queued to `write`, in order, about [`OUTPUT_BYTES_PER_TURN`] per
+    /// call (a shell that refills the ring as fast as it drains, or one long output, cannot
+    /// keep the driver from its other work: its heartbeats above all). Returns whether anything
+    /// was taken; then notify the shell, which may be waiting for room and, if output is left,
+    /// notifies back.
     pub fn take_output(&mut self, write: impl FnMut(&[u8])) -> bool {
-        take_batch(&mut self.from_shell, write)
+        take_batch(&mut self.from_shell, OUTPUT_BYTES_PER_TURN, write)
     }
 }
 
