@@ -4,12 +4,33 @@
 use crate::blob::{Blob, Cursor, NodeProperties, Token};
 use crate::error::BoardError;
 use crate::index::{self, PhandleSlot};
-use crate::{Board, CAPACITY, MAX_DEPTH};
+use crate::{Board, MAX_COMPATIBLE, MAX_DEPTH, MAX_IRQS, MAX_MMIO};
 use warden_vocabulary::MmioWindow;
+
+/// The bus a board device sits on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoardBus<'a> {
+    /// A memory-mapped bus: the device's `reg` entries are windows, translated to CPU-physical
+    /// addresses.
+    Platform,
+    /// A bus that is not memory-mapped: the device's parent has `#size-cells = <0>`, so its
+    /// `reg` is an address on its controller's bus (an I2C address, an SPI chip select, an
+    /// MDIO PHY address), as Linux's I2C, SPI and MDIO cores read it. Linux's platform code
+    /// makes no device of such a node; the controller's driver does.
+    Local {
+        /// The bus's kind: the controller's generic node name (`i2c`, `spi`, `mdio`…), its
+        /// name before `@`.
+        kind: &'a str,
+        /// The device's address on that bus (`None`: the node has no `reg`).
+        address: Option<u64>,
+    },
+}
 
 /// One device of the board: a node with a `compatible` property.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoardDevice<'a> {
+    /// Where it sits: a memory-mapped bus, or its controller's bus.
+    pub bus: BoardBus<'a>,
     /// The node's name, e.g. `pl011@9000000`.
     pub path_name: &'a str,
     /// The node's depth in the tree (the root's children are at depth 1).
@@ -19,16 +40,21 @@ pub struct BoardDevice<'a> {
     /// filtering out errors.
     pub parent: Option<usize>,
     /// The `compatible` strings, most specific first.
-    pub compatible: heapless::Vec<&'a str, CAPACITY>,
+    pub compatible: heapless::Vec<&'a str, MAX_COMPATIBLE>,
     /// The `reg` windows, translated to CPU-physical addresses through every ancestor's
     /// `ranges`.
-    pub mmio: heapless::Vec<MmioWindow, CAPACITY>,
+    pub mmio: heapless::Vec<MmioWindow, MAX_MMIO>,
     /// The interrupts routed to an Arm GIC, as GIC interrupt ids (INTIDs), read as Linux's GIC
     /// drivers read them: SPI n is 32 + n, PPI n is 16 + n (a "PPI" above 15 is the INTID
     /// 16 + n all the same, as Linux maps it), each at most 1019; GICv3's extended ranges: ESPI
     /// n is 4096 + n, EPPI n is 1056 + n. From `interrupts-extended` if the node has it (each
     /// entry names its own controller), else from `interrupts` and the interrupt parent.
-    pub irqs: heapless::Vec<u32, CAPACITY>,
+    pub irqs: heapless::Vec<u32, MAX_IRQS>,
+    /// Some of the node's `reg` entries, from the first that fails on, name no CPU-physical
+    /// address (the node sits under a bus without `ranges`, as a syscon's children do, or its
+    /// address lies outside them): as Linux's `of_device_alloc` does, the device has the windows
+    /// before that one, and none of the rest.
+    pub reg_not_translatable: bool,
     /// Some of the node's interrupts belong to a controller that is not an Arm GIC (a GPIO
     /// interrupt controller, an `interrupt-map` nexus, or none found): they are not INTIDs and
     /// are not in `irqs`.
@@ -144,7 +170,10 @@ impl<'b, 'a> Devices<'b, 'a> {
         properties: &NodeProperties<'a>,
     ) -> Result<BoardDevice<'a>, BoardError<'a>> {
         let compatible = string_list(name, properties.compatible.unwrap_or_default())?;
-        let mmio = self.windows(name, properties.reg)?;
+        let (bus, (mmio, reg_not_translatable)) = match self.local_bus(name, properties.reg)? {
+            Some(bus) => (bus, (heapless::Vec::new(), false)),
+            None => (BoardBus::Platform, self.windows(name, properties.reg)?),
+        };
         let (irqs, interrupt_parent_not_gic) =
             match (properties.interrupts_extended, properties.interrupts) {
                 // Linux reads `interrupts-extended` first, and `interrupts` only without it.
@@ -163,6 +192,7 @@ impl<'b, 'a> Devices<'b, 'a> {
                 },
             };
         Ok(BoardDevice {
+            bus,
             path_name: name,
             depth: self.ancestors.len(),
             parent: self
@@ -172,6 +202,7 @@ impl<'b, 'a> Devices<'b, 'a> {
                 .find_map(|frame| frame.device_index),
             compatible,
             mmio,
+            reg_not_translatable,
             irqs,
             interrupt_parent_not_gic,
             enabled: matches!(
@@ -181,15 +212,55 @@ impl<'b, 'a> Devices<'b, 'a> {
         })
     }
 
-    /// The node's `reg` windows, translated to CPU-physical addresses.
+    /// The node's bus, if its parent's is not memory-mapped (`#size-cells = <0>`), and its
+    /// address there: the first `reg` entry of `#address-cells` cells, as Linux's I2C, SPI and
+    /// MDIO cores read it (`of_property_read_u32(node, "reg", …)`: a device at a second I2C
+    /// address has it as a dummy device of its driver's making).
+    fn local_bus(
+        &self,
+        name: &'a str,
+        reg: Option<&'a [u8]>,
+    ) -> Result<Option<BoardBus<'a>>, BoardError<'a>> {
+        let Some(bus) = self.ancestors.last() else {
+            return Ok(None);
+        };
+        let zero = bus
+            .properties
+            .size_cells
+            .is_some_and(|cells| u32_value(cells) == Some(0));
+        if !zero || self.ancestors.len() < 2 {
+            return Ok(None);
+        }
+        let kind = bus.name.split('@').next().unwrap_or(bus.name);
+        let Some(reg) = reg.filter(|reg| !reg.is_empty()) else {
+            return Ok(Some(BoardBus::Local {
+                kind,
+                address: None,
+            }));
+        };
+        let entry = bus_cells(name, bus, CellKind::Address)? * 4;
+        if reg.len() % entry != 0 {
+            return Err(BoardError::BadProperty {
+                node: name,
+                property: "reg",
+            });
+        }
+        Ok(Some(BoardBus::Local {
+            kind,
+            address: reg.get(..entry).map(big_endian),
+        }))
+    }
+
+    /// The node's `reg` windows, translated to CPU-physical addresses, up to the first that
+    /// does not translate (then `true`: see [`BoardDevice::reg_not_translatable`]).
     fn windows(
         &self,
         name: &'a str,
         reg: Option<&'a [u8]>,
-    ) -> Result<heapless::Vec<MmioWindow, CAPACITY>, BoardError<'a>> {
+    ) -> Result<(heapless::Vec<MmioWindow, MAX_MMIO>, bool), BoardError<'a>> {
         let mut windows = heapless::Vec::new();
         let Some(reg) = reg.filter(|reg| !reg.is_empty()) else {
-            return Ok(windows);
+            return Ok((windows, false));
         };
         let bus = self.ancestors.last().ok_or(BoardError::BadProperty {
             node: name,
@@ -204,10 +275,11 @@ impl<'b, 'a> Devices<'b, 'a> {
                 property: "reg",
             });
         }
-        if reg.len() / entry > CAPACITY {
+        if reg.len() / entry > MAX_MMIO {
             return Err(BoardError::TooMany {
                 node: name,
                 what: "reg windows",
+                limit: MAX_MMIO,
             });
         }
         for chunk in reg.chunks_exact(entry) {
@@ -219,15 +291,20 @@ impl<'b, 'a> Devices<'b, 'a> {
                     property: "reg",
                 });
             }
-            let base = self.translate(name, address, size)?;
+            let base = match self.translate(name, address, size) {
+                Ok(base) => base,
+                Err(BoardError::NotTranslatable { .. }) => return Ok((windows, true)),
+                Err(error) => return Err(error),
+            };
             windows
                 .push(MmioWindow { base, size })
                 .map_err(|_| BoardError::TooMany {
                     node: name,
                     what: "reg windows",
+                    limit: MAX_MMIO,
                 })?;
         }
-        Ok(windows)
+        Ok((windows, false))
     }
 
     /// Translates `[address, address + size)` of the node's parent bus up through each
@@ -358,7 +435,7 @@ impl<'b, 'a> Devices<'b, 'a> {
         &self,
         name: &'a str,
         mut extended: &'a [u8],
-    ) -> Result<(heapless::Vec<u32, CAPACITY>, bool), BoardError<'a>> {
+    ) -> Result<(heapless::Vec<u32, MAX_IRQS>, bool), BoardError<'a>> {
         let bad = BoardError::BadProperty {
             node: name,
             property: "interrupts-extended",
@@ -397,6 +474,7 @@ impl<'b, 'a> Devices<'b, 'a> {
                 intids.push(intid).map_err(|_| BoardError::TooMany {
                     node: name,
                     what: "interrupts",
+                    limit: MAX_IRQS,
                 })?;
             }
         }
@@ -522,7 +600,7 @@ fn display_name(name: &str) -> &str {
 fn string_list<'a>(
     node: &'a str,
     bytes: &'a [u8],
-) -> Result<heapless::Vec<&'a str, CAPACITY>, BoardError<'a>> {
+) -> Result<heapless::Vec<&'a str, MAX_COMPATIBLE>, BoardError<'a>> {
     let bad = BoardError::BadProperty {
         node,
         property: "compatible",
@@ -539,6 +617,7 @@ fn string_list<'a>(
         strings.push(string).map_err(|_| BoardError::TooMany {
             node,
             what: "compatible strings",
+            limit: MAX_COMPATIBLE,
         })?;
     }
     Ok(strings)
@@ -599,7 +678,7 @@ fn gic_intids<'a>(
     version: GicVersion,
     cells: Option<&'a [u8]>,
     interrupts: &'a [u8],
-) -> Result<heapless::Vec<u32, CAPACITY>, BoardError<'a>> {
+) -> Result<heapless::Vec<u32, MAX_IRQS>, BoardError<'a>> {
     let bad_cells = BoardError::BadParentProperty {
         node,
         parent: controller,
@@ -618,10 +697,11 @@ fn gic_intids<'a>(
             property: "interrupts",
         });
     }
-    if interrupts.len() / entry > CAPACITY {
+    if interrupts.len() / entry > MAX_IRQS {
         return Err(BoardError::TooMany {
             node,
             what: "interrupts",
+            limit: MAX_IRQS,
         });
     }
     let mut intids = heapless::Vec::new();
@@ -644,6 +724,7 @@ fn gic_intids<'a>(
         intids.push(intid).map_err(|_| BoardError::TooMany {
             node,
             what: "interrupts",
+            limit: MAX_IRQS,
         })?;
     }
     Ok(intids)

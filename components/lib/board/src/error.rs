@@ -53,6 +53,8 @@ pub enum BoardError<'a> {
         node: &'a str,
         /// What there are too many of.
         what: &'static str,
+        /// How many Warden holds.
+        limit: usize,
     },
     /// One of the node's own properties is malformed (wrong length, bad encoding, a value that
     /// cannot be).
@@ -128,12 +130,8 @@ impl fmt::Display for BoardError<'_> {
                 "device tree nodes nested more than {} deep (at structure offset {offset:#x})",
                 crate::MAX_DEPTH
             ),
-            Self::TooMany { node, what } => {
-                write!(
-                    f,
-                    "node {node}: more {what} than the {} Warden holds",
-                    crate::CAPACITY
-                )
+            Self::TooMany { node, what, limit } => {
+                write!(f, "node {node}: more {what} than the {limit} Warden holds")
             }
             Self::BadProperty { node, property } => {
                 write!(f, "node {node}: property {property} is malformed")

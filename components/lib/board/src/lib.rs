@@ -21,12 +21,14 @@ mod error;
 pub mod fuzzing;
 mod index;
 
-pub use devices::{BoardDevice, Devices};
+pub use devices::{BoardBus, BoardDevice, Devices};
 pub use error::BoardError;
 pub use index::{PhandleIndex, PhandleSlot};
 
-/// How many compatible strings, MMIO windows and interrupts a [`BoardDevice`] holds.
-pub const CAPACITY: usize = 4;
+/// How many compatible strings, MMIO windows and interrupts a [`BoardDevice`] holds: as many
+/// as a device of Warden's carries ([`MAX_COMPATIBLE`], [`MAX_MMIO`], [`MAX_IRQS`]). A node
+/// with more is left out with [`BoardError::TooMany`], naming the node and the limit.
+pub use warden_vocabulary::{MAX_COMPATIBLE, MAX_IRQS, MAX_MMIO};
 
 /// How deeply nodes may nest: a node at depth `MAX_DEPTH` is read, one deeper is not (the root
 /// is depth 0, its children depth 1). Real boards stay below 10; the bound keeps the walk

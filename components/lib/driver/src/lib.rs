@@ -57,14 +57,7 @@ pub const MANAGER_REGIONS: [(&str, &str); 2] = [
 ];
 
 /// The bus handles the manager gives the buses it creates (in this order, at start-up).
-pub mod bus {
-    use warden_vocabulary::BusId;
-
-    /// The platform bus: the board's devices from its device tree.
-    pub const PLATFORM: BusId = BusId::from_parts(0, 0);
-    /// The virtio bus: the devices found behind virtio-mmio transports.
-    pub const VIRTIO: BusId = BusId::from_parts(1, 0);
-}
+pub use warden_protocol::bus;
 
 /// A callback in flight: it holds the device's lock until the driver answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

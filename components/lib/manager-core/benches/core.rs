@@ -331,11 +331,19 @@ fn print_figures() {
         verdict(speedup >= 6.0),
     );
     // The issue's footprint line (the boards issue): the whole core state for 256 devices
-    // and 64 drivers, against its 64 KiB target; and the size Warden's manager PD uses.
-    let footprint = core::mem::size_of::<Manager<256, 64, 4, 64>>();
+    // and 64 drivers, against its 64 KiB target, with 4 buses and 32 operations in progress at
+    // once (as many as the device manager PD allows); the same with 64 operations; and the
+    // size Warden's manager PD uses.
+    let footprint = core::mem::size_of::<Manager<256, 64, 4, 32>>();
+    let wide = core::mem::size_of::<Manager<256, 64, 4, 64>>();
     let warden = core::mem::size_of::<Manager<128, 16, 2, 32>>();
     println!(
-        "manager state as the device manager PD sizes it (128 devices, 16 drivers): {warden} bytes"
+        "manager state as the device manager PD sizes it (128 devices, 16 drivers, 32 operations): {warden} bytes"
+    );
+    println!(
+        "manager state for 256 devices, 64 drivers and 64 operations in progress: {wide} bytes \
+         (an operation slot is {} bytes)",
+        (wide - footprint) / 32
     );
     println!(
         "footprint: manager state for 256 devices, 64 drivers: {footprint} bytes [{}]",

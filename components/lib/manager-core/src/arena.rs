@@ -16,7 +16,7 @@ pub(crate) struct Arena<T, const N: usize> {
 struct Slot<T> {
     generation: u32,
     value: Option<T>,
-    next_free: Option<u32>,
+    next_free: Link,
 }
 
 impl<T, const N: usize> Arena<T, N> {
@@ -29,9 +29,9 @@ impl<T, const N: usize> Arena<T, N> {
                 generation: 0,
                 value: None,
                 next_free: if index + 1 < N {
-                    Some((index + 1) as u32)
+                    Link::to((index + 1) as u32)
                 } else {
-                    None
+                    Link::NONE
                 },
             }),
             free_head: if N > 0 { Some(0) } else { None },
@@ -47,7 +47,7 @@ impl<T, const N: usize> Arena<T, N> {
         let Some(slot) = self.slots.get_mut(index as usize) else {
             return Err(value);
         };
-        self.free_head = slot.next_free.take();
+        self.free_head = core::mem::take(&mut slot.next_free).get();
         slot.value = Some(value);
         self.live += 1;
         Ok((index, slot.generation))
@@ -58,7 +58,7 @@ impl<T, const N: usize> Arena<T, N> {
         let slot = self.slots.get_mut(index as usize)?;
         let value = slot.value.take()?;
         slot.generation = slot.generation.wrapping_add(1);
-        slot.next_free = self.free_head;
+        slot.next_free = self.free_head.into();
         self.free_head = Some(index);
         self.live -= 1;
         Some(value)
@@ -100,11 +100,15 @@ impl<T, const N: usize> Arena<T, N> {
         self.free_head.is_none()
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &T)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &T)> + Clone + '_ {
         self.slots
             .iter()
             .enumerate()
             .filter_map(|(index, slot)| slot.value.as_ref().map(|value| (index as u32, value)))
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> + '_ {
+        self.slots.iter_mut().filter_map(|slot| slot.value.as_mut())
     }
 
     pub(crate) fn indices(&self) -> impl Iterator<Item = u32> + '_ {
@@ -134,11 +138,90 @@ impl<T, const N: usize> core::ops::IndexMut<u32> for Arena<T, N> {
     }
 }
 
+/// An optional table index in four bytes: `u32::MAX` is none (a table holds fewer objects, see
+/// `Arena::INDEX_FITS`). Half the size of an `Option<u32>`, and the manager keeps several per
+/// device: its footprint is mostly these.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Link(u32);
+
+impl Link {
+    pub(crate) const NONE: Self = Self(u32::MAX);
+
+    pub(crate) const fn to(index: u32) -> Self {
+        Self(index)
+    }
+
+    pub(crate) const fn get(self) -> Option<u32> {
+        if self.0 == u32::MAX {
+            None
+        } else {
+            Some(self.0)
+        }
+    }
+}
+
+/// `Option`'s ways, so that a field can be a `Link` where it was an `Option<u32>`.
+impl Link {
+    pub(crate) const fn is_some(self) -> bool {
+        self.0 != u32::MAX
+    }
+
+    pub(crate) const fn is_none(self) -> bool {
+        self.0 == u32::MAX
+    }
+
+    pub(crate) fn is_some_and(self, f: impl FnOnce(u32) -> bool) -> bool {
+        self.get().is_some_and(f)
+    }
+
+    pub(crate) fn map<U>(self, f: impl FnOnce(u32) -> U) -> Option<U> {
+        self.get().map(f)
+    }
+
+    pub(crate) fn filter(self, f: impl FnOnce(&u32) -> bool) -> Option<u32> {
+        self.get().filter(f)
+    }
+}
+
+impl PartialEq<Option<u32>> for Link {
+    fn eq(&self, other: &Option<u32>) -> bool {
+        self.get() == *other
+    }
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+impl From<Option<u32>> for Link {
+    fn from(index: Option<u32>) -> Self {
+        index.map_or(Self::NONE, Self::to)
+    }
+}
+
+impl core::fmt::Debug for Link {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.get().fmt(formatter)
+    }
+}
+
 /// The links an element carries for one list it can be on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Links {
-    pub(crate) previous: Option<u32>,
-    pub(crate) next: Option<u32>,
+    previous: Link,
+    next: Link,
+}
+
+impl Links {
+    pub(crate) fn previous(&self) -> Option<u32> {
+        self.previous.get()
+    }
+
+    pub(crate) fn next(&self) -> Option<u32> {
+        self.next.get()
+    }
 }
 
 /// Selects which of an element's `Links` a list is threaded through.
@@ -150,22 +233,30 @@ pub(crate) trait LinkField<T> {
 /// Head, tail and length of an intrusive list.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct List {
-    pub(crate) head: Option<u32>,
-    pub(crate) tail: Option<u32>,
+    head: Link,
+    tail: Link,
     pub(crate) len: u32,
 }
 
 impl List {
     pub(crate) const fn new() -> Self {
         Self {
-            head: None,
-            tail: None,
+            head: Link::NONE,
+            tail: Link::NONE,
             len: 0,
         }
     }
 
+    pub(crate) fn head(&self) -> Option<u32> {
+        self.head.get()
+    }
+
+    pub(crate) fn tail(&self) -> Option<u32> {
+        self.tail.get()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
-        self.head.is_none()
+        self.head.get().is_none()
     }
 
     pub(crate) fn push_back<T, F: LinkField<T>, const N: usize>(
@@ -176,12 +267,12 @@ impl List {
     ) {
         let links = F::links_mut(&mut arena[index]);
         links.previous = self.tail;
-        links.next = None;
-        match self.tail {
-            Some(tail) => F::links_mut(&mut arena[tail]).next = Some(index),
-            None => self.head = Some(index),
+        links.next = Link::NONE;
+        match self.tail.get() {
+            Some(tail) => F::links_mut(&mut arena[tail]).next = Link::to(index),
+            None => self.head = Link::to(index),
         }
-        self.tail = Some(index);
+        self.tail = Link::to(index);
         self.len += 1;
     }
 
@@ -192,12 +283,12 @@ impl List {
         _field: F,
     ) {
         let Links { previous, next } = *F::links(&arena[index]);
-        match previous {
-            Some(previous) => F::links_mut(&mut arena[previous]).next = next,
+        match previous.get() {
+            Some(before) => F::links_mut(&mut arena[before]).next = next,
             None => self.head = next,
         }
-        match next {
-            Some(next) => F::links_mut(&mut arena[next]).previous = previous,
+        match next.get() {
+            Some(after) => F::links_mut(&mut arena[after]).previous = previous,
             None => self.tail = previous,
         }
         *F::links_mut(&mut arena[index]) = Links::default();
@@ -209,7 +300,7 @@ impl List {
         arena: &mut Arena<T, N>,
         field: F,
     ) -> Option<u32> {
-        let head = self.head?;
+        let head = self.head.get()?;
         self.remove(arena, head, field);
         Some(head)
     }
@@ -222,7 +313,7 @@ impl List {
     ) -> ListIter<'a, T, F, N> {
         ListIter {
             arena,
-            next: self.head,
+            next: self.head.get(),
             field: core::marker::PhantomData,
         }
     }
@@ -242,7 +333,7 @@ impl<T, F: LinkField<T>, const N: usize> Iterator for ListIter<'_, T, F, N> {
         self.next = self
             .arena
             .get(current)
-            .and_then(|element| F::links(element).next);
+            .and_then(|element| F::links(element).next.get());
         Some(current)
     }
 }

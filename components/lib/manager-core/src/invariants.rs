@@ -3,8 +3,8 @@
 
 use crate::arena::{Arena, LinkField, List};
 use crate::manager::{
-    AttachLinks, BusDeviceLinks, BusDriverLinks, CleanupLinks, DriverDeviceLinks, Manager,
-    OperationLinks, Queue, QueueLinks, SiblingLinks, Wait,
+    AttachLinks, BusDeviceLinks, BusDriverLinks, Claim, CleanupLinks, DeviceData,
+    DriverDeviceLinks, Manager, OperationLinks, Queue, QueueLinks, Run, SiblingLinks, Task, Wait,
 };
 
 /// A broken invariant: which rule, and the table index of the object that breaks it.
@@ -28,7 +28,7 @@ fn check_list<T, F: LinkField<T>, const N: usize>(
     mut each: impl FnMut(u32, &T) -> Result<(), Violation>,
 ) -> Result<(), Violation> {
     let mut previous = None;
-    let mut node = list.head;
+    let mut node = list.head();
     let mut count: u32 = 0;
     while let Some(index) = node {
         if count as usize > N {
@@ -37,19 +37,44 @@ fn check_list<T, F: LinkField<T>, const N: usize>(
         let Some(element) = arena.get(index) else {
             return fail("list links a free slot", owner);
         };
-        if F::links(element).previous != previous {
+        if F::links(element).previous() != previous {
             return fail("list back link broken", index);
         }
         each(index, element)?;
         previous = Some(index);
-        node = F::links(element).next;
+        node = F::links(element).next();
         count += 1;
     }
-    if list.tail != previous {
+    if list.tail() != previous {
         return fail("list tail wrong", owner);
     }
     if list.len != count {
         return fail("list length wrong", owner);
+    }
+    Ok(())
+}
+
+/// Do the runs tile `used` items without overlapping (a pool packed by its compaction)?
+fn check_runs(
+    runs: impl Iterator<Item = (u32, Run)> + Clone,
+    used: usize,
+) -> Result<(), Violation> {
+    let mut total = 0usize;
+    for (position, (index, run)) in runs.clone().enumerate() {
+        total += run.len();
+        if run.end() > used {
+            return fail("a run lies past its pool's end", index);
+        }
+        if runs
+            .clone()
+            .skip(position + 1)
+            .any(|(_, other)| run.overlaps(other))
+        {
+            return fail("two runs of one pool overlap", index);
+        }
+    }
+    if total != used {
+        return fail("a pool holds items no run names", u32::MAX);
     }
     Ok(())
 }
@@ -60,7 +85,8 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
     /// Checks every structural rule of the manager: list consistency, no orphan children,
     /// bindings only to matching drivers on the same bus, lock ownership and waiters, the lock
     /// order (no operation waits for a device while holding one of its descendants), one
-    /// callback per device and only under its lock, and the callback-slot accounting.
+    /// callback per device and only under its lock, the callback-slot accounting, and the
+    /// store (its runs tile what it holds; every text counts its holders).
     ///
     /// # Errors
     /// The first rule found broken.
@@ -68,7 +94,74 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         self.check_tree()?;
         self.check_buses_and_bindings()?;
         self.check_queues()?;
-        self.check_operations()
+        self.check_operations()?;
+        self.check_store()
+    }
+
+    /// Every device's data and every pending `device_add`'s.
+    fn held_device_data(&self) -> impl Iterator<Item = (u32, &DeviceData)> + Clone + '_ {
+        self.devices
+            .iter()
+            .map(|(index, device)| (index, &device.data))
+            .chain(
+                self.operations
+                    .iter()
+                    .filter_map(|(index, operation)| match &operation.task {
+                        Task::Add { data, .. } => Some((index, data)),
+                        _ => None,
+                    }),
+            )
+    }
+
+    fn check_store(&self) -> Result<(), Violation> {
+        let held = self.held_device_data();
+        check_runs(
+            held.clone().map(|(i, data)| (i, data.windows)),
+            self.store.windows.used(),
+        )?;
+        check_runs(
+            held.clone().map(|(i, data)| (i, data.irqs)),
+            self.store.irqs.used(),
+        )?;
+        check_runs(
+            self.drivers
+                .iter()
+                .map(|(index, driver)| (index, driver.table)),
+            self.store.claims.used(),
+        )?;
+        if !self.store.texts.is_packed() {
+            return fail("texts overlap or leave holes", u32::MAX);
+        }
+        for (text, refs) in self.store.texts.in_use() {
+            let by_devices = held
+                .clone()
+                .map(|(_, data)| data.compatibles().iter().filter(|&&t| t == text).count())
+                .sum::<usize>();
+            let by_drivers = self
+                .drivers
+                .iter()
+                .map(|(_, driver)| {
+                    self.store
+                        .claims(driver.table)
+                        .iter()
+                        .filter(|claim| **claim == Claim::Compatible(text))
+                        .count()
+                })
+                .sum::<usize>();
+            if by_devices + by_drivers != usize::from(refs) {
+                return fail("a text's count is not its holders'", u32::from(text));
+            }
+        }
+        for (index, data) in held {
+            if data
+                .compatibles()
+                .iter()
+                .any(|&text| self.store.texts.refs(text) == 0)
+            {
+                return fail("a device names a freed text", index);
+            }
+        }
+        Ok(())
     }
 
     fn check_tree(&self) -> Result<(), Violation> {
@@ -86,7 +179,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             },
         )?;
         for (index, device) in self.devices.iter() {
-            if let Some(parent) = device.parent {
+            if let Some(parent) = device.parent.get() {
                 if self.devices.get(parent).is_none() {
                     return fail("orphan child: parent is gone", index);
                 }
@@ -169,7 +262,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                     if device.bus != driver.bus {
                         return fail("device bound to a driver of another bus", index);
                     }
-                    if !driver.match_table.matches(&device.match_data) {
+                    if !self.claims(driver_index, index) {
                         return fail("device bound to a driver that does not match it", index);
                     }
                     Ok(())
@@ -296,7 +389,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         )?;
         let mut waiting = 0usize;
         for (device_index, device) in self.devices.iter() {
-            if let Some(owner) = device.lock_owner {
+            if let Some(owner) = device.lock_owner.get() {
                 if self.operations.get(owner).is_none() {
                     return fail("lock owned by a finished operation", device_index);
                 }
@@ -356,7 +449,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                     if self
                         .devices
                         .get(flight.device)
-                        .and_then(|device| device.lock_owner)
+                        .and_then(|device| device.lock_owner.get())
                         != Some(index)
                     {
                         return fail("callback in flight without its device's lock", index);
@@ -472,14 +565,18 @@ mod tests {
     #[test]
     fn detects_a_binding_missing_from_the_driver_list() {
         let mut manager = bound_manager();
-        manager.devices[0].driver = None;
+        manager.devices[0].driver = crate::arena::Link::NONE;
         assert!(manager.invariants().is_err());
     }
 
     #[test]
     fn detects_a_binding_to_a_driver_that_does_not_match() {
         let mut manager = bound_manager();
-        manager.drivers[0].match_table = MatchTable::compatible("other").unwrap();
+        let other = manager
+            .store
+            .store_table(&MatchTable::compatible("other").unwrap())
+            .unwrap();
+        manager.drivers[0].table = other;
         let violation = manager.invariants().unwrap_err();
         assert_eq!(
             violation.rule,
@@ -488,16 +585,42 @@ mod tests {
     }
 
     #[test]
+    fn detects_a_store_that_lost_count() {
+        let mut manager = bound_manager();
+        // A table stored and held by nobody: the claims hold items no run names.
+        manager
+            .store
+            .store_table(&MatchTable::compatible("a").unwrap())
+            .unwrap();
+        assert_eq!(
+            manager.invariants().unwrap_err().rule,
+            "a pool holds items no run names"
+        );
+        let mut manager = bound_manager();
+        // A text counted once more than it is held.
+        let text = manager.devices[0].data.compatible[0];
+        assert!(manager
+            .store
+            .texts
+            .intern(&std::string::String::from(manager.store.texts.text(text)))
+            .is_some());
+        assert_eq!(
+            manager.invariants().unwrap_err().rule,
+            "a text's count is not its holders'"
+        );
+    }
+
+    #[test]
     fn detects_an_orphan_child() {
         let mut manager = bound_manager();
-        manager.devices[1].parent = Some(5);
+        manager.devices[1].parent = crate::arena::Link::to(5);
         assert!(manager.invariants().is_err());
     }
 
     #[test]
     fn detects_a_lock_held_by_a_finished_operation() {
         let mut manager = bound_manager();
-        manager.devices[1].lock_owner = Some(3);
+        manager.devices[1].lock_owner = crate::arena::Link::to(3);
         let violation = manager.invariants().unwrap_err();
         assert_eq!(violation.rule, "lock owned by a finished operation");
     }

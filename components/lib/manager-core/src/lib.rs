@@ -39,7 +39,8 @@ pub mod supervisor;
 pub use handle::Requester;
 pub use invariants::Violation;
 pub use manager::{
-    BusInfo, DeviceInfo, DriverInfo, DriverState, LockOwner, Manager, MAX_GRANTED_PDS,
+    BusInfo, DeviceInfo, DriverInfo, DriverState, LockOwner, Manager, CLAIMS_PER_DRIVER,
+    IRQS_PER_DEVICE, MAX_GRANTED_PDS, TEXT_BYTES_PER_DEVICE, WINDOWS_PER_DEVICE,
 };
 pub use model::{
     Callback, CallbackKind, Change, ChangeKind, Completion, Config, DeviceDescriptor,

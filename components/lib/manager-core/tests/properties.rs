@@ -285,7 +285,7 @@ fn check_quiescent(h: &Harness, accepted: &[RequestId]) {
             let driver = h.manager.driver(driver).unwrap();
             driver.state == DriverState::Live
                 && driver.bus == info.bus
-                && driver.match_table.matches(info.match_data)
+                && driver.match_table.matches(&info.match_data)
         });
         assert!(
             !matching,

@@ -282,6 +282,186 @@ fn a_pd_adds_devices_up_to_its_quota_however_deep() {
     assert!(h.result(bind).is_ok());
 }
 
+/// Failure 6 (the store): the store is one table for every device, so a hostile driver adding
+/// children that carry every window and interrupt its device has, with long compatibles of
+/// their own, is refused at its share of it — long before its device quota, and before the
+/// store is full — and a device the board adds afterwards still fits.
+#[test]
+fn a_pd_adds_devices_up_to_its_share_of_the_store() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    h.register("bridge", "bridge", 1);
+    let mut bridge = descriptor(h.bus, "bridge");
+    for window in 0..warden_vocabulary::MAX_MMIO as u64 {
+        bridge
+            .resources
+            .mmio
+            .push(warden_vocabulary::MmioWindow {
+                base: 0x1000_0000 + window * 0x1000,
+                size: 0x1000,
+            })
+            .unwrap();
+    }
+    for irq in 0..warden_vocabulary::MAX_IRQS as u32 {
+        bridge.resources.irqs.push(40 + irq).unwrap();
+    }
+    let request = h.submit(Request::AddDevice {
+        parent: None,
+        descriptor: bridge.clone(),
+    });
+    let probe = h.pending_of(CallbackKind::Probe)[0];
+    let mut added = 0;
+    let refused = loop {
+        let mut child = bridge.clone();
+        child.match_data.compatible.clear();
+        for name in 0..4 {
+            let text = format!("hostile,{added:04}-{name}-{}", "x".repeat(20));
+            child
+                .match_data
+                .compatible
+                .push(text.as_str().try_into().unwrap())
+                .unwrap();
+        }
+        match h.child_add_described(probe, &child) {
+            Ok(_) => added += 1,
+            Err(error) => break error,
+        }
+        assert!(added < 64, "never refused");
+    };
+    assert_eq!(refused, Error::OverQuota);
+    // 32 devices' share: 32 windows (4 children of 8), 64 interrupts (4 of 16), 512 bytes of
+    // compatibles (3 children of 4 × 35 bytes): the fourth child is refused for its text.
+    assert_eq!(added, 3);
+    assert!(added < Config::PER_DEVICE.devices_per_pd);
+    h.reply(probe, Answer::Ok);
+    h.drain_ok();
+    assert!(h.result(request).is_ok());
+    // The board's next device, with a window and an interrupt of its own, still fits.
+    let mut board = descriptor(h.bus, "arm,pl011");
+    board.resources = resources(0x900_0000, 0x1000, Some(33));
+    let next = h.submit(Request::AddDevice {
+        parent: None,
+        descriptor: board,
+    });
+    h.drain_ok();
+    assert!(h.result(next).is_ok());
+    h.manager.invariants().unwrap();
+}
+
+/// Failure 6 (the store, as the review found it open): a PD's queued `device_add`s count
+/// towards its share as its live devices do; so do its children's compatibles, one each on
+/// average (the store has one text per device slot); and its drivers' match tables hold at most
+/// their share of the claims.
+#[test]
+fn queued_adds_compatibles_and_match_tables_count_towards_a_pds_share() {
+    let mut h = Harness::new(Config::PER_DEVICE);
+    h.register("bridge", "bridge", 1);
+    h.add_device(None, "bridge");
+    let probe = h.pending_of(CallbackKind::Probe)[0];
+    // Each child names four short new compatibles: 32 texts is the PD's share, so the ninth
+    // child is refused though its bytes would fit.
+    let bus = h.bus;
+    let child = |n: usize| {
+        let mut child = descriptor(bus, "leaf");
+        child.match_data.compatible.clear();
+        for name in 0..4 {
+            let text = format!("h,{n}{name}");
+            child
+                .match_data
+                .compatible
+                .push(text.as_str().try_into().unwrap())
+                .unwrap();
+        }
+        child
+    };
+    for n in 0..8 {
+        h.child_add_described(probe, &child(n)).unwrap();
+    }
+    assert_eq!(
+        h.child_add_described(probe, &child(8)),
+        Err(Error::OverQuota)
+    );
+    h.reply(probe, Answer::Ok);
+    h.drain_ok();
+
+    // Queued adds: the bridge's device bound, a suspend holding its lock, and `device_add`s
+    // queued behind that lock by its driver: each queued one counts.
+    let mut h = Harness::new(Config {
+        devices_per_pd: 3,
+        ..Config::PER_DEVICE
+    });
+    h.register("bridge", "bridge", 1);
+    h.add_device(None, "bridge");
+    let probe = h.pending_of(CallbackKind::Probe)[0];
+    h.reply(probe, Answer::Ok);
+    h.drain_ok();
+    let parent = probe.device;
+    h.submit(Request::Suspend(parent));
+    let suspend = h.pending_of(CallbackKind::Suspend)[0];
+    let queued = |h: &mut Harness| {
+        h.try_submit(
+            Requester::Driver(PdId(1)),
+            Request::AddDevice {
+                parent: Some(parent),
+                descriptor: descriptor(h.bus, "leaf"),
+            },
+        )
+    };
+    assert!(queued(&mut h).is_ok());
+    assert!(queued(&mut h).is_ok());
+    assert!(queued(&mut h).is_ok());
+    assert_eq!(
+        queued(&mut h),
+        Err(Error::OverQuota),
+        "three queued: the quota"
+    );
+    h.reply(suspend, Answer::Ok);
+    h.drain_ok();
+    h.manager.invariants().unwrap();
+
+    // Match tables: 4 drivers of one PD hold at most 12 claims (a full table of 8 fits).
+    let mut h = Harness::new(Config::PER_DEVICE);
+    let table = |entries: usize| {
+        let mut table = warden_vocabulary::MatchTable::default();
+        for entry in 0..entries {
+            table
+                .entries
+                .push(warden_vocabulary::MatchEntry::BusId(entry as u32))
+                .unwrap();
+        }
+        table
+    };
+    let mut driver = driver_descriptor(h.bus, "greedy", "x", 7);
+    driver.match_table = table(8);
+    assert!(h
+        .try_submit(
+            Requester::Driver(PdId(7)),
+            Request::RegisterDriver(driver.clone())
+        )
+        .is_ok());
+    driver.match_table = table(4);
+    assert!(h
+        .try_submit(
+            Requester::Driver(PdId(7)),
+            Request::RegisterDriver(driver.clone())
+        )
+        .is_ok());
+    driver.match_table = table(1);
+    assert_eq!(
+        h.try_submit(
+            Requester::Driver(PdId(7)),
+            Request::RegisterDriver(driver.clone())
+        ),
+        Err(Error::OverQuota)
+    );
+    // Another PD is not hindered.
+    driver.pd = PdId(8);
+    driver.match_table = table(8);
+    assert!(h
+        .try_submit(Requester::Driver(PdId(8)), Request::RegisterDriver(driver))
+        .is_ok());
+    h.manager.invariants().unwrap();
+}
+
 /// A bridge whose PD dies in its probe after adding a child (found by the soak: the restarted
 /// bridge added the disk again, and two devices for one disk were bound to virtio-blk). The
 /// children of a failed attempt go with it: at once when idle, through the dead PD's cleanup

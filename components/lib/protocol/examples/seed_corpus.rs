@@ -34,6 +34,7 @@ fn samples() -> Vec<Message> {
         }])
         .unwrap(),
         irqs: heapless::Vec::from_slice(&[3]).unwrap(),
+        address: None,
     };
     vec![
         Message::Probe {

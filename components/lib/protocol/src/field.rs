@@ -377,6 +377,8 @@ impl Field for Resources {
         let mut wire = ResourcesWire::new_zeroed();
         wire.mmio_count = self.mmio.len() as u8;
         wire.irq_count = self.irqs.len() as u8;
+        wire.has_address = u8::from(self.address.is_some());
+        wire.address = U64::new(self.address.unwrap_or(0));
         for (slot, window) in wire.mmio.iter_mut().zip(&self.mmio) {
             *slot = MmioWire {
                 base: U64::new(window.base),
@@ -397,7 +399,10 @@ impl Field for Resources {
             .irqs
             .get(..usize::from(wire.irq_count))
             .ok_or(DecodeError::BadCount)?;
-        let mut resources = Self::default();
+        let mut resources = Self {
+            address: (wire.has_address != 0).then(|| wire.address.get()),
+            ..Self::default()
+        };
         for window in windows {
             let window = MmioWindow {
                 base: window.base.get(),

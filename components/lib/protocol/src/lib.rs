@@ -99,3 +99,29 @@ pub use message::{
 #[cfg(feature = "alloc")]
 pub use outbox::Outbox;
 pub use ring::{Consumer, Producer, RingError, RingMemory, RingStorage};
+
+/// The buses the device manager creates at start, in this order, so that their handles are
+/// fixed and a driver names its bus without asking.
+pub mod bus {
+    use warden_vocabulary::BusId;
+
+    /// The platform bus: the board's devices from its device tree.
+    pub const PLATFORM: BusId = BusId::from_parts(0, 0);
+    /// The virtio bus: the devices found behind virtio-mmio transports.
+    pub const VIRTIO: BusId = BusId::from_parts(1, 0);
+    /// The I2C bus: the board's devices on I2C controllers, at their I2C addresses.
+    pub const I2C: BusId = BusId::from_parts(2, 0);
+    /// The SPI bus: the board's devices on SPI controllers, at their chip selects.
+    pub const SPI: BusId = BusId::from_parts(3, 0);
+    /// The MDIO bus: the board's PHYs on MDIO controllers, at their PHY addresses.
+    pub const MDIO: BusId = BusId::from_parts(4, 0);
+    /// The buses the manager creates at start, in this order: their handles are fixed. Buses
+    /// of other kinds that are not memory-mapped are created as the board names them.
+    pub const FIXED: [(&str, BusId); 5] = [
+        ("platform", PLATFORM),
+        ("virtio", VIRTIO),
+        ("i2c", I2C),
+        ("spi", SPI),
+        ("mdio", MDIO),
+    ];
+}

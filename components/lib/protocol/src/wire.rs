@@ -12,7 +12,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub const MAGIC: u32 = u32::from_le_bytes(*b"WRDN");
 /// The protocol version this crate speaks (3: heartbeats, a registration's deadline, driver
 /// PDs' supervision for clients, a device's lost PD).
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 
 /// Every message on a ring starts with this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
@@ -151,12 +151,16 @@ pub struct MmioWire {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
 pub struct ResourcesWire {
-    /// MMIO windows used (0..=4).
+    /// MMIO windows used (0..=8).
     pub mmio_count: u8,
-    /// Interrupts used (0..=4).
+    /// Interrupts used (0..=16).
     pub irq_count: u8,
+    /// 1 if `address` is meaningful (a device on a bus that is not memory-mapped), else 0.
+    pub has_address: u8,
     /// Zero.
-    pub reserved: [u8; 6],
+    pub reserved: [u8; 5],
+    /// The device's address on its bus (`has_address` 1), else zero.
+    pub address: U64,
     /// Windows; unused ones zero.
     pub mmio: [MmioWire; MAX_MMIO],
     /// Interrupts: GIC INTIDs (0–1019); unused ones zero.

@@ -53,10 +53,15 @@ fn match_data() -> impl Strategy<Value = MatchData> {
 fn resources() -> impl Strategy<Value = Resources> {
     let irq = 0..=warden_vocabulary::MAX_INTID;
     (
-        proptest::collection::vec((any::<u64>(), 1..=u64::MAX), 0..=4),
-        proptest::collection::vec(irq, 0..=4),
+        proptest::collection::vec(
+            (any::<u64>(), 1..=u64::MAX),
+            0..=warden_vocabulary::MAX_MMIO,
+        ),
+        proptest::collection::vec(irq, 0..=warden_vocabulary::MAX_IRQS),
+        proptest::option::of(any::<u64>()),
     )
-        .prop_map(|(windows, irqs)| Resources {
+        .prop_map(|(windows, irqs, address)| Resources {
+            address,
             mmio: windows
                 .into_iter()
                 .map(|(address, size)| {
@@ -411,6 +416,7 @@ fn typed_errors_name_the_problem() {
         resources: Resources {
             mmio: heapless::Vec::new(),
             irqs: heapless::Vec::from_slice(&[1020]).unwrap(),
+            address: None,
         },
     };
     let length = encode(1, &probe, &mut buffer).unwrap();

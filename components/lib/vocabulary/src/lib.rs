@@ -8,7 +8,7 @@
 //! | a device, a driver, a bus (slot index and generation) | [`DeviceId`], [`DriverId`], [`BusId`] |
 //! | a protection domain, a request, a driver callback | [`PdId`], [`RequestId`], [`CallbackId`] |
 //! | what a device is; what a driver claims | [`MatchData`]; [`MatchEntry`], [`MatchTable`] |
-//! | a device's physical MMIO window; its interrupts (GIC INTIDs) | [`MmioWindow`]; [`Resources`] |
+//! | a device's physical MMIO window; its resources: windows, interrupts (GIC INTIDs), an address on a bus that is not memory-mapped | [`MmioWindow`]; [`Resources`], borrowed [`ResourcesRef`] |
 //! | a driver's answer to a callback; what a request produced | [`Answer`]; [`Outcome`] |
 //! | a device's power state | [`DeviceState`] |
 //! | what a system description gives a driver PD (device memory, interrupts) | [`Grant`] |
@@ -26,7 +26,9 @@ mod time;
 
 pub use handle::{BusId, CallbackId, DeviceId, DriverId, PdId, RequestId};
 pub use matching::{MatchData, MatchEntry, MatchTable};
-pub use resources::{Grant, MmioWindow, Resources, MAX_GRANT_IRQS, MAX_GRANT_WINDOWS};
+pub use resources::{
+    Grant, MmioWindow, Resources, ResourcesRef, MAX_GRANT_IRQS, MAX_GRANT_WINDOWS,
+};
 pub use time::Instant;
 
 /// Longest device-tree `compatible` string, in bytes.
@@ -37,10 +39,14 @@ pub const NAME_BYTES: usize = 32;
 pub const MAX_COMPATIBLE: usize = 4;
 /// Most entries in one driver's match table.
 pub const MAX_MATCH_ENTRIES: usize = 8;
-/// Most MMIO windows one device carries.
-pub const MAX_MMIO: usize = 4;
-/// Most interrupts one device carries.
-pub const MAX_IRQS: usize = 4;
+/// Most MMIO windows one device carries: a GICv3 has up to six `reg` entries (distributor,
+/// redistributor regions, the CPU, hypervisor and virtual CPU interfaces); hardly any other
+/// device tree node has more than four. What lies past it is reported for that node by the
+/// board reader, never cut silently.
+pub const MAX_MMIO: usize = 8;
+/// Most interrupts one device carries (a DMA controller or an Ethernet MAC with per-queue
+/// interrupts has up to 16; the board reader reports a node with more).
+pub const MAX_IRQS: usize = 16;
 /// Highest GIC interrupt id a device may have (1020–1023 are special).
 pub const MAX_INTID: u32 = 1019;
 

@@ -4,8 +4,9 @@
 
 use crate::{MAX_INTID, MAX_IRQS, MAX_MMIO};
 
-/// One MMIO window: a physical base address and a size in bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// One MMIO window: a physical base address and a size in bytes (the default, base and size
+/// zero, is no window: [`MmioWindow::is_valid`] says so).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct MmioWindow {
     /// Physical base address.
     pub base: u64,
@@ -48,9 +49,32 @@ pub struct Resources {
     pub mmio: heapless::Vec<MmioWindow, MAX_MMIO>,
     /// Interrupts (GIC INTIDs, 0–[`MAX_INTID`]).
     pub irqs: heapless::Vec<u32, MAX_IRQS>,
+    /// For a device on a bus that is not memory-mapped, its address there (an I2C address, an
+    /// SPI chip select, an MDIO PHY address): the controller's driver reaches it, not the
+    /// CPU, so it is no window and no grant gives it.
+    pub address: Option<u64>,
 }
 
-impl Resources {
+/// Resources borrowed from wherever they are kept (a [`Resources`], or the manager's store,
+/// which keeps every device's windows in one table and its interrupts in another).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ResourcesRef<'a> {
+    /// MMIO windows.
+    pub mmio: &'a [MmioWindow],
+    /// Interrupts (GIC INTIDs).
+    pub irqs: &'a [u32],
+}
+
+impl<'a> From<&'a Resources> for ResourcesRef<'a> {
+    fn from(resources: &'a Resources) -> Self {
+        Self {
+            mmio: &resources.mmio,
+            irqs: &resources.irqs,
+        }
+    }
+}
+
+impl ResourcesRef<'_> {
     /// Are these resources a driver can be given: every window valid, every interrupt a GIC
     /// INTID a device may have?
     #[must_use]
@@ -64,7 +88,7 @@ impl Resources {
     /// driver is another PD, and the manager must not let one driver point another at a
     /// device it was never given.
     #[must_use]
-    pub fn within(&self, parent: &Self) -> bool {
+    pub fn within(&self, parent: ResourcesRef<'_>) -> bool {
         self.mmio
             .iter()
             .all(|window| parent.mmio.iter().any(|outer| outer.contains(window)))
@@ -72,8 +96,30 @@ impl Resources {
     }
 }
 
-/// Most device-memory windows one [`Grant`] holds.
-pub const MAX_GRANT_WINDOWS: usize = 16;
+impl Resources {
+    /// Borrowed.
+    #[must_use]
+    pub fn as_ref(&self) -> ResourcesRef<'_> {
+        self.into()
+    }
+
+    /// See [`ResourcesRef::is_valid`].
+    #[must_use]
+    pub fn is_valid(&self) -> bool {
+        self.as_ref().is_valid()
+    }
+
+    /// See [`ResourcesRef::within`].
+    #[must_use]
+    pub fn within(&self, parent: &Self) -> bool {
+        self.as_ref().within(parent.as_ref())
+    }
+}
+
+/// Most device-memory windows one [`Grant`] holds: a driver PD maps few device regions (the
+/// most, a PCIe host bridge's, its ECAM and a handful of BAR windows); a system description
+/// that gives one more is refused when it is read, naming the PD.
+pub const MAX_GRANT_WINDOWS: usize = 8;
 /// Most interrupts one [`Grant`] holds.
 pub const MAX_GRANT_IRQS: usize = 16;
 
@@ -95,7 +141,8 @@ impl Grant {
     /// by its interrupts) when every interrupt is granted. A device with neither is given to
     /// nobody.
     #[must_use]
-    pub fn gives(&self, resources: &Resources) -> bool {
+    pub fn gives<'a>(&self, resources: impl Into<ResourcesRef<'a>>) -> bool {
+        let resources = resources.into();
         if resources.mmio.is_empty() {
             return !resources.irqs.is_empty()
                 && resources.irqs.iter().all(|irq| self.irqs.contains(irq));

@@ -77,8 +77,20 @@ impl DeviceManager {
                     }
                 }
             }
+            let bus = match device.bus {
+                warden_board::BoardBus::Platform => Ok(self.platform),
+                warden_board::BoardBus::Local { kind, .. } => bus_named(&mut self.core, kind),
+            };
+            let bus = match bus {
+                Ok(bus) => bus,
+                Err(why) => {
+                    warn!("manager: board node '{}' left out: {why}", device.path_name);
+                    added.push(None);
+                    continue;
+                }
+            };
             let descriptor = DeviceDescriptor {
-                bus: self.platform,
+                bus,
                 match_data,
                 resources: board_resources(&device),
             };
@@ -109,12 +121,40 @@ impl DeviceManager {
     }
 }
 
+/// The bus of a device on a bus that is not memory-mapped, named `kind` after its controller
+/// (one of the fixed ones, or one made for the board's tree now); `Err` says why there is none.
+fn bus_named(core: &mut crate::Core, kind: &str) -> Result<warden_vocabulary::BusId, &'static str> {
+    if kind == "platform" || kind == "virtio" {
+        // A controller named like them: its children are on neither.
+        return Err("its controller's bus is named like a memory-mapped one");
+    }
+    if kind.len() > warden_vocabulary::NAME_BYTES {
+        return Err("its controller's name is longer than a bus name may be");
+    }
+    // Buses are never removed: they are slots 0, 1, … in the order they were made.
+    let found = (0..crate::BUSES as u32)
+        .map(|index| warden_vocabulary::BusId::from_parts(index, 0))
+        .map_while(|id| core.bus(id).ok().map(|info| (id, info.name == kind)))
+        .find_map(|(id, same)| same.then_some(id));
+    if let Some(found) = found {
+        return Ok(found);
+    }
+    let made = core
+        .add_bus(kind)
+        .map_err(|_| "no room for another bus (see BUSES)")?;
+    info!("manager: the board names a {kind} bus: bus {made}");
+    Ok(made)
+}
+
 /// A board device's resources as the core keeps them. What no driver can be given (an empty
 /// or wrapping window, an interrupt beyond the GIC's 0-1019, as a GICv3.1 extended SPI would
 /// be) is left out, with a word, so that every device in the tree can be probed and listed; so
 /// is what does not fit the core's capacity.
 fn board_resources(device: &warden_board::BoardDevice<'_>) -> Resources {
     let mut resources = Resources::default();
+    if let warden_board::BoardBus::Local { address, .. } = device.bus {
+        resources.address = address;
+    }
     for window in &device.mmio {
         if !window.is_valid() || resources.mmio.push(*window).is_err() {
             warn!(
@@ -145,6 +185,7 @@ mod tests {
     fn board_resources_leave_out_what_no_driver_can_be_given() {
         let window = |base, size| MmioWindow { base, size };
         let device = BoardDevice {
+            bus: warden_board::BoardBus::Platform,
             path_name: "odd@0",
             depth: 1,
             parent: None,
@@ -157,10 +198,55 @@ mod tests {
             .unwrap(),
             irqs: heapless::Vec::from_slice(&[33, 1019, 1020, 4096 + 5]).unwrap(),
             interrupt_parent_not_gic: false,
+            reg_not_translatable: false,
             enabled: true,
         };
         let resources = board_resources(&device);
         assert_eq!(resources.mmio.as_slice(), [window(0x900_0000, 0x1000)]);
         assert_eq!(resources.irqs.as_slice(), [33, 1019]);
+        assert_eq!(resources.address, None);
+    }
+
+    #[test]
+    fn devices_on_buses_that_are_not_memory_mapped_go_on_a_bus_of_their_kind() {
+        let mut core =
+            alloc::boxed::Box::new(crate::Core::new(warden_manager_core::Config::PER_DEVICE));
+        for (name, fixed) in warden_protocol::bus::FIXED {
+            assert_eq!(core.add_bus(name), Ok(fixed));
+        }
+        assert_eq!(bus_named(&mut core, "i2c"), Ok(warden_protocol::bus::I2C));
+        assert_eq!(bus_named(&mut core, "mdio"), Ok(warden_protocol::bus::MDIO));
+        // A kind the board names: made once, then found.
+        let w1 = bus_named(&mut core, "w1").unwrap();
+        assert_eq!(bus_named(&mut core, "w1"), Ok(w1));
+        assert_eq!(core.bus(w1).unwrap().name, "w1");
+        // Never a memory-mapped bus, never a truncated name.
+        assert!(bus_named(&mut core, "platform").is_err());
+        assert!(bus_named(&mut core, &"x".repeat(33)).is_err());
+        // Until the table is full: then none, and the node is left out (not put elsewhere).
+        assert!(bus_named(&mut core, "a").is_ok());
+        assert!(bus_named(&mut core, "b").is_ok());
+        assert_eq!(
+            bus_named(&mut core, "c"),
+            Err("no room for another bus (see BUSES)")
+        );
+        let device = BoardDevice {
+            bus: warden_board::BoardBus::Local {
+                kind: "i2c",
+                address: Some(0x50),
+            },
+            path_name: "eeprom@50",
+            depth: 2,
+            parent: Some(0),
+            compatible: heapless::Vec::new(),
+            mmio: heapless::Vec::new(),
+            irqs: heapless::Vec::new(),
+            interrupt_parent_not_gic: false,
+            reg_not_translatable: false,
+            enabled: true,
+        };
+        let resources = board_resources(&device);
+        assert_eq!(resources.address, Some(0x50));
+        assert!(resources.mmio.is_empty());
     }
 }

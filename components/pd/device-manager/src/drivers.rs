@@ -460,9 +460,10 @@ impl DeviceManager {
         if let Some(driver) = index.and_then(|index| self.drivers.get_mut(index)) {
             driver.registered = true;
         }
-        let Some(bus_name) = [(self.platform, "platform"), (self.virtio, "virtio")]
-            .into_iter()
-            .find_map(|(id, bus_name)| (id == bus).then_some(bus_name))
+        let Ok(bus_name) = self
+            .core
+            .bus(bus)
+            .map(|info| alloc::string::String::from(info.name))
         else {
             by_peer!(
                 self,

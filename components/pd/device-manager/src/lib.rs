@@ -32,9 +32,12 @@
 //! `warden_services::admin`. Such a client has the administrator's authority over every device;
 //! the system description decides who gets a client channel.
 //!
-//! **Buses.** Two, created in this order so their handles are fixed
-//! (`warden_driver::bus`): `platform` (the board's devices) and `virtio` (devices found behind
-//! virtio-mmio transports). A driver names its bus when it registers.
+//! **Buses.** Five, created in this order so their handles are fixed
+//! (`warden_protocol::bus::FIXED`): `platform` (the board's memory-mapped devices), `virtio`
+//! (devices found behind virtio-mmio transports), `i2c`, `spi` and `mdio` (the board's devices
+//! on controllers of those kinds, at their addresses there); a board naming another kind of bus
+//! that is not memory-mapped gets one of that name, while there is room ([`BUSES`]). A driver
+//! names its bus when it registers.
 //!
 //! **The log** ([`report`]): one line per change to the tree (a device added, bound, unbound,
 //! removed) and per driver PD's fault; the whole tree once, at the end of bring-up (when every
@@ -95,13 +98,15 @@ pub const DRIVERS: usize = 16;
 /// ([`Config::devices_per_pd`]), so one hostile driver cannot fill the table.
 pub const DEVICES: usize = 128;
 
-type Core = warden_manager_core::Manager<DEVICES, DRIVERS, 2, 32>;
+/// Buses the core has room for: the five fixed ones and three more kinds a board may name.
+pub const BUSES: usize = 8;
+
+pub(crate) type Core = warden_manager_core::Manager<DEVICES, DRIVERS, BUSES, 32>;
 
 /// The device-manager PD's handler.
 pub struct DeviceManager {
     core: Box<Core>,
     platform: BusId,
-    virtio: BusId,
     drivers: Vec<drivers::DriverLink>,
     report: report::Report,
     supervisor: supervision::Supervisor,
@@ -151,11 +156,12 @@ fn refusal(error: Error) -> Message {
 impl DeviceManager {
     fn new() -> Self {
         let mut core = Box::new(Core::new(Config::PER_DEVICE));
-        let platform = core.add_bus("platform");
-        let virtio = core.add_bus("virtio");
-        let (Ok(platform), Ok(virtio)) = (platform, virtio) else {
-            warden_microkit::fatal(format_args!("manager: cannot create the buses"));
-        };
+        for (name, fixed) in warden_protocol::bus::FIXED {
+            if core.add_bus(name) != Ok(fixed) {
+                warden_microkit::fatal(format_args!("manager: cannot create the {name} bus"));
+            }
+        }
+        let platform = warden_protocol::bus::PLATFORM;
         let clock = supervision::Clock::new(interface::TIMER);
         let now = clock.now();
         core.advance_to(now);
@@ -173,7 +179,6 @@ impl DeviceManager {
         let mut manager = Self {
             core,
             platform,
-            virtio,
             drivers,
             report: report::Report::new(),
             supervisor,

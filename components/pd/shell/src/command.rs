@@ -470,6 +470,9 @@ fn tree(services: &mut dyn Services, out: &mut String) -> Result<(), Failure> {
         if let Some(window) = device.resources.mmio.first() {
             let _ = write!(out, " @0x{:x}", window.base);
         }
+        if let Some(address) = device.resources.address {
+            let _ = write!(out, " at 0x{address:x}");
+        }
         if let Some(irq) = device.resources.irqs.first() {
             let _ = write!(out, " irq {irq}");
         }
@@ -599,6 +602,9 @@ fn show_device(
     }
     for irq in &device.resources.irqs {
         let _ = writeln!(out, "  irq:        {irq}");
+    }
+    if let Some(address) = device.resources.address {
+        let _ = writeln!(out, "  address:    0x{address:x} (on its bus)");
     }
     if let Some(parent) = device.parent {
         let _ = writeln!(out, "  parent:     {parent}");

@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use warden_board::{Board, BoardDevice, BoardError, PhandleSlot};
+use warden_board::{Board, BoardBus, BoardDevice, BoardError, PhandleSlot};
 
 /// One item of the walk: a device, or a node left out and why.
 #[derive(Debug)]
 enum Item<'a> {
     Device {
         path: String,
-        device: BoardDevice<'a>,
+        device: Box<BoardDevice<'a>>,
         /// Path of its parent device.
         parent: Option<String>,
     },
@@ -62,7 +62,7 @@ pub fn read_blob(path: &std::path::Path) -> Result<Vec<u8>, String> {
 /// A short name for why a node was left out, for the summary's counts.
 fn reason(error: &BoardError<'_>) -> String {
     match error {
-        BoardError::TooMany { what, .. } => format!("more {what} than {}", warden_board::CAPACITY),
+        BoardError::TooMany { what, limit, .. } => format!("more {what} than {limit}"),
         BoardError::BadProperty { property, .. } => format!("malformed {property}"),
         BoardError::BadParentProperty { property, .. } => {
             format!("parent's {property} not supported")
@@ -107,7 +107,7 @@ pub fn report(blob: &[u8], json: bool) -> Result<Report, String> {
                 let parent = device.parent.and_then(|parent| paths.get(parent).cloned());
                 Item::Device {
                     path,
-                    device,
+                    device: Box::new(device),
                     parent,
                 }
             }
@@ -148,17 +148,37 @@ pub fn report(blob: &[u8], json: bool) -> Result<Report, String> {
     })
 }
 
+/// The device's bus: `platform`, or its controller's kind and its address there
+/// (`i2c@0x50`).
+fn bus(device: &BoardDevice<'_>) -> String {
+    match device.bus {
+        BoardBus::Platform => "platform".to_string(),
+        BoardBus::Local {
+            kind,
+            address: Some(address),
+        } => format!("{kind}@{address:#x}"),
+        BoardBus::Local {
+            kind,
+            address: None,
+        } => kind.to_string(),
+    }
+}
+
 fn windows(device: &BoardDevice<'_>) -> String {
     let windows: Vec<String> = device
         .mmio
         .iter()
         .map(|window| format!("{:#x}+{:#x}", window.base, window.size))
         .collect();
-    if windows.is_empty() {
+    let mut text = if windows.is_empty() {
         "-".to_string()
     } else {
         windows.join(",")
+    };
+    if device.reg_not_translatable {
+        text.push_str(" (+ reg with no CPU-physical address)");
     }
+    text
 }
 
 fn intids(device: &BoardDevice<'_>) -> String {
@@ -184,8 +204,9 @@ fn text_report(name: &str, items: &[Item<'_>], summary: &str) -> String {
             } => {
                 let _ = writeln!(
                     out,
-                    "{path}  compatible {}  bus platform  windows {}  intids {}  parent {}{}",
+                    "{path}  compatible {}  bus {}  windows {}  intids {}  parent {}{}",
                     device.compatible.join(" "),
+                    bus(device),
                     windows(device),
                     intids(device),
                     parent.as_deref().unwrap_or("-"),
@@ -213,10 +234,18 @@ fn json_report(name: &str, items: &[Item<'_>], summary: &str) -> String {
             } => devices.push(serde_json::json!({
                 "path": path,
                 "compatible": device.compatible.as_slice(),
-                "bus": "platform",
+                "bus": match device.bus {
+                    BoardBus::Platform => "platform",
+                    BoardBus::Local { kind, .. } => kind,
+                },
+                "address": match device.bus {
+                    BoardBus::Local { address, .. } => address,
+                    BoardBus::Platform => None,
+                },
                 "windows": device.mmio.iter()
                     .map(|w| serde_json::json!({ "base": w.base, "size": w.size }))
                     .collect::<Vec<_>>(),
+                "reg_not_translatable": device.reg_not_translatable,
                 "intids": device.irqs.as_slice(),
                 "interrupts_not_on_gic": device.interrupt_parent_not_gic,
                 "parent": parent,

@@ -18,10 +18,12 @@ const TREE: &str = r#"
         #interrupt-cells = <3>;
     };
     uart@2000 { compatible = "arm,pl011", "arm,primecell"; reg = <0x2000 0x1000>; interrupts = <0 1 4>; };
-    five@4000 {
-        compatible = "test,five";
-        reg = <0x4000 0x10>, <0x4100 0x10>, <0x4200 0x10>, <0x4300 0x10>, <0x4400 0x10>;
+    nine@4000 {
+        compatible = "test,nine";
+        reg = <0x4000 0x10>, <0x4100 0x10>, <0x4200 0x10>, <0x4300 0x10>, <0x4400 0x10>,
+              <0x4500 0x10>, <0x4600 0x10>, <0x4700 0x10>, <0x4800 0x10>;
     };
+    odd@5000 { compatible = "test,odd"; reg = <0x5000 0x10 0x5100>; };
     i2c@7000 {
         compatible = "test,i2c";
         reg = <0x7000 0x100>;
@@ -61,16 +63,17 @@ fn the_report_lists_devices_and_counts_what_it_leaves_out() {
     let lines: Vec<&str> = report.text.lines().collect();
     assert_eq!(
         *lines.last().unwrap(),
-        "board: 3 devices, 2 left out (reasons: 1 more reg windows than 4, \
-         1 parent's #size-cells not supported)"
+        "board: 4 devices, 2 left out (reasons: 1 malformed reg, 1 more reg windows than 8)"
     );
     assert!(lines.contains(
         &"/uart@2000  compatible arm,pl011 arm,primecell  bus platform  windows 0x2000+0x1000  \
           intids 33  parent -"
     ));
-    assert!(lines
-        .iter()
-        .any(|line| line.starts_with("/i2c@7000/sensor@48  left out: ")));
+    // On its controller's bus, at its address (it was left out: issue 16).
+    assert!(lines.contains(
+        &"/i2c@7000/sensor@48  compatible test,sensor  bus i2c@0x48  windows -  intids -  \
+          parent /i2c@7000"
+    ));
     assert!(lines
         .iter()
         .any(|line| line.starts_with("/i2c@7000  compatible test,i2c")));
@@ -81,11 +84,16 @@ fn the_json_report_says_the_same() {
     let report = warden_host::board::report(&blob(), true).unwrap();
     let value: serde_json::Value = serde_json::from_str(&report.text).unwrap();
     assert_eq!(value["board"], "report test");
-    assert_eq!(value["devices"].as_array().unwrap().len(), 3);
+    assert_eq!(value["devices"].as_array().unwrap().len(), 4);
     let left_out = value["left_out"].as_array().unwrap();
     assert_eq!(left_out.len(), 2);
-    assert_eq!(left_out[0]["path"], "/five@4000");
-    assert_eq!(left_out[1]["path"], "/i2c@7000/sensor@48");
+    assert_eq!(left_out[0]["path"], "/nine@4000");
+    assert_eq!(left_out[1]["path"], "/odd@5000");
+    let sensor = &value["devices"][3];
+    assert_eq!(sensor["path"], "/i2c@7000/sensor@48");
+    assert_eq!(sensor["bus"], "i2c");
+    assert_eq!(sensor["address"], 0x48);
+    assert_eq!(sensor["parent"], "/i2c@7000");
     let uart = &value["devices"][1];
     assert_eq!(uart["path"], "/uart@2000");
     assert_eq!(uart["windows"][0]["base"], 0x2000);
@@ -93,5 +101,5 @@ fn the_json_report_says_the_same() {
     assert!(value["summary"]
         .as_str()
         .unwrap()
-        .starts_with("board: 3 devices, 2 left out"));
+        .starts_with("board: 4 devices, 2 left out"));
 }

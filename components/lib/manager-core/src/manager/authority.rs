@@ -62,12 +62,11 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             } => {
                 let parent = self.resolve_device(*parent)?;
                 let allowed = bound_to_pd(parent)
-                    && descriptor.resources.within(&self.devices[parent].resources);
-                if allowed
-                    && (self.devices[parent].children.len as usize
-                        >= self.config.children_per_device
-                        || self.added_by(pd) >= self.config.devices_per_pd)
-                {
+                    && descriptor
+                        .resources
+                        .as_ref()
+                        .within(self.resources_of(parent));
+                if allowed && self.over_quota(pd, parent, descriptor) {
                     return Err(Error::OverQuota);
                 }
                 allowed

@@ -117,7 +117,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             let mut task = core::mem::replace(&mut self.operations[op].task, Task::Running);
             let step = match &mut task {
                 Task::Running => Step::Blocked,
-                Task::Add { parent, descriptor } => self.step_add(op, *parent, descriptor, out),
+                Task::Add { parent, bus, data } => self.step_add(op, *parent, *bus, *data, out),
                 Task::Probe(probe) => self.step_probe(op, probe, out),
                 Task::Attach(attach) => self.step_attach(op, attach, out),
                 Task::Teardown(teardown) => self.step_teardown(op, teardown, out),
@@ -132,6 +132,10 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                 }
                 Step::Become(next) => self.operations[op].task = next,
                 Step::Done(result) => {
+                    if let Task::Add { data, .. } = task {
+                        // Not added: its data goes back to the store.
+                        self.release_device_data(data);
+                    }
                     self.finish(op, result, out);
                     return;
                 }

@@ -6,39 +6,91 @@ use super::*;
 impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERATIONS: usize>
     Manager<DEVICES, DRIVERS, BUSES, OPERATIONS>
 {
+    /// Puts a device's match data and resources in the store.
+    ///
+    /// # Errors
+    /// [`Error::NoSpace`] when they do not fit (nothing is kept then).
+    pub(crate) fn store_device_data(
+        &mut self,
+        descriptor: &DeviceDescriptor,
+    ) -> Result<DeviceData, Error> {
+        self.store
+            .store_device(&descriptor.match_data, &descriptor.resources)
+            .ok_or(Error::NoSpace)
+    }
+
+    /// Gives a device's data back to the store; every other holder's runs move down past the
+    /// freed ones (the devices', and those of `device_add`s not done yet).
+    pub(crate) fn release_device_data(&mut self, data: DeviceData) {
+        let (windows, irqs) = self.store.release_device(&data);
+        let moved = |held: &mut DeviceData| {
+            held.windows = held.windows.after_free(windows);
+            held.irqs = held.irqs.after_free(irqs);
+        };
+        self.devices
+            .iter_mut()
+            .for_each(|device| moved(&mut device.data));
+        for operation in self.operations.iter_mut() {
+            if let Task::Add { data, .. } = &mut operation.task {
+                moved(data);
+            }
+        }
+    }
+
+    /// Gives a driver's match table back to the store; the other drivers' tables move down.
+    pub(crate) fn release_table(&mut self, table: Run) {
+        self.store.release_table(table);
+        for driver in self.drivers.iter_mut() {
+            driver.table = driver.table.after_free(table);
+        }
+    }
+
+    /// A device's resources, where the store keeps them.
+    pub(crate) fn resources_of(&self, device: u32) -> ResourcesRef<'_> {
+        self.store.resources(&self.devices[device].data)
+    }
+
+    /// Does driver `driver`'s table claim device `device`?
+    pub(crate) fn claims(&self, driver: u32, device: u32) -> bool {
+        self.store
+            .matches(self.drivers[driver].table, &self.devices[device].data)
+    }
+
+    /// Creates a device from data already in the store. On `Err` the data is still the
+    /// caller's to release.
     pub(crate) fn create_device(
         &mut self,
         parent: Option<u32>,
-        descriptor: &DeviceDescriptor,
+        bus: BusId,
+        data: DeviceData,
         added_by_binding: bool,
         added_by: Option<PdId>,
         out: &mut dyn FnMut(Effect),
     ) -> Result<u32, Error> {
-        let bus_index = descriptor.bus.index();
+        let bus_index = bus.index();
         let bus = self
             .buses
-            .resolve(bus_index, descriptor.bus.generation())
+            .resolve(bus_index, bus.generation())
             .ok_or(Error::StaleBus)?;
         let device = Device {
             bus: bus_index,
-            parent,
+            parent: parent.into(),
             children: List::new(),
             sibling: Links::default(),
             bus_links: Links::default(),
             sequence: bus.next_sequence,
-            driver: None,
+            driver: Link::NONE,
             driver_links: Links::default(),
             state: DeviceState::Active,
-            match_data: descriptor.match_data.clone(),
-            resources: descriptor.resources.clone(),
-            lock_owner: None,
+            data,
+            lock_owner: Link::NONE,
             lock_waiters: List::new(),
             added_by_binding,
-            added_by,
+            added_by: added_by.into(),
             autoprobe: true,
             queue: Queue::None,
             queue_links: Links::default(),
-            last_pd: None,
+            last_pd: MaybePd::NONE,
         };
         let (index, _) = self.devices.insert(device).map_err(|_| Error::NoSpace)?;
         match parent {
@@ -92,7 +144,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         }
         self.unbind(device, out);
         self.dequeue(device);
-        match self.devices[device].parent {
+        match self.devices[device].parent.get() {
             Some(parent) => {
                 let mut children = self.devices[parent].children;
                 children.remove(&mut self.devices, device, SiblingLinks);
@@ -112,13 +164,15 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         bus.devices_version += 1;
         // The handle is reported before the slot's generation moves on.
         self.changed(ChangeKind::Removed, device, None, out);
-        self.devices.remove(device);
+        if let Some(removed) = self.devices.remove(device) {
+            self.release_device_data(removed.data);
+        }
     }
 
     pub(crate) fn bind(&mut self, device: u32, driver: u32, out: &mut dyn FnMut(Effect)) {
         self.dequeue(device);
-        self.devices[device].driver = Some(driver);
-        self.devices[device].last_pd = None;
+        self.devices[device].driver = Link::from(Some(driver));
+        self.devices[device].last_pd = MaybePd::NONE;
         let mut list = self.drivers[driver].devices;
         list.push_back(&mut self.devices, device, DriverDeviceLinks);
         self.drivers[driver].devices = list;
@@ -127,11 +181,11 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
     }
 
     pub(crate) fn unbind(&mut self, device: u32, out: &mut dyn FnMut(Effect)) {
-        if let Some(driver) = self.devices[device].driver {
+        if let Some(driver) = self.devices[device].driver.get() {
             let mut list = self.drivers[driver].devices;
             list.remove(&mut self.devices, device, DriverDeviceLinks);
             self.drivers[driver].devices = list;
-            self.devices[device].driver = None;
+            self.devices[device].driver = Link::NONE;
             self.changed(ChangeKind::Unbound, device, Some(driver), out);
         }
     }

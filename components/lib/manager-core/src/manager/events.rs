@@ -52,8 +52,17 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                 return Err(Error::Busy);
             }
         }
+        if self.operations.is_full() {
+            // Checked before a device's data goes into the store, so that the data is never
+            // stored for an operation that cannot exist.
+            return Err(Error::NoSpace);
+        }
         let task = match request {
-            Request::AddDevice { parent, descriptor } => Task::Add { parent, descriptor },
+            Request::AddDevice { parent, descriptor } => Task::Add {
+                parent,
+                bus: descriptor.bus,
+                data: self.store_device_data(&descriptor)?,
+            },
             Request::DeleteDevice(device) => Task::Teardown(TeardownTask {
                 target: device,
                 mode: TeardownMode::Delete,
@@ -171,16 +180,29 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         }
         if !descriptor
             .resources
-            .within(&self.devices[flight.device].resources)
+            .as_ref()
+            .within(self.resources_of(flight.device))
         {
             return Err(Error::NotPermitted);
         }
-        if self.devices[flight.device].children.len as usize >= self.config.children_per_device
-            || self.added_by(pd) >= self.config.devices_per_pd
-        {
+        if self.over_quota(pd, flight.device, descriptor) {
             return Err(Error::OverQuota);
         }
-        let child = self.create_device(Some(flight.device), descriptor, true, Some(pd), out)?;
+        let data = self.store_device_data(descriptor)?;
+        let child = match self.create_device(
+            Some(flight.device),
+            descriptor.bus,
+            data,
+            true,
+            Some(pd),
+            out,
+        ) {
+            Ok(child) => child,
+            Err(error) => {
+                self.release_device_data(data);
+                return Err(error);
+            }
+        };
         self.queue_probe(child);
         let id = self.device_id(child);
         self.run(out);
@@ -254,7 +276,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             // A device whose probe died with the PD was that PD's to bind: a query says so
             // while it restarts or is quarantined.
             if flight.kind == CallbackKind::Probe && self.devices[flight.device].driver.is_none() {
-                self.devices[flight.device].last_pd = Some(pd);
+                self.devices[flight.device].last_pd = Some(pd).into();
             }
             self.end_callback(op, Reply::Died);
         }

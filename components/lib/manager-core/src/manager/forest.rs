@@ -16,12 +16,12 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
     pub(crate) fn scope_first(&self, scope: Scope) -> Option<u32> {
         match scope {
             Scope::Subtree(root) => Some(root),
-            Scope::All => self.roots.head,
+            Scope::All => self.roots.head(),
         }
     }
 
     pub(crate) fn preorder_next(&self, node: u32, scope: Scope) -> Option<u32> {
-        if let Some(child) = self.devices[node].children.head {
+        if let Some(child) = self.devices[node].children.head() {
             return Some(child);
         }
         let mut node = node;
@@ -29,16 +29,16 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             if scope == Scope::Subtree(node) {
                 return None;
             }
-            if let Some(sibling) = self.devices[node].sibling.next {
+            if let Some(sibling) = self.devices[node].sibling.next() {
                 return Some(sibling);
             }
-            node = self.devices[node].parent?;
+            node = self.devices[node].parent.get()?;
         }
     }
 
     pub(crate) fn first_leaf(&self, node: u32) -> u32 {
         let mut node = node;
-        while let Some(child) = self.devices[node].children.head {
+        while let Some(child) = self.devices[node].children.head() {
             node = child;
         }
         node
@@ -52,19 +52,19 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         if scope == Scope::Subtree(node) {
             return None;
         }
-        match self.devices[node].sibling.next {
+        match self.devices[node].sibling.next() {
             Some(sibling) => Some(self.first_leaf(sibling)),
-            None => self.devices[node].parent,
+            None => self.devices[node].parent.get(),
         }
     }
 
     pub(crate) fn is_ancestor(&self, ancestor: u32, node: u32) -> bool {
-        let mut current = self.devices[node].parent;
+        let mut current = self.devices[node].parent.get();
         while let Some(parent) = current {
             if parent == ancestor {
                 return true;
             }
-            current = self.devices[parent].parent;
+            current = self.devices[parent].parent.get();
         }
         false
     }

@@ -64,12 +64,62 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         self.grants.as_ref()?.of(pd)
     }
 
-    /// How many live devices `pd`'s drivers added ([`Config::devices_per_pd`]).
-    pub(crate) fn added_by(&self, pd: PdId) -> usize {
-        self.devices
+    /// Would `pd`'s driver adding `descriptor` under `parent` pass its quota? Each device has
+    /// at most [`Config::children_per_device`] children; each PD adds at most
+    /// [`Config::devices_per_pd`] devices, and they may hold at most that many devices'
+    /// average share of the store ([`WINDOWS_PER_DEVICE`] windows, [`IRQS_PER_DEVICE`]
+    /// interrupts, one compatible and [`TEXT_BYTES_PER_DEVICE`] bytes of compatibles each,
+    /// counted whether shared or not): the store is one table for all, and one hostile driver
+    /// adding children with every window its device has, or with new compatibles, must not
+    /// leave the others no room. Its `device_add`s still queued count as devices already.
+    ///
+    /// [`WINDOWS_PER_DEVICE`]: crate::WINDOWS_PER_DEVICE
+    /// [`IRQS_PER_DEVICE`]: crate::IRQS_PER_DEVICE
+    /// [`TEXT_BYTES_PER_DEVICE`]: crate::TEXT_BYTES_PER_DEVICE
+    pub(crate) fn over_quota(&self, pd: PdId, parent: u32, descriptor: &DeviceDescriptor) -> bool {
+        let (mut windows, mut irqs, mut text) = (
+            descriptor.resources.mmio.len() + usize::from(descriptor.resources.address.is_some()),
+            descriptor.resources.irqs.len(),
+            descriptor
+                .match_data
+                .compatible
+                .iter()
+                .map(|name| name.len())
+                .sum::<usize>(),
+        );
+        let mut texts = descriptor.match_data.compatible.len();
+        let mut devices = 0;
+        let added = self
+            .devices
             .iter()
-            .filter(|(_, device)| device.added_by == Some(pd))
-            .count()
+            .filter(|(_, device)| device.added_by.get() == Some(pd))
+            .map(|(_, device)| &device.data);
+        let queued = self.operations.iter().filter_map(|(_, operation)| {
+            match (&operation.task, operation.request) {
+                (Task::Add { data, .. }, Some((_, Requester::Driver(by)))) if by == pd => {
+                    Some(data)
+                }
+                _ => None,
+            }
+        });
+        for data in added.chain(queued) {
+            devices += 1;
+            windows += data.windows.len();
+            irqs += data.irqs.len();
+            texts += data.compatibles().len();
+            text += data
+                .compatibles()
+                .iter()
+                .map(|&id| self.store.texts.text(id).len())
+                .sum::<usize>();
+        }
+        let most = self.config.devices_per_pd;
+        self.devices[parent].children.len as usize >= self.config.children_per_device
+            || devices >= most
+            || windows > most.saturating_mul(store::WINDOWS_PER_DEVICE)
+            || irqs > most.saturating_mul(store::IRQS_PER_DEVICE)
+            || texts > most
+            || text > most.saturating_mul(store::TEXT_BYTES_PER_DEVICE)
     }
 
     /// Is `device` given to `pd` (the rules in the module docs)?
@@ -81,15 +131,16 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             return false;
         };
         let entry = &self.devices[device];
-        if !grant.gives(&entry.resources) {
+        let resources = self.resources_of(device);
+        if !grant.gives(resources) {
             return false;
         }
         if !entry.added_by_binding {
             return true;
         }
         // The PD that added it (its parent's driver, during that probe) relays its interrupts.
-        let relay = entry.added_by.filter(|_| entry.added_by_binding);
-        entry.resources.irqs.iter().all(|&irq| {
+        let relay = entry.added_by.get().filter(|_| entry.added_by_binding);
+        resources.irqs.iter().all(|&irq| {
             grants
                 .other_owner(irq, pd)
                 .is_none_or(|owner| Some(owner) == relay)
@@ -98,7 +149,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
 
     /// May `pd` register a driver for `table` on bus `bus`? `Err` names the first entry it may
     /// not claim.
-    pub(crate) fn may_register(&self, pd: PdId, bus: u32, table: &MatchTable) -> Result<(), Error> {
+    pub(crate) fn may_register(&self, pd: PdId, bus: u32, table: Run) -> Result<(), Error> {
         let Some(grants) = &self.grants else {
             return Ok(());
         };
@@ -111,10 +162,9 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         if !described {
             return Ok(());
         }
-        for entry in &table.entries {
-            let claimable = devices().any(|device| {
-                entry.matches(&self.devices[device].match_data) && self.given(device, pd)
-            });
+        for claim in self.store.claims(table) {
+            let claimable = devices()
+                .any(|device| claim.matches(&self.devices[device].data) && self.given(device, pd));
             if !claimable {
                 return Err(Error::NotGranted);
             }

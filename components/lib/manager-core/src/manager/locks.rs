@@ -8,9 +8,9 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
 {
     /// Takes `device`'s lock for `op`, or queues `op` on it (FIFO) and returns false.
     pub(crate) fn lock(&mut self, op: u32, device: u32) -> bool {
-        match self.devices[device].lock_owner {
+        match self.devices[device].lock_owner.get() {
             None => {
-                self.devices[device].lock_owner = Some(op);
+                self.devices[device].lock_owner = Link::from(Some(op));
                 self.operations[op].owned_locks += 1;
                 true
             }
@@ -32,7 +32,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         let mut waiters = self.devices[device].lock_waiters;
         let next = waiters.pop_front(&mut self.operations, OperationLinks);
         self.devices[device].lock_waiters = waiters;
-        self.devices[device].lock_owner = next;
+        self.devices[device].lock_owner = Link::from(next);
         if let Some(waiter) = next {
             self.operations[waiter].owned_locks += 1;
             self.make_ready(waiter);

@@ -16,7 +16,7 @@
     reason = "internal arena indices are always live; outside handles are resolved first"
 )]
 
-use crate::arena::{Arena, LinkField, Links, List};
+use crate::arena::{Arena, Link, LinkField, Links, List};
 use crate::handle::Requester;
 use crate::model::{
     CallbackKind, Change, ChangeKind, Config, DeviceDescriptor, DriverDescriptor, Effect, Error,
@@ -24,7 +24,7 @@ use crate::model::{
 };
 use warden_vocabulary::{
     Answer, BusId, CallbackId, DeviceId, DeviceState, DriverId, Grant, Instant, MatchData,
-    MatchTable, Name, Outcome, PdId, RequestId, Resources,
+    MatchTable, Name, Outcome, PdId, RequestId, Resources, ResourcesRef,
 };
 
 mod authority;
@@ -37,6 +37,7 @@ mod grants;
 mod locks;
 mod operations;
 mod state;
+mod store;
 mod views;
 mod walks;
 
@@ -46,6 +47,8 @@ pub(crate) use grants::Grants;
 pub use grants::MAX_GRANTED_PDS;
 pub(crate) use operations::*;
 pub(crate) use state::*;
+pub(crate) use store::{Claim, DeviceData, Run, Store};
+pub use store::{CLAIMS_PER_DRIVER, IRQS_PER_DEVICE, TEXT_BYTES_PER_DEVICE, WINDOWS_PER_DEVICE};
 pub use views::{BusInfo, DeviceInfo, DriverInfo, DriverState, LockOwner};
 pub(crate) use walks::*;
 
@@ -64,6 +67,8 @@ pub struct Manager<
     pub(crate) devices: Arena<Device, DEVICES>,
     pub(crate) drivers: Arena<Driver, DRIVERS>,
     pub(crate) operations: Arena<Operation, OPERATIONS>,
+    /// The devices' match data and resources, the drivers' match tables.
+    pub(crate) store: Store<DEVICES, DRIVERS>,
     /// Devices without a parent, linked through their sibling links.
     pub(crate) roots: List,
     pub(crate) ready: List,
@@ -100,6 +105,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             devices: Arena::new(),
             drivers: Arena::new(),
             operations: Arena::new(),
+            store: Store::new(),
             roots: List::new(),
             ready: List::new(),
             slot_waiters: List::new(),

@@ -23,29 +23,48 @@ pub(crate) enum Queue {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Device {
     pub(crate) bus: u32,
-    pub(crate) parent: Option<u32>,
+    pub(crate) parent: Link,
     pub(crate) children: List,
     pub(crate) sibling: Links,
     pub(crate) bus_links: Links,
     /// Position on the bus's device list (increasing in list order).
     pub(crate) sequence: u64,
-    pub(crate) driver: Option<u32>,
+    pub(crate) driver: Link,
     pub(crate) driver_links: Links,
     pub(crate) state: DeviceState,
-    pub(crate) match_data: MatchData,
-    pub(crate) resources: Resources,
-    pub(crate) lock_owner: Option<u32>,
+    /// Its match data and resources, in the store.
+    pub(crate) data: DeviceData,
+    pub(crate) lock_owner: Link,
     pub(crate) lock_waiters: List,
     pub(crate) added_by_binding: bool,
     /// The PD whose driver added this device from a probe (`__device_add`).
-    pub(crate) added_by: Option<PdId>,
+    pub(crate) added_by: MaybePd,
     /// Cleared by a manual unbind: the device is then not probed automatically.
     pub(crate) autoprobe: bool,
     pub(crate) queue: Queue,
     pub(crate) queue_links: Links,
     /// The PD whose driver this device lost when that PD died (cleared when it is bound again):
     /// what a query shows while the PD restarts or is quarantined.
-    pub(crate) last_pd: Option<PdId>,
+    pub(crate) last_pd: MaybePd,
+}
+
+/// An optional PD in four bytes (`u32::MAX` is none: Microkit's PD ids are 0–62, the host
+/// platform's the same).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct MaybePd(u32);
+
+impl MaybePd {
+    pub(crate) const NONE: Self = Self(u32::MAX);
+
+    pub(crate) fn get(self) -> Option<PdId> {
+        (self.0 != u32::MAX).then_some(PdId(self.0))
+    }
+}
+
+impl From<Option<PdId>> for MaybePd {
+    fn from(pd: Option<PdId>) -> Self {
+        pd.map_or(Self::NONE, |pd| Self(pd.0))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -53,7 +72,8 @@ pub(crate) struct Driver {
     pub(crate) bus: u32,
     pub(crate) pd: PdId,
     pub(crate) name: Name,
-    pub(crate) match_table: MatchTable,
+    /// Its match table, in the store's claims.
+    pub(crate) table: Run,
     pub(crate) bus_links: Links,
     /// Position on the bus's driver list (increasing in list order).
     pub(crate) sequence: u64,

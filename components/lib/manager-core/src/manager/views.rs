@@ -23,8 +23,8 @@ pub enum LockOwner {
 }
 
 /// A read-only view of a device.
-#[derive(Clone, Copy, Debug)]
-pub struct DeviceInfo<'a> {
+#[derive(Clone, Debug)]
+pub struct DeviceInfo {
     /// The device.
     pub id: DeviceId,
     /// Its bus.
@@ -35,10 +35,10 @@ pub struct DeviceInfo<'a> {
     pub driver: Option<DriverId>,
     /// Its power state.
     pub state: DeviceState,
-    /// What it is.
-    pub match_data: &'a MatchData,
-    /// Its resources.
-    pub resources: &'a Resources,
+    /// What it is (copied out of the store).
+    pub match_data: MatchData,
+    /// Its resources (copied out of the store).
+    pub resources: Resources,
     /// Who holds its lock.
     pub lock_owner: Option<LockOwner>,
     /// Parked by a deferred probe.
@@ -50,7 +50,7 @@ pub struct DeviceInfo<'a> {
 }
 
 /// A read-only view of a driver.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct DriverInfo<'a> {
     /// The driver.
     pub id: DriverId,
@@ -60,8 +60,8 @@ pub struct DriverInfo<'a> {
     pub pd: PdId,
     /// Its name.
     pub name: &'a str,
-    /// The devices it claims.
-    pub match_table: &'a MatchTable,
+    /// The devices it claims (copied out of the store).
+    pub match_table: MatchTable,
     /// Its state.
     pub state: DriverState,
     /// How many devices are bound to it.
@@ -96,7 +96,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
     ///
     /// # Errors
     /// [`Error::StaleDevice`].
-    pub fn device(&self, id: DeviceId) -> Result<DeviceInfo<'_>, Error> {
+    pub fn device(&self, id: DeviceId) -> Result<DeviceInfo, Error> {
         let index = self.resolve_device(id)?;
         let device = &self.devices[index];
         Ok(DeviceInfo {
@@ -105,12 +105,12 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             parent: device.parent.map(|parent| self.device_id(parent)),
             driver: device.driver.map(|driver| self.driver_id(driver)),
             state: device.state,
-            match_data: &device.match_data,
-            resources: &device.resources,
+            match_data: self.store.match_data(&device.data),
+            resources: self.store.resources_owned(&device.data),
             lock_owner: device.lock_owner.map(|op| self.lock_owner_of(op)),
             deferred: device.queue == Queue::Deferred,
             added_by_binding: device.added_by_binding,
-            last_pd: device.last_pd,
+            last_pd: device.last_pd.get(),
         })
     }
 
@@ -155,7 +155,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             bus: self.bus_id(driver.bus),
             pd: driver.pd,
             name: driver.name.as_str(),
-            match_table: &driver.match_table,
+            match_table: self.store.match_table(driver.table),
             state: driver.state,
             bound_devices: driver.devices.len,
             callbacks_in_flight: driver.in_flight,

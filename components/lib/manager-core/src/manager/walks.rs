@@ -25,7 +25,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             && entry.state == DeviceState::Active
             && candidate.state == DriverState::Live
             && candidate.bus == entry.bus
-            && candidate.match_table.matches(&entry.match_data)
+            && self.claims(driver, device)
             && self.given(device, candidate.pd)
     }
 
@@ -39,13 +39,13 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         let bus = self.devices[device].bus;
         let mut candidate = match walk.cursor {
             Some((index, generation)) if self.drivers.is_live(index, generation) => {
-                self.drivers[index].bus_links.next
+                self.drivers[index].bus_links.next()
             }
-            _ => self.buses[bus].drivers.head,
+            _ => self.buses[bus].drivers.head(),
         };
         while let Some(index) = candidate {
             let driver = &self.drivers[index];
-            candidate = driver.bus_links.next;
+            candidate = driver.bus_links.next();
             if only.is_some_and(|only| only.index() != index) {
                 continue;
             }
@@ -68,13 +68,13 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         let bus = self.drivers[driver].bus;
         let mut candidate = match walk.cursor {
             Some((index, generation)) if self.devices.is_live(index, generation) => {
-                self.devices[index].bus_links.next
+                self.devices[index].bus_links.next()
             }
-            _ => self.buses[bus].devices.head,
+            _ => self.buses[bus].devices.head(),
         };
         while let Some(index) = candidate {
             let device = &self.devices[index];
-            candidate = device.bus_links.next;
+            candidate = device.bus_links.next();
             if !device.autoprobe || !self.probe_eligible(index, driver) {
                 continue;
             }

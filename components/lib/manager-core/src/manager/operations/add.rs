@@ -9,7 +9,8 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         &mut self,
         op: u32,
         parent: Option<DeviceId>,
-        descriptor: &DeviceDescriptor,
+        bus: BusId,
+        data: DeviceData,
         out: &mut dyn FnMut(Effect),
     ) -> Step {
         let parent_index = match parent {
@@ -34,7 +35,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             Some((_, Requester::Driver(pd))) => Some(pd),
             _ => None,
         };
-        let created = self.create_device(parent_index, descriptor, false, adder, out);
+        let created = self.create_device(parent_index, bus, data, false, adder, out);
         if let Some(parent) = parent_index {
             self.unlock(op, parent);
         }

@@ -26,9 +26,11 @@ pub(crate) use unregister::*;
 pub(crate) enum Task {
     /// Placeholder while the task is being stepped.
     Running,
+    /// The device's data is in the store from the moment it is accepted.
     Add {
         parent: Option<DeviceId>,
-        descriptor: DeviceDescriptor,
+        bus: BusId,
+        data: DeviceData,
     },
     Probe(ProbeTask),
     Attach(AttachTask),

@@ -184,7 +184,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                 DeviceState::Suspended => ChangeKind::Suspended,
                 DeviceState::ShutDown => ChangeKind::ShutDown,
             };
-            self.changed(kind, device, self.devices[device].driver, out);
+            self.changed(kind, device, self.devices[device].driver.get(), out);
         }
         self.devices[device].state = state;
         let entry = &self.devices[device];

@@ -168,7 +168,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         if self.shut_down {
             return Some(Err(Error::ShutDown));
         }
-        if let Some(bound) = device.driver {
+        if let Some(bound) = device.driver.get() {
             return Some(if task.only.is_some() {
                 Err(Error::Busy)
             } else {
@@ -186,8 +186,8 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                 let candidate = &self.drivers[driver];
                 let usable =
                     candidate.state == DriverState::Live && device.state == DeviceState::Active;
-                let matches = candidate.bus == device.bus
-                    && candidate.match_table.matches(&device.match_data);
+                let matches =
+                    candidate.bus == device.bus && self.claims(driver, task.device.index());
                 return Some(Err(if !usable {
                     Error::Busy
                 } else if matches && !self.given(task.device.index(), candidate.pd) {

@@ -18,7 +18,6 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             return Err(Error::StaleBus);
         };
         let sequence = bus.next_sequence;
-        self.may_register(descriptor.pd, bus_index, &descriptor.match_table)?;
         // One PD may not fill the table and lock the others out (a restarted PD among them).
         let registered = self
             .drivers
@@ -28,11 +27,38 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
         if registered >= self.config.drivers_per_pd {
             return Err(Error::OverQuota);
         }
+        if self.drivers.is_full() {
+            return Err(Error::NoSpace);
+        }
+        // Nor may it fill the store's claims: its drivers hold at most their average share
+        // (a full table always fits).
+        let claims: usize = self
+            .drivers
+            .iter()
+            .filter(|(_, driver)| driver.pd == descriptor.pd && driver.state != DriverState::Dead)
+            .map(|(_, driver)| driver.table.len())
+            .sum();
+        let share = self
+            .config
+            .drivers_per_pd
+            .saturating_mul(crate::CLAIMS_PER_DRIVER)
+            .max(warden_vocabulary::MAX_MATCH_ENTRIES);
+        if claims + descriptor.match_table.entries.len() > share {
+            return Err(Error::OverQuota);
+        }
+        let table = self
+            .store
+            .store_table(&descriptor.match_table)
+            .ok_or(Error::NoSpace)?;
+        if let Err(error) = self.may_register(descriptor.pd, bus_index, table) {
+            self.release_table(table);
+            return Err(error);
+        }
         let driver = Driver {
             bus: bus_index,
             pd: descriptor.pd,
             name: descriptor.name.clone(),
-            match_table: descriptor.match_table.clone(),
+            table,
             bus_links: Links::default(),
             sequence,
             devices: List::new(),
@@ -51,6 +77,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
             attach_links: Links::default(),
         };
         let Ok((index, _)) = self.drivers.insert(driver) else {
+            self.release_table(table);
             return Err(Error::NoSpace);
         };
         let bus = &mut self.buses[bus_index];

@@ -48,7 +48,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                         return Step::Done(Err(error));
                     }
                     if task.mode == TeardownMode::Delete {
-                        if let Some(parent) = self.devices[target].parent {
+                        if let Some(parent) = self.devices[target].parent.get() {
                             task.parent = Some((parent, self.devices.generation(parent)));
                             if !self.lock(op, parent) {
                                 return Step::Blocked;

@@ -82,7 +82,9 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                         list.remove(&mut self.drivers, driver, BusDriverLinks);
                         self.buses[bus].drivers = list;
                         self.buses[bus].drivers_version += 1;
-                        self.drivers.remove(driver);
+                        if let Some(removed) = self.drivers.remove(driver) {
+                            self.release_table(removed.table);
+                        }
                         return Step::Done(Ok(Outcome::Done));
                     }
                 },
@@ -96,7 +98,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
                         if self.devices[index].driver.is_none() {
                             if self.drivers[driver].state == DriverState::Dead {
                                 // Lost to its PD's death: a query says whose.
-                                self.devices[index].last_pd = Some(self.drivers[driver].pd);
+                                self.devices[index].last_pd = Some(self.drivers[driver].pd).into();
                             }
                             if self.devices[index].autoprobe {
                                 self.queue_probe(index);
@@ -111,7 +113,7 @@ impl<const DEVICES: usize, const DRIVERS: usize, const BUSES: usize, const OPERA
 
     /// A device bound to `driver` none of whose descendants is bound to it.
     pub(crate) fn bound_device_children_first(&self, driver: u32) -> Option<u32> {
-        let mut device = self.drivers[driver].devices.head?;
+        let mut device = self.drivers[driver].devices.head()?;
         'descend: loop {
             let scope = Scope::Subtree(device);
             let mut node = self.preorder_next(device, scope);
