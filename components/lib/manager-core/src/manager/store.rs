@@ -76,13 +76,15 @@ impl Run {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Pool<T, const N: usize, const K: usize> {
     items: [[T; K]; N],
-    used: u16,
+    used: u32,
 }
 
 impl<T: Copy + Default + PartialEq, const N: usize, const K: usize> Pool<T, N, K> {
+    /// Runs start at a `u16`: a pool holds at most 65,536 items (a manager of 4,096 devices
+    /// has 65,536 bytes of text).
     const FITS: () = assert!(
-        N * K <= u16::MAX as usize,
-        "a pool's runs are addressed by u16"
+        N * K <= u16::MAX as usize + 1,
+        "a pool's runs start at a u16"
     );
 
     pub(crate) fn new() -> Self {
@@ -94,7 +96,7 @@ impl<T: Copy + Default + PartialEq, const N: usize, const K: usize> Pool<T, N, K
     }
 
     pub(crate) fn used(&self) -> usize {
-        usize::from(self.used)
+        self.used as usize
     }
 
     /// Copies `items` in; `None` when they do not fit (nothing is stored then).
@@ -112,7 +114,7 @@ impl<T: Copy + Default + PartialEq, const N: usize, const K: usize> Pool<T, N, K
             start: u16::try_from(start).ok()?,
             len: u16::try_from(items.len()).ok()?,
         };
-        self.used = u16::try_from(end).ok()?;
+        self.used = u32::try_from(end).ok()?;
         Some(run)
     }
 
@@ -136,7 +138,7 @@ impl<T: Copy + Default + PartialEq, const N: usize, const K: usize> Pool<T, N, K
         if let Some(tail) = items.get_mut(used - run.len()..used) {
             tail.fill(T::default());
         }
-        self.used -= run.len;
+        self.used -= u32::from(run.len);
     }
 }
 
@@ -518,6 +520,26 @@ mod tests {
         other.store(&[6]).unwrap();
         other.store(&[7, 8, 9, 10, 11]).unwrap();
         assert_eq!(pool, other);
+    }
+
+    #[test]
+    fn a_pool_of_65536_items_is_addressed_to_its_last() {
+        // The text of a manager of 4,096 devices (it failed to compile at first).
+        let mut pool: std::boxed::Box<Pool<u8, 4096, 16>> = std::boxed::Box::new(Pool::new());
+        let mut last = Run::EMPTY;
+        while let Some(run) = pool.store(&[7; 40]) {
+            last = run;
+        }
+        assert_eq!(pool.used(), 65_520, "1,638 runs of 40");
+        assert_eq!(
+            pool.store(&[9; 16]).map(Run::end),
+            Some(65_536),
+            "the very last byte"
+        );
+        assert_eq!(pool.get(last), [7; 40]);
+        assert!(pool.store(&[1]).is_none());
+        pool.free(last);
+        assert_eq!(pool.used(), 65_496);
     }
 
     #[test]
