@@ -256,6 +256,7 @@ pub(crate) struct NodeProperties<'a> {
     pub(crate) interrupts_extended: Option<&'a [u8]>,
     pub(crate) interrupt_cells: Option<&'a [u8]>,
     pub(crate) phandle: Option<&'a [u8]>,
+    pub(crate) device_type: Option<&'a [u8]>,
 }
 
 impl<'a> NodeProperties<'a> {
@@ -271,6 +272,7 @@ impl<'a> NodeProperties<'a> {
             "interrupt-parent" => &mut self.interrupt_parent,
             "interrupts-extended" => &mut self.interrupts_extended,
             "#interrupt-cells" => &mut self.interrupt_cells,
+            "device_type" => &mut self.device_type,
             // Old trees carry only the pre-standard spelling.
             "phandle" | "linux,phandle" => &mut self.phandle,
             _ => return,

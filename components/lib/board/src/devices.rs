@@ -224,20 +224,25 @@ impl<'b, 'a> Devices<'b, 'a> {
         let Some(bus) = self.ancestors.last() else {
             return Ok(None);
         };
+        if matches!(bus.properties.device_type, Some(b"pci\0" | b"pci"))
+            && self.ancestors.len() >= 2
+        {
+            return pci_function(name, reg).map(Some);
+        }
         let zero = bus
             .properties
             .size_cells
             .is_some_and(|cells| u32_value(cells) == Some(0));
-        if !zero || self.ancestors.len() < 2 {
+        // A node with no `reg` is nobody's at an address: a platform device, as it always was;
+        // so is a child of a `simple-bus` (a container of regulators, say), whose children
+        // Linux's platform code makes devices of, with no resources.
+        let Some(reg) = reg.filter(|reg| !reg.is_empty()) else {
+            return Ok(None);
+        };
+        if !zero || self.ancestors.len() < 2 || is_simple_bus(bus) {
             return Ok(None);
         }
         let kind = bus.name.split('@').next().unwrap_or(bus.name);
-        let Some(reg) = reg.filter(|reg| !reg.is_empty()) else {
-            return Ok(Some(BoardBus::Local {
-                kind,
-                address: None,
-            }));
-        };
         let entry = bus_cells(name, bus, CellKind::Address)? * 4;
         if reg.len() % entry != 0 {
             return Err(BoardError::BadProperty {
@@ -266,6 +271,15 @@ impl<'b, 'a> Devices<'b, 'a> {
             node: name,
             property: "reg",
         })?;
+        if is_simple_bus(bus)
+            && bus
+                .properties
+                .size_cells
+                .is_some_and(|cells| u32_value(cells) == Some(0))
+        {
+            // Addresses with no size on a memory-mapped bus name no window.
+            return Ok((windows, true));
+        }
         let address_cells = bus_cells(name, bus, CellKind::Address)?;
         let size_cells = bus_cells(name, bus, CellKind::Size)?;
         let entry = (address_cells + size_cells) * 4;
@@ -547,6 +561,44 @@ impl core::iter::FusedIterator for Devices<'_, '_> {}
 /// The node name without its unit address.
 fn base_name(name: &str) -> &str {
     name.split('@').next().unwrap_or(name)
+}
+
+/// Is the node a `simple-bus` (or `simple-mfd`): a container whose children are platform
+/// devices (Linux's `of_default_bus_match_table`)?
+fn is_simple_bus(bus: &Frame<'_>) -> bool {
+    bus.properties
+        .compatible
+        .unwrap_or_default()
+        .split(|&byte| byte == 0)
+        .any(|name| name == b"simple-bus" || name == b"simple-mfd")
+}
+
+/// A node under a PCI bus (`device_type = "pci"`): a function that enumeration finds, which the
+/// node describes further. Its `reg` entries are PCI addresses (three cells, the first
+/// `phys.hi` naming the configuration space: bus, device and function) with two size cells; the
+/// function's address on its bus is its device and function (`devfn`), as Linux's
+/// `of_pci_get_devfn` reads it from the first entry. Its windows are the BARs its bridge's
+/// driver assigns, not in the tree.
+fn pci_function<'a>(name: &'a str, reg: Option<&'a [u8]>) -> Result<BoardBus<'a>, BoardError<'a>> {
+    const ENTRY: usize = (3 + 2) * 4;
+    let Some(reg) = reg.filter(|reg| !reg.is_empty()) else {
+        return Ok(BoardBus::Local {
+            kind: "pci",
+            address: None,
+        });
+    };
+    let bad = BoardError::BadProperty {
+        node: name,
+        property: "reg",
+    };
+    if reg.len() % ENTRY != 0 {
+        return Err(bad);
+    }
+    let phys_hi = reg.get(..4).and_then(u32_value).ok_or(bad)?;
+    Ok(BoardBus::Local {
+        kind: "pci",
+        address: Some(u64::from((phys_hi >> 8) & 0xff)),
+    })
 }
 
 /// A big-endian number of one or two cells (callers pass 4 or 8 bytes).

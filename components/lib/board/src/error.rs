@@ -65,7 +65,8 @@ pub enum BoardError<'a> {
         property: &'static str,
     },
     /// A property of the node's bus or interrupt controller, needed to read the node, is
-    /// malformed or has a value Warden does not read (e.g. `#size-cells = <0>` above a `reg`).
+    /// malformed or has a value Warden does not read (e.g. `#address-cells = <3>` on a bus that
+    /// is not a PCI bus).
     BadParentProperty {
         /// The node being read.
         node: &'a str,
@@ -83,8 +84,9 @@ pub enum BoardError<'a> {
         given: usize,
     },
     /// A `reg` address cannot be translated to a CPU-physical address: a bus between the node
-    /// and the root has no `ranges` (its children's addresses are not CPU addresses, e.g. I2C),
-    /// or none of its `ranges` covers the window.
+    /// and the root has no `ranges` (a syscon's children), or none of its `ranges` covers the
+    /// window. The walk yields no such error: it keeps the device, with the windows before
+    /// that one ([`crate::BoardDevice::reg_not_translatable`]); the variant names the case.
     NotTranslatable {
         /// The node being read.
         node: &'a str,

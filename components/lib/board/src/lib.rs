@@ -83,8 +83,10 @@ impl<'a> Board<'a> {
     /// `compatible` property except the root and what lies under `/cpus`, `/chosen`,
     /// `/aliases` and `/reserved-memory`. Disabled devices are included.
     ///
-    /// A node that cannot be read (too many windows, a malformed property, an untranslatable
-    /// address) is an `Err` item naming it, and the walk goes on with the next node.
+    /// A node that cannot be read (too many windows, a malformed property, a bus whose cells
+    /// Warden does not read) is an `Err` item naming it, and the walk goes on with the next
+    /// node. A `reg` that names no CPU-physical address is no error: see
+    /// [`BoardDevice::reg_not_translatable`] and [`BoardBus`].
     ///
     /// Without an index every phandle a node names (its `interrupt-parent`, the controllers of
     /// its `interrupts-extended`) is looked up by a walk over the tree, so a tree with many

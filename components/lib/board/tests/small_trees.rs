@@ -698,6 +698,24 @@ const LOCAL_BUS_TREE: &str = r#"
         #size-cells = <0>;
         flash@0 { compatible = "jedec,spi-nor"; reg = <0>; };
     };
+    pcie@40000000 {
+        compatible = "pci-host-ecam-generic";
+        device_type = "pci";
+        reg = <0 0x40000000 0 0x10000000>;
+        #address-cells = <3>;
+        #size-cells = <2>;
+        ranges = <0x02000000 0 0x10000000 0 0x10000000 0 0x10000000>;
+        nic@0,0 { compatible = "pci8086,100e"; reg = <0x0000 0 0 0 0>; };
+        bridge@1,0 {
+            compatible = "pci1b36,c";
+            device_type = "pci";
+            reg = <0x0800 0 0 0 0>;
+            #address-cells = <3>;
+            #size-cells = <2>;
+            disk@0,1 { compatible = "pci1af4,1042"; reg = <0x10100 0 0 0 0>; };
+        };
+        short@2,0 { compatible = "test,short"; reg = <0x1000 0 0>; };
+    };
     ethernet@ff3f0000 {
         compatible = "amlogic,meson-g12a-dwmac";
         reg = <0 0xff3f0000 0 0x10000>;
@@ -763,5 +781,80 @@ fn devices_on_buses_that_are_not_memory_mapped_sit_on_their_controllers_bus() {
         }
     );
     assert_eq!(phy.parent, Some(mdio));
+    // PCI functions (issue 16: 63 nodes were "malformed" for their three address cells): on a
+    // pci bus at their devfn, as Linux's of_pci_get_devfn reads it; a bridge's own functions
+    // under it.
+    let (host, _) = device(&devices, "pcie@40000000");
+    let (_, nic) = device(&devices, "nic@0,0");
+    assert_eq!(
+        nic.bus,
+        BoardBus::Local {
+            kind: "pci",
+            address: Some(0)
+        }
+    );
+    assert_eq!(nic.parent, Some(host));
+    let (bridge, port) = device(&devices, "bridge@1,0");
+    assert_eq!(
+        port.bus,
+        BoardBus::Local {
+            kind: "pci",
+            address: Some(0x08)
+        }
+    );
+    let (_, disk) = device(&devices, "disk@0,1");
+    assert_eq!(
+        disk.bus,
+        BoardBus::Local {
+            kind: "pci",
+            address: Some(0x01)
+        }
+    );
+    assert_eq!(disk.parent, Some(bridge));
+    assert!(disk.mmio.is_empty(), "BARs are assigned, not described");
+    assert!(devices.contains(&Err(BoardError::BadProperty {
+        node: "short@2,0",
+        property: "reg"
+    })));
+    read_everything(&blob).unwrap();
+}
+
+/// A `simple-bus` whose `#size-cells` is 0 (a container of fixed regulators): its children are
+/// platform devices with no window, as Linux makes them, not devices on a bus named after it
+/// (the second review found them taken for an I2C-like bus); a child with no `reg` under an I2C
+/// controller stays a platform device, as it was.
+#[test]
+fn children_of_a_simple_bus_without_sizes_are_platform_devices() {
+    use warden_board::BoardBus;
+    let blob = compile_dts(
+        r#"
+/dts-v1/;
+/ {
+    #address-cells = <1>;
+    #size-cells = <1>;
+    regulators {
+        compatible = "simple-bus";
+        #address-cells = <1>;
+        #size-cells = <0>;
+        regulator@0 { compatible = "regulator-fixed"; reg = <0>; };
+    };
+    i2c@7000 {
+        compatible = "test,i2c";
+        reg = <0x7000 0x100>;
+        #address-cells = <1>;
+        #size-cells = <0>;
+        no-reg { compatible = "test,no-reg"; };
+    };
+};
+"#,
+    );
+    let board = Board::new(&blob).unwrap();
+    let devices = all_devices(&board);
+    let (_, regulator) = device(&devices, "regulator@0");
+    assert_eq!(regulator.bus, BoardBus::Platform);
+    assert!(regulator.mmio.is_empty() && regulator.reg_not_translatable);
+    let (_, no_reg) = device(&devices, "no-reg");
+    assert_eq!(no_reg.bus, BoardBus::Platform);
+    assert!(no_reg.mmio.is_empty() && !no_reg.reg_not_translatable);
     read_everything(&blob).unwrap();
 }

@@ -788,6 +788,24 @@ mod tests {
         assert!(console.drain_output(&mut |piece| bytes += piece.len()));
         assert!(console.drain_output(&mut |piece| bytes += piece.len()));
         assert_eq!(bytes, 700, "all of it, over three turns");
+        // A turn that ends on its budget with the ring empty asks for a signal all the same
+        // (a review found the shell's next output stranded: nobody notified for it).
+        assert!(
+            output.signal_needed(),
+            "the last turn found the ring empty and armed it"
+        );
+        for _ in 0..6 {
+            output.try_push(&[b'm'; 100]).unwrap();
+        }
+        let mut more = 0;
+        assert!(console.drain_output(&mut |piece| more += piece.len()));
+        assert!(console.drain_output(&mut |piece| more += piece.len()));
+        assert_eq!(more, 600, "two turns, the second ending on its budget");
+        output.try_push(b"next").unwrap();
+        assert!(
+            output.signal_needed(),
+            "armed: the next output notifies the console"
+        );
     }
 
     #[test]

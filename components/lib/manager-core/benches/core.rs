@@ -336,9 +336,9 @@ fn print_figures() {
     // size Warden's manager PD uses.
     let footprint = core::mem::size_of::<Manager<256, 64, 4, 32>>();
     let wide = core::mem::size_of::<Manager<256, 64, 4, 64>>();
-    let warden = core::mem::size_of::<Manager<128, 16, 2, 32>>();
+    let warden = core::mem::size_of::<Manager<128, 16, 16, 32>>();
     println!(
-        "manager state as the device manager PD sizes it (128 devices, 16 drivers, 32 operations): {warden} bytes"
+        "manager state as the device manager PD sizes it (128 devices, 16 drivers, 16 buses, 32 operations): {warden} bytes"
     );
     println!(
         "manager state for 256 devices, 64 drivers and 64 operations in progress: {wide} bytes \

@@ -9,7 +9,7 @@
 //! bound (the shell greets), when it puts a line on the ring and the shell asked for a signal,
 //! and after it took output (room was made); the shell notifies the driver when it puts output
 //! on the ring and the driver asked, or when the driver notified and output is still there (the
-//! driver takes a ring's worth at a time).
+//! driver takes about [`OUTPUT_BYTES_PER_TURN`] at a time).
 //!
 //! The driver maps the rings as `to_shell` / `from_shell` ([`Server::from_system`]), the shell
 //! as `from_console` / `to_console` ([`Client::from_system`]).
@@ -64,13 +64,18 @@ pub const OUTPUT_BYTES_PER_TURN: usize = 256;
 
 /// Takes messages from `ring` until `budget` bytes were taken (at least one message, at most a
 /// ring's worth), each handed to `each`; returns whether any was taken. A corrupt slot is
-/// skipped, not the end of the ring.
+/// skipped, not the end of the ring. Stopping on the budget, it arms the ring's signal if the
+/// ring is empty after all: otherwise a last message that used up the budget would leave
+/// nobody to notify for the next one (the shell notifies back only while output is left).
 fn take_batch(ring: &mut Consumer<'static>, budget: usize, mut each: impl FnMut(&[u8])) -> bool {
     let mut buffer = [0u8; SLOT_BYTES];
     let mut taken = false;
     let mut bytes = 0usize;
     for _ in 0..ring.capacity() {
         if bytes >= budget {
+            // Armed only if empty (then the shell's next output notifies); if not, withdrawn,
+            // and the shell, notified that room was made, notifies back for the rest.
+            let _ = ring.arm_signal();
             return taken;
         }
         match ring.pop_or_arm(&mut buffer) {
@@ -225,8 +230,8 @@ impl Client {
     }
 
     /// Puts waiting output on the ring; returns whether to notify the console: it asked, or
-    /// output is still on the ring when it has just notified (it takes a ring's worth at a
-    /// time and then says so).
+    /// output is still on the ring when it has just notified (it takes about
+    /// [`OUTPUT_BYTES_PER_TURN`] at a time and then says so).
     pub fn flush(&mut self, console_notified: bool) -> bool {
         let asked = self.output.flush();
         let left = console_notified && self.output.unconsumed();

@@ -89,6 +89,14 @@ impl DeviceManager {
                     continue;
                 }
             };
+            if device.reg_not_translatable {
+                info!(
+                    "manager: board node '{}': a reg entry names no CPU-physical address; the \
+                     device has the {} window(s) before it",
+                    device.path_name,
+                    device.mmio.len()
+                );
+            }
             let descriptor = DeviceDescriptor {
                 bus,
                 match_data,
@@ -224,8 +232,14 @@ mod tests {
         assert!(bus_named(&mut core, "platform").is_err());
         assert!(bus_named(&mut core, &"x".repeat(33)).is_err());
         // Until the table is full: then none, and the node is left out (not put elsewhere).
-        assert!(bus_named(&mut core, "a").is_ok());
-        assert!(bus_named(&mut core, "b").is_ok());
+        let made = (0..crate::BUSES)
+            .take_while(|kind| bus_named(&mut core, &alloc::format!("k{kind}")).is_ok())
+            .count();
+        assert_eq!(
+            made,
+            crate::BUSES - 6,
+            "five fixed buses and w1 before them"
+        );
         assert_eq!(
             bus_named(&mut core, "c"),
             Err("no room for another bus (see BUSES)")
