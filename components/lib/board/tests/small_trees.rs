@@ -286,13 +286,7 @@ fn hand_built_tree_reports_each_node_on_its_own() {
     // device on its controller's I2C bus, at its address (it used to be refused).
     let (i2c, _) = device(&devices, "i2c@7000");
     let (_, sensor) = device(&devices, "sensor@48");
-    assert_eq!(
-        sensor.bus,
-        warden_board::BoardBus::Local {
-            kind: "i2c",
-            address: Some(0x48)
-        }
-    );
+    assert_eq!(sensor.bus, local("i2c", 0x48));
     assert_eq!(sensor.parent, Some(i2c));
     // Under a bus without `ranges` (a syscon's children): the same.
     let (bus_index, _) = device(&devices, "no-ranges-bus@9000");
@@ -739,24 +733,12 @@ fn devices_on_buses_that_are_not_memory_mapped_sit_on_their_controllers_bus() {
     assert_eq!(controller.bus, BoardBus::Platform);
     assert_eq!(controller.mmio.len(), 1);
     let (_, eeprom) = device(&devices, "eeprom@50");
-    assert_eq!(
-        eeprom.bus,
-        BoardBus::Local {
-            kind: "i2c",
-            address: Some(0x50)
-        }
-    );
+    assert_eq!(eeprom.bus, local("i2c", 0x50));
     assert!(eeprom.mmio.is_empty(), "an I2C address is no window");
     assert_eq!(eeprom.parent, Some(i2c), "a child of its controller");
     // The first address, as Linux's I2C core reads it; its interrupts as any device's.
     let (_, sensor) = device(&devices, "sensor@48");
-    assert_eq!(
-        sensor.bus,
-        BoardBus::Local {
-            kind: "i2c",
-            address: Some(0x48)
-        }
-    );
+    assert_eq!(sensor.bus, local("i2c", 0x48));
     assert_eq!(sensor.irqs.as_slice(), [41]);
     // Not a whole number of address cells: malformed, named.
     assert!(devices.contains(&Err(BoardError::BadProperty {
@@ -764,52 +746,22 @@ fn devices_on_buses_that_are_not_memory_mapped_sit_on_their_controllers_bus() {
         property: "reg"
     })));
     let (_, flash) = device(&devices, "flash@0");
-    assert_eq!(
-        flash.bus,
-        BoardBus::Local {
-            kind: "spi",
-            address: Some(0)
-        }
-    );
+    assert_eq!(flash.bus, local("spi", 0));
     let (mdio, _) = device(&devices, "mdio");
     let (_, phy) = device(&devices, "phy@0");
-    assert_eq!(
-        phy.bus,
-        BoardBus::Local {
-            kind: "mdio",
-            address: Some(0)
-        }
-    );
+    assert_eq!(phy.bus, local("mdio", 0));
     assert_eq!(phy.parent, Some(mdio));
     // PCI functions (issue 16: 63 nodes were "malformed" for their three address cells): on a
     // pci bus at their devfn, as Linux's of_pci_get_devfn reads it; a bridge's own functions
     // under it.
     let (host, _) = device(&devices, "pcie@40000000");
     let (_, nic) = device(&devices, "nic@0,0");
-    assert_eq!(
-        nic.bus,
-        BoardBus::Local {
-            kind: "pci",
-            address: Some(0)
-        }
-    );
+    assert_eq!(nic.bus, local("pci", 0));
     assert_eq!(nic.parent, Some(host));
     let (bridge, port) = device(&devices, "bridge@1,0");
-    assert_eq!(
-        port.bus,
-        BoardBus::Local {
-            kind: "pci",
-            address: Some(0x08)
-        }
-    );
+    assert_eq!(port.bus, local("pci", 0x08));
     let (_, disk) = device(&devices, "disk@0,1");
-    assert_eq!(
-        disk.bus,
-        BoardBus::Local {
-            kind: "pci",
-            address: Some(0x01)
-        }
-    );
+    assert_eq!(disk.bus, local("pci", 0x01));
     assert_eq!(disk.parent, Some(bridge));
     assert!(disk.mmio.is_empty(), "BARs are assigned, not described");
     assert!(devices.contains(&Err(BoardError::BadProperty {
@@ -857,4 +809,12 @@ fn children_of_a_simple_bus_without_sizes_are_platform_devices() {
     assert_eq!(no_reg.bus, BoardBus::Platform);
     assert!(no_reg.mmio.is_empty() && !no_reg.reg_not_translatable);
     read_everything(&blob).unwrap();
+}
+
+/// A device on its controller's bus at `address`.
+fn local(kind: &'static str, address: u64) -> warden_board::BoardBus<'static> {
+    warden_board::BoardBus::Local {
+        kind,
+        address: Some(address),
+    }
 }

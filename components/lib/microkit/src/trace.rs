@@ -14,100 +14,75 @@ pub enum Phase {
     End,
 }
 
-/// What the span is: the device manager's requests and the callbacks it sends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Name {
+/// The span names: one table gives the enum, its list and each name's text.
+macro_rules! names {
+    ($( $(#[$doc:meta])* $Variant:ident = $code:literal, $text:literal; )*) => {
+        /// What the span is: the device manager's requests and the callbacks it sends.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u8)]
+        pub enum Name {
+            $( $(#[$doc])* $Variant = $code, )*
+        }
+
+        impl Name {
+            /// Every name.
+            pub const ALL: &[Self] = &[$( Self::$Variant, )*];
+
+            /// How the trace names it.
+            #[must_use]
+            pub fn text(self) -> &'static str {
+                match self {
+                    $( Self::$Variant => $text, )*
+                }
+            }
+        }
+    };
+}
+
+names! {
     /// A request: a device added (the board's, or a bridge's child).
-    AddDevice = 1,
+    AddDevice = 1, "add device";
     /// A request: a device removed.
-    RemoveDevice = 2,
+    RemoveDevice = 2, "remove device";
     /// A request: a driver registered.
-    RegisterDriver = 3,
+    RegisterDriver = 3, "register driver";
     /// A request: a driver unregistered.
-    UnregisterDriver = 4,
+    UnregisterDriver = 4, "unregister driver";
     /// A request: bind.
-    Bind = 5,
+    Bind = 5, "bind";
     /// A request: unbind.
-    Unbind = 6,
+    Unbind = 6, "unbind";
     /// A request: probe a device.
-    ProbeDevice = 7,
+    ProbeDevice = 7, "probe device";
     /// A request: rescan.
-    Rescan = 8,
+    Rescan = 8, "rescan";
     /// A request: suspend (a subtree or all).
-    SuspendRequest = 9,
+    SuspendRequest = 9, "suspend";
     /// A request: resume (a subtree or all).
-    ResumeRequest = 10,
+    ResumeRequest = 10, "resume";
     /// A request: shut the system down.
-    ShutdownRequest = 11,
+    ShutdownRequest = 11, "shutdown";
     /// The end of a request (named as it began).
-    Request = 12,
+    Request = 12, "request";
     /// A callback: probe.
-    Probe = 32,
+    Probe = 32, "probe";
     /// A callback: remove.
-    Remove = 33,
+    Remove = 33, "remove";
     /// A callback: suspend.
-    Suspend = 34,
+    Suspend = 34, "suspend";
     /// A callback: resume.
-    Resume = 35,
+    Resume = 35, "resume";
     /// A callback: shutdown.
-    Shutdown = 36,
+    Shutdown = 36, "shutdown";
     /// The end of a callback (named as it began).
-    Callback = 37,
+    Callback = 37, "callback";
 }
 
 impl Name {
-    /// Every name.
-    pub const ALL: [Self; 18] = [
-        Self::AddDevice,
-        Self::RemoveDevice,
-        Self::RegisterDriver,
-        Self::UnregisterDriver,
-        Self::Bind,
-        Self::Unbind,
-        Self::ProbeDevice,
-        Self::Rescan,
-        Self::SuspendRequest,
-        Self::ResumeRequest,
-        Self::ShutdownRequest,
-        Self::Request,
-        Self::Probe,
-        Self::Remove,
-        Self::Suspend,
-        Self::Resume,
-        Self::Shutdown,
-        Self::Callback,
-    ];
-
     /// The name with this code.
     #[must_use]
     pub fn from_code(code: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|name| *name as u8 == code)
-    }
-
-    /// How the trace names it.
-    #[must_use]
-    pub fn text(self) -> &'static str {
-        match self {
-            Self::AddDevice => "add device",
-            Self::RemoveDevice => "remove device",
-            Self::RegisterDriver => "register driver",
-            Self::UnregisterDriver => "unregister driver",
-            Self::Bind => "bind",
-            Self::Unbind => "unbind",
-            Self::ProbeDevice => "probe device",
-            Self::Rescan => "rescan",
-            Self::SuspendRequest => "suspend",
-            Self::ResumeRequest => "resume",
-            Self::ShutdownRequest => "shutdown",
-            Self::Request => "request",
-            Self::Probe => "probe",
-            Self::Remove => "remove",
-            Self::Suspend => "suspend",
-            Self::Resume => "resume",
-            Self::Shutdown => "shutdown",
-            Self::Callback => "callback",
-        }
+        Self::ALL.iter().copied().find(|name| *name as u8 == code)
     }
 
     /// A callback (drawn on the driver PD's track), not a request.
@@ -161,4 +136,21 @@ pub fn mark(mark: Mark) {
     crate::host::trace_mark(mark);
     #[cfg(target_os = "none")]
     let _ = mark;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_found_by_its_code_and_has_a_text() {
+        for &name in Name::ALL {
+            assert_eq!(Name::from_code(name as u8), Some(name));
+            assert!(!name.text().is_empty());
+            assert_eq!(name.is_callback(), name as u8 >= Name::Probe as u8);
+        }
+        assert_eq!(Name::ALL.len(), 18);
+        assert_eq!(Name::from_code(0), None);
+        assert_eq!(Name::from_code(13), None);
+    }
 }

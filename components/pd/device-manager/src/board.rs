@@ -132,8 +132,12 @@ impl DeviceManager {
 /// The bus of a device on a bus that is not memory-mapped, named `kind` after its controller
 /// (one of the fixed ones, or one made for the board's tree now); `Err` says why there is none.
 fn bus_named(core: &mut crate::Core, kind: &str) -> Result<warden_vocabulary::BusId, &'static str> {
-    if kind == "platform" || kind == "virtio" {
-        // A controller named like them: its children are on neither.
+    let memory_mapped = [warden_protocol::bus::PLATFORM, warden_protocol::bus::VIRTIO];
+    if warden_protocol::bus::FIXED
+        .iter()
+        .any(|&(name, id)| name == kind && memory_mapped.contains(&id))
+    {
+        // A controller named like one: its children are on neither.
         return Err("its controller's bus is named like a memory-mapped one");
     }
     if kind.len() > warden_vocabulary::NAME_BYTES {

@@ -48,22 +48,22 @@ pub(crate) struct Device {
     pub(crate) last_pd: MaybePd,
 }
 
-/// An optional PD in four bytes (`u32::MAX` is none: Microkit's PD ids are 0–62, the host
-/// platform's the same).
+/// An optional PD in four bytes, as a [`Link`] holds an optional index (Microkit's PD ids are
+/// 0–62, the host platform's the same: none is `u32::MAX`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct MaybePd(u32);
+pub(crate) struct MaybePd(Link);
 
 impl MaybePd {
-    pub(crate) const NONE: Self = Self(u32::MAX);
+    pub(crate) const NONE: Self = Self(Link::NONE);
 
     pub(crate) fn get(self) -> Option<PdId> {
-        (self.0 != u32::MAX).then_some(PdId(self.0))
+        self.0.map(PdId)
     }
 }
 
 impl From<Option<PdId>> for MaybePd {
     fn from(pd: Option<PdId>) -> Self {
-        pd.map_or(Self::NONE, |pd| Self(pd.0))
+        Self(pd.map(|pd| pd.0).into())
     }
 }
 
