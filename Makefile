@@ -5,7 +5,8 @@
 #                 tests, sim-test, supervision-test, a 200-fault soak, check-target
 #   check-target  build $(TARGET_CRATES) for aarch64-unknown-none with -Zbuild-std
 #   deps          check/install the toolchains (scripts/ensure-deps.sh)
-#   bench         the board parser's and warden-manager-core's benchmarks
+#   bench         the board parser's and warden-manager-core's benchmarks (BOARD_DTBS=DIR: also
+#                 time every .dtb under DIR, e.g. a Debian arm64 kernel's /usr/lib/linux-image-*)
 #   bench-host    the host platform's IPC against raw eventfd and futex round trips (host-ipc: …)
 #   fuzz          the protocol's, the board parser's and the SDF parser's fuzzers
 #                 (components/lib/*/fuzz/run.sh)
@@ -26,6 +27,8 @@ MICROKIT_SDK ?=
 MICROKIT_BOARD ?= qemu_virt_aarch64
 MICROKIT_CONFIG ?= debug
 BUILD_DIR ?= build
+# Real device trees for `make bench` to time (a directory searched for .dtb files).
+BOARD_DTBS ?=
 
 # --- Rust ----------------------------------------------------------------------------------
 HOST_CARGO ?= cargo
@@ -242,7 +245,7 @@ check-target:
 # --- Benchmarks and fuzzing ------------------------------------------------------------------
 bench:
 	$(call banner,bench: cargo bench -p warden-board --bench board; -p warden-manager-core --bench core)
-	$(HOST_CARGO) bench -p warden-board --bench board
+	WARDEN_BOARD_DTBS="$(BOARD_DTBS)" $(HOST_CARGO) bench -p warden-board --bench board
 	$(HOST_CARGO) bench -p warden-manager-core --bench core
 
 # The host platform's IPC (platform/host/bench): raw eventfd and futex round trips between two

@@ -193,4 +193,81 @@ fn main() {
         ratio(&indexed, 0, 2),
         ratio(&plain, 0, 1)
     );
+    real_trees();
+}
+
+/// Every `.dtb` under `$WARDEN_BOARD_DTBS` (`make bench BOARD_DTBS=DIR`, for instance the
+/// `/usr/lib/linux-image-*` of Debian's arm64 kernel package): each read whole as the manager
+/// reads it, the fastest of 5 runs; the largest tree and the slowest read against the target
+/// (5 ms for the largest real trees).
+fn real_trees() {
+    const TARGET: Duration = Duration::from_millis(5);
+    let Some(root) = std::env::var_os("WARDEN_BOARD_DTBS").filter(|dir| !dir.is_empty()) else {
+        println!(
+            "board: real trees not timed (make bench BOARD_DTBS=DIR times every .dtb under DIR)"
+        );
+        return;
+    };
+    let mut files = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from(root)];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            println!("board: cannot read {}", dir.display());
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "dtb") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    // (time, size, devices, path) of the largest tree and of the slowest read.
+    let mut largest: Option<(Duration, usize, usize, std::path::PathBuf)> = None;
+    let mut slowest: Option<(Duration, usize, usize, std::path::PathBuf)> = None;
+    let mut total = Duration::ZERO;
+    let mut read = 0;
+    for path in files {
+        let Ok(blob) = std::fs::read(&path) else {
+            continue;
+        };
+        if Board::new(&blob).is_err() {
+            println!("board: {} is not a tree Warden reads", path.display());
+            continue;
+        }
+        let (time, devices) = time_walk(&blob, true, 5);
+        total += time;
+        read += 1;
+        let figure = (time, blob.len(), devices, path);
+        if largest.as_ref().is_none_or(|best| figure.1 > best.1) {
+            largest = Some(figure.clone());
+        }
+        if slowest.as_ref().is_none_or(|worst| figure.0 > worst.0) {
+            slowest = Some(figure);
+        }
+    }
+    let (Some(largest), Some(slowest)) = (largest, slowest) else {
+        println!("board: no .dtb read under $WARDEN_BOARD_DTBS");
+        return;
+    };
+    println!(
+        "board: {read} real trees read in {:.1} ms in all",
+        total.as_secs_f64() * 1e3
+    );
+    for (what, (time, size, devices, path)) in [("largest", largest), ("slowest", slowest)] {
+        println!(
+            "board: {what} real tree {} ({} KB, {devices} devices): {:.3} ms [{}]",
+            path.display(),
+            size / 1024,
+            time.as_secs_f64() * 1e3,
+            if time <= TARGET {
+                "meets target"
+            } else {
+                "MISSES target"
+            }
+        );
+    }
 }

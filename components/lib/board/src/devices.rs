@@ -337,11 +337,17 @@ impl<'b, 'a> Devices<'b, 'a> {
                 address,
             };
             let ranges = bus.properties.ranges.ok_or(not_translatable)?;
-            if ranges.is_empty() {
-                continue; // an empty `ranges` is the identity mapping
-            }
             let child_cells = bus_cells(name, bus, CellKind::Address)?;
             let parent_cells = bus_cells(name, above, CellKind::Address)?;
+            if ranges.is_empty() {
+                // An empty `ranges` is the identity mapping. Linux truncates an address that
+                // does not fit the parent's cells (`of_bus_default_translate`); here a window
+                // the parent's space cannot name, end included, has no CPU address.
+                if parent_cells == 1 && address.saturating_add(size) > 1 << 32 {
+                    return Err(not_translatable);
+                }
+                continue;
+            }
             let length_cells = bus_cells(name, bus, CellKind::Size)?;
             let entry = (child_cells + parent_cells + length_cells) * 4;
             if ranges.len() % entry != 0 {

@@ -811,6 +811,47 @@ fn children_of_a_simple_bus_without_sizes_are_platform_devices() {
     read_everything(&blob).unwrap();
 }
 
+#[test]
+fn an_empty_ranges_maps_only_what_the_parent_space_can_name() {
+    // A bus of two address cells with `ranges;` under a root of one: the identity holds for
+    // an address below 4 GiB; one above it (or a window running past it) is named by no CPU
+    // address. Linux would cut the high bits off and map the window at the wrong place.
+    let blob = compile_dts(
+        r#"
+/dts-v1/;
+/ {
+    #address-cells = <1>;
+    #size-cells = <1>;
+    wide {
+        compatible = "simple-bus";
+        #address-cells = <2>;
+        #size-cells = <1>;
+        ranges;
+        low@2000 { compatible = "test,low"; reg = <0x0 0x2000 0x100>; };
+        high@100002000 { compatible = "test,high"; reg = <0x1 0x2000 0x100>; };
+        edge@ffffff00 { compatible = "test,edge"; reg = <0x0 0xffffff00 0x200>; };
+    };
+};
+"#,
+    );
+    let board = Board::new(&blob).unwrap();
+    let devices = all_devices(&board);
+    let (_, low) = device(&devices, "low@2000");
+    assert_eq!(
+        low.mmio.as_slice(),
+        [MmioWindow {
+            base: 0x2000,
+            size: 0x100
+        }]
+    );
+    assert!(!low.reg_not_translatable);
+    for name in ["high@100002000", "edge@ffffff00"] {
+        let (_, node) = device(&devices, name);
+        assert!(node.mmio.is_empty() && node.reg_not_translatable, "{name}");
+    }
+    read_everything(&blob).unwrap();
+}
+
 /// A device on its controller's bus at `address`.
 fn local(kind: &'static str, address: u64) -> warden_board::BoardBus<'static> {
     warden_board::BoardBus::Local {
