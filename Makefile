@@ -34,7 +34,7 @@ BOARD_DTBS ?=
 HOST_CARGO ?= cargo
 # The no_std crates that run on seL4: each must build for the bare-metal target (CRATE+FEATURES:
 # again with those features — the restart demo's driver).
-TARGET_CRATES ?= warden-vocabulary warden-manager-core warden-protocol warden-services warden-registers warden-microkit warden-board \
+TARGET_CRATES ?= warden-vocabulary warden-manager-core warden-protocol warden-services warden-registers warden-microkit warden-board warden-pci \
 	warden-virtio warden-dma warden-driver warden-device-manager demo-driver pl011-driver pl031-driver \
 	meson-uart-driver virtio-mmio-driver virtio-blk-driver virtio-rng-driver warden-demo-client \
 	warden-shell warden-log-printer timer-driver demo-driver+crash-once demo-driver+hang-once

@@ -257,6 +257,9 @@ pub(crate) struct NodeProperties<'a> {
     pub(crate) interrupt_cells: Option<&'a [u8]>,
     pub(crate) phandle: Option<&'a [u8]>,
     pub(crate) device_type: Option<&'a [u8]>,
+    pub(crate) bus_range: Option<&'a [u8]>,
+    pub(crate) interrupt_map: Option<&'a [u8]>,
+    pub(crate) interrupt_map_mask: Option<&'a [u8]>,
 }
 
 impl<'a> NodeProperties<'a> {
@@ -273,6 +276,9 @@ impl<'a> NodeProperties<'a> {
             "interrupts-extended" => &mut self.interrupts_extended,
             "#interrupt-cells" => &mut self.interrupt_cells,
             "device_type" => &mut self.device_type,
+            "bus-range" => &mut self.bus_range,
+            "interrupt-map" => &mut self.interrupt_map,
+            "interrupt-map-mask" => &mut self.interrupt_map_mask,
             // Old trees carry only the pre-standard spelling.
             "phandle" | "linux,phandle" => &mut self.phandle,
             _ => return,

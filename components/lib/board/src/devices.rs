@@ -4,7 +4,7 @@
 use crate::blob::{Blob, Cursor, NodeProperties, Token};
 use crate::error::BoardError;
 use crate::index::{self, PhandleSlot};
-use crate::{Board, MAX_COMPATIBLE, MAX_DEPTH, MAX_IRQS, MAX_MMIO};
+use crate::{Board, PciHost, MAX_COMPATIBLE, MAX_DEPTH, MAX_IRQS, MAX_MMIO};
 use warden_vocabulary::MmioWindow;
 
 /// The bus a board device sits on.
@@ -62,6 +62,9 @@ pub struct BoardDevice<'a> {
     /// `status` is absent, `"okay"` or `"ok"`. Disabled devices are still listed, so that the
     /// device manager can show them unbound.
     pub enabled: bool,
+    /// A PCI host bridge's buses, apertures and INTx routing (a `device_type = "pci"` node on
+    /// a memory-mapped bus).
+    pub pci: Option<PciHost>,
 }
 
 /// Top-level nodes whose subtrees describe no devices, though they may carry `compatible`.
@@ -191,7 +194,14 @@ impl<'b, 'a> Devices<'b, 'a> {
                     Controller::NotGic => (heapless::Vec::new(), true),
                 },
             };
+        let host = bus == BoardBus::Platform && properties.device_type == Some(b"pci\0".as_slice());
+        let pci = if host {
+            Some(self.pci_host(name, properties)?)
+        } else {
+            None
+        };
         Ok(BoardDevice {
+            pci,
             bus,
             path_name: name,
             depth: self.ancestors.len(),
@@ -323,7 +333,12 @@ impl<'b, 'a> Devices<'b, 'a> {
 
     /// Translates `[address, address + size)` of the node's parent bus up through each
     /// ancestor's `ranges` to the root's (CPU-physical) address space.
-    fn translate(&self, name: &'a str, mut address: u64, size: u64) -> Result<u64, BoardError<'a>> {
+    pub(crate) fn translate(
+        &self,
+        name: &'a str,
+        mut address: u64,
+        size: u64,
+    ) -> Result<u64, BoardError<'a>> {
         // Each bus below the root maps its children's space into its own parent's space.
         for level in (1..self.ancestors.len()).rev() {
             let (Some(bus), Some(above)) =
@@ -431,7 +446,7 @@ impl<'b, 'a> Devices<'b, 'a> {
     }
 
     /// The node with `phandle`: from the index if there is one, else by a walk.
-    fn node_of(
+    pub(crate) fn node_of(
         &self,
         phandle: u32,
     ) -> Result<Option<(&'a str, NodeProperties<'a>)>, BoardError<'a>> {
@@ -445,6 +460,14 @@ impl<'b, 'a> Devices<'b, 'a> {
         match cursor.next_token()? {
             Token::BeginNode(name) => Ok(Some((name, cursor.node_properties()?))),
             Token::EndNode | Token::Property { .. } | Token::End => Ok(None),
+        }
+    }
+
+    /// The `#address-cells` of the node's parent (the space its `reg` is in).
+    pub(crate) fn parent_address_cells(&self, name: &'a str) -> Result<usize, BoardError<'a>> {
+        match self.ancestors.last() {
+            Some(parent) => bus_cells(name, parent, CellKind::Address),
+            None => Ok(2),
         }
     }
 
@@ -479,17 +502,10 @@ impl<'b, 'a> Devices<'b, 'a> {
                 .ok_or(bad)?;
             let (specifier, rest) = rest.split_at_checked(length).ok_or(bad)?;
             extended = rest;
-            let Some(version) = gic_version(properties.compatible) else {
+            let Some(one) = specifier_intids(name, controller, &properties, specifier)? else {
                 not_gic = true;
                 continue;
             };
-            let one = gic_intids(
-                name,
-                controller,
-                version,
-                properties.interrupt_cells,
-                specifier,
-            )?;
             for intid in one {
                 intids.push(intid).map_err(|_| BoardError::TooMany {
                     node: name,
@@ -608,13 +624,13 @@ fn pci_function<'a>(name: &'a str, reg: Option<&'a [u8]>) -> Result<BoardBus<'a>
 }
 
 /// A big-endian number of one or two cells (callers pass 4 or 8 bytes).
-fn big_endian(bytes: &[u8]) -> u64 {
+pub(crate) fn big_endian(bytes: &[u8]) -> u64 {
     bytes
         .iter()
         .fold(0, |value, &byte| (value << 8) | u64::from(byte))
 }
 
-fn u32_value(bytes: &[u8]) -> Option<u32> {
+pub(crate) fn u32_value(bytes: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(bytes.try_into().ok()?))
 }
 
@@ -727,6 +743,27 @@ fn find_phandle<'a>(
             Token::EndNode | Token::Property { .. } => {}
         }
     }
+}
+
+/// Specifiers of `controller` (its properties `properties`) as INTIDs; `None` if it is not a
+/// GIC.
+pub(crate) fn specifier_intids<'a>(
+    node: &'a str,
+    controller: &'a str,
+    properties: &NodeProperties<'a>,
+    specifiers: &'a [u8],
+) -> Result<Option<heapless::Vec<u32, MAX_IRQS>>, BoardError<'a>> {
+    let Some(version) = gic_version(properties.compatible) else {
+        return Ok(None);
+    };
+    gic_intids(
+        node,
+        controller,
+        version,
+        properties.interrupt_cells,
+        specifiers,
+    )
+    .map(Some)
 }
 
 /// The node's `interrupts`, specifiers of the GIC `controller`, as INTIDs.

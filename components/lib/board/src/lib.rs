@@ -20,10 +20,12 @@ mod devices;
 mod error;
 pub mod fuzzing;
 mod index;
+mod pci;
 
 pub use devices::{BoardBus, BoardDevice, Devices};
 pub use error::BoardError;
 pub use index::{PhandleIndex, PhandleSlot};
+pub use pci::{IntxRoute, PciHost, MAX_APERTURES, MAX_INTX_ROUTES};
 
 /// How many compatible strings, MMIO windows and interrupts a [`BoardDevice`] holds: as many
 /// as a device of Warden's carries ([`MAX_COMPATIBLE`], [`MAX_MMIO`], [`MAX_IRQS`]). A node

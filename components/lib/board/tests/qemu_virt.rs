@@ -132,3 +132,59 @@ fn qemu_virt_dtb_lists_the_virt_machines_devices() {
         );
     }
 }
+
+#[test]
+fn qemu_virts_pcie_host_bridge_gives_its_buses_apertures_and_intx_routes() {
+    use warden_pci::{Aperture, Space};
+    let blob = board_dtb("qemu_virt_aarch64");
+    let board = Board::new(&blob).unwrap();
+    let devices = all_devices_read_cleanly(&board);
+    let (_, host) = device(&devices, "pcie@10000000");
+    assert_eq!(
+        host.mmio.as_slice(),
+        [MmioWindow {
+            base: 0x40_1000_0000,
+            size: 0x1000_0000
+        }],
+        "the ECAM window (QEMU's high ECAM)"
+    );
+    let pci = host.pci.as_ref().expect("a PCI host bridge");
+    assert_eq!((pci.first_bus, pci.last_bus), (0, 255));
+    assert_eq!(
+        pci.apertures.as_slice(),
+        [
+            Aperture {
+                space: Space::Io,
+                pci_base: 0,
+                cpu_base: 0x3eff_0000,
+                size: 0x1_0000
+            },
+            Aperture {
+                space: Space::Memory,
+                pci_base: 0x1000_0000,
+                cpu_base: 0x1000_0000,
+                size: 0x2eff_0000
+            },
+            Aperture {
+                space: Space::Prefetchable,
+                pci_base: 0x80_0000_0000,
+                cpu_base: 0x80_0000_0000,
+                size: 0x80_0000_0000
+            },
+        ]
+    );
+    assert_eq!(pci.intx.len(), 16);
+    assert!(!pci.intx_not_gic && !pci.intx_malformed);
+    // QEMU's swizzled map: device d, pin p goes to SPI 3 + (d + p - 1) % 4.
+    for device in 0..8u8 {
+        for pin in 1..=4u8 {
+            let spi = 3 + (u32::from(device) + u32::from(pin) - 1) % 4;
+            assert_eq!(
+                pci.intid(device, pin),
+                Some(32 + spi),
+                "device {device} pin {pin}"
+            );
+        }
+    }
+    assert_eq!(pci.intid(0, 5), None);
+}

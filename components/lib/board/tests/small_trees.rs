@@ -859,3 +859,75 @@ fn local(kind: &'static str, address: u64) -> warden_board::BoardBus<'static> {
         address: Some(address),
     }
 }
+
+#[test]
+fn a_pci_host_bridge_with_a_malformed_interrupt_map_keeps_its_node_without_intx() {
+    let tree = |map: &str, bus_range: &str| {
+        format!(
+            r#"
+/dts-v1/;
+/ {{
+    #address-cells = <2>;
+    #size-cells = <2>;
+    gic: interrupt-controller@8000000 {{
+        compatible = "arm,gic-400";
+        interrupt-controller;
+        #interrupt-cells = <3>;
+        #address-cells = <1>;
+        reg = <0x0 0x8000000 0x0 0x10000>;
+    }};
+    pcie@10000000 {{
+        compatible = "pci-host-ecam-generic";
+        device_type = "pci";
+        #address-cells = <3>;
+        #size-cells = <2>;
+        #interrupt-cells = <1>;
+        {bus_range}
+        reg = <0x40 0x10000000 0x0 0x10000000>;
+        ranges = <0x02000000 0x0 0x10000000 0x0 0x10000000 0x0 0x10000000
+                  0x00000000 0x0 0x0 0x0 0x3f000000 0x0 0x1000>;
+        interrupt-map-mask = <0x1800 0 0 7>;
+        interrupt-map = <{map}>;
+    }};
+}};
+"#
+        )
+    };
+    // Entries missing the GIC's address cell (Linux 6.1's Qualcomm IPQ trees): the map does
+    // not parse; the host bridge stays, with its apertures and no INTx.
+    let blob = compile_dts(&tree("0 0 0 1 &gic 0 3 4  0 0 0 2 &gic 0 4 4", ""));
+    let board = Board::new(&blob).unwrap();
+    let devices = all_devices(&board);
+    let (_, host) = device(&devices, "pcie@10000000");
+    let pci = host.pci.as_ref().unwrap();
+    assert!(pci.intx_malformed && pci.intx.is_empty());
+    // The configuration-space range is no aperture.
+    assert_eq!(pci.apertures.len(), 1);
+    read_everything(&blob).unwrap();
+    // A well-formed map of the same tree routes.
+    let blob = compile_dts(&tree("0 0 0 1 &gic 0 0 3 4  0x800 0 0 1 &gic 0 0 4 4", ""));
+    let board = Board::new(&blob).unwrap();
+    let devices = all_devices(&board);
+    let (_, host) = device(&devices, "pcie@10000000");
+    let pci = host.pci.as_ref().unwrap();
+    assert!(!pci.intx_malformed);
+    assert_eq!(
+        (pci.intid(0, 1), pci.intid(1, 1), pci.intid(2, 1)),
+        (Some(35), Some(36), None)
+    );
+    // A bus-range whose first bus is above its last: the node is malformed, named.
+    let blob = compile_dts(&tree("", "bus-range = <4 2>;"));
+    let board = Board::new(&blob).unwrap();
+    let error = all_devices(&board)
+        .into_iter()
+        .find_map(Result::err)
+        .expect("refused");
+    assert_eq!(
+        error,
+        BoardError::BadProperty {
+            node: "pcie@10000000",
+            property: "bus-range"
+        }
+    );
+    read_everything(&blob).unwrap();
+}

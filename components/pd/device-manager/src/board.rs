@@ -212,6 +212,7 @@ mod tests {
             interrupt_parent_not_gic: false,
             reg_not_translatable: false,
             enabled: true,
+            pci: None,
         };
         let resources = board_resources(&device);
         assert_eq!(resources.mmio.as_slice(), [window(0x900_0000, 0x1000)]);
@@ -262,6 +263,7 @@ mod tests {
             interrupt_parent_not_gic: false,
             reg_not_translatable: false,
             enabled: true,
+            pci: None,
         };
         let resources = board_resources(&device);
         assert_eq!(resources.address, Some(0x50));

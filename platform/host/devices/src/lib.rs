@@ -25,6 +25,7 @@
 mod generic_timer;
 mod meson_timer;
 mod meson_uart;
+mod pci;
 mod pl011;
 mod pl031;
 mod registers;
@@ -36,6 +37,7 @@ mod virtio_rng;
 pub use generic_timer::{GenericTimer, GENERIC_TIMER_HZ};
 pub use meson_timer::MesonTimer;
 pub use meson_uart::MesonUart;
+pub use pci::{BarSpec, EcamModel, PciBus, PciFunction};
 pub use pl011::Pl011;
 pub use pl031::Pl031;
 pub use registers::{ModelRegisters, SharedOutput};

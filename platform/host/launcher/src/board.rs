@@ -193,6 +193,36 @@ fn intids(device: &BoardDevice<'_>) -> String {
     }
 }
 
+/// A host bridge's buses, apertures and INTx routes, for its second line.
+fn pci_host(host: &warden_board::PciHost) -> String {
+    let apertures: Vec<String> = host
+        .apertures
+        .iter()
+        .map(|aperture| {
+            format!(
+                "{} {:#x}+{:#x} at {:#x}",
+                aperture.space, aperture.pci_base, aperture.size, aperture.cpu_base
+            )
+        })
+        .collect();
+    format!(
+        "pci host: buses {}-{}; apertures {}; INTx {} routes{}",
+        host.first_bus,
+        host.last_bus,
+        if apertures.is_empty() {
+            "-".to_string()
+        } else {
+            apertures.join(", ")
+        },
+        host.intx.len(),
+        match (host.intx_malformed, host.intx_not_gic) {
+            (true, _) => " (interrupt-map malformed: no INTx routed)",
+            (false, true) => " (+ routes not on the GIC)",
+            (false, false) => "",
+        }
+    )
+}
+
 fn text_report(name: &str, items: &[Item<'_>], summary: &str) -> String {
     let mut out = format!("board '{name}'\n");
     for item in items {
@@ -212,6 +242,9 @@ fn text_report(name: &str, items: &[Item<'_>], summary: &str) -> String {
                     parent.as_deref().unwrap_or("-"),
                     if device.enabled { "" } else { "  (disabled)" }
                 );
+                if let Some(host) = &device.pci {
+                    let _ = writeln!(out, "    {}", pci_host(host));
+                }
             }
             Item::LeftOut { path, error } => {
                 let _ = writeln!(out, "{path}  left out: {error}");
@@ -250,6 +283,23 @@ fn json_report(name: &str, items: &[Item<'_>], summary: &str) -> String {
                 "interrupts_not_on_gic": device.interrupt_parent_not_gic,
                 "parent": parent,
                 "enabled": device.enabled,
+                "pci": device.pci.as_ref().map(|host| serde_json::json!({
+                    "first_bus": host.first_bus,
+                    "last_bus": host.last_bus,
+                    "apertures": host.apertures.iter().map(|aperture| serde_json::json!({
+                        "space": aperture.space.to_string(),
+                        "pci_base": aperture.pci_base,
+                        "cpu_base": aperture.cpu_base,
+                        "size": aperture.size,
+                    })).collect::<Vec<_>>(),
+                    "intx": host.intx.iter().map(|route| serde_json::json!({
+                        "unit": route.unit,
+                        "pin": route.pin,
+                        "intid": route.intid,
+                    })).collect::<Vec<_>>(),
+                    "intx_not_gic": host.intx_not_gic,
+                    "intx_malformed": host.intx_malformed,
+                })),
             })),
             Item::LeftOut { path, error } => left_out.push(serde_json::json!({
                 "path": path,
