@@ -194,7 +194,7 @@ impl<'b, 'a> Devices<'b, 'a> {
                     Controller::NotGic => (heapless::Vec::new(), true),
                 },
             };
-        let host = bus == BoardBus::Platform && properties.device_type == Some(b"pci\0".as_slice());
+        let host = bus == BoardBus::Platform && is_pci(properties.device_type);
         let pci = if host {
             Some(self.pci_host(name, properties)?)
         } else {
@@ -234,9 +234,7 @@ impl<'b, 'a> Devices<'b, 'a> {
         let Some(bus) = self.ancestors.last() else {
             return Ok(None);
         };
-        if matches!(bus.properties.device_type, Some(b"pci\0" | b"pci"))
-            && self.ancestors.len() >= 2
-        {
+        if is_pci(bus.properties.device_type) && self.ancestors.len() >= 2 {
             return pci_function(name, reg).map(Some);
         }
         let zero = bus
@@ -352,17 +350,19 @@ impl<'b, 'a> Devices<'b, 'a> {
                 address,
             };
             let ranges = bus.properties.ranges.ok_or(not_translatable)?;
-            let child_cells = bus_cells(name, bus, CellKind::Address)?;
-            let parent_cells = bus_cells(name, above, CellKind::Address)?;
             if ranges.is_empty() {
                 // An empty `ranges` is the identity mapping. Linux truncates an address that
                 // does not fit the parent's cells (`of_bus_default_translate`); here a window
-                // the parent's space cannot name, end included, has no CPU address.
-                if parent_cells == 1 && address.saturating_add(size) > 1 << 32 {
+                // a one-cell parent space cannot name, end included, has no CPU address.
+                let narrow =
+                    bus_cells(name, above, CellKind::Address).is_ok_and(|cells| cells == 1);
+                if narrow && address.saturating_add(size) > 1 << 32 {
                     return Err(not_translatable);
                 }
                 continue;
             }
+            let child_cells = bus_cells(name, bus, CellKind::Address)?;
+            let parent_cells = bus_cells(name, above, CellKind::Address)?;
             let length_cells = bus_cells(name, bus, CellKind::Size)?;
             let entry = (child_cells + parent_cells + length_cells) * 4;
             if ranges.len() % entry != 0 {
@@ -593,6 +593,12 @@ fn is_simple_bus(bus: &Frame<'_>) -> bool {
         .unwrap_or_default()
         .split(|&byte| byte == 0)
         .any(|name| name == b"simple-bus" || name == b"simple-mfd")
+}
+
+/// Whether a node's `device_type` makes it a PCI bus (`"pci"`, or `"pciex"` as Linux also
+/// reads it).
+fn is_pci(device_type: Option<&[u8]>) -> bool {
+    matches!(device_type, Some(b"pci\0" | b"pci" | b"pciex\0" | b"pciex"))
 }
 
 /// A node under a PCI bus (`device_type = "pci"`): a function that enumeration finds, which the

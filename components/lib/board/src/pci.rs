@@ -48,12 +48,13 @@ pub struct PciHost {
 }
 
 impl PciHost {
-    /// The INTID that pin `pin` (1–4) of device `device` on the host bridge's root bus is
-    /// routed to (a function behind bridges first swizzled up to the root bus).
+    /// The INTID that pin `pin` (1–4) of `device`.`function` on the host bridge's root bus is
+    /// routed to (a function behind bridges first swizzled up to the root bus: the bridge's
+    /// own device and function then).
     #[must_use]
-    pub fn intid(&self, device: u8, pin: u8) -> Option<u32> {
-        let unit =
-            ((u32::from(self.first_bus) << 16) | (u32::from(device) << 11)) & self.intx_mask[0];
+    pub fn intid(&self, device: u8, function: u8, pin: u8) -> Option<u32> {
+        let devfn = (u32::from(device & 0x1F) << 3) | u32::from(function & 0x7);
+        let unit = ((u32::from(self.first_bus) << 16) | (devfn << 8)) & self.intx_mask[0];
         let pin = u32::from(pin) & self.intx_mask[1];
         self.intx
             .iter()
@@ -125,19 +126,26 @@ impl<'a> Devices<'_, 'a> {
                 limit: MAX_APERTURES,
             })?;
         }
-        let intx_mask = match properties.interrupt_map_mask {
-            None => Some([u32::MAX; 2]),
-            Some(mask) if mask.len() == 16 => mask
-                .get(0..4)
-                .and_then(u32_value)
-                .zip(mask.get(12..16).and_then(u32_value))
-                .map(|(unit, pin)| [unit, pin]),
+        // All four cells of the mask: the unit address's three and the pin's.
+        let mask = match properties.interrupt_map_mask {
+            None => Some([u32::MAX; 4]),
+            Some(mask) if mask.len() == 16 => {
+                let cell = |index: usize| mask.get(index * 4..index * 4 + 4).and_then(u32_value);
+                match (cell(0), cell(1), cell(2), cell(3)) {
+                    (Some(hi), Some(mid), Some(lo), Some(pin)) => Some([hi, mid, lo, pin]),
+                    _ => None,
+                }
+            }
             Some(_) => None,
         };
-        let routes = intx_mask.and_then(|mask| {
+        // A PCI interrupt specifier is one cell, the pin (Linux's `of_irq_parse_raw` wants it).
+        let one_cell = properties.interrupt_cells.and_then(u32_value) == Some(1)
+            || properties.interrupt_map.is_none();
+        let routes = mask.filter(|_| one_cell).and_then(|mask| {
             self.interrupt_map(name, properties.interrupt_map.unwrap_or_default(), mask)
                 .ok()
         });
+        let intx_mask = mask.map(|[hi, _, _, pin]| [hi, pin]);
         let intx_malformed = routes.is_none();
         let (intx, intx_not_gic) = routes.unwrap_or_default();
         Ok(PciHost {
@@ -158,7 +166,7 @@ impl<'a> Devices<'_, 'a> {
         &self,
         name: &'a str,
         mut map: &'a [u8],
-        mask: [u32; 2],
+        mask: [u32; 4],
     ) -> Result<(heapless::Vec<IntxRoute, MAX_INTX_ROUTES>, bool), BoardError<'a>> {
         let bad = BoardError::BadProperty {
             node: name,
@@ -168,8 +176,13 @@ impl<'a> Devices<'_, 'a> {
         let mut not_gic = false;
         while !map.is_empty() {
             let (child, rest) = map.split_at_checked(20).ok_or(bad)?;
-            let unit = child.get(0..4).and_then(u32_value).ok_or(bad)?;
-            let pin = child.get(12..16).and_then(u32_value).ok_or(bad)?;
+            let cell = |index: usize| child.get(index * 4..index * 4 + 4).and_then(u32_value);
+            let (unit, middle, low, pin) = (
+                cell(0).ok_or(bad)?,
+                cell(1).ok_or(bad)?,
+                cell(2).ok_or(bad)?,
+                cell(3).ok_or(bad)?,
+            );
             let phandle = child.get(16..20).and_then(u32_value).ok_or(bad)?;
             let (controller, properties) = self.node_of(phandle)?.ok_or(bad)?;
             let address_cells = match properties.address_cells {
@@ -183,6 +196,11 @@ impl<'a> Devices<'_, 'a> {
                 .ok_or(bad)?;
             let (parent, rest) = rest.split_at_checked(length).ok_or(bad)?;
             map = rest;
+            // A PCI function's unit address has 0 in its middle and low cells: an entry that
+            // asks for others under the mask matches none.
+            if middle & mask[1] != 0 || low & mask[2] != 0 {
+                continue;
+            }
             let specifier = parent.get(address_cells * 4..).ok_or(bad)?;
             let Some(intids) = specifier_intids(name, controller, &properties, specifier)? else {
                 not_gic = true;
@@ -194,7 +212,7 @@ impl<'a> Devices<'_, 'a> {
             routes
                 .push(IntxRoute {
                     unit: unit & mask[0],
-                    pin: pin & mask[1],
+                    pin: pin & mask[3],
                     intid,
                 })
                 .map_err(|_| BoardError::TooMany {

@@ -180,11 +180,11 @@ fn qemu_virts_pcie_host_bridge_gives_its_buses_apertures_and_intx_routes() {
         for pin in 1..=4u8 {
             let spi = 3 + (u32::from(device) + u32::from(pin) - 1) % 4;
             assert_eq!(
-                pci.intid(device, pin),
+                pci.intid(device, 0, pin),
                 Some(32 + spi),
                 "device {device} pin {pin}"
             );
         }
     }
-    assert_eq!(pci.intid(0, 5), None);
+    assert_eq!(pci.intid(0, 0, 5), None);
 }

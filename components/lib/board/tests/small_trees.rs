@@ -912,7 +912,7 @@ fn a_pci_host_bridge_with_a_malformed_interrupt_map_keeps_its_node_without_intx(
     let pci = host.pci.as_ref().unwrap();
     assert!(!pci.intx_malformed);
     assert_eq!(
-        (pci.intid(0, 1), pci.intid(1, 1), pci.intid(2, 1)),
+        (pci.intid(0, 0, 1), pci.intid(1, 0, 1), pci.intid(2, 0, 1)),
         (Some(35), Some(36), None)
     );
     // A bus-range whose first bus is above its last: the node is malformed, named.

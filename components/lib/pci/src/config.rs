@@ -72,6 +72,10 @@ pub mod register {
     pub const BAR0: u16 = 0x10;
     /// Capabilities pointer (8 bits), in both header types.
     pub const CAPABILITIES: u16 = 0x34;
+    /// Type 0: expansion ROM base address (bit 0 enables it).
+    pub const ROM: u16 = 0x30;
+    /// Type 1: expansion ROM base address.
+    pub const BRIDGE_ROM: u16 = 0x38;
     /// Interrupt pin (8 bits): 0 none, 1–4 INTA–INTD.
     pub const INTERRUPT_PIN: u16 = 0x3D;
     /// Type 1: primary bus number (8 bits).

@@ -155,8 +155,14 @@ pub struct Bridge {
     pub subordinate: u8,
     /// Its I/O, memory and prefetchable windows, by [`Space`].
     pub windows: [Window; 3],
-    /// Its prefetchable window takes 64-bit addresses.
+    /// Which windows it has (probed as Linux's `pci_read_bridge_windows` does: a window
+    /// whose registers keep nothing written is not there), by [`Space`].
+    pub has: [bool; 3],
+    /// Its prefetchable window takes 64-bit addresses. Without that, or without the window,
+    /// prefetchable BARs behind it go through its memory window (Linux's fallback).
     pub prefetchable_64: bool,
+    /// Its I/O window takes 32-bit addresses (else 16).
+    pub io_32: bool,
 }
 
 impl Bridge {
@@ -168,6 +174,31 @@ impl Bridge {
             Space::Io => io,
             Space::Memory => memory,
             Space::Prefetchable => prefetchable,
+        }
+    }
+
+    /// Whether it forwards `space` through a window of its own.
+    #[must_use]
+    pub fn forwards(&self, space: Space) -> bool {
+        let [io, memory, prefetchable] = self.has;
+        match space {
+            Space::Io => io,
+            Space::Memory => memory,
+            Space::Prefetchable => prefetchable && self.prefetchable_64,
+        }
+    }
+
+    /// The spaces of BARs that go through its window for `space` (none if it has no such
+    /// window; memory takes prefetchable too when the prefetchable window cannot).
+    fn spaces_through(&self, space: Space) -> &'static [Space] {
+        match space {
+            _ if !self.forwards(space) => &[],
+            Space::Memory if !self.forwards(Space::Prefetchable) => {
+                &[Space::Memory, Space::Prefetchable]
+            }
+            Space::Io => &[Space::Io],
+            Space::Memory => &[Space::Memory],
+            Space::Prefetchable => &[Space::Prefetchable],
         }
     }
 
@@ -198,6 +229,9 @@ pub struct Function {
     pub parent: Option<u16>,
     /// Its BARs, by index.
     pub bars: [Option<Bar>; 6],
+    /// A memory BAR that reads wrong ([`Problem::Bar`]): it holds an address nobody placed,
+    /// so the function's memory decoding stays off.
+    pub broken_bar: bool,
     /// Its interrupt pin (1–4 INTA–INTD), 0 for none.
     pub pin: u8,
     /// Its INTx as the host bridge sees it (after the swizzle of every bridge above).
@@ -226,6 +260,12 @@ pub enum Problem {
         space: Space,
         /// The window's size.
         size: u64,
+    },
+    /// A bridge with no window of its own for a space its functions need (I/O, say): they get
+    /// none.
+    NoWindow {
+        /// The space.
+        space: Space,
     },
     /// A capability list that stops early.
     Capabilities(CapabilityError),
@@ -277,6 +317,10 @@ impl fmt::Display for Problem {
                 f,
                 "its {space} window ({size:#x} bytes) fits nowhere above it: nothing behind it gets {space}"
             ),
+            Problem::NoWindow { space } => write!(
+                f,
+                "a bridge with no {space} window: nothing behind it gets {space}"
+            ),
             Problem::Capabilities(error) => write!(f, "{error}: the rest of the list is ignored"),
             Problem::Vanished => f.write_str("answered, then vanished during its scan"),
             Problem::UnsupportedHeader { header } => {
@@ -325,6 +369,8 @@ pub struct Table<const N: usize> {
     pub problems_dropped: u32,
     /// The last bus number given (the first bus when no bridge was found).
     pub last_bus: u8,
+    /// Apertures not used: overlapping an earlier one, or with an end no address can name.
+    pub apertures_ignored: u8,
 }
 
 impl<const N: usize> Table<N> {
@@ -336,7 +382,17 @@ impl<const N: usize> Table<N> {
             problems: heapless::Vec::new(),
             problems_dropped: 0,
             last_bus: 0,
+            apertures_ignored: 0,
         }
+    }
+
+    /// Empties the table in place (a table is large: it is not rebuilt on the stack).
+    fn clear(&mut self) {
+        self.functions.clear();
+        self.problems.clear();
+        self.problems_dropped = 0;
+        self.last_bus = 0;
+        self.apertures_ignored = 0;
     }
 
     fn problem(&mut self, address: Address, problem: Problem) {
@@ -352,7 +408,11 @@ impl<const N: usize> Table<N> {
 
 /// Enumerates the hierarchy below a host bridge whose `bus-range` is `first_bus..=last_bus`,
 /// assigns BARs and bridge windows from `apertures`, and programs them. `table` is cleared
-/// first.
+/// first. `last_bus` should be no more than the ECAM window holds ([`Ecam::buses`]): buses
+/// beyond it read as empty. Apertures that overlap an earlier one, or whose end overflows,
+/// are not used ([`Table::apertures_ignored`]).
+///
+/// [`Ecam::buses`]: crate::Ecam::buses
 pub fn enumerate<C: ConfigSpace, const N: usize>(
     config: &C,
     first_bus: u8,
@@ -375,7 +435,7 @@ pub fn enumerate_behind<C: ConfigSpace, const N: usize, const M: usize>(
     apertures: &[Aperture],
     table: &mut Table<M>,
 ) {
-    *table = Table::new();
+    table.clear();
     let Some(function) = boot.functions.get(port) else {
         return;
     };
@@ -395,9 +455,9 @@ pub fn enumerate_behind<C: ConfigSpace, const N: usize, const M: usize>(
         let Some(base) = window.base else {
             continue;
         };
-        let Some(outer) = apertures
-            .iter()
-            .find(|outer| outer.pci_base <= base && base < outer.end())
+        // The aperture this window was placed in: its space's at the root.
+        let Some(outer) = root_aperture(apertures, space)
+            .filter(|outer| outer.pci_base <= base && base < outer.end())
         else {
             continue;
         };
@@ -444,6 +504,7 @@ pub fn route_intx<const N: usize>(boot: &Table<N>, port: usize, intx: Intx) -> I
     while let Some(bridge) = at {
         intx = Intx {
             device: bridge.address.device,
+            function: bridge.address.function,
             pin: swizzle(intx.pin, intx.device),
         };
         at = bridge
@@ -464,8 +525,23 @@ fn run<C: ConfigSpace, const N: usize>(
     apertures: &[Aperture],
     table: &mut Table<N>,
 ) {
-    *table = Table::new();
+    table.clear();
     table.last_bus = bus;
+    // Apertures that overlap an earlier one (in bus addresses) would give overlapping
+    // placements; ones whose end overflows name no address.
+    let mut usable: heapless::Vec<Aperture, 8> = heapless::Vec::new();
+    for aperture in apertures {
+        let sound = aperture.pci_base.checked_add(aperture.size).is_some()
+            && aperture.cpu_base.checked_add(aperture.size).is_some()
+            && aperture.size != 0;
+        let overlaps = usable
+            .iter()
+            .any(|earlier| aperture.pci_base < earlier.end() && earlier.pci_base < aperture.end());
+        if !sound || overlaps || usable.push(*aperture).is_err() {
+            table.apertures_ignored = table.apertures_ignored.saturating_add(1);
+        }
+    }
+    let apertures = usable.as_slice();
     let mut scan = Scan {
         config,
         table,
@@ -506,6 +582,30 @@ fn present<C: ConfigSpace>(config: &C, address: Address) -> bool {
 impl<C: ConfigSpace, const N: usize> Scan<'_, C, N> {
     fn bus(&mut self, bus: u8, parent: Option<u16>, depth: u8, only_device_zero: bool) {
         let devices = if only_device_zero { 1 } else { 32 };
+        // Every bridge on the bus forwards nothing before any is given numbers: bus numbers
+        // left by firmware (or an earlier run) on a sibling not yet scanned could claim the
+        // buses being numbered now (Linux's pass 0 does the same).
+        for device in 0..devices {
+            for function in 0..8 {
+                let Some(address) = Address::new(bus, device, function) else {
+                    continue;
+                };
+                if !present(self.config, address) {
+                    if function == 0 {
+                        break;
+                    }
+                    continue;
+                }
+                let header = self.config.read8(address, register::HEADER_TYPE);
+                if header & !MULTIFUNCTION == HEADER_BRIDGE {
+                    self.config.write8(address, register::SECONDARY_BUS, 0);
+                    self.config.write8(address, register::SUBORDINATE_BUS, 0);
+                }
+                if function == 0 && header & MULTIFUNCTION == 0 {
+                    break;
+                }
+            }
+        }
         for device in 0..devices {
             let Some(first) = Address::new(bus, device, 0) else {
                 continue;
@@ -532,25 +632,29 @@ impl<C: ConfigSpace, const N: usize> Scan<'_, C, N> {
         let device = config.read16(address, register::DEVICE_ID);
         let class_revision = config.read32(address, register::REVISION);
         let header = config.read8(address, register::HEADER_TYPE) & !MULTIFUNCTION;
-        let bar_count = match header {
-            HEADER_ENDPOINT => 6,
-            HEADER_BRIDGE => 2,
-            _ => {
-                self.table
-                    .problem(address, Problem::UnsupportedHeader { header });
-                return;
-            }
-        };
-        // Decoding off while the BARs are sized and until they hold their new addresses.
+        // Decoding off while the BARs are sized and until they hold their new addresses; and
+        // for good on a function that is not kept.
         let old_command = config.read16(address, register::COMMAND);
         config.write16(
             address,
             register::COMMAND,
             old_command & !(command::IO | command::MEMORY | command::BUS_MASTER),
         );
+        let (bar_count, rom) = match header {
+            HEADER_ENDPOINT => (6, register::ROM),
+            HEADER_BRIDGE => (2, register::BRIDGE_ROM),
+            _ => {
+                self.table
+                    .problem(address, Problem::UnsupportedHeader { header });
+                return;
+            }
+        };
+        // An expansion ROM that firmware left enabled would decode where it points.
+        config.write32(address, rom, 0);
         // Kept until the function is known to be still there: one that vanished has only that.
         let mut problems = Problems::default();
         let mut bars = [None; 6];
+        let mut broken_bar = false;
         for (slot, request) in bars.iter_mut().zip(size_bars(config, address, bar_count)) {
             match request {
                 Some(Ok(request)) => {
@@ -560,7 +664,10 @@ impl<C: ConfigSpace, const N: usize> Scan<'_, C, N> {
                         refused: false,
                     });
                 }
-                Some(Err(error)) => problems.push(Problem::Bar(error)),
+                Some(Err(error)) => {
+                    broken_bar = true;
+                    problems.push(Problem::Bar(error));
+                }
                 None => {}
             }
         }
@@ -587,12 +694,7 @@ impl<C: ConfigSpace, const N: usize> Scan<'_, C, N> {
         for problem in problems.list {
             self.table.problem(address, problem);
         }
-        let bridge = (header == HEADER_BRIDGE).then(|| Bridge {
-            secondary: 0,
-            subordinate: 0,
-            windows: [Window::default(); 3],
-            prefetchable_64: config.read16(address, register::PREFETCHABLE_BASE) & 0xF == 1,
-        });
+        let bridge = (header == HEADER_BRIDGE).then(|| probe_windows(config, address));
         let index = self.table.functions.len();
         let entry = Function {
             address,
@@ -602,6 +704,7 @@ impl<C: ConfigSpace, const N: usize> Scan<'_, C, N> {
             revision: (class_revision & 0xFF) as u8,
             parent,
             bars,
+            broken_bar,
             pin,
             intx: None,
             express,
@@ -670,6 +773,32 @@ impl<C: ConfigSpace, const N: usize> Scan<'_, C, N> {
     }
 }
 
+/// Which windows the bridge at `address` has: each base/limit pair written with all its
+/// address bits and read back (then closed again).
+fn probe_windows<C: ConfigSpace>(config: &C, address: Address) -> Bridge {
+    config.write16(address, register::IO_BASE, 0xF0F0);
+    let io = config.read16(address, register::IO_BASE);
+    config.write16(address, register::IO_BASE, 0x00F0);
+    config.write32(address, register::MEMORY_BASE, 0xFFF0_FFF0);
+    let memory = config.read32(address, register::MEMORY_BASE);
+    config.write32(address, register::MEMORY_BASE, 0x0000_FFF0);
+    config.write32(address, register::PREFETCHABLE_BASE, 0xFFF0_FFF0);
+    let prefetchable = config.read32(address, register::PREFETCHABLE_BASE);
+    config.write32(address, register::PREFETCHABLE_BASE, 0x0000_FFF0);
+    Bridge {
+        secondary: 0,
+        subordinate: 0,
+        windows: [Window::default(); 3],
+        has: [
+            io & 0xF0F0 != 0,
+            memory & 0xFFF0_FFF0 != 0,
+            prefetchable & 0xFFF0_FFF0 != 0,
+        ],
+        prefetchable_64: prefetchable & 0xF == 1,
+        io_32: io & 0xF == 1,
+    }
+}
+
 /// Each function's INTx at the host bridge: swizzled at every bridge on the way up.
 fn compute_intx<const N: usize>(table: &mut Table<N>) {
     for index in 0..table.functions.len() {
@@ -681,6 +810,7 @@ fn compute_intx<const N: usize>(table: &mut Table<N>) {
         }
         let mut intx = Intx {
             device: function.address.device,
+            function: function.address.function,
             pin: function.pin,
         };
         let mut parent = function.parent;
@@ -688,6 +818,7 @@ fn compute_intx<const N: usize>(table: &mut Table<N>) {
         while let Some(above) = parent.and_then(|parent| table.functions.get(usize::from(parent))) {
             intx = Intx {
                 device: above.address.device,
+                function: above.address.function,
                 pin: swizzle(intx.pin, intx.device),
             };
             parent = above.parent;
@@ -700,16 +831,21 @@ fn compute_intx<const N: usize>(table: &mut Table<N>) {
 
 /// The aperture a space's root-bus items go to: its own, else (prefetchable) the memory one.
 fn root_aperture(apertures: &[Aperture], space: Space) -> Option<&Aperture> {
-    let own = apertures.iter().find(|aperture| aperture.space == space);
+    let find = |wanted: Space| apertures.iter().find(|aperture| aperture.space == wanted);
     match space {
-        Space::Prefetchable => own.or_else(|| {
-            apertures
-                .iter()
-                .find(|aperture| aperture.space == Space::Memory)
-        }),
-        Space::Io | Space::Memory => own,
+        Space::Prefetchable => find(Space::Prefetchable).or_else(|| find(Space::Memory)),
+        // A 64-bit range wholly below 4 GiB serves 32-bit BARs too (some boards have only
+        // that, as Linux places them).
+        Space::Memory => find(Space::Memory)
+            .or_else(|| find(Space::Prefetchable).filter(|aperture| aperture.end() <= FOUR_GIB)),
+        Space::Io => find(Space::Io),
     }
 }
+
+/// Where 32-bit windows end.
+const FOUR_GIB: u64 = 1 << 32;
+/// The lowest I/O address given out (Linux's `PCIBIOS_MIN_IO`): legacy ports live below.
+const MIN_IO: u64 = 0x1000;
 
 /// One thing to place on a bus: a BAR or a bridge's window.
 #[derive(Clone, Copy)]
@@ -821,17 +957,42 @@ fn size_windows<const N: usize>(table: &mut Table<N>, apertures: &[Aperture]) {
             continue;
         }
         let parent = u16::try_from(index).ok();
+        let Some(bridge) = table
+            .functions
+            .get(index)
+            .and_then(|function| function.bridge)
+        else {
+            continue;
+        };
+        // A space its functions need that no window of the bridge takes: named, once.
         for space in Space::ALL {
+            let taken = Space::ALL
+                .iter()
+                .any(|window| bridge.spaces_through(*window).contains(&space));
+            let mut needed = false;
+            for_each_item(table, parent, &[space], |_, _, _, _| needed = true);
+            if needed && !taken {
+                if let Some(address) = table.functions.get(index).map(|function| function.address) {
+                    table.problem(address, Problem::NoWindow { space });
+                }
+            }
+        }
+        for space in Space::ALL {
+            let through = bridge.spaces_through(space);
+            if through.is_empty() {
+                continue;
+            }
             let mut end = Some(0u64);
             let mut largest = space.granule();
-            for_each_item(table, parent, &[space], |_, _, size, align| {
+            for_each_item(table, parent, through, |_, _, size, align| {
                 end = end
                     .and_then(|end| align_up(end, align))
                     .and_then(|start| start.checked_add(size));
                 largest = largest.max(align);
             });
             let size = end.and_then(|end| align_up(end, space.granule()));
-            // An empty hot-plug slot's port keeps room for the card to come.
+            // An empty hot-plug slot's port keeps room for the card to come (in the windows
+            // it has).
             let hot_plug = table
                 .functions
                 .get(index)
@@ -862,14 +1023,12 @@ fn place_root<const N: usize>(table: &mut Table<N>, apertures: &[Aperture]) {
             .into_iter()
             .filter(|space| root_aperture(apertures, *space) == Some(aperture))
             .collect();
-        place_bus(
-            table,
-            None,
-            &spaces,
-            aperture,
-            aperture.pci_base,
-            aperture.end(),
-        );
+        let start = if aperture.space == Space::Io {
+            aperture.pci_base.max(MIN_IO)
+        } else {
+            aperture.pci_base
+        };
+        place_bus(table, None, &spaces, aperture, start, aperture.end());
     }
 }
 
@@ -916,13 +1075,15 @@ fn place_bus<const N: usize>(
                 }
             }
             Item::Window { function, space } => {
+                let mut through: &[Space] = &[];
                 if let Some(bridge) = table.bridge_mut(function) {
                     bridge.window_mut(space).base = Some(base);
+                    through = bridge.spaces_through(space);
                 }
                 place_bus(
                     table,
                     u16::try_from(function).ok(),
-                    &[space],
+                    through,
                     aperture,
                     base,
                     limit,
@@ -933,18 +1094,18 @@ fn place_bus<const N: usize>(
 }
 
 /// Whether a window may take `base..limit`: a memory window has 32-bit registers, a
-/// prefetchable one too unless it says it takes 64 bits.
+/// prefetchable one too unless it says it takes 64 bits, an I/O one 16 unless it says 32.
 fn window_fits<const N: usize>(table: &Table<N>, item: Item, limit: u64) -> bool {
-    const FOUR_GIB: u64 = 1 << 32;
     match item {
         Item::Bar { .. } => true,
         Item::Window { function, space } => {
-            let bridge = table.functions.get(function).and_then(|f| f.bridge);
+            let Some(bridge) = table.functions.get(function).and_then(|f| f.bridge) else {
+                return false;
+            };
             match space {
-                Space::Io | Space::Memory => limit <= FOUR_GIB,
-                Space::Prefetchable => {
-                    bridge.is_some_and(|bridge| bridge.prefetchable_64) || limit <= FOUR_GIB
-                }
+                Space::Io => limit <= if bridge.io_32 { FOUR_GIB } else { 0x1_0000 },
+                Space::Memory => limit <= FOUR_GIB,
+                Space::Prefetchable => bridge.prefetchable_64 || limit <= FOUR_GIB,
             }
         }
     }
@@ -959,7 +1120,7 @@ fn program<C: ConfigSpace, const N: usize>(config: &C, table: &mut Table<N>) {
         };
         let address = function.address;
         let mut io_ok = true;
-        let mut memory_ok = true;
+        let mut memory_ok = !function.broken_bar;
         let mut io_any = false;
         let mut memory_any = false;
         for (slot, bar) in function.bars.iter().enumerate() {

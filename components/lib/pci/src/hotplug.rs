@@ -47,11 +47,17 @@ impl SlotState {
         self.link & (1 << 13) != 0
     }
 
-    /// What this state means for a slot that held a card (`occupied`) or not.
+    /// What this state means for a slot that held a card (`occupied`) or not. A presence or
+    /// link change while occupied is `Gone` even if a card reads as there now: it may be
+    /// another card (pulled and plugged between two reads); the next read, with the slot no
+    /// longer occupied, finds it `Arrived` (Linux's pciehp turns the slot off on any such
+    /// event, then enumerates again).
     #[must_use]
     pub const fn change(&self, occupied: bool) -> SlotChange {
         let there = self.present() && self.link_active();
-        if occupied && !there {
+        let changed =
+            self.status & (slot_status::PRESENCE_CHANGED | slot_status::LINK_CHANGED) != 0;
+        if occupied && (!there || changed) {
             SlotChange::Gone
         } else if !occupied && there {
             SlotChange::Arrived
@@ -65,17 +71,20 @@ impl SlotState {
 
 /// The slot's events that software enables: attention button, presence detect and link state
 /// changes, and the hot-plug interrupt. Command completions are not asked for (they would
-/// interrupt after every control write); the slot is powered on.
+/// interrupt after every control write); the power control and the indicators keep what
+/// they hold.
 pub fn enable<C: ConfigSpace>(config: &C, port: Address, express: &Express) {
-    let control = slot_control::ATTENTION_BUTTON
+    let enable = slot_control::ATTENTION_BUTTON
         | slot_control::PRESENCE_DETECT
         | slot_control::LINK_STATE
         | slot_control::HOT_PLUG_INTERRUPT;
     // Events left from before (a previous incarnation of the driver) are cleared first.
     read_and_clear(config, port, express);
-    config.write16(port, control_offset(express), control);
+    // The indicators and the power control keep what they hold.
+    let at = control_offset(express);
+    let control = config.read16(port, at) & !slot_control::COMMAND_COMPLETED;
+    config.write16(port, at, control | enable);
 }
-
 /// Reads the slot's status and link and clears the events read.
 pub fn read_and_clear<C: ConfigSpace>(config: &C, port: Address, express: &Express) -> SlotState {
     let status_at = u16::from(express.offset) + register::SLOT_STATUS;
@@ -123,6 +132,18 @@ mod tests {
                 },
             link: if link { 1 << 13 } else { 0 },
         }
+    }
+
+    #[test]
+    fn a_presence_change_while_occupied_is_a_removal_even_if_a_card_is_there() {
+        let mut swapped = state(true, true, false);
+        swapped.status |= slot_status::PRESENCE_CHANGED;
+        assert_eq!(swapped.change(true), SlotChange::Gone);
+        // Once the old card's functions are gone, the same state is a card that arrived.
+        assert_eq!(swapped.change(false), SlotChange::Arrived);
+        let mut flapped = state(true, true, false);
+        flapped.status |= slot_status::LINK_CHANGED;
+        assert_eq!(flapped.change(true), SlotChange::Gone);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 pub struct Intx {
     /// The device number on that bus.
     pub device: u8,
+    /// The function number (what an `interrupt-map-mask` covering it matches).
+    pub function: u8,
     /// The pin, 1–4 (INTA–INTD).
     pub pin: u8,
 }

@@ -140,67 +140,159 @@ fn at(table: &Table<64>, bus: u8, device: u8, function: u8) -> &warden_pci::Func
         .unwrap_or_else(|| panic!("{address} not found: {:?}", table.functions))
 }
 
-/// Every placement is inside its bridge's window (or an aperture on the root bus), aligned,
-/// at the CPU address its aperture maps, and no two overlap; every register holds it.
+/// Where items of `space` on the bus behind `parent` must lie: the bridge's window that takes
+/// them (its memory window for prefetchable ones when it has no 64-bit prefetchable window),
+/// or the aperture that serves the space on the root bus.
+fn container_of<const N: usize>(
+    table: &Table<N>,
+    parent: Option<u16>,
+    space: Space,
+    apertures: &[Aperture],
+) -> (u64, u64, Aperture) {
+    let root = |space: Space| {
+        let find = |wanted| apertures.iter().find(|a| a.space == wanted).copied();
+        match space {
+            Space::Io => find(Space::Io),
+            Space::Memory => find(Space::Memory)
+                .or_else(|| find(Space::Prefetchable).filter(|a| a.pci_base + a.size <= 1 << 32)),
+            Space::Prefetchable => find(Space::Prefetchable).or_else(|| find(Space::Memory)),
+        }
+        .expect("an aperture for the space")
+    };
+    match parent {
+        None => {
+            let aperture = root(space);
+            (
+                aperture.pci_base,
+                aperture.pci_base + aperture.size,
+                aperture,
+            )
+        }
+        Some(parent) => {
+            let above = &table.functions[usize::from(parent)];
+            let bridge = above.bridge.unwrap();
+            let through = if bridge.forwards(space) {
+                space
+            } else {
+                assert_eq!(
+                    space,
+                    Space::Prefetchable,
+                    "{space} behind a bridge without it"
+                );
+                Space::Memory
+            };
+            let window = bridge.window(through);
+            let base = window.base.expect("an item behind a closed window");
+            let (_, _, aperture) = container_of(table, above.parent, through, apertures);
+            (base, base + window.size, aperture)
+        }
+    }
+}
+
+/// Every placement is inside its bridge's window (or its space's aperture on the root bus),
+/// aligned, at the CPU address its aperture maps, read back from its registers; bridge windows
+/// likewise; and no two items on one bus overlap in one address space.
 fn check_placements<const N: usize>(config: &Config, table: &Table<N>) {
-    let mut ranges: Vec<(u64, u64, String)> = Vec::new();
+    check_placements_in(config, table, &APERTURES);
+}
+
+/// A placed range and what it is.
+type Placed = (u64, u64, String);
+
+fn check_placements_in<const N: usize>(config: &Config, table: &Table<N>, apertures: &[Aperture]) {
+    // (parent, is I/O) -> ranges on that bus in that address space.
+    let mut buses: std::collections::BTreeMap<(Option<u16>, bool), Vec<Placed>> =
+        std::collections::BTreeMap::new();
     for function in &table.functions {
         for bar in function.bars.iter().flatten() {
             let Some((bus, cpu)) = bar.placed else {
                 continue;
             };
-            let size = bar.request.size;
-            assert_eq!(
-                bus % size,
-                0,
-                "{} BAR {} aligned",
-                function.address,
-                bar.request.index
-            );
+            let (size, index) = (bar.request.size, bar.request.index);
+            let label = format!("{} BAR {index}", function.address);
+            assert_eq!(bus % size, 0, "{label} aligned");
             let space = Space::of(&bar.request);
-            let container = match function.parent {
-                Some(parent) => {
-                    let bridge = table.functions[usize::from(parent)].bridge.unwrap();
-                    let window = bridge.window(space);
-                    let base = window.base.expect("a BAR behind a closed window");
-                    (base, base + window.size)
-                }
-                None => APERTURES
-                    .iter()
-                    .find(|a| a.pci_base <= bus && bus + size <= a.pci_base + a.size)
-                    .map(|a| (a.pci_base, a.pci_base + a.size))
-                    .expect("a root BAR outside every aperture"),
-            };
+            let (start, end, aperture) = container_of(table, function.parent, space, apertures);
             assert!(
-                container.0 <= bus && bus + size <= container.1,
-                "{} BAR {} inside its window",
-                function.address,
-                bar.request.index
+                start <= bus && bus + size <= end,
+                "{label} inside its window"
             );
-            let aperture = APERTURES
-                .iter()
-                .find(|a| a.pci_base <= bus && bus < a.pci_base + a.size)
-                .unwrap();
-            assert_eq!(cpu, aperture.cpu_base + (bus - aperture.pci_base));
+            assert_eq!(
+                cpu,
+                aperture.cpu_base + (bus - aperture.pci_base),
+                "{label} CPU address"
+            );
             assert_eq!(
                 warden_pci::bars::read_bar(config, function.address, &bar.request),
                 bus
             );
-            ranges.push((
-                bus,
-                bus + size,
-                format!("{} BAR {}", function.address, bar.request.index),
-            ));
+            buses
+                .entry((function.parent, space == Space::Io))
+                .or_default()
+                .push((bus, bus + size, label));
+        }
+        let Some(bridge) = function.bridge else {
+            continue;
+        };
+        for space in Space::ALL {
+            let window = bridge.window(space);
+            let Some(base) = window.base else {
+                continue;
+            };
+            let label = format!("{} {space} window", function.address);
+            assert!(
+                bridge.forwards(space),
+                "{label} opened on a bridge without it"
+            );
+            assert_eq!(base % window.align, 0, "{label} aligned");
+            let (start, end, _) = container_of(table, function.parent, space, apertures);
+            assert!(
+                start <= base && base + window.size <= end,
+                "{label} inside its parent's"
+            );
+            let limit = base + window.size - 1;
+            let address = function.address;
+            let (held_base, held_limit) = match space {
+                Space::Io => (
+                    (u64::from(config.read16(address, register::IO_BASE_UPPER)) << 16)
+                        | (u64::from(config.read8(address, register::IO_BASE) & 0xF0) << 8),
+                    (u64::from(config.read16(address, register::IO_LIMIT_UPPER)) << 16)
+                        | (u64::from(config.read8(address, register::IO_LIMIT) & 0xF0) << 8)
+                        | 0xFFF,
+                ),
+                Space::Memory => (
+                    u64::from(config.read16(address, register::MEMORY_BASE) & 0xFFF0) << 16,
+                    (u64::from(config.read16(address, register::MEMORY_LIMIT) & 0xFFF0) << 16)
+                        | 0xF_FFFF,
+                ),
+                Space::Prefetchable => (
+                    (u64::from(config.read32(address, register::PREFETCHABLE_BASE_UPPER)) << 32)
+                        | (u64::from(config.read16(address, register::PREFETCHABLE_BASE) & 0xFFF0)
+                            << 16),
+                    (u64::from(config.read32(address, register::PREFETCHABLE_LIMIT_UPPER)) << 32)
+                        | (u64::from(
+                            config.read16(address, register::PREFETCHABLE_LIMIT) & 0xFFF0,
+                        ) << 16)
+                        | 0xF_FFFF,
+                ),
+            };
+            assert_eq!((held_base, held_limit), (base, limit), "{label} registers");
+            buses
+                .entry((function.parent, space == Space::Io))
+                .or_default()
+                .push((base, base + window.size, label));
         }
     }
-    ranges.sort();
-    for pair in ranges.windows(2) {
-        assert!(
-            pair[0].1 <= pair[1].0,
-            "{} overlaps {}",
-            pair[0].2,
-            pair[1].2
-        );
+    for ranges in buses.values_mut() {
+        ranges.sort();
+        for pair in ranges.windows(2) {
+            assert!(
+                pair[0].1 <= pair[1].0,
+                "{} overlaps {}",
+                pair[0].2,
+                pair[1].2
+            );
+        }
     }
 }
 
@@ -282,11 +374,29 @@ fn the_virt_tree_is_found_numbered_placed_and_programmed() {
     assert!(prefetch_base <= bar4);
 
     // INTx: on the root bus the pin as it is; behind a bridge swizzled by the device number.
-    assert_eq!(at(&table, 0, 1, 0).intx, Some(Intx { device: 1, pin: 1 }));
-    assert_eq!(disk.intx, Some(Intx { device: 2, pin: 1 }));
+    assert_eq!(
+        at(&table, 0, 1, 0).intx,
+        Some(Intx {
+            device: 1,
+            function: 0,
+            pin: 1
+        })
+    );
+    assert_eq!(
+        disk.intx,
+        Some(Intx {
+            device: 2,
+            function: 0,
+            pin: 1
+        })
+    );
     assert_eq!(
         at(&table, 3, 2, 0).intx,
-        Some(Intx { device: 4, pin: 4 }),
+        Some(Intx {
+            device: 4,
+            function: 0,
+            pin: 4
+        }),
         "INTB of device 2 is INTD above"
     );
     assert_eq!(at(&table, 0, 5, 0).intx, None);
@@ -672,10 +782,21 @@ fn a_card_plugged_into_a_slot_is_enumerated_in_its_reserved_windows_and_ejected_
     );
     // INTA of the card (device 0 behind the port) is INTA of the port's device 2 at the host
     // bridge, whose interrupt-map takes it from there.
-    assert_eq!(disk.intx, Some(Intx { device: 0, pin: 1 }));
+    assert_eq!(
+        disk.intx,
+        Some(Intx {
+            device: 0,
+            function: 0,
+            pin: 1
+        })
+    );
     assert_eq!(
         route_intx(&boot, port_index, disk.intx.unwrap()),
-        Intx { device: 2, pin: 1 }
+        Intx {
+            device: 2,
+            function: 0,
+            pin: 1
+        }
     );
 
     // Orderly removal: the button asks; software turns the power off; the card goes.
@@ -721,6 +842,19 @@ fn a_card_plugged_into_a_slot_is_enumerated_in_its_reserved_windows_and_ejected_
         hotplug::read_and_clear(&config, port.address, &express).change(true),
         SlotChange::Gone
     );
+    // Pulled and another plugged between two reads: the old card is gone first, then the
+    // new one arrives.
+    plug(&config, 2, virtio(0x1044));
+    let _ = config
+        .registers()
+        .model()
+        .function_mut(0, 2, 0)
+        .unwrap()
+        .pull();
+    plug(&config, 2, virtio(0x1041));
+    let state = hotplug::read_and_clear(&config, port.address, &express);
+    assert_eq!(state.change(true), SlotChange::Gone);
+    assert_eq!(state.change(false), SlotChange::Arrived);
     // The other slot never saw anything.
     let other = boot.functions[1];
     let quiet = hotplug::read_and_clear(&config, other.address, &other.express.unwrap());
@@ -758,4 +892,127 @@ fn a_card_too_large_for_its_slots_reserve_gets_no_room_and_nothing_else_moves() 
     // A port that is no bridge, or out of the table: nothing.
     enumerate_behind(&config, &boot, 7, &APERTURES, &mut card);
     assert!(card.functions.is_empty());
+}
+
+#[test]
+fn a_bar_that_reads_wrong_or_a_rom_left_enabled_do_not_decode() {
+    // BAR 0 of the reserved memory type; a ROM that firmware left enabled.
+    let odd = PciFunction::endpoint(0x1234, 1, 0)
+        .with_raw(register::BAR0, &[0b110, 0, 0, 0])
+        .with_writable(register::BAR0, &[0, 0xF0, 0xFF, 0xFF])
+        .with_bar(
+            2,
+            BarSpec::Memory32 {
+                size: 0x1000,
+                prefetchable: false,
+            },
+        )
+        .with_raw(register::ROM, &[0x01, 0, 0, 0xF0])
+        .with_writable(register::ROM, &[0x01, 0xF8, 0xFF, 0xFF]);
+    let config = ecam(PciBus::new().with(0, 0, odd));
+    let table = run::<64>(&config);
+    let odd = at(&table, 0, 0, 0);
+    assert!(odd.broken_bar);
+    assert_eq!(
+        problems(&table),
+        [Problem::Bar(warden_pci::BarError::ReservedType {
+            index: 0
+        })]
+    );
+    // Its good BAR is placed, but nothing decodes: BAR 0 holds an address nobody gave it.
+    assert!(odd.bars[2].unwrap().placed.is_some());
+    assert_eq!(
+        config.read16(odd.address, register::COMMAND) & command::MEMORY,
+        0
+    );
+    assert_eq!(
+        config.read32(odd.address, register::ROM) & 1,
+        0,
+        "the ROM is off"
+    );
+    check_placements(&config, &table);
+}
+
+#[test]
+fn bus_numbers_left_on_a_later_bridge_do_not_capture_the_buses_being_numbered() {
+    // The second bridge still claims buses 1-5 from firmware when the first is given bus 1:
+    // both would answer for bus 1 (the model answers neither) unless every bridge on the bus
+    // is closed first.
+    let stale = PciFunction::bridge(0x1b36, 1, PciBus::new().with(0, 0, virtio(0x1044)))
+        .with_raw(register::SECONDARY_BUS, &[1, 5]);
+    let root = PciBus::new()
+        .with(
+            0,
+            0,
+            PciFunction::bridge(0x1b36, 1, PciBus::new().with(0, 0, virtio(0x1042))),
+        )
+        .with(1, 0, stale);
+    let config = ecam(root);
+    let table = run::<64>(&config);
+    assert!(table.problems.is_empty(), "{:?}", table.problems);
+    assert_eq!(at(&table, 1, 0, 0).device, 0x1042);
+    assert_eq!(at(&table, 2, 0, 0).device, 0x1044);
+    check_placements(&config, &table);
+}
+
+#[test]
+fn a_bridge_without_io_or_prefetchable_windows_forwards_what_it_can() {
+    // No I/O window and no prefetchable window (their registers keep nothing written).
+    let narrow = PciFunction::bridge(
+        0x1b36,
+        1,
+        PciBus::new().with(0, 0, virtio(0x1042).with_bar(0, BarSpec::Io { size: 0x40 })),
+    )
+    .with_raw(register::IO_BASE, &[0, 0])
+    .with_writable(register::IO_BASE, &[0, 0])
+    .with_raw(register::PREFETCHABLE_BASE, &[0; 4])
+    .with_writable(register::PREFETCHABLE_BASE, &[0; 4]);
+    let config = ecam(PciBus::new().with(0, 0, narrow));
+    let table = run::<64>(&config);
+    let bridge = at(&table, 0, 0, 0).bridge.unwrap();
+    assert!(!bridge.forwards(Space::Io) && !bridge.forwards(Space::Prefetchable));
+    assert_eq!(problems(&table), [Problem::NoWindow { space: Space::Io }]);
+    let disk = at(&table, 1, 0, 0);
+    assert!(disk.bars[0].unwrap().placed.is_none(), "no I/O behind it");
+    // The 64-bit prefetchable BAR goes through the memory window, below 4 GiB (Linux's
+    // fallback).
+    let (bar4, _) = disk.bars[4].unwrap().placed.unwrap();
+    assert!(bar4 < 1 << 32);
+    let command = config.read16(disk.address, register::COMMAND);
+    assert_eq!(command & (command::IO | command::MEMORY), command::MEMORY);
+    check_placements(&config, &table);
+}
+
+#[test]
+fn a_64_bit_range_below_4_gib_serves_32_bit_bars_and_overlapping_ranges_are_ignored() {
+    let only_wide = [
+        Aperture {
+            space: Space::Prefetchable,
+            pci_base: 0x1000_0000,
+            cpu_base: 0x1000_0000,
+            size: 0x1000_0000,
+        },
+        // Overlaps the first: ignored.
+        Aperture {
+            space: Space::Memory,
+            pci_base: 0x1800_0000,
+            cpu_base: 0x1800_0000,
+            size: 0x1000_0000,
+        },
+        // Its end names no address: ignored.
+        Aperture {
+            space: Space::Io,
+            pci_base: u64::MAX - 0xFF,
+            cpu_base: 0,
+            size: 0x1000,
+        },
+    ];
+    let config = ecam(PciBus::new().with(0, 0, virtio(0x1042)));
+    let mut table = Box::new(Table::<64>::new());
+    enumerate(&config, 0, 255, &only_wide, &mut table);
+    assert_eq!(table.apertures_ignored, 2);
+    assert!(table.problems.is_empty(), "{:?}", table.problems);
+    let disk = at(&table, 0, 0, 0);
+    assert!(disk.bars.iter().flatten().all(|bar| bar.placed.is_some()));
+    check_placements_in(&config, &table, &only_wide[..1]);
 }

@@ -105,8 +105,9 @@ impl PciBus {
             return self.functions.get_mut(&(device, number));
         }
         // Bus numbers are the bridges' own registers, as software wrote them (or as a hostile
-        // bridge reads them).
-        let bridge = self.functions.values_mut().find(|function| {
+        // bridge reads them). Two bridges that claim the same bus are a conflict: on hardware
+        // both would answer; here nobody does.
+        let claims = |function: &PciFunction| {
             function.is_bridge() && {
                 let secondary = function.config_byte(register::SECONDARY_BUS);
                 let subordinate = function.config_byte(register::SUBORDINATE_BUS);
@@ -114,7 +115,20 @@ impl PciBus {
                     && secondary > number_here
                     && (secondary..=subordinate).contains(&target)
             }
-        })?;
+        };
+        if self
+            .functions
+            .values()
+            .filter(|function| claims(function))
+            .count()
+            != 1
+        {
+            return None;
+        }
+        let bridge = self
+            .functions
+            .values_mut()
+            .find(|function| claims(function))?;
         let secondary = bridge.config_byte(register::SECONDARY_BUS);
         bridge
             .secondary_bus_mut()?
