@@ -267,6 +267,12 @@ pub enum Problem {
         /// The space.
         space: Space,
     },
+    /// A bridge that did not keep the window written to it: that space is not forwarded
+    /// (decoding stays off), and what lies behind it in that space is unreachable.
+    WindowNotKept {
+        /// The space.
+        space: Space,
+    },
     /// A capability list that stops early.
     Capabilities(CapabilityError),
     /// The function answered, then read as absent before its scan ended.
@@ -320,6 +326,10 @@ impl fmt::Display for Problem {
             Problem::NoWindow { space } => write!(
                 f,
                 "a bridge with no {space} window: nothing behind it gets {space}"
+            ),
+            Problem::WindowNotKept { space } => write!(
+                f,
+                "a bridge that did not keep its {space} window: {space} behind it is off"
             ),
             Problem::Capabilities(error) => write!(f, "{error}: the rest of the list is ignored"),
             Problem::Vanished => f.write_str("answered, then vanished during its scan"),
@@ -1162,6 +1172,21 @@ fn program<C: ConfigSpace, const N: usize>(config: &C, table: &mut Table<N>) {
         let mut enable = 0;
         if let Some(bridge) = &function.bridge {
             program_windows(config, address, bridge);
+            // A window the bridge did not keep forwards elsewhere: that space stays off.
+            let held = read_windows(config, address);
+            for (space, held) in Space::ALL.into_iter().zip(held) {
+                let window = bridge.window(space);
+                let Some(base) = window.base.filter(|_| window.size != 0) else {
+                    continue;
+                };
+                if held != (base, base + (window.size - 1)) {
+                    table.problem(address, Problem::WindowNotKept { space });
+                    match space {
+                        Space::Io => io_ok = false,
+                        Space::Memory | Space::Prefetchable => memory_ok = false,
+                    }
+                }
+            }
             let open = |space: Space| bridge.window(space).base.is_some();
             io_any |= open(Space::Io);
             memory_any |= open(Space::Memory) || open(Space::Prefetchable);
@@ -1216,6 +1241,32 @@ fn program_windows<C: ConfigSpace>(config: &C, address: Address, bridge: &Bridge
         register::PREFETCHABLE_LIMIT_UPPER,
         (limit >> 32) as u32,
     );
+}
+
+/// The bridge's windows as its registers hold them: (base, last byte) for I/O, memory and
+/// prefetchable memory.
+fn read_windows<C: ConfigSpace>(config: &C, address: Address) -> [(u64, u64); 3] {
+    let upper16 = |at| u64::from(config.read16(address, at)) << 16;
+    let upper32 = |at| u64::from(config.read32(address, at)) << 32;
+    let io_base = upper16(register::IO_BASE_UPPER)
+        | (u64::from(config.read8(address, register::IO_BASE) & 0xF0) << 8);
+    let io_limit = upper16(register::IO_LIMIT_UPPER)
+        | (u64::from(config.read8(address, register::IO_LIMIT) & 0xF0) << 8)
+        | 0xFFF;
+    let memory = |at| u64::from(config.read16(address, at) & 0xFFF0) << 16;
+    [
+        (io_base, io_limit),
+        (
+            memory(register::MEMORY_BASE),
+            memory(register::MEMORY_LIMIT) | 0xF_FFFF,
+        ),
+        (
+            upper32(register::PREFETCHABLE_BASE_UPPER) | memory(register::PREFETCHABLE_BASE),
+            upper32(register::PREFETCHABLE_LIMIT_UPPER)
+                | memory(register::PREFETCHABLE_LIMIT)
+                | 0xF_FFFF,
+        ),
+    ]
 }
 
 /// A memory window's base and limit registers (the limit's 16 bits follow the base's): address

@@ -1016,3 +1016,24 @@ fn a_64_bit_range_below_4_gib_serves_32_bit_bars_and_overlapping_ranges_are_igno
     assert!(disk.bars.iter().flatten().all(|bar| bar.placed.is_some()));
     check_placements_in(&config, &table, &only_wide[..1]);
 }
+
+#[test]
+fn a_bridge_that_drops_its_memory_window_forwards_no_memory() {
+    // The memory limit register keeps nothing: the window reads as closed after it is written.
+    let leaky = PciFunction::bridge(0x1b36, 1, PciBus::new().with(0, 0, virtio(0x1042)))
+        .with_writable(register::MEMORY_LIMIT, &[0, 0]);
+    let config = ecam(PciBus::new().with(0, 0, leaky));
+    let table = run::<64>(&config);
+    assert_eq!(
+        problems(&table),
+        [Problem::WindowNotKept {
+            space: Space::Memory
+        }]
+    );
+    let bridge = at(&table, 0, 0, 0);
+    assert_eq!(
+        config.read16(bridge.address, register::COMMAND) & command::MEMORY,
+        0,
+        "the bridge forwards no memory"
+    );
+}
