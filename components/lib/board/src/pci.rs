@@ -45,6 +45,9 @@ pub struct PciHost {
     /// [`MAX_INTX_ROUTES`] entries: no INTx is routed. The node is kept: its functions may use
     /// MSI, and Linux 6.1's Qualcomm IPQ trees have maps that miss the GIC's address cell.
     pub intx_malformed: bool,
+    /// `ranges` entries of I/O or memory whose parent address no ancestor translates to a CPU
+    /// address: not apertures.
+    pub ranges_not_translatable: u8,
 }
 
 impl PciHost {
@@ -95,6 +98,7 @@ impl<'a> Devices<'_, 'a> {
         };
         let parent_cells = self.parent_address_cells(name)?;
         let mut apertures = heapless::Vec::new();
+        let mut ranges_not_translatable = 0u8;
         let ranges = properties.ranges.unwrap_or_default();
         let entry = (3 + parent_cells + size_cells) * 4;
         if ranges.len() % entry != 0 {
@@ -115,6 +119,7 @@ impl<'a> Devices<'_, 'a> {
             }
             // The parent address is in the space the node's own `reg` is in.
             let Ok(cpu) = self.translate(name, parent, size) else {
+                ranges_not_translatable = ranges_not_translatable.saturating_add(1);
                 continue;
             };
             let Some(aperture) = Aperture::from_range(hi, pci, cpu, size) else {
@@ -156,6 +161,7 @@ impl<'a> Devices<'_, 'a> {
             intx,
             intx_not_gic,
             intx_malformed,
+            ranges_not_translatable,
         })
     }
 

@@ -931,3 +931,39 @@ fn a_pci_host_bridge_with_a_malformed_interrupt_map_keeps_its_node_without_intx(
     );
     read_everything(&blob).unwrap();
 }
+
+#[test]
+fn a_host_bridges_ranges_that_do_not_translate_are_counted_not_used() {
+    // Under a bus without `ranges`: neither the ECAM window nor the memory range has a CPU
+    // address.
+    let blob = compile_dts(
+        r#"
+/dts-v1/;
+/ {
+    #address-cells = <1>;
+    #size-cells = <1>;
+    soc {
+        compatible = "test,soc";
+        #address-cells = <1>;
+        #size-cells = <1>;
+        pcie@10000000 {
+            compatible = "pci-host-ecam-generic";
+            device_type = "pci";
+            #address-cells = <3>;
+            #size-cells = <1>;
+            reg = <0x10000000 0x100000>;
+            ranges = <0x02000000 0 0x20000000 0x20000000 0x1000000>;
+        };
+    };
+};
+"#,
+    );
+    let board = Board::new(&blob).unwrap();
+    let devices = all_devices(&board);
+    let (_, host) = device(&devices, "pcie@10000000");
+    assert!(host.mmio.is_empty() && host.reg_not_translatable);
+    let pci = host.pci.as_ref().unwrap();
+    assert!(pci.apertures.is_empty());
+    assert_eq!(pci.ranges_not_translatable, 1);
+    read_everything(&blob).unwrap();
+}

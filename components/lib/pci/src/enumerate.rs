@@ -589,50 +589,51 @@ fn present<C: ConfigSpace>(config: &C, address: Address) -> bool {
     !matches!(config.read16(address, register::VENDOR_ID), 0xFFFF | 0)
 }
 
+/// The functions that answer on `bus` among its first `devices` device numbers, with their
+/// header types: function 0 of each device, and functions 1–7 of a multi-function one. It is
+/// 1 KiB, held for the scan of each bus level ([`MAX_DEPTH`] + 1 at most).
+fn functions_on<C: ConfigSpace>(
+    config: &C,
+    bus: u8,
+    devices: u8,
+) -> heapless::Vec<(Address, u8), 256> {
+    let mut found = heapless::Vec::new();
+    for device in 0..devices {
+        for function in 0..8 {
+            let Some(address) = Address::new(bus, device, function) else {
+                continue;
+            };
+            if !present(config, address) {
+                if function == 0 {
+                    break;
+                }
+                continue;
+            }
+            let header = config.read8(address, register::HEADER_TYPE);
+            // 32 devices of 8 functions: the vector holds every one.
+            let _ = found.push((address, header));
+            if function == 0 && header & MULTIFUNCTION == 0 {
+                break;
+            }
+        }
+    }
+    found
+}
+
 impl<C: ConfigSpace, const N: usize> Scan<'_, C, N> {
     fn bus(&mut self, bus: u8, parent: Option<u16>, depth: u8, only_device_zero: bool) {
-        let devices = if only_device_zero { 1 } else { 32 };
+        let found = functions_on(self.config, bus, if only_device_zero { 1 } else { 32 });
         // Every bridge on the bus forwards nothing before any is given numbers: bus numbers
         // left by firmware (or an earlier run) on a sibling not yet scanned could claim the
         // buses being numbered now (Linux's pass 0 does the same).
-        for device in 0..devices {
-            for function in 0..8 {
-                let Some(address) = Address::new(bus, device, function) else {
-                    continue;
-                };
-                if !present(self.config, address) {
-                    if function == 0 {
-                        break;
-                    }
-                    continue;
-                }
-                let header = self.config.read8(address, register::HEADER_TYPE);
-                if header & !MULTIFUNCTION == HEADER_BRIDGE {
-                    self.config.write8(address, register::SECONDARY_BUS, 0);
-                    self.config.write8(address, register::SUBORDINATE_BUS, 0);
-                }
-                if function == 0 && header & MULTIFUNCTION == 0 {
-                    break;
-                }
+        for (address, header) in &found {
+            if header & !MULTIFUNCTION == HEADER_BRIDGE {
+                self.config.write8(*address, register::SECONDARY_BUS, 0);
+                self.config.write8(*address, register::SUBORDINATE_BUS, 0);
             }
         }
-        for device in 0..devices {
-            let Some(first) = Address::new(bus, device, 0) else {
-                continue;
-            };
-            if !present(self.config, first) {
-                continue;
-            }
-            let multifunction =
-                self.config.read8(first, register::HEADER_TYPE) & MULTIFUNCTION != 0;
-            for function in 0..if multifunction { 8 } else { 1 } {
-                let Some(address) = Address::new(bus, device, function) else {
-                    continue;
-                };
-                if function == 0 || present(self.config, address) {
-                    self.function(address, parent, depth);
-                }
-            }
+        for (address, _) in found {
+            self.function(address, parent, depth);
         }
     }
 

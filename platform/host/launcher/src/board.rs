@@ -205,8 +205,12 @@ fn pci_host(host: &warden_board::PciHost) -> String {
             )
         })
         .collect();
+    let untranslated = match host.ranges_not_translatable {
+        0 => String::new(),
+        ranges => format!(" (+ {ranges} ranges with no CPU address)"),
+    };
     format!(
-        "pci host: buses {}-{}; apertures {}; INTx {} routes{}",
+        "pci host: buses {}-{}; apertures {}{untranslated}; INTx {} routes{}",
         host.first_bus,
         host.last_bus,
         if apertures.is_empty() {
@@ -299,6 +303,7 @@ fn json_report(name: &str, items: &[Item<'_>], summary: &str) -> String {
                     })).collect::<Vec<_>>(),
                     "intx_not_gic": host.intx_not_gic,
                     "intx_malformed": host.intx_malformed,
+                    "ranges_not_translatable": host.ranges_not_translatable,
                 })),
             })),
             Item::LeftOut { path, error } => left_out.push(serde_json::json!({

@@ -31,6 +31,18 @@ const TREE: &str = r#"
         #size-cells = <0>;
         sensor@48 { compatible = "test,sensor"; reg = <0x48>; };
     };
+    pcie@10000000 {
+        compatible = "pci-host-ecam-generic";
+        device_type = "pci";
+        #address-cells = <3>;
+        #size-cells = <1>;
+        #interrupt-cells = <1>;
+        reg = <0x10000000 0x100000>;
+        bus-range = <0 0>;
+        ranges = <0x02000000 0 0x20000000 0x20000000 0x1000000>;
+        interrupt-map-mask = <0 0 0 7>;
+        interrupt-map = <0 0 0 1 &gic 0 5 4>;
+    };
 };
 "#;
 
@@ -63,7 +75,7 @@ fn the_report_lists_devices_and_counts_what_it_leaves_out() {
     let lines: Vec<&str> = report.text.lines().collect();
     assert_eq!(
         *lines.last().unwrap(),
-        "board: 4 devices, 2 left out (reasons: 1 malformed reg, 1 more reg windows than 8)"
+        "board: 5 devices, 2 left out (reasons: 1 malformed reg, 1 more reg windows than 8)"
     );
     assert!(lines.contains(
         &"/uart@2000  compatible arm,pl011 arm,primecell  bus platform  windows 0x2000+0x1000  \
@@ -77,6 +89,15 @@ fn the_report_lists_devices_and_counts_what_it_leaves_out() {
     assert!(lines
         .iter()
         .any(|line| line.starts_with("/i2c@7000  compatible test,i2c")));
+    // A PCI host bridge: its buses, apertures and INTx routes on a line of their own.
+    let host = lines
+        .iter()
+        .position(|line| line.starts_with("/pcie@10000000  compatible pci-host-ecam-generic"))
+        .expect("the host bridge");
+    assert_eq!(
+        lines[host + 1],
+        "    pci host: buses 0-0; apertures memory 0x20000000+0x1000000 at 0x20000000; INTx 1 routes"
+    );
 }
 
 #[test]
@@ -84,7 +105,7 @@ fn the_json_report_says_the_same() {
     let report = warden_host::board::report(&blob(), true).unwrap();
     let value: serde_json::Value = serde_json::from_str(&report.text).unwrap();
     assert_eq!(value["board"], "report test");
-    assert_eq!(value["devices"].as_array().unwrap().len(), 4);
+    assert_eq!(value["devices"].as_array().unwrap().len(), 5);
     let left_out = value["left_out"].as_array().unwrap();
     assert_eq!(left_out.len(), 2);
     assert_eq!(left_out[0]["path"], "/nine@4000");
@@ -98,8 +119,16 @@ fn the_json_report_says_the_same() {
     assert_eq!(uart["path"], "/uart@2000");
     assert_eq!(uart["windows"][0]["base"], 0x2000);
     assert_eq!(uart["intids"][0], 33);
+    assert!(uart["pci"].is_null());
+    let host = &value["devices"][4];
+    assert_eq!(host["path"], "/pcie@10000000");
+    assert_eq!(host["pci"]["last_bus"], 0);
+    assert_eq!(host["pci"]["apertures"][0]["space"], "memory");
+    assert_eq!(host["pci"]["apertures"][0]["cpu_base"], 0x2000_0000);
+    assert_eq!(host["pci"]["intx"][0]["intid"], 37);
+    assert_eq!(host["pci"]["intx_malformed"], false);
     assert!(value["summary"]
         .as_str()
         .unwrap()
-        .starts_with("board: 4 devices, 2 left out"));
+        .starts_with("board: 5 devices, 2 left out"));
 }
