@@ -36,8 +36,9 @@ HOST_CARGO ?= cargo
 # again with those features — the restart demo's driver).
 TARGET_CRATES ?= warden-vocabulary warden-manager-core warden-protocol warden-services warden-registers warden-microkit warden-board warden-pci \
 	warden-virtio warden-dma warden-driver warden-device-manager demo-driver pl011-driver pl031-driver \
-	meson-uart-driver virtio-mmio-driver virtio-blk-driver virtio-rng-driver warden-demo-client \
-	warden-shell warden-log-printer timer-driver demo-driver+crash-once demo-driver+hang-once
+	meson-uart-driver virtio-mmio-driver pci-host-driver virtio-blk-driver virtio-rng-driver \
+	warden-demo-client warden-shell warden-log-printer timer-driver demo-driver+crash-once \
+	demo-driver+hang-once
 TARGET ?= aarch64-unknown-none
 # Kept apart from the host build in target/ so neither clobbers the other.
 TARGET_CARGO_TARGET_DIR ?= target/aarch64
@@ -88,11 +89,11 @@ SYSTEM ?= $(if $(filter demo-driver/%,$(PD_FEATURES)),restart-demo,warden)
 # NAME.elf) it runs.
 SYSTEM_FILE_qemu_virt_aarch64_warden := system.xml
 PD_CRATES_qemu_virt_aarch64_warden := warden-device-manager pl011-driver pl031-driver \
-	virtio-mmio-driver virtio-blk-driver virtio-rng-driver warden-demo-client warden-shell \
-	warden-log-printer timer-driver
+	virtio-mmio-driver pci-host-driver virtio-blk-driver virtio-rng-driver warden-demo-client \
+	warden-shell warden-log-printer timer-driver
 PD_BINARIES_qemu_virt_aarch64_warden := device_manager pl011_driver pl031_driver \
-	virtio_mmio_driver virtio_blk_driver virtio_rng_driver demo_client shell log_printer \
-	generic_timer_driver
+	virtio_mmio_driver pci_host_driver virtio_blk_driver virtio_rng_driver demo_client shell \
+	log_printer generic_timer_driver
 SYSTEM_FILE_qemu_virt_aarch64_restart-demo := platform/qemu_virt_aarch64/restart_demo.xml
 PD_CRATES_qemu_virt_aarch64_restart-demo := warden-device-manager demo-driver warden-log-printer \
 	timer-driver

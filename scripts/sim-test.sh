@@ -72,7 +72,7 @@ exec 3>"$work/console"
 
 status=0
 if wait_for 'client: flushed; disk check done' && wait_for 'console: pl011-console bound' \
-    && wait_for 'bring-up done; device tree \(48 devices, 36 bound\)' \
+    && wait_for 'bring-up done; device tree \(51 devices, 39 bound\)' \
     && wait_for "^\\[console\\] Warden shell"; then
     type_line 'time' '^\[console\] 20[0-9]{2}-' || true
     type_line 'random 8' '^\[console\] 8 random bytes: ' || true
@@ -105,6 +105,26 @@ if wait_for 'client: flushed; disk check done' && wait_for 'console: pl011-conso
         wait_for 'device id 2 -> 0' || true
         wait_for 'device 3:0 \(virtio,mmio\) bound to driver' 3 || true
     fi
+    # PCIe hot-plug into root port 00:01.0's slot: the port's driver adds the card as the
+    # port's child; its attention button (QEMU's device_del) removes it and powers the slot
+    # off, which ejects it; plugged again; then pulled out (a surprise removal).
+    "$host" control "$control" plug pci "blk=$work/second.img" >>"$work/control.log" 2>&1 \
+        || fail "plug pci refused: $(cat "$work/control.log")"
+    if wait_for 'added child [0-9]+:[0-9]+ \(pci1af4,1042\) under 47:0'; then
+        "$host" control "$control" unplug pci 1 >>"$work/control.log" 2>&1 \
+            || fail "unplug pci refused: $(cat "$work/control.log")"
+        wait_for 'manager: device [0-9]+:[0-9]+ \(pci1af4,1042\) removed' || true
+        wait_for 'bound to driver .pci-bridge.' 4 || true
+        "$host" control "$control" plug pci "blk=$work/second.img" >>"$work/control.log" 2>&1 \
+            || fail "plug pci again refused: $(cat "$work/control.log")"
+        wait_for 'added child [0-9]+:[0-9]+ \(pci1af4,1042\) under 47:0' 2 || true
+        "$host" control "$control" pull pci 1 >>"$work/control.log" 2>&1 \
+            || fail "pull pci refused: $(cat "$work/control.log")"
+        wait_for 'manager: device [0-9]+:[0-9]+ \(pci1af4,1042\) removed' 2 || true
+        wait_for 'bound to driver .pci-bridge.' 6 || true
+    fi
+    "$host" control "$control" unplug pci 1 >"$work/refused-pci.log" 2>&1 \
+        && fail "unplugging an empty PCIe slot was accepted"
     # The tree as the shell sees it once the unplugged disk is gone: as before the plug.
     type_line 'tree' '^\[console\] device tree: ' 3 || true
     wait_tree_whole || true
@@ -172,7 +192,7 @@ absent() { verdict "$2" "not so: $2" not_in_log "$1"; }
 expect 'manager: board device tree loaded: 46 devices'
 expect 'manager:   [0-9]+:0 arm,pl061 @0x9030000 irq 39 -> \(unbound\)'
 # Drivers registering; the bus driver's __device_add while its probe holds the transport.
-for name in pl011-console pl031-rtc virtio-mmio virtio-blk virtio-rng; do
+for name in pl011-console pl031-rtc virtio-mmio pci-host-ecam pci-bridge virtio-blk virtio-rng; do
     expect "manager: driver PD [0-9] registers '$name'"
 done
 expect 'added child [0-9]+:0 \(virtio,device2\) under 34:0 \(__device_add, parent locked by its probe\)'
@@ -189,13 +209,13 @@ expect 'client: the PL031 says it is 20[0-9][0-9]-[0-9]{2}-[0-9]{2}T'
 expect "^\\[console\\] Warden shell: 'help' lists the commands\\.\r?$"
 expect '^\[console\] 20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z \([0-9]+ s since 1970, from the real-time clock\)'
 expect '^\[console\] 8 random bytes: [0-9a-f]{16}\r?$'
-expect '^\[console\] device tree: 48 devices, 36 bound'
+expect '^\[console\] device tree: 51 devices, 39 bound'
 expect '^\[console\]     [0-9]+:0 virtio,device2 @0xa003e00 irq 79 -> virtio-blk'
 expect '^\[console\]   39:0 arm,pl011 @0x9000000 irq 33 -> pl011-console'
 expect '^\[console\]   driver:     virtio-mmio \(driver [0-9]+:[0-9]+, PD 3\)'
 expect "^\\[console\\] unknown command 'frobnicate' \\(try 'help'\\)"
 expect 'manager: client on channel 16 asks to unbind device 34:0 \(virtio,mmio\)'
-expect '^\[console\] device tree: 47 devices, 34 bound'
+expect '^\[console\] device tree: 50 devices, 37 bound'
 expect '^\[console\]   34:0 virtio,mmio @0xa003e00 irq 79 -> \(unbound\)'
 expect 'manager: client on channel 16 asks to bind device 34:0 \(virtio,mmio\) to driver'
 expect "^\\[console\\] error: the device is already bound to pl011-console \\(driver [0-9]+:[0-9]+, PD 1\\); 'unbind' it first"
@@ -310,9 +330,33 @@ else
     fail "unplugging the empty transport: $(cat "$work/refused.log" 2>/dev/null)"
 fi
 disk_removed_first 3:0 tail "the unplugged disk was removed before its transport"
+# The PCIe host bridge: enumerated, its root ports added under it and bound to the bridge
+# driver of the same PD; a card plugged into slot 1 is the port's child, placed in the slot's
+# reserved window, removed by the attention button (the slot then powered off) and by a pull.
+expect 'pci: host bridge at 0x4010000000: buses 0-255, 3 functions, 3 apertures'
+expect 'manager:   37:0 pci-host-ecam-generic @0x4010000000 irq 35 -> pci-host-ecam'
+expect 'manager:     47:0 pci1b36,000c @0x4010008000 irq 36 -> pci-bridge'
+expect 'manager:     48:0 pci1b36,000c @0x4010010000 irq 37 -> pci-bridge'
+expect 'pci: slot at 00:01.0: a card arrived \(1 functions\)'
+expect 'pci: 01:00.0 \[1af4:1042\] class 010000: added child'
+expect 'pci: slot at 00:01.0: attention button: removing the card'
+expect 'pci: slot at 00:01.0: the card is gone'
 checks=$((checks + 1))
-if [[ $(grep -E '^\[console\] device tree: ' "$log" | tail -n 1) == *"48 devices, 36 bound"* ]]; then
-    echo "sim-test: ok: after the unplug the tree is as before the plug (48 devices, 36 bound)"
+if [[ $(grep -cE 'added child [0-9]+:[0-9]+ \(pci1af4,1042\) under 47:0' "$log") -eq 2 \
+    && $(grep -cE 'manager: device [0-9]+:[0-9]+ \(pci1af4,1042\) removed' "$log") -eq 2 ]]; then
+    echo "sim-test: ok: the PCI card was added under its root port twice and removed twice"
+else
+    fail "the PCI card was not added and removed twice under root port 47:0"
+fi
+checks=$((checks + 1))
+if grep -q '^error: PCIe slot 1 is empty' "$work/refused-pci.log" 2>/dev/null; then
+    echo "sim-test: ok: unplugging an empty PCIe slot was refused with a clear error"
+else
+    fail "unplugging an empty PCIe slot: $(cat "$work/refused-pci.log" 2>/dev/null)"
+fi
+checks=$((checks + 1))
+if [[ $(grep -E '^\[console\] device tree: ' "$log" | tail -n 1) == *"51 devices, 39 bound"* ]]; then
+    echo "sim-test: ok: after the unplugs the tree is as before the plugs (51 devices, 39 bound)"
 else
     fail "after the unplug the tree differs: $(grep -E '^\[console\] device tree: ' "$log" | tail -n 1)"
 fi
@@ -513,7 +557,7 @@ else
     fail "after Ctrl-C the run left ${left:-$work/build/control.sock}"
 fi
 
-for program in device_manager pl011_driver pl031_driver virtio_mmio_driver virtio_blk_driver \
+for program in device_manager pl011_driver pl031_driver virtio_mmio_driver pci_host_driver virtio_blk_driver \
     virtio_rng_driver demo_client shell meson_uart_driver demo_driver log_printer serial_client hostile_serial_client hostile_admin_client; do
     checks=$((checks + 1))
     # This checkout's programs only (another Warden may be running on the machine).

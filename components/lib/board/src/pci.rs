@@ -4,7 +4,7 @@
 //! (`interrupt-map` with `interrupt-map-mask`, read as Linux's `of_irq_parse_raw` reads an entry
 //! whose parent is a GIC).
 
-use warden_pci::Aperture;
+use warden_pci::PciAperture;
 
 use crate::blob::NodeProperties;
 use crate::devices::{big_endian, specifier_intids, u32_value, Devices};
@@ -34,7 +34,7 @@ pub struct PciHost {
     /// The last bus.
     pub last_bus: u8,
     /// The I/O and memory windows, at CPU addresses translated through every ancestor.
-    pub apertures: heapless::Vec<Aperture, MAX_APERTURES>,
+    pub apertures: heapless::Vec<PciAperture, MAX_APERTURES>,
     /// `interrupt-map-mask`: the unit address's first cell's and the pin's.
     pub intx_mask: [u32; 2],
     /// The `interrupt-map` entries that reach a GIC.
@@ -122,7 +122,7 @@ impl<'a> Devices<'_, 'a> {
                 ranges_not_translatable = ranges_not_translatable.saturating_add(1);
                 continue;
             };
-            let Some(aperture) = Aperture::from_range(hi, pci, cpu, size) else {
+            let Some(aperture) = PciAperture::from_range(hi, pci, cpu, size) else {
                 continue;
             };
             apertures.push(aperture).map_err(|_| BoardError::TooMany {

@@ -135,7 +135,7 @@ fn qemu_virt_dtb_lists_the_virt_machines_devices() {
 
 #[test]
 fn qemu_virts_pcie_host_bridge_gives_its_buses_apertures_and_intx_routes() {
-    use warden_pci::{Aperture, Space};
+    use warden_pci::{PciAperture, PciSpace};
     let blob = board_dtb("qemu_virt_aarch64");
     let board = Board::new(&blob).unwrap();
     let devices = all_devices_read_cleanly(&board);
@@ -153,20 +153,20 @@ fn qemu_virts_pcie_host_bridge_gives_its_buses_apertures_and_intx_routes() {
     assert_eq!(
         pci.apertures.as_slice(),
         [
-            Aperture {
-                space: Space::Io,
+            PciAperture {
+                space: PciSpace::Io,
                 pci_base: 0,
                 cpu_base: 0x3eff_0000,
                 size: 0x1_0000
             },
-            Aperture {
-                space: Space::Memory,
+            PciAperture {
+                space: PciSpace::Memory,
                 pci_base: 0x1000_0000,
                 cpu_base: 0x1000_0000,
                 size: 0x2eff_0000
             },
-            Aperture {
-                space: Space::Prefetchable,
+            PciAperture {
+                space: PciSpace::Prefetchable,
                 pci_base: 0x80_0000_0000,
                 cpu_base: 0x80_0000_0000,
                 size: 0x80_0000_0000

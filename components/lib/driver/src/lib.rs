@@ -45,7 +45,7 @@ use warden_protocol::{Message, Status};
 use warden_services::call::call;
 pub use warden_vocabulary::Answer;
 use warden_vocabulary::{
-    BusId, CallbackId, DeviceId, DriverId, MatchData, MmioWindow, Outcome, Resources,
+    BusId, CallbackId, DeviceId, DriverId, MatchData, MmioWindow, Outcome, PciHostInfo, Resources,
 };
 
 /// The channel to the device manager, in every driver PD.
@@ -111,6 +111,17 @@ impl Probe {
     }
 }
 
+/// A second driver in a driver's PD ([`Driver::companion`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Companion {
+    /// Its name (at most 32 bytes).
+    pub name: &'static str,
+    /// Its bus.
+    pub bus: BusId,
+    /// The compatible strings it binds to (1–8).
+    pub compatible: &'static [&'static str],
+}
+
 /// What a driver implements. Callbacks run one at a time, each holding its device's lock.
 pub trait Driver {
     /// The driver's name (at most 32 bytes).
@@ -120,6 +131,13 @@ pub trait Driver {
     /// The bus whose devices it serves ([`bus`]).
     fn bus(&self) -> BusId {
         bus::PLATFORM
+    }
+    /// A second driver this PD hosts, registered after this one, whose callbacks also come
+    /// to this driver's methods ([`Probe::driver`] tells which was probed): a bridge's driver
+    /// that also drives the bridges it finds, on another bus (a PCI host bridge's driver and
+    /// its root ports'), with the state they share. `None` by default.
+    fn companion(&self) -> Option<Companion> {
+        None
     }
     /// How long its callbacks may take before the manager takes it for hung (`None`: the
     /// manager's default, 500 ms).
@@ -230,6 +248,19 @@ pub fn unbind(device: DeviceId) -> Result<(), Status> {
 /// The manager's status (`NotPermitted` if `driver` is not this PD's).
 pub fn bind(device: DeviceId, driver: DriverId) -> Result<(), Status> {
     expect_ok(call_manager(&Message::Bind { device, driver })?)
+}
+
+/// The description of PCI host bridge `device` (its buses, apertures and INTx routes), which
+/// this PD's system description gives it or which is bound to one of its drivers.
+///
+/// # Errors
+/// The manager's status (`NotPermitted`: not this PD's; `NoSuchObject`: no host bridge).
+pub fn query_pci_host(device: DeviceId) -> Result<PciHostInfo, Status> {
+    match call_manager(&Message::QueryPciHost { device })? {
+        Message::PciHost { device: of, host } if of == device && host.is_valid() => Ok(host),
+        Message::Completion { status, .. } if status != Status::Ok => Err(status),
+        _ => Err(Status::Malformed),
+    }
 }
 
 fn expect_ok(reply: Message) -> Result<(), Status> {

@@ -11,7 +11,7 @@ use warden_protocol::{
     not_permitted, Consumer, Message, Outbox, Producer, RingError, RingMemory, Status,
 };
 use warden_vocabulary::{
-    CallbackId, Compatible, DeviceId, DriverId, MatchEntry, MatchTable, Outcome,
+    BusId, CallbackId, Compatible, DeviceId, DriverId, MatchEntry, MatchTable, Outcome,
 };
 
 use crate::{call_manager, Callback, Driver, Probe, MANAGER};
@@ -57,6 +57,8 @@ pub struct DriverPd<D: Driver> {
     /// Answers, queued while the ring is full.
     to_manager: Outbox<'static>,
     registration: Registration,
+    /// The companion driver's ([`Driver::companion`]), registered after the driver's.
+    companion: Registration,
     /// The devices bound to this PD's driver (probes answered `Ok`, not removed since).
     bound: Vec<DeviceId>,
     /// Slots of the manager's ring that were malformed and skipped.
@@ -75,6 +77,7 @@ impl<D: Driver> DriverPd<D> {
             from_manager: Consumer::new(ring("from_manager", from_manager)),
             to_manager: Outbox::new(Producer::new(ring("to_manager", to_manager))),
             registration: Registration::Retry,
+            companion: Registration::Retry,
             bound: Vec::new(),
             corrupt_slots: 0,
             armed: None,
@@ -99,9 +102,18 @@ impl<D: Driver> DriverPd<D> {
         }
     }
 
-    fn match_table(&self) -> MatchTable {
+    /// The manager's handle for the companion driver, once registered.
+    #[must_use]
+    pub fn companion_id(&self) -> Option<DriverId> {
+        match self.companion {
+            Registration::Done(driver) => Some(driver),
+            Registration::Retry | Registration::Refused => None,
+        }
+    }
+
+    fn match_table(compatibles: &[&str]) -> MatchTable {
         let mut match_table = MatchTable::default();
-        for name in self.driver.compatible() {
+        for name in compatibles {
             match Compatible::try_from(*name) {
                 Ok(name) => {
                     if match_table
@@ -119,37 +131,65 @@ impl<D: Driver> DriverPd<D> {
         match_table
     }
 
-    /// Registers the driver; the manager answers at once with its handle or the refusal. A
-    /// full driver table is tried again when the manager next notifies this PD.
+    /// Registers the driver, then its companion; the manager answers each at once with its
+    /// handle or the refusal. A full driver table is tried again when the manager next
+    /// notifies this PD.
     fn register(&mut self) {
-        let Ok(name) = self.driver.name().try_into() else {
-            fatal(format_args!(
-                "driver: name '{}' is longer than 32 bytes",
-                self.driver.name()
-            ));
-        };
         let deadline_ms = self.driver.deadline().map_or(0, |deadline| {
             u32::try_from(deadline.as_millis())
                 .unwrap_or(u32::MAX)
                 .max(1)
         });
+        if self.registration == Registration::Retry {
+            self.registration = Self::register_one(
+                self.driver.name(),
+                self.driver.bus(),
+                self.driver.compatible(),
+                deadline_ms,
+            );
+        }
+        if !matches!(self.registration, Registration::Done(_)) {
+            return;
+        }
+        match self.driver.companion() {
+            Some(companion) if self.companion == Registration::Retry => {
+                self.companion = Self::register_one(
+                    companion.name,
+                    companion.bus,
+                    companion.compatible,
+                    deadline_ms,
+                );
+            }
+            Some(_) => {}
+            None => self.companion = Registration::Refused,
+        }
+    }
+
+    fn register_one(
+        driver_name: &str,
+        bus: BusId,
+        compatibles: &[&str],
+        deadline_ms: u32,
+    ) -> Registration {
+        let Ok(name) = driver_name.try_into() else {
+            fatal(format_args!(
+                "driver: name '{driver_name}' is longer than 32 bytes"
+            ));
+        };
         let message = Message::Register {
             name,
-            bus: self.driver.bus(),
-            match_table: self.match_table(),
+            bus,
+            match_table: Self::match_table(compatibles),
             deadline_ms,
         };
-        let compatible = self.driver.compatible().join(", ");
-        self.registration = match call_manager(&message) {
+        let compatible = compatibles.join(", ");
+        match call_manager(&message) {
             Ok(Message::Completion {
                 status: Status::Ok,
                 outcome: Outcome::Driver { driver, .. },
                 ..
             }) => {
-                info!(
-                    "driver: '{}' registered as driver {driver} for {compatible}",
-                    self.driver.name()
-                );
+                info!("driver: '{driver_name}' registered as driver {driver} for {compatible}");
                 Registration::Done(driver)
             }
             Ok(Message::Completion {
@@ -165,8 +205,7 @@ impl<D: Driver> DriverPd<D> {
                 ..
             }) => {
                 error!(
-                    "driver: the manager refused '{}': the system description gives this PD no device {compatible} matches",
-                    self.driver.name()
+                    "driver: the manager refused '{driver_name}': the system description gives this PD no device {compatible} matches"
                 );
                 Registration::Refused
             }
@@ -178,7 +217,7 @@ impl<D: Driver> DriverPd<D> {
                 error!("driver: unexpected answer to the registration: {other:?}");
                 Registration::Refused
             }
-        };
+        }
     }
 
     fn send(&mut self, message: &Message) {
@@ -318,7 +357,7 @@ impl<D: Driver> Handler for DriverPd<D> {
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
         if channels.contains(MANAGER) {
-            if self.registration == Registration::Retry {
+            if self.registration == Registration::Retry || self.companion == Registration::Retry {
                 self.register();
             }
             self.drain();

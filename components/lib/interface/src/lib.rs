@@ -107,6 +107,17 @@ pub mod log_printer {
     pub const SENDERS: core::ops::RangeInclusive<u8> = 0..=60;
 }
 
+/// The PCI host bridge driver: it enumerates behind the bridge and adds its functions as children; it drives the bridges and root ports it finds.
+#[rustfmt::skip]
+pub mod pci_host {
+    pub use super::driver::*;
+    use warden_microkit::Channel;
+    /// The hot-plug slots' interrupt (the root ports' INTx).
+    pub const HOTPLUG: Channel = Channel::new(1);
+    /// The host bridge's ECAM window (configuration space). Mapped at 0x10000000: (vaddr symbol, size symbol, paddr symbol).
+    pub const ECAM: (&str, &str, &str) = ("ecam_vaddr", "ecam_size", "ecam_paddr");
+}
+
 /// The PL031 real-time clock driver.
 #[rustfmt::skip]
 pub mod rtc {

@@ -33,6 +33,18 @@ pub struct BarRequest {
 }
 
 impl BarRequest {
+    /// Where it goes: 64-bit prefetchable BARs through the prefetchable windows, other
+    /// memory BARs (a 64-bit non-prefetchable one too, as Linux does) below 4 GiB.
+    #[must_use]
+    pub const fn space(&self) -> warden_vocabulary::PciSpace {
+        use warden_vocabulary::PciSpace;
+        match self.kind {
+            BarKind::Io => PciSpace::Io,
+            BarKind::Memory64 if self.prefetchable => PciSpace::Prefetchable,
+            BarKind::Memory64 | BarKind::Memory32 => PciSpace::Memory,
+        }
+    }
+
     /// Its register's offset.
     #[must_use]
     pub const fn offset(&self) -> u16 {

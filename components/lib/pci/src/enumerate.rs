@@ -26,6 +26,7 @@ use crate::config::MULTIFUNCTION;
 use crate::config::{command, register, Address, ConfigSpace, HEADER_BRIDGE, HEADER_ENDPOINT};
 use crate::express::{self, Express, PortType};
 use crate::interrupts::{swizzle, Intx};
+pub use warden_vocabulary::{PciAperture, PciSpace};
 
 /// Bridges nested deeper than this are not scanned behind.
 pub const MAX_DEPTH: u8 = 8;
@@ -40,87 +41,20 @@ const MEMORY_GRANULE: u64 = 0x10_0000;
 /// (`pci=hpiosize`, `hpmmiosize`, `hpmmioprefsize`) rounded to the windows' granularity.
 pub const HOTPLUG_RESERVE: [u64; 3] = [IO_GRANULE, 2 * MEMORY_GRANULE, 2 * MEMORY_GRANULE];
 
-/// The address spaces a bridge forwards, each through a window of its own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Space {
-    /// I/O space.
-    Io = 0,
-    /// Non-prefetchable memory, below 4 GiB.
-    Memory = 1,
-    /// Prefetchable memory, anywhere (64-bit).
-    Prefetchable = 2,
-}
-
-impl Space {
-    /// All three.
-    pub const ALL: [Space; 3] = [Space::Io, Space::Memory, Space::Prefetchable];
-
-    const fn granule(self) -> u64 {
-        match self {
-            Space::Io => IO_GRANULE,
-            Space::Memory | Space::Prefetchable => MEMORY_GRANULE,
-        }
-    }
-
-    /// Where a BAR goes: 64-bit prefetchable BARs through the prefetchable windows, other
-    /// memory BARs (a 64-bit non-prefetchable one too, as Linux does) below 4 GiB.
-    #[must_use]
-    pub const fn of(request: &BarRequest) -> Self {
-        match request.kind {
-            BarKind::Io => Space::Io,
-            BarKind::Memory64 if request.prefetchable => Space::Prefetchable,
-            BarKind::Memory64 | BarKind::Memory32 => Space::Memory,
-        }
+/// The granule of a bridge's window for `space`.
+const fn granule(space: PciSpace) -> u64 {
+    match space {
+        PciSpace::Io => IO_GRANULE,
+        PciSpace::Memory | PciSpace::Prefetchable => MEMORY_GRANULE,
     }
 }
 
-impl fmt::Display for Space {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Space::Io => "I/O",
-            Space::Memory => "memory",
-            Space::Prefetchable => "prefetchable memory",
-        })
-    }
-}
-
-/// One window of the host bridge (a `ranges` entry): bus addresses `pci_base..+size` at CPU
-/// addresses `cpu_base..+size`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Aperture {
-    /// Which space it serves. A 64-bit memory range serves the prefetchable BARs (Linux
-    /// places them there on QEMU virt, whose high range is not marked prefetchable).
-    pub space: Space,
-    /// Its first bus address.
-    pub pci_base: u64,
-    /// The CPU-physical address of that byte.
-    pub cpu_base: u64,
-    /// Bytes.
-    pub size: u64,
-}
-
-impl Aperture {
-    /// The aperture a `ranges` entry describes: its first cell (`phys.hi`), its bus address,
-    /// its CPU address and its size. `None` for configuration space and for sizes of 0.
-    #[must_use]
-    pub fn from_range(phys_hi: u32, pci_base: u64, cpu_base: u64, size: u64) -> Option<Self> {
-        let space = match (phys_hi >> 24) & 0x3 {
-            0b01 => Space::Io,
-            0b10 => Space::Memory,
-            0b11 => Space::Prefetchable,
-            _ => return None,
-        };
-        (size != 0 && pci_base.checked_add(size).is_some() && cpu_base.checked_add(size).is_some())
-            .then_some(Self {
-                space,
-                pci_base,
-                cpu_base,
-                size,
-            })
-    }
-
-    fn end(&self) -> u64 {
-        self.pci_base.saturating_add(self.size)
+/// The index of `space` in a bridge's windows and in [`HOTPLUG_RESERVE`].
+const fn slot(space: PciSpace) -> usize {
+    match space {
+        PciSpace::Io => 0,
+        PciSpace::Memory => 1,
+        PciSpace::Prefetchable => 2,
     }
 }
 
@@ -153,10 +87,10 @@ pub struct Bridge {
     pub secondary: u8,
     /// The last bus behind it.
     pub subordinate: u8,
-    /// Its I/O, memory and prefetchable windows, by [`Space`].
+    /// Its I/O, memory and prefetchable windows, by [`PciSpace`].
     pub windows: [Window; 3],
     /// Which windows it has (probed as Linux's `pci_read_bridge_windows` does: a window
-    /// whose registers keep nothing written is not there), by [`Space`].
+    /// whose registers keep nothing written is not there), by [`PciSpace`].
     pub has: [bool; 3],
     /// Its prefetchable window takes 64-bit addresses. Without that, or without the window,
     /// prefetchable BARs behind it go through its memory window (Linux's fallback).
@@ -168,46 +102,46 @@ pub struct Bridge {
 impl Bridge {
     /// Its window for `space`.
     #[must_use]
-    pub fn window(&self, space: Space) -> &Window {
+    pub fn window(&self, space: PciSpace) -> &Window {
         let [io, memory, prefetchable] = &self.windows;
         match space {
-            Space::Io => io,
-            Space::Memory => memory,
-            Space::Prefetchable => prefetchable,
+            PciSpace::Io => io,
+            PciSpace::Memory => memory,
+            PciSpace::Prefetchable => prefetchable,
         }
     }
 
     /// Whether it forwards `space` through a window of its own.
     #[must_use]
-    pub fn forwards(&self, space: Space) -> bool {
+    pub fn forwards(&self, space: PciSpace) -> bool {
         let [io, memory, prefetchable] = self.has;
         match space {
-            Space::Io => io,
-            Space::Memory => memory,
-            Space::Prefetchable => prefetchable && self.prefetchable_64,
+            PciSpace::Io => io,
+            PciSpace::Memory => memory,
+            PciSpace::Prefetchable => prefetchable && self.prefetchable_64,
         }
     }
 
     /// The spaces of BARs that go through its window for `space` (none if it has no such
     /// window; memory takes prefetchable too when the prefetchable window cannot).
-    fn spaces_through(&self, space: Space) -> &'static [Space] {
+    fn spaces_through(&self, space: PciSpace) -> &'static [PciSpace] {
         match space {
             _ if !self.forwards(space) => &[],
-            Space::Memory if !self.forwards(Space::Prefetchable) => {
-                &[Space::Memory, Space::Prefetchable]
+            PciSpace::Memory if !self.forwards(PciSpace::Prefetchable) => {
+                &[PciSpace::Memory, PciSpace::Prefetchable]
             }
-            Space::Io => &[Space::Io],
-            Space::Memory => &[Space::Memory],
-            Space::Prefetchable => &[Space::Prefetchable],
+            PciSpace::Io => &[PciSpace::Io],
+            PciSpace::Memory => &[PciSpace::Memory],
+            PciSpace::Prefetchable => &[PciSpace::Prefetchable],
         }
     }
 
-    fn window_mut(&mut self, space: Space) -> &mut Window {
+    fn window_mut(&mut self, space: PciSpace) -> &mut Window {
         let [io, memory, prefetchable] = &mut self.windows;
         match space {
-            Space::Io => io,
-            Space::Memory => memory,
-            Space::Prefetchable => prefetchable,
+            PciSpace::Io => io,
+            PciSpace::Memory => memory,
+            PciSpace::Prefetchable => prefetchable,
         }
     }
 }
@@ -257,7 +191,7 @@ pub enum Problem {
     /// A bridge's window with no room above it: what lies behind it in that space gets none.
     WindowNoRoom {
         /// The space.
-        space: Space,
+        space: PciSpace,
         /// The window's size.
         size: u64,
     },
@@ -265,13 +199,13 @@ pub enum Problem {
     /// none.
     NoWindow {
         /// The space.
-        space: Space,
+        space: PciSpace,
     },
     /// A bridge that did not keep the window written to it: that space is not forwarded
     /// (decoding stays off), and what lies behind it in that space is unreachable.
     WindowNotKept {
         /// The space.
-        space: Space,
+        space: PciSpace,
     },
     /// A capability list that stops early.
     Capabilities(CapabilityError),
@@ -427,7 +361,7 @@ pub fn enumerate<C: ConfigSpace, const N: usize>(
     config: &C,
     first_bus: u8,
     last_bus: u8,
-    apertures: &[Aperture],
+    apertures: &[PciAperture],
     table: &mut Table<N>,
 ) {
     run(config, first_bus, last_bus, false, 0, apertures, table);
@@ -442,7 +376,7 @@ pub fn enumerate_behind<C: ConfigSpace, const N: usize, const M: usize>(
     config: &C,
     boot: &Table<N>,
     port: usize,
-    apertures: &[Aperture],
+    apertures: &[PciAperture],
     table: &mut Table<M>,
 ) {
     table.clear();
@@ -459,8 +393,8 @@ pub fn enumerate_behind<C: ConfigSpace, const N: usize, const M: usize>(
         )
     });
     // The port's open windows, as apertures at the CPU addresses the host bridge maps.
-    let mut windows: heapless::Vec<Aperture, 3> = heapless::Vec::new();
-    for space in Space::ALL {
+    let mut windows: heapless::Vec<PciAperture, 3> = heapless::Vec::new();
+    for space in PciSpace::ALL {
         let window = bridge.window(space);
         let Some(base) = window.base else {
             continue;
@@ -471,7 +405,7 @@ pub fn enumerate_behind<C: ConfigSpace, const N: usize, const M: usize>(
         else {
             continue;
         };
-        let _ = windows.push(Aperture {
+        let _ = windows.push(PciAperture {
             space,
             pci_base: base,
             cpu_base: outer.cpu_base + (base - outer.pci_base),
@@ -532,14 +466,14 @@ fn run<C: ConfigSpace, const N: usize>(
     last_bus: u8,
     link: bool,
     depth: u8,
-    apertures: &[Aperture],
+    apertures: &[PciAperture],
     table: &mut Table<N>,
 ) {
     table.clear();
     table.last_bus = bus;
     // Apertures that overlap an earlier one (in bus addresses) would give overlapping
     // placements; ones whose end overflows name no address.
-    let mut usable: heapless::Vec<Aperture, 8> = heapless::Vec::new();
+    let mut usable: heapless::Vec<PciAperture, 8> = heapless::Vec::new();
     for aperture in apertures {
         let sound = aperture.pci_base.checked_add(aperture.size).is_some()
             && aperture.cpu_base.checked_add(aperture.size).is_some()
@@ -841,15 +775,15 @@ fn compute_intx<const N: usize>(table: &mut Table<N>) {
 }
 
 /// The aperture a space's root-bus items go to: its own, else (prefetchable) the memory one.
-fn root_aperture(apertures: &[Aperture], space: Space) -> Option<&Aperture> {
-    let find = |wanted: Space| apertures.iter().find(|aperture| aperture.space == wanted);
+fn root_aperture(apertures: &[PciAperture], space: PciSpace) -> Option<&PciAperture> {
+    let find = |wanted: PciSpace| apertures.iter().find(|aperture| aperture.space == wanted);
     match space {
-        Space::Prefetchable => find(Space::Prefetchable).or_else(|| find(Space::Memory)),
+        PciSpace::Prefetchable => find(PciSpace::Prefetchable).or_else(|| find(PciSpace::Memory)),
         // A 64-bit range wholly below 4 GiB serves 32-bit BARs too (some boards have only
         // that, as Linux places them).
-        Space::Memory => find(Space::Memory)
-            .or_else(|| find(Space::Prefetchable).filter(|aperture| aperture.end() <= FOUR_GIB)),
-        Space::Io => find(Space::Io),
+        PciSpace::Memory => find(PciSpace::Memory)
+            .or_else(|| find(PciSpace::Prefetchable).filter(|aperture| aperture.end() <= FOUR_GIB)),
+        PciSpace::Io => find(PciSpace::Io),
     }
 }
 
@@ -862,7 +796,7 @@ const MIN_IO: u64 = 0x1000;
 #[derive(Clone, Copy)]
 enum Item {
     Bar { function: usize, bar: usize },
-    Window { function: usize, space: Space },
+    Window { function: usize, space: PciSpace },
 }
 
 /// Places per function: its six BARs, then its three windows.
@@ -874,14 +808,14 @@ fn item_at<const N: usize>(
     table: &Table<N>,
     index: usize,
     slot: usize,
-    spaces: &[Space],
+    spaces: &[PciSpace],
     align: u64,
 ) -> Option<(Item, u64)> {
     let function = table.functions.get(index)?;
     if let Some(bar) = function.bars.get(slot) {
         let bar = bar.as_ref().filter(|bar| !bar.refused)?;
         let request = bar.request;
-        return (request.size == align && spaces.contains(&Space::of(&request))).then_some((
+        return (request.size == align && spaces.contains(&request.space())).then_some((
             Item::Bar {
                 function: index,
                 bar: slot,
@@ -889,7 +823,7 @@ fn item_at<const N: usize>(
             request.size,
         ));
     }
-    let space = *Space::ALL.get(slot.checked_sub(function.bars.len())?)?;
+    let space = *PciSpace::ALL.get(slot.checked_sub(function.bars.len())?)?;
     let window = function.bridge.as_ref()?.window(space);
     (window.size != 0 && window.align == align && spaces.contains(&space)).then_some((
         Item::Window {
@@ -906,7 +840,7 @@ fn item_at<const N: usize>(
 fn for_each_item<const N: usize>(
     table: &mut Table<N>,
     parent: Option<u16>,
-    spaces: &[Space],
+    spaces: &[PciSpace],
     mut each: impl FnMut(&mut Table<N>, Item, u64, u64),
 ) {
     for shift in (0..64).rev() {
@@ -930,7 +864,7 @@ fn align_up(value: u64, align: u64) -> Option<u64> {
 }
 
 /// Pass 2: each bridge's windows from what lies behind it, deepest bridges first.
-fn size_windows<const N: usize>(table: &mut Table<N>, apertures: &[Aperture]) {
+fn size_windows<const N: usize>(table: &mut Table<N>, apertures: &[PciAperture]) {
     // A BAR larger than its whole aperture can never be placed: refused now, so that it does
     // not make its bridge's window too large for its siblings too.
     for index in 0..table.functions.len() {
@@ -946,7 +880,7 @@ fn size_windows<const N: usize>(table: &mut Table<N>, apertures: &[Aperture]) {
                 continue;
             };
             let request = bar.request;
-            let room = root_aperture(apertures, Space::of(&request)).map_or(0, |a| a.size);
+            let room = root_aperture(apertures, request.space()).map_or(0, |a| a.size);
             if request.size > room {
                 bar.refused = true;
                 table.problem(
@@ -976,8 +910,8 @@ fn size_windows<const N: usize>(table: &mut Table<N>, apertures: &[Aperture]) {
             continue;
         };
         // A space its functions need that no window of the bridge takes: named, once.
-        for space in Space::ALL {
-            let taken = Space::ALL
+        for space in PciSpace::ALL {
+            let taken = PciSpace::ALL
                 .iter()
                 .any(|window| bridge.spaces_through(*window).contains(&space));
             let mut needed = false;
@@ -988,20 +922,20 @@ fn size_windows<const N: usize>(table: &mut Table<N>, apertures: &[Aperture]) {
                 }
             }
         }
-        for space in Space::ALL {
+        for space in PciSpace::ALL {
             let through = bridge.spaces_through(space);
             if through.is_empty() {
                 continue;
             }
             let mut end = Some(0u64);
-            let mut largest = space.granule();
+            let mut largest = granule(space);
             for_each_item(table, parent, through, |_, _, size, align| {
                 end = end
                     .and_then(|end| align_up(end, align))
                     .and_then(|start| start.checked_add(size));
                 largest = largest.max(align);
             });
-            let size = end.and_then(|end| align_up(end, space.granule()));
+            let size = end.and_then(|end| align_up(end, granule(space)));
             // An empty hot-plug slot's port keeps room for the card to come (in the windows
             // it has).
             let hot_plug = table
@@ -1011,7 +945,7 @@ fn size_windows<const N: usize>(table: &mut Table<N>, apertures: &[Aperture]) {
                 .and_then(|express| express.slot)
                 .is_some_and(|slot| slot.hot_plug());
             let reserve = if hot_plug {
-                HOTPLUG_RESERVE.get(space as usize).copied().unwrap_or(0)
+                HOTPLUG_RESERVE.get(slot(space)).copied().unwrap_or(0)
             } else {
                 0
             };
@@ -1028,13 +962,13 @@ fn size_windows<const N: usize>(table: &mut Table<N>, apertures: &[Aperture]) {
 }
 
 /// Pass 3: the root bus's items in the apertures, then each bridge's behind it.
-fn place_root<const N: usize>(table: &mut Table<N>, apertures: &[Aperture]) {
+fn place_root<const N: usize>(table: &mut Table<N>, apertures: &[PciAperture]) {
     for aperture in apertures {
-        let spaces: heapless::Vec<Space, 3> = Space::ALL
+        let spaces: heapless::Vec<PciSpace, 3> = PciSpace::ALL
             .into_iter()
             .filter(|space| root_aperture(apertures, *space) == Some(aperture))
             .collect();
-        let start = if aperture.space == Space::Io {
+        let start = if aperture.space == PciSpace::Io {
             aperture.pci_base.max(MIN_IO)
         } else {
             aperture.pci_base
@@ -1048,8 +982,8 @@ fn place_root<const N: usize>(table: &mut Table<N>, apertures: &[Aperture]) {
 fn place_bus<const N: usize>(
     table: &mut Table<N>,
     parent: Option<u16>,
-    spaces: &[Space],
-    aperture: &Aperture,
+    spaces: &[PciSpace],
+    aperture: &PciAperture,
     start: u64,
     end: u64,
 ) {
@@ -1086,7 +1020,7 @@ fn place_bus<const N: usize>(
                 }
             }
             Item::Window { function, space } => {
-                let mut through: &[Space] = &[];
+                let mut through: &[PciSpace] = &[];
                 if let Some(bridge) = table.bridge_mut(function) {
                     bridge.window_mut(space).base = Some(base);
                     through = bridge.spaces_through(space);
@@ -1114,9 +1048,9 @@ fn window_fits<const N: usize>(table: &Table<N>, item: Item, limit: u64) -> bool
                 return false;
             };
             match space {
-                Space::Io => limit <= if bridge.io_32 { FOUR_GIB } else { 0x1_0000 },
-                Space::Memory => limit <= FOUR_GIB,
-                Space::Prefetchable => bridge.prefetchable_64 || limit <= FOUR_GIB,
+                PciSpace::Io => limit <= if bridge.io_32 { FOUR_GIB } else { 0x1_0000 },
+                PciSpace::Memory => limit <= FOUR_GIB,
+                PciSpace::Prefetchable => bridge.prefetchable_64 || limit <= FOUR_GIB,
             }
         }
     }
@@ -1175,7 +1109,7 @@ fn program<C: ConfigSpace, const N: usize>(config: &C, table: &mut Table<N>) {
             program_windows(config, address, bridge);
             // A window the bridge did not keep forwards elsewhere: that space stays off.
             let held = read_windows(config, address);
-            for (space, held) in Space::ALL.into_iter().zip(held) {
+            for (space, held) in PciSpace::ALL.into_iter().zip(held) {
                 let window = bridge.window(space);
                 let Some(base) = window.base.filter(|_| window.size != 0) else {
                     continue;
@@ -1183,14 +1117,14 @@ fn program<C: ConfigSpace, const N: usize>(config: &C, table: &mut Table<N>) {
                 if held != (base, base + (window.size - 1)) {
                     table.problem(address, Problem::WindowNotKept { space });
                     match space {
-                        Space::Io => io_ok = false,
-                        Space::Memory | Space::Prefetchable => memory_ok = false,
+                        PciSpace::Io => io_ok = false,
+                        PciSpace::Memory | PciSpace::Prefetchable => memory_ok = false,
                     }
                 }
             }
-            let open = |space: Space| bridge.window(space).base.is_some();
-            io_any |= open(Space::Io);
-            memory_any |= open(Space::Memory) || open(Space::Prefetchable);
+            let open = |space: PciSpace| bridge.window(space).base.is_some();
+            io_any |= open(PciSpace::Io);
+            memory_any |= open(PciSpace::Memory) || open(PciSpace::Prefetchable);
             enable |= command::BUS_MASTER;
         }
         if io_any && io_ok {
@@ -1205,14 +1139,14 @@ fn program<C: ConfigSpace, const N: usize>(config: &C, table: &mut Table<N>) {
 }
 
 fn program_windows<C: ConfigSpace>(config: &C, address: Address, bridge: &Bridge) {
-    let window = |space: Space| {
+    let window = |space: PciSpace| {
         let window = *bridge.window(space);
         window
             .base
             .filter(|_| window.size != 0)
             .map(|base| (base, base + (window.size - 1)))
     };
-    match window(Space::Io) {
+    match window(PciSpace::Io) {
         Some((base, limit)) => {
             config.write8(address, register::IO_BASE, ((base >> 8) & 0xF0) as u8);
             config.write8(address, register::IO_LIMIT, ((limit >> 8) & 0xF0) as u8);
@@ -1228,9 +1162,9 @@ fn program_windows<C: ConfigSpace>(config: &C, address: Address, bridge: &Bridge
     }
     // A closed memory window has its base above its limit.
     let closed = (0xFFF0_0000, 0);
-    let (base, limit) = window(Space::Memory).unwrap_or(closed);
+    let (base, limit) = window(PciSpace::Memory).unwrap_or(closed);
     memory_window(config, address, register::MEMORY_BASE, base, limit);
-    let (base, limit) = window(Space::Prefetchable).unwrap_or(closed);
+    let (base, limit) = window(PciSpace::Prefetchable).unwrap_or(closed);
     memory_window(config, address, register::PREFETCHABLE_BASE, base, limit);
     config.write32(
         address,

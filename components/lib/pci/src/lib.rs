@@ -25,7 +25,7 @@ pub mod interrupts;
 pub use bars::{BarError, BarKind, BarRequest};
 pub use config::{Address, ConfigSpace, Ecam};
 pub use enumerate::{
-    enumerate, enumerate_behind, route_intx, Aperture, Bar, Bridge, Found, Function, Problem,
-    Space, Table,
+    enumerate, enumerate_behind, route_intx, Bar, Bridge, Found, Function, PciAperture, PciSpace,
+    Problem, Table,
 };
 pub use interrupts::{swizzle, Intx};

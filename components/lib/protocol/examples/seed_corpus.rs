@@ -35,6 +35,7 @@ fn samples() -> Vec<Message> {
         .unwrap(),
         irqs: heapless::Vec::from_slice(&[3]).unwrap(),
         address: None,
+        forwarded: 0,
     };
     vec![
         Message::Probe {

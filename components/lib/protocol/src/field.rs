@@ -8,7 +8,8 @@
 use heapless::String;
 use warden_vocabulary::{
     Answer, BusId, CallbackId, DeviceId, DeviceState, DriverId, MatchData, MatchEntry, MatchTable,
-    MmioWindow, Outcome, PdId, Resources, MAX_INTID, MAX_MATCH_ENTRIES,
+    MmioWindow, Outcome, PciAperture, PciHostInfo, PciSpace, PdId, Resources, MAX_INTID,
+    MAX_MATCH_ENTRIES,
 };
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
@@ -16,7 +17,8 @@ use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 use crate::message::{DecodeError, EventKind, PowerTarget, Status};
 use crate::wire::{
     AnswerWire, CallbackWire, HandleWire, MatchEntryWire, MatchTableWire, MatchWire, MmioWire,
-    OptionalHandleWire, OptionalPdWire, OutcomeWire, PowerWire, ResourcesWire, TagWire,
+    OptionalHandleWire, OptionalPdWire, OutcomeWire, PciApertureWire, PciHostWire, PowerWire,
+    ResourcesWire, TagWire,
 };
 
 /// A value that travels in a message, and its layout there.
@@ -378,6 +380,7 @@ impl Field for Resources {
         wire.mmio_count = self.mmio.len() as u8;
         wire.irq_count = self.irqs.len() as u8;
         wire.has_address = u8::from(self.address.is_some());
+        wire.forwarded = self.forwarded;
         wire.address = U64::new(self.address.unwrap_or(0));
         for (slot, window) in wire.mmio.iter_mut().zip(&self.mmio) {
             *slot = MmioWire {
@@ -399,8 +402,12 @@ impl Field for Resources {
             .irqs
             .get(..usize::from(wire.irq_count))
             .ok_or(DecodeError::BadCount)?;
+        if wire.forwarded > wire.mmio_count {
+            return Err(DecodeError::BadCount);
+        }
         let mut resources = Self {
             address: (wire.has_address != 0).then(|| wire.address.get()),
+            forwarded: wire.forwarded,
             ..Self::default()
         };
         for window in windows {
@@ -427,5 +434,67 @@ impl Field for Resources {
                 .map_err(|_| DecodeError::BadCount)?;
         }
         Ok(resources)
+    }
+}
+
+impl Field for PciHostInfo {
+    type Wire = PciHostWire;
+    fn to_wire(&self) -> PciHostWire {
+        let mut wire = PciHostWire::new_zeroed();
+        wire.first_bus = self.first_bus;
+        wire.last_bus = self.last_bus;
+        wire.aperture_count = self.apertures.len() as u8;
+        for (slot, aperture) in wire.apertures.iter_mut().zip(&self.apertures) {
+            *slot = PciApertureWire {
+                space: U32::new(aperture.space as u32),
+                reserved: U32::new(0),
+                pci_base: U64::new(aperture.pci_base),
+                cpu_base: U64::new(aperture.cpu_base),
+                size: U64::new(aperture.size),
+            };
+        }
+        for (slot, pins) in wire.intx.iter_mut().zip(&self.intx) {
+            for (slot, &intid) in slot.iter_mut().zip(pins) {
+                *slot = U16::new(intid);
+            }
+        }
+        wire
+    }
+    fn from_wire(wire: &PciHostWire) -> Result<Self, DecodeError> {
+        let apertures = wire
+            .apertures
+            .get(..usize::from(wire.aperture_count))
+            .ok_or(DecodeError::BadCount)?;
+        let mut host = Self {
+            first_bus: wire.first_bus,
+            last_bus: wire.last_bus,
+            ..Self::default()
+        };
+        for aperture in apertures {
+            let aperture = PciAperture {
+                space: PciSpace::from_code(aperture.space.get()).ok_or(DecodeError::BadFlag)?,
+                pci_base: aperture.pci_base.get(),
+                cpu_base: aperture.cpu_base.get(),
+                size: aperture.size.get(),
+            };
+            if !aperture.is_valid() {
+                return Err(DecodeError::BadWindow);
+            }
+            host.apertures
+                .push(aperture)
+                .map_err(|_| DecodeError::BadCount)?;
+        }
+        for (pins, wire) in host.intx.iter_mut().zip(&wire.intx) {
+            for (intid, wire) in pins.iter_mut().zip(wire) {
+                *intid = wire.get();
+                if u32::from(*intid) > MAX_INTID {
+                    return Err(DecodeError::InterruptOutOfRange(u32::from(*intid)));
+                }
+            }
+        }
+        if host.first_bus > host.last_bus {
+            return Err(DecodeError::BadCount);
+        }
+        Ok(host)
     }
 }

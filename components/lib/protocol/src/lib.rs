@@ -115,13 +115,17 @@ pub mod bus {
     pub const SPI: BusId = BusId::from_parts(3, 0);
     /// The MDIO bus: the board's PHYs on MDIO controllers, at their PHY addresses.
     pub const MDIO: BusId = BusId::from_parts(4, 0);
+    /// The PCI bus: the functions PCI host bridges' drivers find (and the board's devices on
+    /// PCI, at their configuration addresses).
+    pub const PCI: BusId = BusId::from_parts(5, 0);
     /// The buses the manager creates at start, in this order: their handles are fixed. Buses
     /// of other kinds that are not memory-mapped are created as the board names them.
-    pub const FIXED: [(&str, BusId); 5] = [
+    pub const FIXED: [(&str, BusId); 6] = [
         ("platform", PLATFORM),
         ("virtio", VIRTIO),
         ("i2c", I2C),
         ("spi", SPI),
         ("mdio", MDIO),
+        ("pci", PCI),
     ];
 }

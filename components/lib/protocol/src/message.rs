@@ -10,7 +10,7 @@
 
 use warden_vocabulary::{
     Answer, BusId, CallbackId, DeviceId, DeviceState, DriverId, MatchData, MatchTable, Name,
-    Outcome, PdId, Resources,
+    Outcome, PciHostInfo, PdId, Resources,
 };
 use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -424,6 +424,13 @@ messages! {
         /// The `Ping`'s.
         sequence: u64,
     }
+    /// Driver → manager: describe the PCI host bridge `device`, which is bound to one of the
+    /// sender's drivers or being probed by one (its buses, apertures and INTx routes, from the
+    /// board). The reply is `PciHost`, or a `Completion` with the refusal.
+    0x0106 QUERY_PCI_HOST call QueryPciHost {
+        /// The host bridge.
+        device: DeviceId,
+    }
     /// Client → manager: bind a device to a driver.
     0x0201 BIND call Bind {
         /// The device.
@@ -596,6 +603,13 @@ messages! {
         request: u64,
         /// At an end: the outcome's status code.
         status: u32,
+    }
+    /// Manager → driver: a PCI host bridge, in reply to `QueryPciHost`.
+    0x0309 PCI_HOST call PciHost {
+        /// The host bridge.
+        device: DeviceId,
+        /// What its driver needs of it beyond its resources.
+        host: PciHostInfo,
     }
     /// Manager → client: the manager's counters since start-up, in reply to `QueryStats`
     /// (each saturates at `u32::MAX`).

@@ -11,12 +11,13 @@
 //! 432 bytes) needs 54 registers; seL4 allows 120 (`seL4_MsgMaxLength`) and libmicrokit's
 //! `microkit_mr_set`/`microkit_mr_get` reach all of them. Calls from driver PDs: `REGISTER`,
 //! `ADD_CHILD`, `REMOVE_CHILD`, `CALLBACK_DONE`, `ALIVE`, `BIND` and `UNBIND` (a driver letting
-//! go of its device and binding it again, as a bus driver does on hot-plug); from an
+//! go of its device and binding it again, as a bus driver does on hot-plug) and
+//! `QUERY_PCI_HOST` (a host bridge's driver asking for its bridge's description); from an
 //! administrative client such as the shell: `QUERY_DEVICE`, `QUERY_TREE`, `QUERY_DRIVER`,
 //! `UNBIND`, `BIND`, `RESCAN`, `REMOVE_DEVICE`, `SUSPEND_DEVICE`, `RESUME_DEVICE`, `QUERY_PD`,
 //! `RETRY_PD`, `SUBSCRIBE`, `NEXT_EVENT`, `SHUTDOWN_SYSTEM`, `QUERY_STATS`, `QUERY_TRACE`.
-//! Replies: `COMPLETION`, `ACCEPTED`, `EVENT`, `DEVICE_INFO`, `DRIVER_INFO`, `PD_INFO`, `STATS`
-//! and `TRACE_RECORD`.
+//! Replies: `COMPLETION`, `ACCEPTED`, `EVENT`, `DEVICE_INFO`, `DRIVER_INFO`, `PD_INFO`, `STATS`,
+//! `TRACE_RECORD` and `PCI_HOST` (464 bytes).
 
 use crate::message::{
     body_length, decode_body, encode_body, is_call, DecodeError, EncodeError, Message,

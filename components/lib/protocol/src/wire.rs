@@ -4,15 +4,19 @@
 //! body is its fields' layouts one after another, as the message table in [`crate::message`]
 //! lists them.
 
-use warden_vocabulary::{COMPATIBLE_BYTES, MAX_COMPATIBLE, MAX_IRQS, MAX_MATCH_ENTRIES, MAX_MMIO};
+use warden_vocabulary::{
+    COMPATIBLE_BYTES, MAX_COMPATIBLE, MAX_IRQS, MAX_MATCH_ENTRIES, MAX_MMIO, MAX_PCI_APERTURES,
+    PCI_DEVICES,
+};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `"WRDN"` read as a little-endian word.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"WRDN");
 /// The protocol version this crate speaks (3: heartbeats, a registration's deadline, driver
-/// PDs' supervision for clients, a device's lost PD).
-pub const VERSION: u16 = 4;
+/// PDs' supervision for clients, a device's lost PD; 5: forwarded windows in a device's
+/// resources, a PCI host bridge's description for its driver).
+pub const VERSION: u16 = 5;
 
 /// Every message on a ring starts with this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
@@ -157,14 +161,51 @@ pub struct ResourcesWire {
     pub irq_count: u8,
     /// 1 if `address` is meaningful (a device on a bus that is not memory-mapped), else 0.
     pub has_address: u8,
+    /// How many of the last windows are address space the device forwards (a bridge's
+    /// apertures), not its registers (0..=`mmio_count`).
+    pub forwarded: u8,
     /// Zero.
-    pub reserved: [u8; 5],
+    pub reserved: [u8; 4],
     /// The device's address on its bus (`has_address` 1), else zero.
     pub address: U64,
     /// Windows; unused ones zero.
     pub mmio: [MmioWire; MAX_MMIO],
     /// Interrupts: GIC INTIDs (0–1019); unused ones zero.
     pub irqs: [U32; MAX_IRQS],
+}
+
+/// One PCI aperture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct PciApertureWire {
+    /// 1 I/O, 2 memory, 3 prefetchable memory.
+    pub space: U32,
+    /// Zero.
+    pub reserved: U32,
+    /// Its first bus address.
+    pub pci_base: U64,
+    /// Its first CPU-physical address.
+    pub cpu_base: U64,
+    /// Bytes.
+    pub size: U64,
+}
+
+/// A PCI host bridge as its driver is told it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct PciHostWire {
+    /// The first bus.
+    pub first_bus: u8,
+    /// The last bus.
+    pub last_bus: u8,
+    /// Apertures used (0..=6).
+    pub aperture_count: u8,
+    /// Zero.
+    pub reserved: [u8; 5],
+    /// Apertures; unused ones zero.
+    pub apertures: [PciApertureWire; MAX_PCI_APERTURES],
+    /// INTx routes of the root bus: device × pin (INTA–INTD), GIC INTIDs, 0 for none.
+    pub intx: [[U16; 4]; PCI_DEVICES],
 }
 
 /// The target of a suspend or resume request.

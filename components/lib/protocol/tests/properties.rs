@@ -59,9 +59,11 @@ fn resources() -> impl Strategy<Value = Resources> {
         ),
         proptest::collection::vec(irq, 0..=warden_vocabulary::MAX_IRQS),
         proptest::option::of(any::<u64>()),
+        any::<u8>(),
     )
-        .prop_map(|(windows, irqs, address)| Resources {
+        .prop_map(|(windows, irqs, address, forwarded)| Resources {
             address,
+            forwarded: forwarded % (windows.len() as u8 + 1),
             mmio: windows
                 .into_iter()
                 .map(|(address, size)| {
@@ -74,6 +76,37 @@ fn resources() -> impl Strategy<Value = Resources> {
                 })
                 .collect(),
             irqs: irqs.into_iter().collect(),
+        })
+}
+
+fn pci_host() -> impl Strategy<Value = warden_vocabulary::PciHostInfo> {
+    use warden_vocabulary::{PciAperture, PciHostInfo, PciSpace};
+    let aperture =
+        (1..=3u32, any::<u64>(), any::<u64>(), 1..=u64::MAX).prop_map(|(space, pci, cpu, size)| {
+            PciAperture {
+                space: PciSpace::from_code(space).unwrap(),
+                pci_base: pci.min(u64::MAX - (size - 1)),
+                cpu_base: cpu.min(u64::MAX - (size - 1)),
+                size,
+            }
+        });
+    (
+        any::<u8>(),
+        any::<u8>(),
+        proptest::collection::vec(aperture, 0..=warden_vocabulary::MAX_PCI_APERTURES),
+        proptest::collection::vec(0..=1019u16, 128),
+    )
+        .prop_map(|(a, b, apertures, intx)| {
+            let mut host = PciHostInfo {
+                first_bus: a.min(b),
+                last_bus: a.max(b),
+                apertures: apertures.into_iter().collect(),
+                ..PciHostInfo::default()
+            };
+            for (slot, intid) in host.intx.iter_mut().flatten().zip(intx) {
+                *slot = intid;
+            }
+            host
         })
 }
 
@@ -155,6 +188,8 @@ fn message() -> impl Strategy<Value = Message> {
         (callback(), device())
             .prop_map(|(callback, child)| Message::RemoveChild { callback, child }),
         any::<u64>().prop_map(|sequence| Message::Alive { sequence }),
+        device().prop_map(|device| Message::QueryPciHost { device }),
+        (device(), pci_host()).prop_map(|(device, host)| Message::PciHost { device, host }),
     ];
     let from_clients = prop_oneof![
         (device(), driver()).prop_map(|(device, driver)| Message::Bind { device, driver }),
@@ -417,6 +452,7 @@ fn typed_errors_name_the_problem() {
             mmio: heapless::Vec::new(),
             irqs: heapless::Vec::from_slice(&[1020]).unwrap(),
             address: None,
+            forwarded: 0,
         },
     };
     let length = encode(1, &probe, &mut buffer).unwrap();

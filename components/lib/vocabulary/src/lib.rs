@@ -11,6 +11,7 @@
 //! | a device's physical MMIO window; its resources: windows, interrupts (GIC INTIDs), an address on a bus that is not memory-mapped | [`MmioWindow`]; [`Resources`], borrowed [`ResourcesRef`] |
 //! | a driver's answer to a callback; what a request produced | [`Answer`]; [`Outcome`] |
 //! | a device's power state | [`DeviceState`] |
+//! | a PCI host bridge as its driver is told it: buses, apertures, INTx routes | [`PciHostInfo`], [`PciAperture`], [`PciSpace`] |
 //! | what a system description gives a driver PD (device memory, interrupts) | [`Grant`] |
 //! | a point in time (the system timer's nanoseconds) | [`Instant`] |
 //! | capacities | [`COMPATIBLE_BYTES`], [`NAME_BYTES`], [`MAX_COMPATIBLE`], [`MAX_MATCH_ENTRIES`], [`MAX_MMIO`], [`MAX_IRQS`], [`MAX_INTID`] |
@@ -21,11 +22,13 @@
 
 mod handle;
 mod matching;
+mod pci;
 mod resources;
 mod time;
 
 pub use handle::{BusId, CallbackId, DeviceId, DriverId, PdId, RequestId};
 pub use matching::{MatchData, MatchEntry, MatchTable};
+pub use pci::{PciAperture, PciHostInfo, PciSpace, MAX_PCI_APERTURES, PCI_DEVICES};
 pub use resources::{
     Grant, MmioWindow, Resources, ResourcesRef, MAX_GRANT_IRQS, MAX_GRANT_WINDOWS,
 };

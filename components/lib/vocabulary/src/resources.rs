@@ -45,8 +45,14 @@ impl MmioWindow {
 /// grants it).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Resources {
-    /// MMIO windows.
+    /// MMIO windows: first the device's own registers, then the [`forwarded`](Self::forwarded)
+    /// ones.
     pub mmio: heapless::Vec<MmioWindow, MAX_MMIO>,
+    /// How many of the last windows are not the device's registers but address space it
+    /// forwards to the devices behind it: a PCI host bridge's apertures (its `ranges`), a PCI
+    /// bridge's windows and the configuration space of its buses. Its driver maps none of
+    /// them (no grant need hold them), and its children's windows may lie in them.
+    pub forwarded: u8,
     /// Interrupts (GIC INTIDs, 0–[`MAX_INTID`]).
     pub irqs: heapless::Vec<u32, MAX_IRQS>,
     /// For a device on a bus that is not memory-mapped, its address there (an I2C address, an
@@ -59,8 +65,10 @@ pub struct Resources {
 /// which keeps every device's windows in one table and its interrupts in another).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ResourcesRef<'a> {
-    /// MMIO windows.
+    /// MMIO windows: registers, then forwarded address space.
     pub mmio: &'a [MmioWindow],
+    /// How many of the last windows are forwarded ([`Resources::forwarded`]).
+    pub forwarded: u8,
     /// Interrupts (GIC INTIDs).
     pub irqs: &'a [u32],
 }
@@ -69,24 +77,43 @@ impl<'a> From<&'a Resources> for ResourcesRef<'a> {
     fn from(resources: &'a Resources) -> Self {
         Self {
             mmio: &resources.mmio,
+            forwarded: resources.forwarded,
             irqs: &resources.irqs,
         }
     }
 }
 
 impl ResourcesRef<'_> {
-    /// Are these resources a driver can be given: every window valid, every interrupt a GIC
-    /// INTID a device may have?
+    /// Are these resources a driver can be given: every window valid, no more forwarded
+    /// windows than windows, every interrupt a GIC INTID a device may have?
     #[must_use]
     pub fn is_valid(&self) -> bool {
-        self.mmio.iter().all(MmioWindow::is_valid) && self.irqs.iter().all(|&irq| irq <= MAX_INTID)
+        self.mmio.iter().all(MmioWindow::is_valid)
+            && usize::from(self.forwarded) <= self.mmio.len()
+            && self.irqs.iter().all(|&irq| irq <= MAX_INTID)
     }
 
-    /// Does every window of `self` lie inside one of `parent`'s windows, and is every
-    /// interrupt one of `parent`'s? A driver adding a child may hand it only what its own
-    /// device has (a virtio device gets its transport's window and interrupt): the child's
-    /// driver is another PD, and the manager must not let one driver point another at a
-    /// device it was never given.
+    /// The device's own register windows (all but the forwarded ones).
+    #[must_use]
+    pub fn registers(&self) -> &[MmioWindow] {
+        let own = self.mmio.len().saturating_sub(usize::from(self.forwarded));
+        self.mmio.get(..own).unwrap_or_default()
+    }
+
+    /// The address space the device forwards to the devices behind it.
+    #[must_use]
+    pub fn forwarded(&self) -> &[MmioWindow] {
+        let own = self.mmio.len().saturating_sub(usize::from(self.forwarded));
+        self.mmio.get(own..).unwrap_or_default()
+    }
+
+    /// Does every window of `self` lie inside one of `parent`'s windows (its registers or the
+    /// address space it forwards), and is every interrupt one of `parent`'s? A driver adding a
+    /// child may hand it only what its own device has (a virtio device gets its transport's
+    /// window and interrupt; a PCI function its configuration page and BARs, which lie in
+    /// the host bridge's configuration space and apertures): the child's driver is another
+    /// PD, and the manager must not let one driver point another at a device it was never
+    /// given.
     #[must_use]
     pub fn within(&self, parent: ResourcesRef<'_>) -> bool {
         self.mmio
@@ -136,19 +163,20 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// Does the grant give the PD these resources' device memory? A device with MMIO windows is
-    /// given when every window lies inside granted memory; one without any (a device known only
-    /// by its interrupts) when every interrupt is granted. A device with neither is given to
-    /// nobody.
+    /// Does the grant give the PD these resources' device memory? A device with register
+    /// windows is given when every one lies inside granted memory (the address space it
+    /// forwards is its children's, mapped by their drivers); one without any (a device known
+    /// only by its interrupts) when every interrupt is granted. A device with neither is given
+    /// to nobody.
     #[must_use]
     pub fn gives<'a>(&self, resources: impl Into<ResourcesRef<'a>>) -> bool {
         let resources = resources.into();
-        if resources.mmio.is_empty() {
+        if resources.registers().is_empty() {
             return !resources.irqs.is_empty()
                 && resources.irqs.iter().all(|irq| self.irqs.contains(irq));
         }
         resources
-            .mmio
+            .registers()
             .iter()
             .all(|window| self.windows.iter().any(|granted| granted.contains(window)))
     }
@@ -228,5 +256,59 @@ mod tests {
         grant.irqs.push(30).unwrap();
         assert!(grant.gives(&timer));
         assert!(!grant.gives(&Resources::default()), "nothing to give");
+    }
+
+    #[test]
+    fn forwarded_space_is_the_childrens_not_the_devices() {
+        // QEMU virt's PCIe host bridge: its ECAM, and its 32-bit memory aperture forwarded.
+        let mut bridge = Resources::default();
+        bridge
+            .mmio
+            .push(window(0x40_1000_0000, 0x1000_0000))
+            .unwrap();
+        bridge.mmio.push(window(0x1000_0000, 0x2eff_0000)).unwrap();
+        bridge.forwarded = 1;
+        bridge.irqs.push(35).unwrap();
+        assert!(bridge.is_valid());
+        assert_eq!(bridge.as_ref().registers(), &bridge.mmio[..1]);
+        assert_eq!(bridge.as_ref().forwarded(), &bridge.mmio[1..]);
+        let mut grant = Grant::default();
+        grant
+            .windows
+            .push(window(0x40_1000_0000, 0x1000_0000))
+            .unwrap();
+        assert!(
+            grant.gives(&bridge),
+            "the ECAM is granted; the aperture is not needed"
+        );
+        let mut ecam_only = Grant::default();
+        ecam_only
+            .windows
+            .push(window(0x1000_0000, 0x2eff_0000))
+            .unwrap();
+        assert!(
+            !ecam_only.gives(&bridge),
+            "the aperture alone gives nothing"
+        );
+        // A function: its configuration page and a BAR in the aperture.
+        let mut function = Resources::default();
+        function.mmio.push(window(0x40_1000_8000, 0x1000)).unwrap();
+        function.mmio.push(window(0x1000_4000, 0x4000)).unwrap();
+        function.irqs.push(35).unwrap();
+        assert!(function.within(&bridge));
+        function.mmio[1] = window(0x3eff_0000, 0x1_0000);
+        assert!(!function.within(&bridge), "a BAR outside every aperture");
+        let mut only_forwarded = Resources::default();
+        only_forwarded
+            .mmio
+            .push(window(0x1000_0000, 0x1000))
+            .unwrap();
+        only_forwarded.forwarded = 1;
+        assert!(
+            !grant.gives(&only_forwarded),
+            "nothing of its own, no interrupt: nobody's"
+        );
+        bridge.forwarded = 3;
+        assert!(!bridge.is_valid(), "more forwarded windows than windows");
     }
 }

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use log::{info, warn};
 
 use warden_manager_core::{DeviceDescriptor, Request, Requester};
-use warden_vocabulary::{DeviceId, MatchData, Outcome, Resources, MAX_INTID};
+use warden_vocabulary::{DeviceId, MatchData, Outcome, PciHostInfo, Resources, MAX_INTID};
 
 use crate::DeviceManager;
 
@@ -109,6 +109,9 @@ impl DeviceManager {
             match self.submit(Requester::Manager, request) {
                 Ok(Some(Outcome::Device { device: id, .. })) => {
                     count += 1;
+                    if let Some(host) = &device.pci {
+                        self.pci_hosts.push((id, pci_host_info(host)));
+                    }
                     if !device.enabled {
                         disabled += 1;
                     }
@@ -184,7 +187,65 @@ fn board_resources(device: &warden_board::BoardDevice<'_>) -> Resources {
             );
         }
     }
+    if let Some(host) = &device.pci {
+        forward_pci_host(device.path_name, host, &mut resources);
+    }
     resources
+}
+
+/// A PCI host bridge forwards its apertures to its functions (their BARs lie there), and its
+/// INTx routes are theirs: both are added to its resources (after its registers), so that the
+/// functions its driver adds may be given them. Its driver maps neither.
+fn forward_pci_host(name: &str, host: &warden_board::PciHost, resources: &mut Resources) {
+    for aperture in &host.apertures {
+        let window = warden_vocabulary::MmioWindow {
+            base: aperture.cpu_base,
+            size: aperture.size,
+        };
+        if !window.is_valid() || resources.mmio.push(window).is_err() {
+            warn!(
+                "manager: board node '{name}': aperture {:#x}+{:#x} left out (one too many)",
+                window.base, window.size
+            );
+            continue;
+        }
+        resources.forwarded += 1;
+    }
+    for route in &host.intx {
+        if resources.irqs.contains(&route.intid) || route.intid > MAX_INTID {
+            continue;
+        }
+        if resources.irqs.push(route.intid).is_err() {
+            warn!(
+                "manager: board node '{name}': INTx interrupt {} left out (one too many)",
+                route.intid
+            );
+        }
+    }
+}
+
+/// What the host bridge's driver is told of it (`QueryPciHost`).
+fn pci_host_info(host: &warden_board::PciHost) -> PciHostInfo {
+    let mut info = PciHostInfo {
+        first_bus: host.first_bus,
+        last_bus: host.last_bus,
+        ..PciHostInfo::default()
+    };
+    for aperture in host.apertures.iter().filter(|aperture| aperture.is_valid()) {
+        if info.apertures.push(*aperture).is_err() {
+            break;
+        }
+    }
+    for (device, pins) in (0u8..).zip(info.intx.iter_mut()) {
+        for (pin, slot) in (1u8..).zip(pins.iter_mut()) {
+            *slot = host
+                .intid(device, 0, pin)
+                .filter(|&intid| intid <= MAX_INTID)
+                .and_then(|intid| u16::try_from(intid).ok())
+                .unwrap_or(0);
+        }
+    }
+    info
 }
 
 #[cfg(test)]
@@ -240,11 +301,7 @@ mod tests {
         let made = (0..crate::BUSES)
             .take_while(|kind| bus_named(&mut core, &alloc::format!("k{kind}")).is_ok())
             .count();
-        assert_eq!(
-            made,
-            crate::BUSES - 6,
-            "five fixed buses and w1 before them"
-        );
+        assert_eq!(made, crate::BUSES - 7, "six fixed buses and w1 before them");
         assert_eq!(
             bus_named(&mut core, "c"),
             Err("no room for another bus (see BUSES)")

@@ -399,6 +399,7 @@ impl DeviceManager {
                 );
                 self.request(Requester::Driver(pd), Request::Unbind(device))
             }
+            Ok(Message::QueryPciHost { device }) => self.pci_host(pd, device),
             Ok(Message::Bind { device, driver }) => {
                 by_peer!(
                     self,
@@ -429,6 +430,42 @@ impl DeviceManager {
                 );
                 completion(Status::Malformed)
             }
+        }
+    }
+
+    /// A PCI host bridge's description, for the PD whose system description gives it the
+    /// bridge (its registers) or whose driver is bound to it; anyone else is refused, as is a
+    /// device that is no host bridge (`NoSuchObject`) or no device (`StaleHandle`).
+    fn pci_host(&mut self, pd: PdId, device: DeviceId) -> Message {
+        let info = match self.core.device(device) {
+            Ok(info) => info,
+            Err(error) => return completion(crate::status_of(error)),
+        };
+        let granted = self
+            .core
+            .grant_of(pd)
+            .is_some_and(|grant| grant.gives(&info.resources));
+        let bound = info
+            .driver
+            .and_then(|driver| self.core.driver(driver).ok())
+            .is_some_and(|driver| driver.pd == pd);
+        if !granted && !bound {
+            by_peer!(
+                self,
+                pd,
+                warn!(
+                    "manager: driver PD {} asked for host bridge {device}, which is not its own",
+                    pd.0
+                )
+            );
+            return completion(Status::NotPermitted);
+        }
+        match self.pci_hosts.iter().find(|(id, _)| *id == device) {
+            Some((_, host)) => Message::PciHost {
+                device,
+                host: host.clone(),
+            },
+            None => completion(Status::NoSuchObject),
         }
     }
 

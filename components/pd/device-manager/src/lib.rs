@@ -32,10 +32,11 @@
 //! `warden_services::admin`. Such a client has the administrator's authority over every device;
 //! the system description decides who gets a client channel.
 //!
-//! **Buses.** Five, created in this order so their handles are fixed
+//! **Buses.** Six, created in this order so their handles are fixed
 //! (`warden_protocol::bus::FIXED`): `platform` (the board's memory-mapped devices), `virtio`
 //! (devices found behind virtio-mmio transports), `i2c`, `spi` and `mdio` (the board's devices
-//! on controllers of those kinds, at their addresses there); a board naming another kind of bus
+//! on controllers of those kinds, at their addresses there) and `pci` (the functions PCI host
+//! bridges' drivers find); a board naming another kind of bus
 //! that is not memory-mapped gets one of that name, while there is room ([`BUSES`]). A driver
 //! names its bus when it registers.
 //!
@@ -70,7 +71,7 @@ use warden_manager_core::{
 use warden_microkit::{Channel, ChannelSet, Child, Handler, MessageInfo};
 use warden_protocol::{not_permitted, Message, Status};
 use warden_services::call;
-use warden_vocabulary::{BusId, Outcome};
+use warden_vocabulary::{BusId, DeviceId, Outcome, PciHostInfo};
 
 /// What this PD expects of the system description.
 pub mod interface {
@@ -98,7 +99,7 @@ pub const DRIVERS: usize = 16;
 /// ([`Config::devices_per_pd`]), so one hostile driver cannot fill the table.
 pub const DEVICES: usize = 128;
 
-/// Buses the core has room for: the five fixed ones and eleven more kinds a board may name (of
+/// Buses the core has room for: the six fixed ones and ten more kinds a board may name (of
 /// the 576 arm64 trees of Debian's Linux 6.1, the most besides the fixed ones is 7: a
 /// Qualcomm board's `pmic`, `spmi`, `fastrpc`, `apr`… each a bus of its own).
 pub const BUSES: usize = 16;
@@ -115,6 +116,8 @@ pub struct DeviceManager {
     clock: supervision::Clock,
     subscribers: events::Subscribers,
     ring: trace::Ring,
+    /// The board's PCI host bridges, as their drivers ask for them (`QueryPciHost`).
+    pci_hosts: Vec<(DeviceId, PciHostInfo)>,
 }
 
 /// The wire status of a refusal by the core.
@@ -187,6 +190,7 @@ impl DeviceManager {
             clock,
             subscribers: events::Subscribers::default(),
             ring: trace::Ring::default(),
+            pci_hosts: Vec::new(),
         };
         manager.load_board();
         manager.report.loaded(&manager.core);

@@ -19,28 +19,28 @@ use warden_pci::enumerate::{HOTPLUG_RESERVE, MAX_DEPTH, MAX_PROBLEMS};
 use warden_pci::express::PortType;
 use warden_pci::hotplug::{self, SlotChange};
 use warden_pci::{
-    enumerate, enumerate_behind, route_intx, Address, Aperture, ConfigSpace, Ecam, Intx, Problem,
-    Space, Table,
+    enumerate, enumerate_behind, route_intx, Address, ConfigSpace, Ecam, Intx, PciAperture,
+    PciSpace, Problem, Table,
 };
 
 type Config = Ecam<ModelRegisters<EcamModel>>;
 
 /// QEMU virt's host bridge windows (its `ranges`).
-const APERTURES: [Aperture; 3] = [
-    Aperture {
-        space: Space::Io,
+const APERTURES: [PciAperture; 3] = [
+    PciAperture {
+        space: PciSpace::Io,
         pci_base: 0,
         cpu_base: 0x3eff_0000,
         size: 0x1_0000,
     },
-    Aperture {
-        space: Space::Memory,
+    PciAperture {
+        space: PciSpace::Memory,
         pci_base: 0x1000_0000,
         cpu_base: 0x1000_0000,
         size: 0x2eff_0000,
     },
-    Aperture {
-        space: Space::Prefetchable,
+    PciAperture {
+        space: PciSpace::Prefetchable,
         pci_base: 0x80_0000_0000,
         cpu_base: 0x80_0000_0000,
         size: 0x80_0000_0000,
@@ -146,16 +146,19 @@ fn at(table: &Table<64>, bus: u8, device: u8, function: u8) -> &warden_pci::Func
 fn container_of<const N: usize>(
     table: &Table<N>,
     parent: Option<u16>,
-    space: Space,
-    apertures: &[Aperture],
-) -> (u64, u64, Aperture) {
-    let root = |space: Space| {
+    space: PciSpace,
+    apertures: &[PciAperture],
+) -> (u64, u64, PciAperture) {
+    let root = |space: PciSpace| {
         let find = |wanted| apertures.iter().find(|a| a.space == wanted).copied();
         match space {
-            Space::Io => find(Space::Io),
-            Space::Memory => find(Space::Memory)
-                .or_else(|| find(Space::Prefetchable).filter(|a| a.pci_base + a.size <= 1 << 32)),
-            Space::Prefetchable => find(Space::Prefetchable).or_else(|| find(Space::Memory)),
+            PciSpace::Io => find(PciSpace::Io),
+            PciSpace::Memory => find(PciSpace::Memory).or_else(|| {
+                find(PciSpace::Prefetchable).filter(|a| a.pci_base + a.size <= 1 << 32)
+            }),
+            PciSpace::Prefetchable => {
+                find(PciSpace::Prefetchable).or_else(|| find(PciSpace::Memory))
+            }
         }
         .expect("an aperture for the space")
     };
@@ -176,10 +179,10 @@ fn container_of<const N: usize>(
             } else {
                 assert_eq!(
                     space,
-                    Space::Prefetchable,
+                    PciSpace::Prefetchable,
                     "{space} behind a bridge without it"
                 );
-                Space::Memory
+                PciSpace::Memory
             };
             let window = bridge.window(through);
             let base = window.base.expect("an item behind a closed window");
@@ -199,7 +202,11 @@ fn check_placements<const N: usize>(config: &Config, table: &Table<N>) {
 /// A placed range and what it is.
 type Placed = (u64, u64, String);
 
-fn check_placements_in<const N: usize>(config: &Config, table: &Table<N>, apertures: &[Aperture]) {
+fn check_placements_in<const N: usize>(
+    config: &Config,
+    table: &Table<N>,
+    apertures: &[PciAperture],
+) {
     // (parent, is I/O) -> ranges on that bus in that address space.
     let mut buses: std::collections::BTreeMap<(Option<u16>, bool), Vec<Placed>> =
         std::collections::BTreeMap::new();
@@ -211,7 +218,7 @@ fn check_placements_in<const N: usize>(config: &Config, table: &Table<N>, apertu
             let (size, index) = (bar.request.size, bar.request.index);
             let label = format!("{} BAR {index}", function.address);
             assert_eq!(bus % size, 0, "{label} aligned");
-            let space = Space::of(&bar.request);
+            let space = bar.request.space();
             let (start, end, aperture) = container_of(table, function.parent, space, apertures);
             assert!(
                 start <= bus && bus + size <= end,
@@ -227,14 +234,14 @@ fn check_placements_in<const N: usize>(config: &Config, table: &Table<N>, apertu
                 bus
             );
             buses
-                .entry((function.parent, space == Space::Io))
+                .entry((function.parent, space == PciSpace::Io))
                 .or_default()
                 .push((bus, bus + size, label));
         }
         let Some(bridge) = function.bridge else {
             continue;
         };
-        for space in Space::ALL {
+        for space in PciSpace::ALL {
             let window = bridge.window(space);
             let Some(base) = window.base else {
                 continue;
@@ -253,19 +260,19 @@ fn check_placements_in<const N: usize>(config: &Config, table: &Table<N>, apertu
             let limit = base + window.size - 1;
             let address = function.address;
             let (held_base, held_limit) = match space {
-                Space::Io => (
+                PciSpace::Io => (
                     (u64::from(config.read16(address, register::IO_BASE_UPPER)) << 16)
                         | (u64::from(config.read8(address, register::IO_BASE) & 0xF0) << 8),
                     (u64::from(config.read16(address, register::IO_LIMIT_UPPER)) << 16)
                         | (u64::from(config.read8(address, register::IO_LIMIT) & 0xF0) << 8)
                         | 0xFFF,
                 ),
-                Space::Memory => (
+                PciSpace::Memory => (
                     u64::from(config.read16(address, register::MEMORY_BASE) & 0xFFF0) << 16,
                     (u64::from(config.read16(address, register::MEMORY_LIMIT) & 0xFFF0) << 16)
                         | 0xF_FFFF,
                 ),
-                Space::Prefetchable => (
+                PciSpace::Prefetchable => (
                     (u64::from(config.read32(address, register::PREFETCHABLE_BASE_UPPER)) << 32)
                         | (u64::from(config.read16(address, register::PREFETCHABLE_BASE) & 0xFFF0)
                             << 16),
@@ -278,7 +285,7 @@ fn check_placements_in<const N: usize>(config: &Config, table: &Table<N>, apertu
             };
             assert_eq!((held_base, held_limit), (base, limit), "{label} registers");
             buses
-                .entry((function.parent, space == Space::Io))
+                .entry((function.parent, space == PciSpace::Io))
                 .or_default()
                 .push((base, base + window.size, label));
         }
@@ -329,7 +336,7 @@ fn the_virt_tree_is_found_numbered_placed_and_programmed() {
     let empty = at(&table, 0, 3, 0).bridge.unwrap();
     assert_eq!((empty.secondary, empty.subordinate), (2, 2));
     // An empty hot-plug port keeps room for a card in each space.
-    for (space, reserve) in Space::ALL.iter().zip(HOTPLUG_RESERVE) {
+    for (space, reserve) in PciSpace::ALL.iter().zip(HOTPLUG_RESERVE) {
         let window = empty.window(*space);
         assert!(
             window.base.is_some() && window.size == reserve,
@@ -768,7 +775,7 @@ fn a_card_plugged_into_a_slot_is_enumerated_in_its_reserved_windows_and_ejected_
     let bridge = port.bridge.unwrap();
     for bar in disk.bars.iter().flatten() {
         let (address, _) = bar.placed.unwrap();
-        let window = bridge.window(Space::of(&bar.request));
+        let window = bridge.window(bar.request.space());
         let base = window.base.unwrap();
         assert!(base <= address && address + bar.request.size <= base + window.size);
         assert_eq!(
@@ -970,8 +977,13 @@ fn a_bridge_without_io_or_prefetchable_windows_forwards_what_it_can() {
     let config = ecam(PciBus::new().with(0, 0, narrow));
     let table = run::<64>(&config);
     let bridge = at(&table, 0, 0, 0).bridge.unwrap();
-    assert!(!bridge.forwards(Space::Io) && !bridge.forwards(Space::Prefetchable));
-    assert_eq!(problems(&table), [Problem::NoWindow { space: Space::Io }]);
+    assert!(!bridge.forwards(PciSpace::Io) && !bridge.forwards(PciSpace::Prefetchable));
+    assert_eq!(
+        problems(&table),
+        [Problem::NoWindow {
+            space: PciSpace::Io
+        }]
+    );
     let disk = at(&table, 1, 0, 0);
     assert!(disk.bars[0].unwrap().placed.is_none(), "no I/O behind it");
     // The 64-bit prefetchable BAR goes through the memory window, below 4 GiB (Linux's
@@ -986,22 +998,22 @@ fn a_bridge_without_io_or_prefetchable_windows_forwards_what_it_can() {
 #[test]
 fn a_64_bit_range_below_4_gib_serves_32_bit_bars_and_overlapping_ranges_are_ignored() {
     let only_wide = [
-        Aperture {
-            space: Space::Prefetchable,
+        PciAperture {
+            space: PciSpace::Prefetchable,
             pci_base: 0x1000_0000,
             cpu_base: 0x1000_0000,
             size: 0x1000_0000,
         },
         // Overlaps the first: ignored.
-        Aperture {
-            space: Space::Memory,
+        PciAperture {
+            space: PciSpace::Memory,
             pci_base: 0x1800_0000,
             cpu_base: 0x1800_0000,
             size: 0x1000_0000,
         },
         // Its end names no address: ignored.
-        Aperture {
-            space: Space::Io,
+        PciAperture {
+            space: PciSpace::Io,
             pci_base: u64::MAX - 0xFF,
             cpu_base: 0,
             size: 0x1000,
@@ -1027,7 +1039,7 @@ fn a_bridge_that_drops_its_memory_window_forwards_no_memory() {
     assert_eq!(
         problems(&table),
         [Problem::WindowNotKept {
-            space: Space::Memory
+            space: PciSpace::Memory
         }]
     );
     let bridge = at(&table, 0, 0, 0);

@@ -22,8 +22,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use warden_host_devices::{
-    Blk, Device, DmaError, DmaMemory, GenericTimer, MesonTimer, MesonUart, Pl011, Pl031, Rng,
-    VirtioMmio, Width,
+    BarSpec, Blk, Device, DmaError, DmaMemory, EcamModel, GenericTimer, MesonTimer, MesonUart,
+    PciBus, PciFunction, Pl011, Pl031, Rng, VirtioMmio, Width,
 };
 use warden_microkit::system_timer;
 
@@ -166,6 +166,7 @@ enum Model {
     Virtio(VirtioMmio),
     SystemTimer(GenericTimer),
     MesonTimer(MesonTimer),
+    Pci(EcamModel),
 }
 
 impl Model {
@@ -177,6 +178,7 @@ impl Model {
             Self::Virtio(model) => model,
             Self::SystemTimer(model) => model,
             Self::MesonTimer(model) => model,
+            Self::Pci(model) => model,
         }
     }
 
@@ -188,6 +190,7 @@ impl Model {
             Self::Virtio(model) => model,
             Self::SystemTimer(model) => model,
             Self::MesonTimer(model) => model,
+            Self::Pci(model) => model,
         }
     }
 }
@@ -353,6 +356,21 @@ impl Board {
                     })))
                 } else if device.compatible.contains(&"virtio,mmio") {
                     Model::Virtio(VirtioMmio::new())
+                } else if let (true, Some(host)) = (
+                    device.compatible.contains(&"pci-host-ecam-generic"),
+                    &device.pci,
+                ) {
+                    let buses = u16::from(host.last_bus - host.first_bus) + 1;
+                    let buses = buses.min(u16::try_from(window.size >> 20).unwrap_or(u16::MAX));
+                    slots.push(Slot {
+                        name: device.path_name.to_string(),
+                        base: window.base,
+                        size: window.size,
+                        // The root ports' hot-plug interrupt: INTA of the first, 00:01.0.
+                        intid: host.intid(1, 0, 1),
+                        model: Model::Pci(EcamModel::new(host.first_bus, buses, pci_root_bus())),
+                    });
+                    continue;
                 } else {
                     continue;
                 };
@@ -613,6 +631,71 @@ impl Board {
         ))
     }
 
+    /// Plugs a PCI card into the lowest empty hot-plug slot of the PCIe host bridge (QEMU's
+    /// `device_add … bus=PORT`): its presence and link come up and the slot interrupts.
+    ///
+    /// # Errors
+    /// No host bridge, no empty slot, or the backend cannot be opened.
+    pub fn plug_pci(&mut self, spec: &VirtioSpec) -> Result<String, String> {
+        // The backend is opened to check it; the card's virtio-pci registers are not
+        // modelled yet, only its configuration space.
+        let description = spec.backend()?.describe();
+        let ecam = self.ecam()?;
+        for slot in 1..=PCI_SLOTS {
+            let Some(port) = ecam.root_mut().function_mut(slot, 0) else {
+                continue;
+            };
+            if port.plug(virtio_pci_card(spec)).is_ok() {
+                return Ok(format!(
+                    "{description} (virtio-pci, configuration space) in PCIe slot {slot} (root port 00:{slot:02x}.0)"
+                ));
+            }
+        }
+        Err("no empty PCIe slot".into())
+    }
+
+    /// Takes the card out of PCIe slot `slot`: `eject` presses its attention button (QEMU's
+    /// `device_del`: software removes the functions and turns the slot off, which ejects
+    /// it); otherwise it is pulled out at once (a surprise removal).
+    ///
+    /// # Errors
+    /// No host bridge, no such slot, or the slot is empty.
+    pub fn unplug_pci(&mut self, slot: &str, eject: bool) -> Result<String, String> {
+        let number = slot
+            .parse::<u8>()
+            .ok()
+            .filter(|number| (1..=PCI_SLOTS).contains(number))
+            .ok_or_else(|| format!("'{slot}' is not a PCIe slot (1-{PCI_SLOTS})"))?;
+        let port = self
+            .ecam()?
+            .root_mut()
+            .function_mut(number, 0)
+            .ok_or_else(|| format!("no root port for slot {number}"))?;
+        let occupied = port
+            .secondary_bus_mut()
+            .is_some_and(|bus| bus.function_mut(0, 0).is_some());
+        if !occupied {
+            return Err(format!("PCIe slot {number} is empty"));
+        }
+        if eject {
+            port.press_attention_button();
+            Ok(format!("attention button of PCIe slot {number} pressed"))
+        } else {
+            port.pull();
+            Ok(format!("card pulled out of PCIe slot {number}"))
+        }
+    }
+
+    fn ecam(&mut self) -> Result<&mut EcamModel, String> {
+        self.slots
+            .iter_mut()
+            .find_map(|slot| match &mut slot.model {
+                Model::Pci(ecam) => Some(ecam),
+                _ => None,
+            })
+            .ok_or_else(|| "the board has no PCIe host bridge".to_string())
+    }
+
     /// Unplugs the virtio device at physical address `base`.
     ///
     /// # Errors
@@ -651,6 +734,7 @@ impl Board {
                     }
                     Model::SystemTimer(_) => "ARM generic timer (system registers)".to_string(),
                     Model::MesonTimer(_) => "Meson timer (host clock)".to_string(),
+                    Model::Pci(_) => format!("PCIe host bridge (ECAM), {PCI_SLOTS} hot-plug slots"),
                 };
                 format!(
                     "{} at 0x{:x}, irq {}: {kind}",
@@ -661,4 +745,39 @@ impl Board {
             })
             .collect()
     }
+}
+
+/// The hot-plug slots of the PCIe host bridge: root ports 00:01.0 and 00:02.0.
+const PCI_SLOTS: u8 = 2;
+
+/// QEMU virt's root bus with `-device pcie-root-port` twice: the host bridge's own function
+/// (1b36:0008) and two empty root ports with hot-plug slots 1 and 2.
+fn pci_root_bus() -> PciBus {
+    let mut bus = PciBus::new().with(0, 0, PciFunction::endpoint(0x1b36, 0x0008, 0x06_00_00));
+    for slot in 1..=PCI_SLOTS {
+        bus = bus.with(
+            slot,
+            0,
+            PciFunction::root_port(u16::from(slot), PciBus::link()).with_pin(1),
+        );
+    }
+    bus
+}
+
+/// A modern virtio-pci card's configuration space: ids (1af4:1040 + device id), class, a
+/// 16 KiB 64-bit prefetchable BAR 4 (where QEMU puts the virtio structures) and INTA.
+fn virtio_pci_card(spec: &VirtioSpec) -> PciFunction {
+    let (device, class) = match spec {
+        VirtioSpec::Blk(_) => (0x1042, 0x01_00_00),
+        VirtioSpec::Rng => (0x1044, 0xff_00_00),
+    };
+    PciFunction::endpoint(0x1af4, device, class)
+        .with_bar(
+            4,
+            BarSpec::Memory64 {
+                size: 0x4000,
+                prefetchable: true,
+            },
+        )
+        .with_pin(1)
 }

@@ -249,6 +249,8 @@ pub(crate) struct DeviceData {
     /// Its address on a bus that is not memory-mapped is stored after its windows, in the
     /// windows' run, as a window of size zero (no window has size zero).
     pub(crate) has_address: bool,
+    /// How many of its windows (before the address) are forwarded address space.
+    pub(crate) forwarded: u8,
     pub(crate) bus_id: u32,
     pub(crate) windows: Run,
     pub(crate) irqs: Run,
@@ -318,6 +320,7 @@ impl<const DEVICES: usize, const DRIVERS: usize> Store<DEVICES, DRIVERS> {
         let mut data = DeviceData {
             has_bus_id: match_data.bus_id.is_some(),
             bus_id: match_data.bus_id.unwrap_or(0),
+            forwarded: resources.forwarded,
             ..DeviceData::default()
         };
         for name in &match_data.compatible {
@@ -376,6 +379,7 @@ impl<const DEVICES: usize, const DRIVERS: usize> Store<DEVICES, DRIVERS> {
         }
         ResourcesRef {
             mmio,
+            forwarded: data.forwarded,
             irqs: self.irqs.get(data.irqs),
         }
     }
@@ -411,6 +415,7 @@ impl<const DEVICES: usize, const DRIVERS: usize> Store<DEVICES, DRIVERS> {
         let view = self.resources(data);
         let mut resources = Resources {
             address: self.address(data),
+            forwarded: view.forwarded,
             ..Resources::default()
         };
         for &window in view.mmio {

@@ -390,7 +390,7 @@ impl Launcher {
         command: &str,
         reply: &Sender<String>,
     ) -> Option<String> {
-        let launchers = ["inject", "plug", "unplug", "devices"];
+        let launchers = ["inject", "plug", "unplug", "pull", "devices"];
         let first = command.split_whitespace().next().unwrap_or("");
         if launchers.contains(&first) {
             return Some(self.launcher_command(kernel, command));
@@ -469,6 +469,12 @@ impl Launcher {
             (Some("inject"), Some(fault), Some(pd)) if words.next().is_none() => {
                 self.inject(kernel, fault, pd)
             }
+            (Some("plug"), Some("pci"), Some(spec)) if words.next().is_none() => spec
+                .parse::<VirtioSpec>()
+                .and_then(|spec| self.board.plug_pci(&spec)),
+            (Some("unplug" | "pull"), Some("pci"), Some(slot)) if words.next().is_none() => self
+                .board
+                .unplug_pci(slot, command.starts_with("unplug")),
             (Some("plug"), Some(spec), None) => spec
                 .parse::<VirtioSpec>()
                 .and_then(|spec| self.board.plug(&spec, false)),
@@ -479,7 +485,7 @@ impl Launcher {
             }
             (Some("devices"), None, None) => Ok(self.board.summary().join("; ")),
             _ => Err(format!(
-                "unknown command '{command}': use plug blk=IMAGE, plug rng, unplug ADDRESS, devices or inject kill|hang|panic|corrupt|flood PD"
+                "unknown command '{command}': use plug blk=IMAGE, plug rng, unplug ADDRESS, plug pci blk=IMAGE, unplug pci SLOT, pull pci SLOT, devices or inject kill|hang|panic|corrupt|flood PD"
             )),
         };
         match result {
