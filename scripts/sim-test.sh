@@ -16,7 +16,7 @@ flag=()
 cargo build --workspace --bins "${flag[@]}"
 host="target/$profile/warden-host"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'if [[ -n ${SIM_TEST_KEEP:-} ]]; then cp "$work/log" "$SIM_TEST_KEEP" 2>/dev/null; fi; rm -rf "$work"' EXIT
 log=$work/log
 bash scripts/board-dtb.sh qemu_virt_aarch64 "$work/board.dtb"
 truncate -s 1M "$work/disk.img"
@@ -56,6 +56,12 @@ wait_tree_whole() {
 # Types a line on the console, waits for its echo after the prompt, then for the shell's
 # answer (the $3-th line matching regex $2, if given).
 typed=0
+# The handle the host bridge's driver gave the root port at $1 (the order the drivers start
+# in decides the numbers).
+port_handle() {
+    grep -oE "pci: $1 \[1b36:000c\] class 060400: added child [0-9]+:[0-9]+" "$log" | head -n 1 \
+        | grep -oE '[0-9]+:[0-9]+$' || echo '(none)'
+}
 type_line() {
     echo "$1" >&3
     typed=$((typed + 1))
@@ -110,14 +116,15 @@ if wait_for 'client: flushed; disk check done' && wait_for 'console: pl011-conso
     # off, which ejects it; plugged again; then pulled out (a surprise removal).
     "$host" control "$control" plug pci "blk=$work/second.img" >>"$work/control.log" 2>&1 \
         || fail "plug pci refused: $(cat "$work/control.log")"
-    if wait_for 'added child [0-9]+:[0-9]+ \(pci1af4,1042\) under 47:0'; then
+    port1=$(port_handle 00:01.0)
+    if wait_for "added child [0-9]+:[0-9]+ \\(pci1af4,1042\\) under $port1"; then
         "$host" control "$control" unplug pci 1 >>"$work/control.log" 2>&1 \
             || fail "unplug pci refused: $(cat "$work/control.log")"
         wait_for 'manager: device [0-9]+:[0-9]+ \(pci1af4,1042\) removed' || true
         wait_for 'bound to driver .pci-bridge.' 4 || true
         "$host" control "$control" plug pci "blk=$work/second.img" >>"$work/control.log" 2>&1 \
             || fail "plug pci again refused: $(cat "$work/control.log")"
-        wait_for 'added child [0-9]+:[0-9]+ \(pci1af4,1042\) under 47:0' 2 || true
+        wait_for "added child [0-9]+:[0-9]+ \\(pci1af4,1042\\) under $port1" 2 || true
         "$host" control "$control" pull pci 1 >>"$work/control.log" 2>&1 \
             || fail "pull pci refused: $(cat "$work/control.log")"
         wait_for 'manager: device [0-9]+:[0-9]+ \(pci1af4,1042\) removed' 2 || true
@@ -125,6 +132,39 @@ if wait_for 'client: flushed; disk check done' && wait_for 'console: pl011-conso
     fi
     "$host" control "$control" unplug pci 1 >"$work/refused-pci.log" 2>&1 \
         && fail "unplugging an empty PCIe slot was accepted"
+    # The PCI disk serving the client: plugged once more, the boot disk's transport let go of,
+    # so the PCI disk is the driver's first and the client checks it (its image's block 1 is
+    # read below); the boot disk bound again and the card ejected: the client checks the boot
+    # disk once more.
+    truncate -s 3M "$work/pci.img"
+    "$host" control "$control" plug pci "blk=$work/pci.img" >>"$work/control.log" 2>&1 \
+        || fail "plug pci (the client's disk) refused: $(cat "$work/control.log")"
+    if wait_for "bound to driver 'virtio-blk-pci'" 3; then
+        type_line 'unbind 34' 'unbind 34:0 \(virtio,mmio\) accepted \(request [0-9]+\)' 2 || true
+        wait_for 'client: the driver serves another disk now; checking it' || true
+        wait_for 'client: flushed; disk check done' 2 || true
+        # An entropy source on PCI, in slot 2: not taken while the virtio-mmio one serves;
+        # that one's transport let go of, a rescan binds the PCI one first (the transport is
+        # bound again and its entropy source found, not taken), and the shell's random bytes
+        # come through it; unplugged, a rescan binds the virtio-mmio one again.
+        "$host" control "$control" plug pci rng >>"$work/control.log" 2>&1 \
+            || fail "plug pci rng refused: $(cat "$work/control.log")"
+        wait_for 'rng: device [0-9]+:[0-9]+ not taken: entropy source' || true
+        type_line 'unbind 33' 'unbind 33:0 \(virtio,mmio\): done' || true
+        type_line 'rescan' '^\[console\] rescan: done' || true
+        wait_for 'rng: entropy source [0-9]+:[0-9]+ bound \(virtio-pci\)' || true
+        type_line 'random 8' '^\[console\] 8 random bytes: ' 2 || true
+        "$host" control "$control" unplug pci 2 >>"$work/control.log" 2>&1 \
+            || fail "unplug pci 2 refused: $(cat "$work/control.log")"
+        wait_for 'rng: entropy source removed' 2 || true
+        type_line 'rescan' '^\[console\] rescan: done' 2 || true
+        wait_for "\\(virtio,device4\\) bound to driver 'virtio-rng'" 2 || true
+        # The rescan above bound the boot disk's transport again too: the boot disk is back.
+        wait_for "\\(virtio,device2\\) bound to driver 'virtio-blk'" 4 || true
+        "$host" control "$control" unplug pci 1 >>"$work/control.log" 2>&1 \
+            || fail "unplug pci (the client's disk) refused: $(cat "$work/control.log")"
+        wait_for 'client: flushed; disk check done' 3 || true
+    fi
     # The tree as the shell sees it once the unplugged disk is gone: as before the plug.
     type_line 'tree' '^\[console\] device tree: ' 3 || true
     wait_tree_whole || true
@@ -192,7 +232,7 @@ absent() { verdict "$2" "not so: $2" not_in_log "$1"; }
 expect 'manager: board device tree loaded: 46 devices'
 expect 'manager:   [0-9]+:0 arm,pl061 @0x9030000 irq 39 -> \(unbound\)'
 # Drivers registering; the bus driver's __device_add while its probe holds the transport.
-for name in pl011-console pl031-rtc virtio-mmio pci-host-ecam pci-bridge virtio-blk virtio-rng; do
+for name in pl011-console pl031-rtc virtio-mmio pci-host-ecam pci-bridge virtio-blk virtio-blk-pci virtio-rng; do
     expect "manager: driver PD [0-9] registers '$name'"
 done
 expect 'added child [0-9]+:0 \(virtio,device2\) under 34:0 \(__device_add, parent locked by its probe\)'
@@ -335,18 +375,36 @@ disk_removed_first 3:0 tail "the unplugged disk was removed before its transport
 # reserved window, removed by the attention button (the slot then powered off) and by a pull.
 expect 'pci: host bridge at 0x4010000000: buses 0-255, 3 functions, 3 apertures'
 expect 'manager:   37:0 pci-host-ecam-generic @0x4010000000 irq 35 -> pci-host-ecam'
-expect 'manager:     47:0 pci1b36,000c @0x4010008000 irq 36 -> pci-bridge'
-expect 'manager:     48:0 pci1b36,000c @0x4010010000 irq 37 -> pci-bridge'
+expect 'manager:     [0-9]+:0 pci1b36,000c @0x4010008000 irq 36 -> pci-bridge'
+expect 'manager:     [0-9]+:0 pci1b36,000c @0x4010010000 irq 37 -> pci-bridge'
+port1=$(port_handle 00:01.0)
+port2=$(port_handle 00:02.0)
 expect 'pci: slot at 00:01.0: a card arrived \(1 functions\)'
 expect 'pci: 01:00.0 \[1af4:1042\] class 010000: added child'
 expect 'pci: slot at 00:01.0: attention button: removing the card'
 expect 'pci: slot at 00:01.0: the card is gone'
 checks=$((checks + 1))
-if [[ $(grep -cE 'added child [0-9]+:[0-9]+ \(pci1af4,1042\) under 47:0' "$log") -eq 2 \
-    && $(grep -cE 'manager: device [0-9]+:[0-9]+ \(pci1af4,1042\) removed' "$log") -eq 2 ]]; then
-    echo "sim-test: ok: the PCI card was added under its root port twice and removed twice"
+# Three cards in slot 1 (plugged, ejected; plugged, pulled; plugged, used, ejected): each
+# added under the port and removed, and the removals were the manager's and the driver's.
+if [[ $(grep -cE "added child [0-9]+:[0-9]+ \\(pci1af4,1042\\) under $port1 " "$log") -eq 3 \
+    && $(grep -cE 'manager: device [0-9]+:[0-9]+ \(pci1af4,1042\) removed' "$log") -eq 3 \
+    && $(grep -cE 'blk: disk [0-9]+:[0-9]+ removed' "$log") -ge 3 ]]; then
+    echo "sim-test: ok: three PCI cards were added under their root port and removed"
 else
-    fail "the PCI card was not added and removed twice under root port 47:0"
+    fail "the PCI cards were not added and removed three times under root port $port1"
+fi
+expect 'pci: 02:00.0 \[1af4:1044\] class ff0000: added child [0-9]+:[0-9]+; BAR4 0x8000200000\+0x4000'
+expect "added child [0-9]+:[0-9]+ \\(pci1af4,1044\\) under $port2 "
+expect 'rng: entropy source [0-9]+:[0-9]+ bound \(virtio-pci\)'
+expect "manager: device [0-9]+:[0-9]+ \\(pci1af4,1044\\) removed"
+expect 'blk: disk [0-9]+:[0-9]+ at 0x8000000000 \(virtio-pci\): 6144 sectors of 512 bytes'
+expect "manager: device [0-9]+:[0-9]+ \\(pci1af4,1042\\) bound to driver 'virtio-blk-pci'"
+checks=$((checks + 1))
+written=$(od -An -tx1 -j 4096 -N 4 "$work/pci.img" 2>/dev/null | tr -d ' \n')
+if [[ $written == a5a2abb0 && $(grep -c 'client: block 1 read back: all 4096 bytes match' "$log") -eq 3 ]]; then
+    echo "sim-test: ok: the client checked the PCI disk (its image's block 1 holds the pattern) and then the boot disk again"
+else
+    fail "the client's check of the PCI disk: block 1 of its image holds '$written', $(grep -c 'client: block 1 read back: all 4096 bytes match' "$log") checks verified"
 fi
 checks=$((checks + 1))
 if grep -q '^error: PCIe slot 1 is empty' "$work/refused-pci.log" 2>/dev/null; then

@@ -82,7 +82,74 @@ pub struct Probe {
     pub resources: Resources,
 }
 
+/// A PCI function's registers, as Warden's PCI host bridge driver gives a function: its 4 KiB
+/// of configuration space (its first window) and its placed BARs (the windows after it, one
+/// per BAR with an address, in BAR order), each found in one of the driver's maps.
+#[derive(Debug)]
+pub struct PciFunctionRegisters {
+    /// The configuration space.
+    pub config: warden_microkit::DeviceRegisters,
+    /// BARs by index (`None`: no BAR there, or not in the driver's maps); the upper half of a
+    /// 64-bit BAR is `None`.
+    pub bars: [Option<warden_microkit::DeviceRegisters>; 6],
+}
+
+/// Which BAR registers of `config` (a function's configuration space) hold an address: the
+/// BARs a function is given windows for, in this order. The upper half of a 64-bit BAR is
+/// skipped; a register that reads all ones (nothing answering) holds none.
+#[must_use]
+pub fn placed_bars<R: warden_microkit::Registers>(config: &R) -> [bool; 6] {
+    let mut placed = [false; 6];
+    let mut index = 0;
+    while index < 6 {
+        let low = config.read32(0x10 + 4 * index);
+        let io = low & 1 != 0;
+        let wide = !io && (low >> 1) & 0b11 == 0b10;
+        let high = if wide && index < 5 {
+            config.read32(0x10 + 4 * (index + 1))
+        } else {
+            0
+        };
+        let address = if io {
+            u64::from(low & !0x3)
+        } else {
+            u64::from(low & !0xf) | (u64::from(high) << 32)
+        };
+        if let Some(slot) = placed.get_mut(index) {
+            *slot = address != 0 && low != u32::MAX;
+        }
+        index += if wide { 2 } else { 1 };
+    }
+    placed
+}
+
 impl Probe {
+    /// The registers of the PCI function being probed ([`PciFunctionRegisters`]), found in
+    /// `regions`; `None` when its configuration space is in none of them.
+    #[must_use]
+    pub fn pci_function(
+        &self,
+        regions: &[Option<warden_microkit::DeviceRegion>],
+    ) -> Option<PciFunctionRegisters> {
+        let config = self.registers(regions)?;
+        let placed = placed_bars(&config);
+        let resources = self.resources.as_ref();
+        let mut given = resources.registers().iter().skip(1);
+        let mut bars: [Option<warden_microkit::DeviceRegisters>; 6] =
+            core::array::from_fn(|_| None);
+        for (bar, placed) in bars.iter_mut().zip(placed) {
+            if placed {
+                *bar = given.next().and_then(|window| {
+                    regions
+                        .iter()
+                        .flatten()
+                        .find_map(|region| region.registers(*window))
+                });
+            }
+        }
+        Some(PciFunctionRegisters { config, bars })
+    }
+
     /// The most specific compatible string.
     #[must_use]
     pub fn compatible(&self) -> &str {

@@ -60,7 +60,7 @@ pub struct DriverPd<D: Driver> {
     /// The companion driver's ([`Driver::companion`]), registered after the driver's.
     companion: Registration,
     /// The devices bound to this PD's driver (probes answered `Ok`, not removed since).
-    bound: Vec<DeviceId>,
+    bound: Vec<(DeviceId, DriverId)>,
     /// Slots of the manager's ring that were malformed and skipped.
     corrupt_slots: u32,
     armed: Option<Armed>,
@@ -295,14 +295,14 @@ impl<D: Driver> DriverPd<D> {
                     match_data,
                     resources,
                 });
-                if answer == crate::Answer::Ok && !self.bound.contains(&device) {
-                    self.bound.push(device);
+                if answer == crate::Answer::Ok && !self.bound.iter().any(|(at, _)| *at == device) {
+                    self.bound.push((device, driver));
                 }
                 answer
             }
             Message::Remove { .. } => {
                 let answer = self.driver.remove(&callback);
-                self.bound.retain(|bound| *bound != device);
+                self.bound.retain(|(bound, _)| *bound != device);
                 answer
             }
             Message::Suspend { .. } => self.driver.suspend(&callback),
@@ -330,7 +330,7 @@ impl<D: Driver> DriverPd<D> {
     /// its devices and asks for it back (the remove, then the probe). With no device bound
     /// there is no callback to wait for: `now` happens instead.
     fn arm(&mut self, armed: Armed, now: impl FnOnce()) {
-        let (Some(&device), Some(driver)) = (self.bound.first(), self.driver_id()) else {
+        let Some(&(device, driver)) = self.bound.first() else {
             now();
             return;
         };

@@ -112,8 +112,10 @@ pub mod log_printer {
 pub mod pci_host {
     pub use super::driver::*;
     use warden_microkit::Channel;
-    /// The hot-plug slots' interrupt (the root ports' INTx).
-    pub const HOTPLUG: Channel = Channel::new(1);
+    /// Hot-plug slot 1's interrupt (root port 00:01.0's INTA).
+    pub const SLOT1: Channel = Channel::new(1);
+    /// Hot-plug slot 2's interrupt (root port 00:02.0's INTA).
+    pub const SLOT2: Channel = Channel::new(2);
     /// The host bridge's ECAM window (configuration space). Mapped at 0x10000000: (vaddr symbol, size symbol, paddr symbol).
     pub const ECAM: (&str, &str, &str) = ("ecam_vaddr", "ecam_size", "ecam_paddr");
 }
@@ -212,6 +214,10 @@ pub mod virtio_blk {
     pub const BLK_RESPONSE_QUEUE: (&str, &str) = ("blk_response_queue", "blk_response_queue_size");
     /// sDDF's block protocol: the client's data region. Mapped at 0x3203000, rw: (vaddr symbol, size symbol).
     pub const BLK_CLIENT_DATA: (&str, &str) = ("blk_client_data", "blk_client_data_size");
+    /// The PCIe host bridge's ECAM: a virtio-pci function's capabilities. Mapped at 0x10000000: (vaddr symbol, size symbol, paddr symbol).
+    pub const PCI_ECAM: (&str, &str, &str) = ("pci_ecam_vaddr", "pci_ecam_size", "pci_ecam_paddr");
+    /// The BAR window of the PCIe slot whose disks it drives. Mapped at 0x20000000: (vaddr symbol, size symbol, paddr symbol).
+    pub const PCI_BARS: (&str, &str, &str) = ("pci_bars_vaddr", "pci_bars_size", "pci_bars_paddr");
 }
 
 /// The virtio-mmio bus driver: it adds a child device per transport that holds a device.
@@ -246,4 +252,8 @@ pub mod virtio_rng {
     pub const VIRTIO: (&str, &str, &str) = ("virtio_vaddr", "virtio_size", "virtio_paddr");
     /// Virtqueues and buffers. Mapped at 0x3000000: (vaddr symbol, size symbol, paddr symbol).
     pub const DMA: (&str, &str, &str) = ("dma_vaddr", "dma_size", "dma_paddr");
+    /// The PCIe host bridge's ECAM: a virtio-pci function's capabilities. Mapped at 0x10000000: (vaddr symbol, size symbol, paddr symbol).
+    pub const PCI_ECAM: (&str, &str, &str) = ("pci_ecam_vaddr", "pci_ecam_size", "pci_ecam_paddr");
+    /// The BAR window of the PCIe slot whose entropy source it drives. Mapped at 0x20000000: (vaddr symbol, size symbol, paddr symbol).
+    pub const PCI_BARS: (&str, &str, &str) = ("pci_bars_vaddr", "pci_bars_size", "pci_bars_paddr");
 }

@@ -775,7 +775,10 @@ fn compute_intx<const N: usize>(table: &mut Table<N>) {
 }
 
 /// The aperture a space's root-bus items go to: its own, else (prefetchable) the memory one.
-fn root_aperture(apertures: &[PciAperture], space: PciSpace) -> Option<&PciAperture> {
+/// The aperture that serves `space` at the root: the one enumeration places that space's
+/// BARs and windows in.
+#[must_use]
+pub fn root_aperture(apertures: &[PciAperture], space: PciSpace) -> Option<&PciAperture> {
     let find = |wanted: PciSpace| apertures.iter().find(|aperture| aperture.space == wanted);
     match space {
         PciSpace::Prefetchable => find(PciSpace::Prefetchable).or_else(|| find(PciSpace::Memory)),
@@ -785,6 +788,17 @@ fn root_aperture(apertures: &[PciAperture], space: PciSpace) -> Option<&PciApert
             .or_else(|| find(PciSpace::Prefetchable).filter(|aperture| aperture.end() <= FOUR_GIB)),
         PciSpace::Io => find(PciSpace::Io),
     }
+}
+
+/// The CPU address of `size` bytes at bus address `pci` of `space`, as enumeration placed
+/// them: through the aperture that serves that space ([`root_aperture`]); `None` if they do
+/// not lie in it.
+#[must_use]
+pub fn cpu_address(apertures: &[PciAperture], space: PciSpace, pci: u64, size: u64) -> Option<u64> {
+    let aperture = root_aperture(apertures, space)?;
+    let end = pci.checked_add(size)?;
+    (pci >= aperture.pci_base && end <= aperture.end())
+        .then(|| aperture.cpu_base + (pci - aperture.pci_base))
 }
 
 /// Where 32-bit windows end.

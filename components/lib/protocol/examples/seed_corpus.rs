@@ -11,7 +11,7 @@ use warden_protocol::ppc::{encode_call, MAX_REGISTERS};
 use warden_protocol::{encode, EventKind, FailureKind, Message, PdPhase, PowerTarget, Status};
 use warden_vocabulary::{
     Answer, BusId, CallbackId, Compatible, DeviceId, DeviceState, DriverId, MatchData, MatchEntry,
-    MatchTable, MmioWindow, Name, Outcome, PdId, Resources,
+    MatchTable, MmioWindow, Name, Outcome, PciAperture, PciHostInfo, PciSpace, PdId, Resources,
 };
 
 fn samples() -> Vec<Message> {
@@ -164,7 +164,67 @@ fn samples() -> Vec<Message> {
             detail: warden_protocol::not_permitted::NOT_GRANTED,
             outcome: Outcome::Done,
         },
+        Message::QueryPciHost { device },
+        Message::PciHost {
+            device,
+            host: pci_host(),
+        },
+        Message::AddChild {
+            callback,
+            parent: device,
+            bus,
+            match_data: MatchData::default(),
+            resources: Resources {
+                mmio: heapless::Vec::from_slice(&[
+                    MmioWindow {
+                        base: 0x40_1000_8000,
+                        size: 0x1000,
+                    },
+                    MmioWindow {
+                        base: 0x80_0000_0000,
+                        size: 0x20_0000,
+                    },
+                ])
+                .unwrap(),
+                forwarded: 1,
+                irqs: heapless::Vec::from_slice(&[36]).unwrap(),
+                address: None,
+            },
+        },
     ]
+}
+
+/// QEMU virt's PCIe host bridge, as its driver is told it.
+fn pci_host() -> PciHostInfo {
+    let mut host = PciHostInfo {
+        last_bus: 255,
+        ..PciHostInfo::default()
+    };
+    for (space, pci_base, cpu_base, size) in [
+        (PciSpace::Io, 0, 0x3eff_0000, 0x1_0000),
+        (PciSpace::Memory, 0x1000_0000, 0x1000_0000, 0x2eff_0000),
+        (
+            PciSpace::Prefetchable,
+            0x80_0000_0000,
+            0x80_0000_0000,
+            0x80_0000_0000,
+        ),
+    ] {
+        host.apertures
+            .push(PciAperture {
+                space,
+                pci_base,
+                cpu_base,
+                size,
+            })
+            .unwrap();
+    }
+    for (device, pins) in host.intx.iter_mut().enumerate() {
+        for (pin, intid) in pins.iter_mut().enumerate() {
+            *intid = 35 + ((device + pin) % 4) as u16;
+        }
+    }
+    host
 }
 
 fn main() {
@@ -176,7 +236,10 @@ fn main() {
         let mut buffer = [0u8; 1024];
         let length = encode(index as u32, message, &mut buffer).unwrap();
         std::fs::write(
-            corpus.join(format!("decode_message/seed-v3-{index:02}")),
+            corpus.join(format!(
+                "decode_message/seed-v{}-{index:02}",
+                warden_protocol::wire::VERSION
+            )),
             &buffer[..length],
         )
         .unwrap();
@@ -188,7 +251,10 @@ fn main() {
                 bytes.extend_from_slice(&register.to_le_bytes());
             }
             std::fs::write(
-                corpus.join(format!("decode_call/seed-v3-{index:02}")),
+                corpus.join(format!(
+                    "decode_call/seed-v{}-{index:02}",
+                    warden_protocol::wire::VERSION
+                )),
                 bytes,
             )
             .unwrap();

@@ -20,7 +20,7 @@
 //!
 //! | opcode | message | direction | body fields | reply | errors; manager's authority check |
 //! |---|---|---|---|---|---|
-//! | 0x0001 | `Probe` | manager → driver | callback, device, driver, match data, resources (physical MMIO windows, GIC INTIDs 0–1019; the driver finds them in its own maps and IRQs) | `CallbackDone` Ok / NotMine / Defer / Failed | — |
+//! | 0x0001 | `Probe` | manager → driver | callback, device, driver, match data, resources (physical MMIO windows, the last `forwarded` of them address space a bridge forwards rather than its registers, GIC INTIDs 0–1019; the driver finds them in its own maps and IRQs) | `CallbackDone` Ok / NotMine / Defer / Failed | — |
 //! | 0x0002 | `Remove` | manager → driver | callback, device | `CallbackDone` | — |
 //! | 0x0003 | `Suspend` | manager → driver | callback, device | `CallbackDone` | — |
 //! | 0x0004 | `Resume` | manager → driver | callback, device | `CallbackDone` | — |
@@ -31,6 +31,7 @@
 //! | 0x0103 | `AddChild` | driver → manager (PPC) | callback, parent, bus, match data, resources (physical) | `Completion` (child handle) | NotPermitted unless the caller's probe/resume callback is in flight on `parent` |
 //! | 0x0104 | `RemoveChild` | driver → manager (PPC) | callback, child | `Completion` | NotPermitted unless `child` is a child of the callback's device; Busy if it is bound or locked |
 //! | 0x0105 | `Alive` | driver → manager (ring) | the `Ping`'s sequence | — | an answer to no outstanding ping is ignored |
+//! | 0x0106 | `QueryPciHost` | driver → manager (PPC) | device (a PCI host bridge) | `PciHost` | StaleHandle; NoSuchObject (not a host bridge); NotPermitted unless the caller's system description gives it the bridge's registers or its driver is bound to it |
 //! | 0x0201 | `Bind` | client → manager (PPC; or a driver, naming its own driver) | device, driver | `Accepted` (the request's number; its `Completed` event follows), or a `Completion` with the refusal the manager could decide at once | StaleHandle, Busy, NoMatch |
 //! | 0x0202 | `Unbind` | client → manager (PPC; or a driver) | device | `Accepted` (as `Bind`) | StaleHandle; a driver may unbind only a device bound to it |
 //! | 0x0203 | `RemoveDevice` | client → manager (PPC) | device | `Accepted` (as `Bind`) | StaleHandle; a driver may remove only children of devices bound to it |
@@ -53,6 +54,7 @@
 //! | 0x0304 | `DriverInfo` | manager → client | driver, PD, devices bound, name | — | — |
 //! | 0x0305 | `PdInfo` | manager → client | PD, phase, restart in (ms), failures in a row, failures, restarts, last failure and its detail | — | — |
 //! | 0x0306 | `Accepted` | manager → client | request number | — | — |
+//! | 0x0309 | `PciHost` | manager → driver | device, buses, apertures (space, bus and CPU addresses, size; up to 6), INTx routes of the root bus (device × pin → GIC INTID) | — | — |
 //! | 0x0308 | `TraceRecord` | manager → client | sequence, time (ns), begin or end, name, id, PD, device, driver, request, status | — | — |
 //! | 0x0307 | `Stats` | manager → client | the core's counters (events, probes, binds, walk restarts, pairs skipped, callbacks, in flight now and at most, deferred devices, completions), the supervisor's (restarts, quarantined PDs), the events queued for clients and lost | — | — |
 //!

@@ -7,8 +7,8 @@
 //!   the unused tail of the last register zero.
 //!
 //! No header travels: the kernel delivers the label and count, and the call is answered
-//! synchronously, so no request id is needed. The largest body sent this way (`REGISTER`,
-//! 432 bytes) needs 54 registers; seL4 allows 120 (`seL4_MsgMaxLength`) and libmicrokit's
+//! synchronously, so no request id is needed. The largest body sent this way (`PCI_HOST`,
+//! 464 bytes) needs 58 registers; seL4 allows 120 (`seL4_MsgMaxLength`) and libmicrokit's
 //! `microkit_mr_set`/`microkit_mr_get` reach all of them. Calls from driver PDs: `REGISTER`,
 //! `ADD_CHILD`, `REMOVE_CHILD`, `CALLBACK_DONE`, `ALIVE`, `BIND` and `UNBIND` (a driver letting
 //! go of its device and binding it again, as a bus driver does on hot-plug) and

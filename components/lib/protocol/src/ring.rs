@@ -40,7 +40,7 @@ use crate::sync::{fence, AtomicU32, Ordering};
 /// Words in the ring header.
 pub const HEADER_WORDS: usize = 4;
 /// Words per slot (one length word and the payload): 512 bytes, so that the largest message of
-/// the protocol (a `Register`, 440 bytes with its header) fits one slot.
+/// the protocol (a `PciHost`, 480 bytes with its header) fits one slot.
 pub const SLOT_WORDS: usize = 128;
 /// Largest payload of one slot, in bytes.
 pub const SLOT_BYTES: usize = (SLOT_WORDS - 1) * 4;

@@ -14,8 +14,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `"WRDN"` read as a little-endian word.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"WRDN");
 /// The protocol version this crate speaks (3: heartbeats, a registration's deadline, driver
-/// PDs' supervision for clients, a device's lost PD; 5: forwarded windows in a device's
-/// resources, a PCI host bridge's description for its driver).
+/// PDs' supervision for clients, a device's lost PD; 4: a device's address on a bus that is
+/// not memory-mapped, 8 windows and 16 interrupts per device; 5: forwarded windows in a
+/// device's resources, a PCI host bridge's description for its driver).
 pub const VERSION: u16 = 5;
 
 /// Every message on a ring starts with this.

@@ -23,6 +23,9 @@ use virtio_drivers::{Error as VirtioError, PhysAddr};
 use warden_registers::{Registers, Width};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
+pub mod pci;
+pub use pci::{PciError, PciTransport};
+
 /// Byte offsets of the virtio-mmio version 2 registers (virtio 1.x §4.2.2).
 pub mod register {
     /// `MagicValue`: 0x74726976 ("virt").
@@ -203,38 +206,37 @@ impl<R: Registers> RegisterTransport<R> {
         self.regs.write32(low, address as u32);
         self.regs.write32(low + 4, (address >> 32) as u32);
     }
+}
 
-    /// The access width for a config field of type `T` at `offset`, per §4.2.2.2: a field is
-    /// accessed with its own width (at most 32 bits, so a 64-bit field becomes two 32-bit
-    /// accesses); arrays of bytes are read a byte at a time.
-    fn config_width<T>(offset: usize) -> Result<Width, VirtioError> {
-        let align = align_of::<T>();
-        if align > 4 || offset % align != 0 {
-            // virtio only guarantees 4-byte alignment of config fields; virtio-drivers' own
-            // transport asserts here, a Warden PD reports it instead.
-            return Err(VirtioError::InvalidParam);
-        }
-        let size = size_of::<T>();
-        let width = [Width::U32, Width::U16, Width::U8]
-            .into_iter()
-            .find(|width| {
-                let bytes = width.bytes();
-                bytes <= align && size % bytes == 0
-            })
-            .unwrap_or(Width::U8);
-        Ok(width)
+/// The access width for a config field of type `T` at `offset`, per §4.2.2.2 and §4.1.3.1: a
+/// field is accessed with its own width (at most 32 bits, so a 64-bit field becomes two 32-bit
+/// accesses); arrays of bytes are read a byte at a time.
+fn config_width<T>(offset: usize) -> Result<Width, VirtioError> {
+    let align = align_of::<T>();
+    if align > 4 || offset % align != 0 {
+        // virtio only guarantees 4-byte alignment of config fields; virtio-drivers' own
+        // transport asserts here, a Warden PD reports it instead.
+        return Err(VirtioError::InvalidParam);
     }
+    let size = size_of::<T>();
+    let width = [Width::U32, Width::U16, Width::U8]
+        .into_iter()
+        .find(|width| {
+            let bytes = width.bytes();
+            bytes <= align && size % bytes == 0
+        })
+        .unwrap_or(Width::U8);
+    Ok(width)
+}
 
-    /// Checks that `size` bytes at `offset` lie inside the config space.
-    fn check_config_range(&self, offset: usize, size: usize) -> Result<(), VirtioError> {
-        let space = self.config_space_size();
-        if space == 0 {
-            return Err(VirtioError::ConfigSpaceMissing);
-        }
-        match offset.checked_add(size) {
-            Some(end) if end <= space => Ok(()),
-            _ => Err(VirtioError::ConfigSpaceTooSmall),
-        }
+/// Checks that `size` bytes at `offset` lie inside a config space of `space` bytes.
+fn check_config_range(space: usize, offset: usize, size: usize) -> Result<(), VirtioError> {
+    if space == 0 {
+        return Err(VirtioError::ConfigSpaceMissing);
+    }
+    match offset.checked_add(size) {
+        Some(end) if end <= space => Ok(()),
+        _ => Err(VirtioError::ConfigSpaceTooSmall),
     }
 }
 
@@ -342,8 +344,8 @@ impl<R: Registers> Transport for RegisterTransport<R> {
     }
 
     fn read_config_space<T: FromBytes + IntoBytes>(&self, offset: usize) -> Result<T, VirtioError> {
-        let width = Self::config_width::<T>(offset)?;
-        self.check_config_range(offset, size_of::<T>())?;
+        let width = config_width::<T>(offset)?;
+        check_config_range(self.config_space_size(), offset, size_of::<T>())?;
         let mut value = T::new_zeroed();
         let base = register::CONFIG + offset;
         for (index, chunk) in value.as_mut_bytes().chunks_mut(width.bytes()).enumerate() {
@@ -360,8 +362,8 @@ impl<R: Registers> Transport for RegisterTransport<R> {
         offset: usize,
         value: T,
     ) -> Result<(), VirtioError> {
-        let width = Self::config_width::<T>(offset)?;
-        self.check_config_range(offset, size_of::<T>())?;
+        let width = config_width::<T>(offset)?;
+        check_config_range(self.config_space_size(), offset, size_of::<T>())?;
         let base = register::CONFIG + offset;
         for (index, chunk) in value.as_bytes().chunks(width.bytes()).enumerate() {
             let mut bytes = [0u8; 4];
@@ -375,6 +377,103 @@ impl<R: Registers> Transport for RegisterTransport<R> {
             );
         }
         Ok(())
+    }
+}
+
+/// A virtio device behind either transport: a virtio-mmio window, or a virtio-pci function
+/// (a driver binds devices found on both buses with one device type).
+#[derive(Debug)]
+pub enum AnyTransport<R: Registers> {
+    /// virtio-mmio.
+    Mmio(RegisterTransport<R>),
+    /// virtio-pci.
+    Pci(PciTransport<R>),
+}
+
+/// Calls `$call` on whichever transport `$self` holds.
+macro_rules! either {
+    ($self:ident, $transport:ident => $call:expr) => {
+        match $self {
+            AnyTransport::Mmio($transport) => $call,
+            AnyTransport::Pci($transport) => $call,
+        }
+    };
+}
+
+impl<R: Registers> Transport for AnyTransport<R> {
+    fn device_type(&self) -> DeviceType {
+        either!(self, transport => transport.device_type())
+    }
+
+    fn read_device_features(&mut self) -> u64 {
+        either!(self, transport => transport.read_device_features())
+    }
+
+    fn write_driver_features(&mut self, driver_features: u64) {
+        either!(self, transport => transport.write_driver_features(driver_features));
+    }
+
+    fn max_queue_size(&mut self, queue: u16) -> u32 {
+        either!(self, transport => transport.max_queue_size(queue))
+    }
+
+    fn notify(&mut self, queue: u16) {
+        either!(self, transport => transport.notify(queue));
+    }
+
+    fn get_status(&self) -> DeviceStatus {
+        either!(self, transport => transport.get_status())
+    }
+
+    fn set_status(&mut self, status: DeviceStatus) {
+        either!(self, transport => transport.set_status(status));
+    }
+
+    fn set_guest_page_size(&mut self, guest_page_size: u32) {
+        either!(self, transport => transport.set_guest_page_size(guest_page_size));
+    }
+
+    fn requires_legacy_layout(&self) -> bool {
+        either!(self, transport => transport.requires_legacy_layout())
+    }
+
+    fn queue_set(
+        &mut self,
+        queue: u16,
+        size: u32,
+        descriptors: PhysAddr,
+        driver_area: PhysAddr,
+        device_area: PhysAddr,
+    ) {
+        either!(self, transport => transport.queue_set(queue, size, descriptors, driver_area, device_area));
+    }
+
+    fn queue_unset(&mut self, queue: u16) {
+        either!(self, transport => transport.queue_unset(queue));
+    }
+
+    fn queue_used(&mut self, queue: u16) -> bool {
+        either!(self, transport => transport.queue_used(queue))
+    }
+
+    fn ack_interrupt(&mut self) -> InterruptStatus {
+        either!(self, transport => transport.ack_interrupt())
+    }
+
+    fn read_config_generation(&self) -> u32 {
+        either!(self, transport => transport.read_config_generation())
+    }
+
+    fn read_config_space<T: FromBytes + IntoBytes>(&self, offset: usize) -> Result<T, VirtioError> {
+        either!(self, transport => transport.read_config_space(offset))
+    }
+
+    fn write_config_space<T: IntoBytes + Immutable>(
+        &mut self,
+        offset: usize,
+        value: T,
+    ) -> Result<(), VirtioError> {
+        either!(self, transport => transport.write_config_space(offset, value))
     }
 }
 

@@ -113,12 +113,14 @@ impl ResourcesRef<'_> {
     /// window and interrupt; a PCI function its configuration page and BARs, which lie in
     /// the host bridge's configuration space and apertures): the child's driver is another
     /// PD, and the manager must not let one driver point another at a device it was never
-    /// given.
+    /// given. Resources that are not [valid](Self::is_valid) are within nothing.
     #[must_use]
     pub fn within(&self, parent: ResourcesRef<'_>) -> bool {
-        self.mmio
-            .iter()
-            .all(|window| parent.mmio.iter().any(|outer| outer.contains(window)))
+        self.is_valid()
+            && self
+                .mmio
+                .iter()
+                .all(|window| parent.mmio.iter().any(|outer| outer.contains(window)))
             && self.irqs.iter().all(|irq| parent.irqs.contains(irq))
     }
 }
@@ -165,13 +167,16 @@ pub struct Grant {
 impl Grant {
     /// Does the grant give the PD these resources' device memory? A device with register
     /// windows is given when every one lies inside granted memory (the address space it
-    /// forwards is its children's, mapped by their drivers); one without any (a device known
-    /// only by its interrupts) when every interrupt is granted. A device with neither is given
-    /// to nobody.
+    /// forwards is its children's, mapped by their drivers); one without any windows (a
+    /// device known only by its interrupts) when every interrupt is granted. A device with
+    /// neither, or with forwarded windows only, is given to nobody.
     #[must_use]
     pub fn gives<'a>(&self, resources: impl Into<ResourcesRef<'a>>) -> bool {
         let resources = resources.into();
         if resources.registers().is_empty() {
+            if !resources.mmio.is_empty() {
+                return false;
+            }
             return !resources.irqs.is_empty()
                 && resources.irqs.iter().all(|irq| self.irqs.contains(irq));
         }
@@ -308,7 +313,22 @@ mod tests {
             !grant.gives(&only_forwarded),
             "nothing of its own, no interrupt: nobody's"
         );
+        let mut irq_only = only_forwarded.clone();
+        irq_only.irqs.push(35).unwrap();
+        grant.irqs.push(35).unwrap();
+        assert!(
+            !grant.gives(&irq_only),
+            "windows all forwarded: not given by its interrupt either"
+        );
         bridge.forwarded = 3;
         assert!(!bridge.is_valid(), "more forwarded windows than windows");
+        let child = Resources {
+            forwarded: 1,
+            ..Resources::default()
+        };
+        assert!(
+            !child.within(&bridge.clone()),
+            "a child with more forwarded windows than windows is within nothing"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! A client PD of Warden's drivers, the proof that they serve: when the disk is ready it reads
 //! block 0, writes a pattern to block 1, reads it back and checks it, and flushes (blocks of
 //! 4096 bytes, sDDF's unit); when the entropy source is bound it asks for 16 random bytes; when
-//! the clock is bound it reads the time. Each step is logged.
+//! the clock is bound it reads the time. Each step is logged. When the driver gives it another
+//! disk (the one it checked removed, a hot-plugged one serving now; sDDF's storage information
+//! then describes a disk other than the one checked), it checks that one too.
 //!
 //! The disk is spoken to in sDDF's block protocol (`warden_services::sddf_block`: the storage
 //! information, the request and response queues, the data region) when the system description
@@ -184,6 +186,8 @@ impl Disk {
 pub struct Client {
     disk: Option<Disk>,
     step: Step,
+    /// What the disk checked last was ([`Disk::ready`]'s description).
+    checked: Option<String>,
     entropy_done: bool,
     clock_done: bool,
 }
@@ -279,13 +283,19 @@ impl Client {
         }
     }
 
-    /// Starts the check once the disk is there.
+    /// Starts the check once the disk is there, and again when another disk is.
     fn start_if_ready(&mut self) {
+        let known = self.disk.as_ref().and_then(Disk::ready);
+        if self.step == Step::Done && known.is_some() && known != self.checked {
+            info!("client: the driver serves another disk now; checking it");
+            self.step = Step::Waiting;
+        }
         if self.step != Step::Waiting {
             return;
         }
         if let Some(disk) = self.disk.as_ref() {
-            if let Some(known) = disk.ready() {
+            if let Some(known) = known {
+                self.checked = Some(known.clone());
                 info!(
                     "client: the disk is ready ({}: {known}); reading block 0",
                     disk.protocol()
@@ -382,6 +392,7 @@ pub fn init() -> Client {
     let mut client = Client {
         disk,
         step: Step::Waiting,
+        checked: None,
         entropy_done: false,
         clock_done: false,
     };

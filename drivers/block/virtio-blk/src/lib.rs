@@ -28,18 +28,18 @@ use alloc::vec::Vec;
 use log::{info, warn};
 use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::transport::{DeviceType, Transport};
-use warden_driver::{Answer, Callback, Driver, DriverPd, Probe};
+use warden_driver::{Answer, Callback, Companion, Driver, DriverPd, Probe};
 use warden_microkit::{ChannelSet, DeviceRegion, DeviceRegisters};
 use warden_services::block::{self, Data, Operation, Request, Status, SECTOR_BYTES};
 use warden_services::sddf_block::{self, blk as sddf};
-use warden_virtio::RegisterTransport;
+use warden_virtio::{AnyTransport, PciTransport, RegisterTransport};
 use warden_vocabulary::DeviceId;
 
 /// What this PD expects of the system description.
 pub mod interface {
     use warden_interface::virtio_blk::{
         BLK_CLIENT_DATA, BLK_REQUEST_QUEUE, BLK_RESPONSE_QUEUE, BLK_STORAGE_INFO, BLOCK_DATA, DMA,
-        FROM_MANAGER, REQUESTS, RESPONSES, TO_MANAGER, VIRTIO,
+        FROM_MANAGER, PCI_BARS, PCI_ECAM, REQUESTS, RESPONSES, TO_MANAGER, VIRTIO,
     };
     pub use warden_interface::virtio_blk::{CLIENT, DISK_IRQ};
     use warden_microkit::Channel;
@@ -58,10 +58,13 @@ pub mod interface {
         BLK_CLIENT_DATA,
     ];
     /// Device and DMA maps: (vaddr symbol, size symbol, paddr symbol).
-    pub const DEVICE_REGIONS: [(&str, &str, &str); 2] = [VIRTIO, DMA];
+    pub const DEVICE_REGIONS: [(&str, &str, &str); 4] = [VIRTIO, PCI_ECAM, PCI_BARS, DMA];
 }
 
-type Blk = VirtIOBlk<warden_dma::VirtioHal, RegisterTransport<DeviceRegisters>>;
+type Blk = VirtIOBlk<warden_dma::VirtioHal, AnyTransport<DeviceRegisters>>;
+
+/// The compatible of virtio-blk functions on PCI (modern: 1af4:1042).
+const PCI_DISK: &str = "pci1af4,1042";
 
 struct Disk {
     device: DeviceId,
@@ -71,6 +74,8 @@ struct Disk {
 /// The virtio-blk driver.
 pub struct VirtioBlkDriver {
     region: Option<DeviceRegion>,
+    /// The PCIe host bridge's ECAM and the BAR window of the slot this PD serves.
+    pci_regions: [Option<DeviceRegion>; 2],
     disks: Vec<Disk>,
     client: Option<block::Server>,
     sddf: Option<sddf_block::Server>,
@@ -237,15 +242,35 @@ impl Driver for VirtioBlkDriver {
         warden_driver::bus::VIRTIO
     }
 
+    fn companion(&self) -> Option<Companion> {
+        Some(Companion {
+            name: "virtio-blk-pci",
+            bus: warden_driver::bus::PCI,
+            compatible: &[PCI_DISK],
+        })
+    }
+
     fn probe(&mut self, probe: &Probe) -> Answer {
-        let Some(registers) = probe.registers(&[self.region]) else {
-            return Answer::NotMine;
-        };
-        let transport = match RegisterTransport::new(registers) {
-            Ok(transport) => transport,
-            Err(error) => {
-                warn!("blk: {error}");
-                return Answer::Failed(1);
+        let on_pci = probe
+            .match_data
+            .compatible
+            .iter()
+            .any(|name| name.as_str() == PCI_DISK);
+        let transport = if on_pci {
+            match pci_transport(probe, &self.pci_regions) {
+                Ok(transport) => AnyTransport::Pci(transport),
+                Err(answer) => return answer,
+            }
+        } else {
+            let Some(registers) = probe.registers(&[self.region]) else {
+                return Answer::NotMine;
+            };
+            match RegisterTransport::new(registers) {
+                Ok(transport) => AnyTransport::Mmio(transport),
+                Err(error) => {
+                    warn!("blk: {error}");
+                    return Answer::Failed(1);
+                }
             }
         };
         // What the device says it is, not what the one who added it claims (a hostile PD may
@@ -260,10 +285,16 @@ impl Driver for VirtioBlkDriver {
         }
         match Blk::new(transport) {
             Ok(blk) => {
-                let window = probe.window().map_or(0, |window| window.base);
+                // Where its registers are: the transport, or the first BAR of a function.
+                let registers = probe.resources.as_ref();
+                let window = registers
+                    .registers()
+                    .get(usize::from(on_pci))
+                    .map_or(0, |window| window.base);
                 info!(
-                    "blk: disk {} at 0x{window:x}: {} sectors of {SECTOR_BYTES} bytes ({} KiB), {} DMA pages in use{}",
+                    "blk: disk {} at 0x{window:x}{}: {} sectors of {SECTOR_BYTES} bytes ({} KiB), {} DMA pages in use{}",
                     probe.callback.device,
+                    if on_pci { " (virtio-pci)" } else { "" },
                     blk.capacity(),
                     blk.capacity() / 2,
                     warden_dma::pages_in_use(),
@@ -309,6 +340,12 @@ impl Driver for VirtioBlkDriver {
                 }
                 self.publish();
                 self.serve_sddf_client();
+                // Another disk serves the client now: it hears so, as of the first one.
+                if !self.disks.is_empty() {
+                    if let Some(client) = self.client.as_mut() {
+                        client.announce();
+                    }
+                }
             }
             info!(
                 "blk: disk {} removed ({} DMA pages in use)",
@@ -331,6 +368,24 @@ impl Driver for VirtioBlkDriver {
             self.serve_sddf_client();
         }
     }
+}
+
+/// The virtio-pci transport of the function `probe` is about, its registers found in
+/// `regions`.
+fn pci_transport(
+    probe: &Probe,
+    regions: &[Option<DeviceRegion>],
+) -> Result<PciTransport<DeviceRegisters>, Answer> {
+    let Some(function) = probe.pci_function(regions) else {
+        return Err(Answer::NotMine);
+    };
+    // The device may master the bus (its virtqueues are DMA); INTx off: requests are
+    // served synchronously, and the line is shared with the slot's hot-plug interrupt.
+    warden_virtio::pci::enable_bus_master(&function.config);
+    PciTransport::new(&function.config, function.bars).map_err(|error| {
+        warn!("blk: function {}: {error}", probe.callback.device);
+        Answer::Failed(1)
+    })
 }
 
 /// The PD's `init`.
@@ -366,6 +421,10 @@ pub fn init() -> DriverPd<VirtioBlkDriver> {
     }
     DriverPd::start(VirtioBlkDriver {
         region: warden_microkit::device_region!(virtio_vaddr, virtio_size, virtio_paddr),
+        pci_regions: [
+            warden_microkit::device_region!(pci_ecam_vaddr, pci_ecam_size, pci_ecam_paddr),
+            warden_microkit::device_region!(pci_bars_vaddr, pci_bars_size, pci_bars_paddr),
+        ],
         disks: Vec::new(),
         client,
         sddf,

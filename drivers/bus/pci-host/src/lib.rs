@@ -22,7 +22,7 @@
 //! `vendor << 16 | device`.
 //!
 //! **Hot-plug (native PCI Express).** Every hot-plug capable port's slot events are enabled.
-//! On the slots' interrupt (channel 1) the driver reads and clears each slot's status
+//! On a slot's interrupt (channels 1 and 2, the root ports' INTA lines) the driver reads and clears each slot's status
 //! (`warden_pci::hotplug`). A card that arrived is enumerated behind its port, inside the
 //! windows reserved for the slot at boot, and the port is let go of and bound again
 //! (`Unbind`, `Bind`: the manager removes nothing, since the slot was empty, then probes the
@@ -49,7 +49,7 @@ use warden_vocabulary::{
 
 /// What this PD expects of the system description.
 pub mod interface {
-    use warden_interface::pci_host::{ECAM, HOTPLUG};
+    use warden_interface::pci_host::{ECAM, SLOT1, SLOT2};
     use warden_microkit::Channel;
 
     /// The device manager.
@@ -58,8 +58,8 @@ pub mod interface {
     pub const REGIONS: [(&str, &str); 2] = warden_driver::MANAGER_REGIONS;
     /// The ECAM window's map: (vaddr symbol, size symbol, paddr symbol).
     pub const DEVICE_REGIONS: [(&str, &str, &str); 1] = [ECAM];
-    /// The hot-plug slots' interrupt.
-    pub const SLOTS: Channel = HOTPLUG;
+    /// The hot-plug slots' interrupts (each root port's INTA).
+    pub const SLOTS: [Channel; 2] = [SLOT1, SLOT2];
 }
 
 /// Functions one enumeration keeps (QEMU virt's with a few cards: about a dozen).
@@ -97,6 +97,9 @@ struct BridgeState {
     bound: Option<DriverId>,
     /// A hot-plug port's card, once its slot changed since boot (`None`: what boot found).
     card: Option<Box<Table<MAX_CARD_FUNCTIONS>>>,
+    /// The attention button asked for the card to go: the slot is turned off once its
+    /// functions are removed (at the port's next probe, which runs after them).
+    eject_pending: bool,
 }
 
 /// The driver.
@@ -121,19 +124,6 @@ fn match_data(function: &Function) -> MatchData {
         }
     }
     data
-}
-
-/// A bus address of `space` as the CPU reaches it, through the aperture that holds it.
-fn cpu_address(apertures: &[PciAperture], space: PciSpace, pci: u64, size: u64) -> Option<u64> {
-    apertures.iter().find_map(|aperture| {
-        let same = aperture.space == space
-            || (space == PciSpace::Prefetchable && aperture.space == PciSpace::Memory);
-        let inside = pci >= aperture.pci_base
-            && pci
-                .checked_add(size)
-                .is_some_and(|end| end <= aperture.pci_base.saturating_add(aperture.size));
-        (same && inside).then(|| aperture.cpu_base + (pci - aperture.pci_base))
-    })
 }
 
 impl Host {
@@ -167,7 +157,14 @@ impl Host {
         if let Some(page) = self.config_page(function.address) {
             let _ = resources.mmio.push(page);
         }
-        for bar in function.bars.iter().flatten() {
+        // A bridge's own BARs (a root port's MSI-X table) are left out: its driver here uses
+        // none, and its PD maps only the configuration space.
+        for bar in function
+            .bars
+            .iter()
+            .flatten()
+            .filter(|_| function.bridge.is_none())
+        {
             if let Some((_, cpu)) = bar.placed {
                 let _ = resources.mmio.push(MmioWindow {
                     base: cpu,
@@ -202,7 +199,8 @@ impl Host {
                 let Some(base) = window.base.filter(|_| window.size != 0) else {
                     continue;
                 };
-                if let Some(cpu) = cpu_address(&self.apertures, space, base, window.size) {
+                if let Some(cpu) = enumerate::cpu_address(&self.apertures, space, base, window.size)
+                {
                     let _ = resources.mmio.push(MmioWindow {
                         base: cpu,
                         size: window.size,
@@ -257,11 +255,20 @@ fn add_functions(host: &Host, callback: &Callback, functions: &[Function]) -> us
     let mut added = 0;
     for function in functions {
         let resources = host.resources(function);
+        let mut bars = alloc::string::String::new();
+        for bar in function.bars.iter().flatten() {
+            if let Some((_, cpu)) = bar.placed {
+                bars.push_str(&format!(
+                    "; BAR{} 0x{cpu:x}+0x{:x}",
+                    bar.request.index, bar.request.size
+                ));
+            }
+        }
         match callback.add_child(bus::PCI, match_data(function), resources) {
             Ok(child) => {
                 added += 1;
                 info!(
-                    "pci: {} [{:04x}:{:04x}] class {:06x}: added child {child}",
+                    "pci: {} [{:04x}:{:04x}] class {:06x}: added child {child}{bars}",
                     function.address, function.vendor, function.device, function.class
                 );
             }
@@ -320,6 +327,7 @@ impl PciHostDriver {
                 device: None,
                 bound: None,
                 card: None,
+                eject_pending: false,
             })
             .collect();
         let host = Host {
@@ -366,6 +374,9 @@ impl PciHostDriver {
         bridge.device = Some(probe.callback.device);
         bridge.bound = Some(probe.driver);
         let address = bridge.function.address;
+        if core::mem::take(&mut bridge.eject_pending) {
+            eject(&host.ecam, &bridge.function);
+        }
         let Some(bridge) = host.bridges.get(at) else {
             return Answer::NotMine;
         };
@@ -375,24 +386,34 @@ impl PciHostDriver {
         Answer::Ok
     }
 
-    /// A hot-plug port's slot changed: what it holds now, and the port bound again.
+    /// A hot-plug port's slot changed: what it holds now, and the port bound again. A card
+    /// gone while one reads as there (pulled and another plugged, or the link dropped and
+    /// came back) is looked at again at once: it arrived.
     fn slot_changed(&mut self, at: usize) {
+        if self.slot_changed_once(at) {
+            self.slot_changed_once(at);
+        }
+    }
+
+    /// One look at the slot; whether a card may be there that is not known.
+    fn slot_changed_once(&mut self, at: usize) -> bool {
         let Some(host) = self.host.as_mut() else {
-            return;
+            return false;
         };
         let Some(bridge) = host.bridges.get(at) else {
-            return;
+            return false;
         };
         let (index, function) = (bridge.index, bridge.function);
         let Some(express) = function.express else {
-            return;
+            return false;
         };
         let state = hotplug::read_and_clear(&host.ecam, function.address, &express);
         let occupied = !host.behind(bridge).is_empty();
         let change = state.change(occupied);
+        let again = change == hotplug::SlotChange::Gone && state.present() && state.link_active();
         let mut card = Box::new(Table::new());
         match change {
-            hotplug::SlotChange::Nothing => return,
+            hotplug::SlotChange::Nothing => return false,
             hotplug::SlotChange::Arrived => {
                 // The slot powered (again, after an ejection), as Linux's pciehp does.
                 hotplug::set_power(&host.ecam, function.address, &express, true);
@@ -423,12 +444,20 @@ impl PciHostDriver {
             }
         }
         let Some(bridge) = host.bridges.get_mut(at) else {
-            return;
+            return false;
         };
         bridge.card = Some(card);
+        let eject_now = change == hotplug::SlotChange::EjectRequested;
         let (Some(device), Some(driver)) = (bridge.device, bridge.bound) else {
-            return;
+            // Nobody drives the port, so nothing of the card is in the tree.
+            if eject_now {
+                eject(&host.ecam, &function);
+            }
+            return again;
         };
+        // The slot goes off after the card's functions are removed: at the probe the bind
+        // below brings, which waits for the port's lock, so runs after the unbind's removes.
+        bridge.eject_pending |= eject_now;
         // The port let go of (its children removed first) and probed again: the same
         // locked path as at boot.
         if let Err(status) = warden_driver::unbind(device) {
@@ -437,11 +466,15 @@ impl PciHostDriver {
         if let Err(status) = warden_driver::bind(device, driver) {
             warn!("pci: bind of port {device} refused: {status:?}");
         }
-        if change == hotplug::SlotChange::EjectRequested {
-            // Power off once the functions are gone: the unbind is queued before the power
-            // goes, and the driver of the card answers its remove from what it has.
-            hotplug::set_power(&host.ecam, function.address, &express, false);
-        }
+        again
+    }
+}
+
+/// Turns the slot of `port` off, which completes an ejection (the platform takes the card).
+fn eject(ecam: &Ecam<DeviceRegisters>, port: &Function) {
+    if let Some(express) = port.express {
+        hotplug::set_power(ecam, port.address, &express, false);
+        info!("pci: slot at {}: powered off", port.address);
     }
 }
 
@@ -494,7 +527,11 @@ impl Driver for PciHostDriver {
     }
 
     fn notified(&mut self, channels: ChannelSet) {
-        if !channels.contains(interface::SLOTS) {
+        let signalled: Vec<_> = interface::SLOTS
+            .into_iter()
+            .filter(|channel| channels.contains(*channel))
+            .collect();
+        if signalled.is_empty() {
             return;
         }
         let ports: Vec<usize> = self
@@ -515,10 +552,14 @@ impl Driver for PciHostDriver {
                     .collect()
             })
             .unwrap_or_default();
+        // Every slot is looked at: the lines are shared and level-triggered, and an event
+        // read and cleared lowers its line before the acknowledgement.
         for at in ports {
             self.slot_changed(at);
         }
-        interface::SLOTS.irq_ack();
+        for channel in signalled {
+            channel.irq_ack();
+        }
     }
 }
 

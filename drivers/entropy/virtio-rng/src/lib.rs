@@ -6,17 +6,20 @@
 //! device is bound); 2 — the interrupt of the transport QEMU gives the second virtio device
 //! (GIC INTID 78), only acknowledged since requests are served synchronously. Maps: the
 //! transports (`virtio_vaddr`/`virtio_size`/`virtio_paddr`) and DMA memory (`dma_vaddr`/
-//! `dma_size`/`dma_paddr`). The probe resets the device (`VirtIORng::new` starts with a reset).
+//! `dma_size`/`dma_paddr`), and for an entropy source on PCI (`virtio-rng-pci`, the companion
+//! driver on the `pci` bus) the host bridge's ECAM (`pci_ecam_*`) and the BAR window of the
+//! slot it serves (`pci_bars_*`). The probe resets the device (`VirtIORng::new` starts with a
+//! reset).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 use log::{info, warn};
 use virtio_drivers::device::rng::VirtIORng;
 use virtio_drivers::transport::{DeviceType, Transport};
-use warden_driver::{Answer, Callback, Driver, DriverPd, Probe};
+use warden_driver::{Answer, Callback, Companion, Driver, DriverPd, Probe};
 use warden_microkit::{Channel, ChannelSet, DeviceRegion, DeviceRegisters, MessageInfo};
 use warden_services::entropy;
-use warden_virtio::RegisterTransport;
+use warden_virtio::{AnyTransport, PciTransport, RegisterTransport};
 use warden_vocabulary::DeviceId;
 
 /// What this PD expects of the system description.
@@ -29,17 +32,24 @@ pub mod interface {
     /// The setvar symbols of the ring maps: (vaddr symbol, size symbol).
     pub const REGIONS: [(&str, &str); 2] = warden_driver::MANAGER_REGIONS;
     /// Device and DMA maps: (vaddr symbol, size symbol, paddr symbol).
-    pub const DEVICE_REGIONS: [(&str, &str, &str); 2] = [
+    pub const DEVICE_REGIONS: [(&str, &str, &str); 4] = [
         warden_interface::virtio_rng::VIRTIO,
+        warden_interface::virtio_rng::PCI_ECAM,
+        warden_interface::virtio_rng::PCI_BARS,
         warden_interface::virtio_rng::DMA,
     ];
 }
 
-type Rng = VirtIORng<warden_dma::VirtioHal, RegisterTransport<DeviceRegisters>>;
+type Rng = VirtIORng<warden_dma::VirtioHal, AnyTransport<DeviceRegisters>>;
+
+/// The compatible of virtio-rng functions on PCI (modern: 1af4:1044).
+const PCI_RNG: &str = "pci1af4,1044";
 
 /// The virtio-rng driver.
 pub struct VirtioRngDriver {
     region: Option<DeviceRegion>,
+    /// The PCIe host bridge's ECAM and the BAR window of the slot this PD serves.
+    pci_regions: [Option<DeviceRegion>; 2],
     rng: Option<(DeviceId, Rng)>,
 }
 
@@ -56,19 +66,54 @@ impl Driver for VirtioRngDriver {
         warden_driver::bus::VIRTIO
     }
 
+    fn companion(&self) -> Option<Companion> {
+        Some(Companion {
+            name: "virtio-rng-pci",
+            bus: warden_driver::bus::PCI,
+            compatible: &[PCI_RNG],
+        })
+    }
+
     fn probe(&mut self, probe: &Probe) -> Answer {
         if self.rng.is_some() {
             // One entropy source is enough for the client; leave others to another driver.
+            info!(
+                "rng: device {} not taken: entropy source {} serves already",
+                probe.callback.device,
+                self.rng
+                    .as_ref()
+                    .map_or(probe.callback.device, |(device, _)| *device)
+            );
             return Answer::NotMine;
         }
-        let Some(registers) = probe.registers(&[self.region]) else {
-            return Answer::NotMine;
-        };
-        let transport = match RegisterTransport::new(registers) {
-            Ok(transport) => transport,
-            Err(error) => {
-                warn!("rng: {error}");
-                return Answer::Failed(1);
+        let on_pci = probe
+            .match_data
+            .compatible
+            .iter()
+            .any(|name| name.as_str() == PCI_RNG);
+        let transport = if on_pci {
+            let Some(function) = probe.pci_function(&self.pci_regions) else {
+                return Answer::NotMine;
+            };
+            // Bus mastering for its virtqueue; INTx off (requests are served synchronously).
+            warden_virtio::pci::enable_bus_master(&function.config);
+            match PciTransport::new(&function.config, function.bars) {
+                Ok(transport) => AnyTransport::Pci(transport),
+                Err(error) => {
+                    warn!("rng: function {}: {error}", probe.callback.device);
+                    return Answer::Failed(1);
+                }
+            }
+        } else {
+            let Some(registers) = probe.registers(&[self.region]) else {
+                return Answer::NotMine;
+            };
+            match RegisterTransport::new(registers) {
+                Ok(transport) => AnyTransport::Mmio(transport),
+                Err(error) => {
+                    warn!("rng: {error}");
+                    return Answer::Failed(1);
+                }
             }
         };
         // What the device says it is, not what the one who added it claims (a hostile PD may
@@ -83,7 +128,11 @@ impl Driver for VirtioRngDriver {
         }
         match Rng::new(transport) {
             Ok(rng) => {
-                info!("rng: entropy source {} bound", probe.callback.device);
+                info!(
+                    "rng: entropy source {} bound{}",
+                    probe.callback.device,
+                    if on_pci { " (virtio-pci)" } else { "" }
+                );
                 self.rng = Some((probe.callback.device, rng));
                 interface::CLIENT.notify();
                 Answer::Ok
@@ -143,6 +192,10 @@ pub fn init() -> DriverPd<VirtioRngDriver> {
     }
     DriverPd::start(VirtioRngDriver {
         region: warden_microkit::device_region!(virtio_vaddr, virtio_size, virtio_paddr),
+        pci_regions: [
+            warden_microkit::device_region!(pci_ecam_vaddr, pci_ecam_size, pci_ecam_paddr),
+            warden_microkit::device_region!(pci_bars_vaddr, pci_bars_size, pci_bars_paddr),
+        ],
         rng: None,
     })
 }

@@ -32,6 +32,7 @@ mod registers;
 mod serial;
 mod virtio_blk;
 mod virtio_mmio;
+mod virtio_pci;
 mod virtio_rng;
 
 pub use generic_timer::{GenericTimer, GENERIC_TIMER_HZ};
@@ -43,6 +44,7 @@ pub use pl031::Pl031;
 pub use registers::{ModelRegisters, SharedOutput};
 pub use virtio_blk::Blk;
 pub use virtio_mmio::{QueueFault, VirtioBackend, VirtioMmio};
+pub use virtio_pci::{virtio_pci_capabilities, VirtioPci, BAR_BYTES as VIRTIO_PCI_BAR_BYTES};
 pub use virtio_rng::{EntropySource, Rng};
 pub use warden_registers::Width;
 

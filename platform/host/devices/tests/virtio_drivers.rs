@@ -273,3 +273,238 @@ fn virtio_rng_delivers_the_sources_bytes_and_survives_hot_plug() {
     assert_eq!(driver.request_entropy(&mut bytes).unwrap(), 64);
     assert!(bytes.iter().any(|byte| *byte != 0));
 }
+
+// virtio-pci: a card on the ECAM model, enumerated by warden-pci as the host bridge's driver
+// does, then driven through Warden's PCI transport: its configuration page for the
+// capabilities, its BAR (through the model's memory decoding) for the structures.
+
+use warden_host_devices::{
+    virtio_pci_capabilities, BarSpec, EcamModel, PciBus, PciFunction, VirtioPci,
+    VIRTIO_PCI_BAR_BYTES,
+};
+use warden_pci::{enumerate, Ecam, PciAperture, PciSpace, Table};
+use warden_registers::{Registers, Width};
+use warden_virtio::{PciError, PciTransport};
+
+type EcamWindow = ModelRegisters<EcamModel, DriverMemory>;
+
+/// One BAR of a function as its driver maps it: accesses go to whatever decodes the bus
+/// address (the model's memory decoding), nothing there reads all ones.
+struct BarWindow<'a> {
+    ecam: &'a EcamWindow,
+    base: u64,
+    size: usize,
+}
+
+impl Registers for BarWindow<'_> {
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn read(&self, offset: usize, width: Width) -> u32 {
+        if !warden_registers::access_ok(offset, width, self.size) {
+            return width.all_ones();
+        }
+        self.ecam
+            .model()
+            .memory_read(self.base + offset as u64, width, &mut DriverMemory)
+            .unwrap_or(width.all_ones())
+    }
+
+    fn write(&self, offset: usize, width: Width, value: u32) {
+        if warden_registers::access_ok(offset, width, self.size) {
+            self.ecam.model().memory_write(
+                self.base + offset as u64,
+                width,
+                value,
+                &mut DriverMemory,
+            );
+        }
+    }
+}
+
+/// QEMU virt's 64-bit aperture, where the card's BAR goes.
+const HIGH: PciAperture = PciAperture {
+    space: PciSpace::Prefetchable,
+    pci_base: 0x80_0000_0000,
+    cpu_base: 0x80_0000_0000,
+    size: 0x80_0000_0000,
+};
+
+/// A virtio-pci card (device type `kind`) with QEMU's BAR 4 and `capabilities` (the bodies of
+/// vendor capabilities).
+fn card(
+    kind: u16,
+    capabilities: &[Vec<u8>],
+    device: Box<dyn warden_host_devices::Device>,
+) -> PciFunction {
+    let mut function = PciFunction::endpoint(0x1af4, 0x1040 + kind, 0x01_00_00)
+        .with_bar(
+            4,
+            BarSpec::Memory64 {
+                size: VIRTIO_PCI_BAR_BYTES,
+                prefetchable: true,
+            },
+        )
+        .with_memory(4, device);
+    for body in capabilities {
+        function = function.with_capability(0x09, body);
+    }
+    function
+}
+
+/// The card at 00:00.0, enumerated: the ECAM window, and the CPU address of BAR 4.
+fn enumerated(card: PciFunction) -> (EcamWindow, Option<u64>) {
+    let window = ModelRegisters::with_memory(
+        EcamModel::new(0, 1, PciBus::new().with(0, 0, card)),
+        DriverMemory,
+    );
+    let ecam = Ecam::new(&window, 0, 0);
+    let mut table: Table<4> = Table::new();
+    enumerate(&ecam, 0, 0, &[HIGH], &mut table);
+    let bar = table.functions[0].bars[4]
+        .and_then(|bar| bar.placed)
+        .map(|(_, cpu)| cpu);
+    (window, bar)
+}
+
+fn transport_of(window: &EcamWindow, bar: u64) -> Result<PciTransport<BarWindow<'_>>, PciError> {
+    warden_virtio::pci::enable_bus_master(window);
+    let placed = warden_driver::placed_bars(window);
+    assert_eq!(placed, [false, false, false, false, true, false]);
+    let mut bars: [Option<BarWindow<'_>>; 6] = std::array::from_fn(|_| None);
+    bars[4] = Some(BarWindow {
+        ecam: window,
+        base: bar,
+        size: VIRTIO_PCI_BAR_BYTES as usize,
+    });
+    PciTransport::new(window, bars)
+}
+
+fn blk_device(image: &Image) -> Box<dyn warden_host_devices::Device> {
+    let mut device = VirtioMmio::new();
+    device
+        .plug(Box::new(Blk::open(&image.0).unwrap()))
+        .map_err(|_| ())
+        .unwrap();
+    Box::new(VirtioPci::new(device))
+}
+
+#[test]
+fn virtio_blk_over_pci_reads_and_writes_an_image() {
+    let image = Image::new("pci-blk", 32);
+    let (window, bar) = enumerated(card(2, &virtio_pci_capabilities(4), blk_device(&image)));
+    let bar = bar.expect("BAR 4 placed in the 64-bit aperture");
+    assert_eq!(bar, 0x80_0000_0000);
+    let transport = transport_of(&window, bar).unwrap();
+    assert_eq!(transport.device_type(), DeviceType::Block);
+    let mut blk = VirtIOBlk::<TestHal, _>::new(transport).unwrap();
+    assert_eq!(blk.capacity(), 32);
+    let mut sector = [0u8; SECTOR_SIZE];
+    blk.read_blocks(3, &mut sector).unwrap();
+    assert_eq!(sector.as_slice(), image.sector(3));
+    let pattern: Vec<u8> = (0..SECTOR_SIZE).map(|i| (i * 11 + 3) as u8).collect();
+    blk.write_blocks(7, &pattern).unwrap();
+    assert_eq!(image.sector(7), pattern);
+    drop(blk);
+    // The driver's reset on drop reached the device through the BAR.
+    let status = BarWindow {
+        ecam: &window,
+        base: bar,
+        size: VIRTIO_PCI_BAR_BYTES as usize,
+    }
+    .read(warden_virtio::pci::common::DEVICE_STATUS, Width::U8);
+    assert_eq!(status, 0);
+}
+
+#[test]
+fn a_bar_with_memory_decoding_off_answers_nothing() {
+    let image = Image::new("pci-off", 8);
+    let (window, bar) = enumerated(card(2, &virtio_pci_capabilities(4), blk_device(&image)));
+    let bar = bar.unwrap();
+    // Memory decoding off (Command bit 1): the BAR reads all ones, as an empty bus does.
+    window.write(0x04, Width::U16, 0);
+    let bar_window = BarWindow {
+        ecam: &window,
+        base: bar,
+        size: VIRTIO_PCI_BAR_BYTES as usize,
+    };
+    assert_eq!(bar_window.read(0x12, Width::U16), 0xffff);
+    window.write(0x04, Width::U16, 0x2);
+    assert_eq!(
+        bar_window.read(0x12, Width::U16),
+        1,
+        "one queue, with decoding on"
+    );
+    // A field accessed with another width than its own reads 0; such a write changes nothing.
+    bar_window.write(0x14, Width::U8, 1);
+    assert_eq!(
+        bar_window.read(0x14, Width::U8),
+        1,
+        "device_status takes bytes"
+    );
+    assert_eq!(bar_window.read(0x14, Width::U32), 0);
+    bar_window.write(0x14, Width::U32, 0);
+    assert_eq!(bar_window.read(0x14, Width::U8), 1);
+}
+
+#[test]
+fn hostile_virtio_pci_functions_are_refused_by_name() {
+    let image = Image::new("pci-hostile", 8);
+    let good = virtio_pci_capabilities(4);
+    // Not a virtio function at all.
+    let (window, bar) = enumerated(
+        PciFunction::endpoint(0x8086, 0x1042, 0x01_00_00)
+            .with_bar(
+                4,
+                BarSpec::Memory64 {
+                    size: VIRTIO_PCI_BAR_BYTES,
+                    prefetchable: true,
+                },
+            )
+            .with_memory(4, blk_device(&image)),
+    );
+    assert_eq!(
+        transport_of(&window, bar.unwrap()).err(),
+        Some(PciError::NotModernVirtio {
+            vendor: 0x8086,
+            device: 0x1042
+        })
+    );
+    // No ISR structure.
+    let without_isr: Vec<Vec<u8>> = good.iter().filter(|body| body[1] != 3).cloned().collect();
+    let (window, bar) = enumerated(card(2, &without_isr, blk_device(&image)));
+    assert_eq!(
+        transport_of(&window, bar.unwrap()).err(),
+        Some(PciError::Missing(3))
+    );
+    // The common configuration said to run past the end of its BAR.
+    let mut long = good.clone();
+    long[0][10..14].copy_from_slice(&0x10_0000u32.to_le_bytes());
+    let (window, bar) = enumerated(card(2, &long, blk_device(&image)));
+    assert_eq!(
+        transport_of(&window, bar.unwrap()).err(),
+        Some(PciError::OutsideBar { cfg_type: 1 })
+    );
+    // In a BAR the function was not given.
+    let mut elsewhere = good.clone();
+    elsewhere[1][2] = 2;
+    let (window, bar) = enumerated(card(2, &elsewhere, blk_device(&image)));
+    assert_eq!(
+        transport_of(&window, bar.unwrap()).err(),
+        Some(PciError::OutsideBar { cfg_type: 3 })
+    );
+    // A capability list that loops: the last capability points back at the first.
+    let (window, bar) =
+        enumerated(card(2, &good, blk_device(&image)).with_raw(0x40 + 3 * 0x10 + 1, &[0x40]));
+    assert_eq!(
+        transport_of(&window, bar.unwrap()).err(),
+        Some(PciError::BadCapabilityList)
+    );
+    // A device type virtio-drivers does not know.
+    let (window, bar) = enumerated(card(0x3f, &good, blk_device(&image)));
+    assert_eq!(
+        transport_of(&window, bar.unwrap()).err(),
+        Some(PciError::UnknownDevice(0x3f))
+    );
+}

@@ -23,7 +23,7 @@ use std::path::Path;
 
 use warden_host_devices::{
     BarSpec, Blk, Device, DmaError, DmaMemory, EcamModel, GenericTimer, MesonTimer, MesonUart,
-    PciBus, PciFunction, Pl011, Pl031, Rng, VirtioMmio, Width,
+    PciBus, PciFunction, Pl011, Pl031, Rng, VirtioBackend, VirtioMmio, VirtioPci, Width,
 };
 use warden_microkit::system_timer;
 
@@ -256,9 +256,29 @@ pub struct Line {
     pub asserted: bool,
 }
 
+/// A memory aperture of the PCIe host bridge: CPU addresses `cpu_base..+size` reach bus
+/// addresses from `pci_base`, where the functions' BARs decode.
+#[derive(Clone, Copy, Debug)]
+struct PciWindow {
+    cpu_base: u64,
+    size: u64,
+    pci_base: u64,
+}
+
+impl PciWindow {
+    fn bus_address(&self, paddr: u64) -> Option<u64> {
+        let offset = paddr.checked_sub(self.cpu_base)?;
+        (offset < self.size).then(|| self.pci_base + offset)
+    }
+}
+
 /// The host platform's board.
 pub struct Board {
     slots: Vec<Slot>,
+    /// The PCIe host bridge's memory apertures (its model is one of the slots).
+    pci_windows: Vec<PciWindow>,
+    /// Its root ports' hot-plug interrupts: (device number on the root bus, GIC INTID).
+    pci_ports: Vec<(u8, u32)>,
     maps: Vec<DeviceMap>,
     dma: DmaRegions,
     /// GIC INTID → (PD, channel).
@@ -300,6 +320,8 @@ impl Board {
         region_files: &[File],
     ) -> Result<Self, String> {
         let mut slots = Vec::new();
+        let mut pci_windows = Vec::new();
+        let mut pci_ports = Vec::new();
         let capture = std::sync::Arc::new(std::sync::Mutex::new(Capture::default()));
         let started = std::time::Instant::now();
         let clock = move || -> Box<dyn Fn() -> std::time::Duration + Send> {
@@ -360,14 +382,30 @@ impl Board {
                     device.compatible.contains(&"pci-host-ecam-generic"),
                     &device.pci,
                 ) {
+                    pci_windows.extend(
+                        host.apertures
+                            .iter()
+                            .filter(|aperture| aperture.space != warden_vocabulary::PciSpace::Io)
+                            .map(|aperture| PciWindow {
+                                cpu_base: aperture.cpu_base,
+                                size: aperture.size,
+                                pci_base: aperture.pci_base,
+                            }),
+                    );
                     let buses = u16::from(host.last_bus - host.first_bus) + 1;
                     let buses = buses.min(u16::try_from(window.size >> 20).unwrap_or(u16::MAX));
+                    // Each root port's hot-plug interrupt is its INTA, where the host
+                    // bridge's interrupt-map routes it.
+                    pci_ports.extend(
+                        (1..=PCI_SLOTS)
+                            .filter_map(|port| host.intid(port, 0, 1).map(|intid| (port, intid))),
+                    );
                     slots.push(Slot {
                         name: device.path_name.to_string(),
                         base: window.base,
                         size: window.size,
-                        // The root ports' hot-plug interrupt: INTA of the first, 00:01.0.
-                        intid: host.intid(1, 0, 1),
+                        // Shown as the first port's; the lines are the ports' (`lines`).
+                        intid: pci_ports.first().map(|&(_, intid)| intid),
                         model: Model::Pci(EcamModel::new(host.first_bus, buses, pci_root_bus())),
                     });
                     continue;
@@ -400,7 +438,11 @@ impl Board {
                 })
                 .collect();
             if region.phys_addr.is_some() {
+                let in_pci_window = pci_windows
+                    .iter()
+                    .any(|window: &PciWindow| window.bus_address(paddr).is_some());
                 if !mappers.is_empty()
+                    && !in_pci_window
                     && !slots.iter().any(|slot| {
                         slot.base < paddr + region.size && paddr < slot.base + slot.size
                     })
@@ -437,6 +479,8 @@ impl Board {
         }
         Ok(Self {
             slots,
+            pci_windows,
+            pci_ports,
             maps,
             dma: DmaRegions(dma),
             routes,
@@ -487,12 +531,36 @@ impl Board {
     ) -> Option<u32> {
         let paddr = self.translate(pd, address)?;
         let width = Width::from_bytes(usize::from(width))?;
-        let Self { slots, dma, .. } = self;
+        let Self {
+            slots,
+            dma,
+            pci_windows,
+            ..
+        } = self;
         let Some(slot) = slots
             .iter_mut()
             .find(|slot| paddr >= slot.base && paddr - slot.base < slot.size)
         else {
-            return Some(if write.is_some() { 0 } else { width.all_ones() });
+            // A PCI function's BAR, through the host bridge's apertures; nothing there reads
+            // all ones, as a bus with no device answering does.
+            let bus = pci_windows
+                .iter()
+                .find_map(|window| window.bus_address(paddr));
+            let ecam = slots.iter_mut().find_map(|slot| match &mut slot.model {
+                Model::Pci(ecam) => Some(ecam),
+                _ => None,
+            });
+            return Some(match (bus, ecam, write) {
+                (Some(bus), Some(ecam), Some(value)) => {
+                    ecam.memory_write(bus, width, value, dma);
+                    0
+                }
+                (Some(bus), Some(ecam), None) => ecam
+                    .memory_read(bus, width, dma)
+                    .unwrap_or(width.all_ones()),
+                (_, _, Some(_)) => 0,
+                (_, _, None) => width.all_ones(),
+            });
         };
         let offset = paddr - slot.base;
         Some(match write {
@@ -507,8 +575,10 @@ impl Board {
     /// Every routed line's level.
     pub fn lines(&mut self) -> Vec<Line> {
         let routes = &self.routes;
-        self.slots
+        let mut lines: Vec<Line> = self
+            .slots
             .iter_mut()
+            .filter(|slot| !matches!(slot.model, Model::Pci(_)))
             .filter_map(|slot| {
                 let (pd, channel) = *routes.get(&slot.intid?)?;
                 Some(Line {
@@ -517,7 +587,25 @@ impl Board {
                     asserted: slot.model.device().irq_level(),
                 })
             })
-            .collect()
+            .collect();
+        // The root ports' hot-plug lines. A card's own INTx is not routed: its drivers here
+        // poll, and turn INTx off.
+        let ecam = self.slots.iter().find_map(|slot| match &slot.model {
+            Model::Pci(ecam) => Some(ecam),
+            _ => None,
+        });
+        if let Some(ecam) = ecam {
+            for &(port, intid) in &self.pci_ports {
+                if let Some(&(pd, channel)) = routes.get(&intid) {
+                    lines.push(Line {
+                        pd,
+                        channel,
+                        asserted: ecam.port_irq(port),
+                    });
+                }
+            }
+        }
+        lines
     }
 
     /// Whether the board has a console UART.
@@ -637,17 +725,23 @@ impl Board {
     /// # Errors
     /// No host bridge, no empty slot, or the backend cannot be opened.
     pub fn plug_pci(&mut self, spec: &VirtioSpec) -> Result<String, String> {
-        // The backend is opened to check it; the card's virtio-pci registers are not
-        // modelled yet, only its configuration space.
-        let description = spec.backend()?.describe();
+        let backend = spec.backend()?;
+        let description = backend.describe();
         let ecam = self.ecam()?;
-        for slot in 1..=PCI_SLOTS {
+        let free = (1..=PCI_SLOTS).find(|&slot| {
+            ecam.root_mut()
+                .function_mut(slot, 0)
+                .and_then(PciFunction::secondary_bus_mut)
+                .is_some_and(|bus| bus.function_mut(0, 0).is_none())
+        });
+        if let Some(slot) = free {
+            let card = virtio_pci_card(spec, backend)?;
             let Some(port) = ecam.root_mut().function_mut(slot, 0) else {
-                continue;
+                return Err("no empty PCIe slot".into());
             };
-            if port.plug(virtio_pci_card(spec)).is_ok() {
+            if port.plug(card).is_ok() {
                 return Ok(format!(
-                    "{description} (virtio-pci, configuration space) in PCIe slot {slot} (root port 00:{slot:02x}.0)"
+                    "{description} (virtio-pci) in PCIe slot {slot} (root port 00:{slot:02x}.0)"
                 ));
             }
         }
@@ -734,7 +828,14 @@ impl Board {
                     }
                     Model::SystemTimer(_) => "ARM generic timer (system registers)".to_string(),
                     Model::MesonTimer(_) => "Meson timer (host clock)".to_string(),
-                    Model::Pci(_) => format!("PCIe host bridge (ECAM), {PCI_SLOTS} hot-plug slots"),
+                    Model::Pci(_) => format!(
+                        "PCIe host bridge (ECAM), {PCI_SLOTS} hot-plug slots (irqs {})",
+                        self.pci_ports
+                            .iter()
+                            .map(|(_, intid)| intid.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 };
                 format!(
                     "{} at 0x{:x}, irq {}: {kind}",
@@ -764,20 +865,33 @@ fn pci_root_bus() -> PciBus {
     bus
 }
 
-/// A modern virtio-pci card's configuration space: ids (1af4:1040 + device id), class, a
-/// 16 KiB 64-bit prefetchable BAR 4 (where QEMU puts the virtio structures) and INTA.
-fn virtio_pci_card(spec: &VirtioSpec) -> PciFunction {
+/// A modern virtio-pci card (QEMU's `virtio-blk-pci`, `virtio-rng-pci`): ids (1af4:1040 +
+/// device type), class, a 16 KiB 64-bit prefetchable BAR 4 holding the virtio structures
+/// (capabilities in its configuration space point at them), INTA, and `backend` behind them.
+fn virtio_pci_card(
+    spec: &VirtioSpec,
+    backend: Box<dyn VirtioBackend>,
+) -> Result<PciFunction, String> {
     let (device, class) = match spec {
         VirtioSpec::Blk(_) => (0x1042, 0x01_00_00),
         VirtioSpec::Rng => (0x1044, 0xff_00_00),
     };
-    PciFunction::endpoint(0x1af4, device, class)
+    let mut virtio = VirtioMmio::new();
+    virtio
+        .plug(backend)
+        .map_err(|_| "the card's device is occupied".to_string())?;
+    let mut card = PciFunction::endpoint(0x1af4, device, class)
         .with_bar(
             4,
             BarSpec::Memory64 {
-                size: 0x4000,
+                size: warden_host_devices::VIRTIO_PCI_BAR_BYTES,
                 prefetchable: true,
             },
         )
         .with_pin(1)
+        .with_memory(4, Box::new(VirtioPci::new(virtio)));
+    for body in warden_host_devices::virtio_pci_capabilities(4) {
+        card = card.with_capability(0x09, &body);
+    }
+    Ok(card)
 }

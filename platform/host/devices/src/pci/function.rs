@@ -9,7 +9,7 @@ use warden_pci::config::{
 use warden_pci::express::{register as express, slot_control, slot_status};
 
 use super::PciBus;
-use crate::Width;
+use crate::{Device, Width};
 
 /// What a BAR asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,8 +52,25 @@ pub struct PciFunction {
     fixed_secondary: Option<u8>,
     /// A root port's hot-plug slot.
     slot: Option<SlotModel>,
+    /// What one of its memory BARs decodes (a virtio-pci card's structures).
+    memory: Option<BarMemory>,
     reads: u64,
     writes: u64,
+}
+
+/// A device model behind memory BAR `bar`, reached at offsets into the BAR.
+struct BarMemory {
+    bar: u8,
+    device: Box<dyn Device>,
+}
+
+impl std::fmt::Debug for BarMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BarMemory")
+            .field("bar", &self.bar)
+            .field("device", &self.device.kind())
+            .finish()
+    }
 }
 
 /// A root port's slot: where its PCI Express capability is, and the events not yet cleared.
@@ -83,6 +100,7 @@ impl PciFunction {
             vanish_after: None,
             fixed_secondary: None,
             slot: None,
+            memory: None,
             reads: 0,
             writes: 0,
         };
@@ -261,6 +279,94 @@ impl PciFunction {
             self.allow(offset + 4, &((mask >> 32) as u32).to_le_bytes());
         }
         self
+    }
+
+    /// Memory BAR `bar` decodes `device` (its registers at offsets into the BAR): reached
+    /// through [`EcamModel::memory_read`](super::EcamModel::memory_read) when software has
+    /// placed the BAR and turned memory decoding on.
+    #[must_use]
+    pub fn with_memory(mut self, bar: u8, device: Box<dyn Device>) -> Self {
+        self.memory = Some(BarMemory { bar, device });
+        self
+    }
+
+    /// The bus addresses memory BAR `bar` decodes now: its base as software wrote it and its
+    /// size from the bits it lets software write; `None` when memory decoding is off, the BAR
+    /// is I/O or unplaced.
+    fn decoded(&self, bar: u8) -> Option<(u64, u64)> {
+        let dword = |offset: u16| {
+            u32::from_le_bytes([0, 1, 2, 3].map(|index| self.stored_byte(offset + index)))
+        };
+        let mask = |offset: u16| {
+            u32::from_le_bytes([0, 1, 2, 3].map(|index| {
+                self.writable
+                    .get(usize::from(offset + index))
+                    .copied()
+                    .unwrap_or(0)
+            }))
+        };
+        if dword(register::COMMAND) & 0x2 == 0 || bar > 5 {
+            return None;
+        }
+        let offset = register::BAR0 + 4 * u16::from(bar);
+        let low = dword(offset);
+        if low & 1 != 0 {
+            return None;
+        }
+        let wide = (low >> 1) & 0b11 == 0b10;
+        let (base, mask) = if wide && bar < 5 {
+            (
+                u64::from(low & !0xF) | u64::from(dword(offset + 4)) << 32,
+                u64::from(mask(offset)) | u64::from(mask(offset + 4)) << 32,
+            )
+        } else {
+            (
+                u64::from(low & !0xF),
+                u64::from(mask(offset)) | !0xFFFF_FFFF,
+            )
+        };
+        let size = (!(mask | 0xF)).wrapping_add(1);
+        (base != 0 && size != 0).then_some((base, size))
+    }
+
+    /// The model behind the BAR that decodes bus address `address`, and the offset there.
+    pub(super) fn memory_at(&mut self, address: u64) -> Option<(&mut dyn Device, u64)> {
+        let bar = self.memory.as_ref()?.bar;
+        let (base, size) = self.decoded(bar)?;
+        let offset = address.checked_sub(base).filter(|offset| *offset < size)?;
+        let memory = self.memory.as_mut()?;
+        Some((memory.device.as_mut(), offset))
+    }
+
+    /// Whether the model behind its BAR asserts its interrupt.
+    pub(super) fn memory_irq(&self) -> bool {
+        self.memory
+            .as_ref()
+            .is_some_and(|memory| memory.device.irq_level())
+    }
+
+    /// Whether a bridge forwards memory at bus address `address` to its secondary bus: its
+    /// memory decoding on and the address inside its memory or prefetchable window.
+    pub(super) fn forwards_memory(&self, address: u64) -> bool {
+        let word = |offset: u16| {
+            u16::from_le_bytes([self.stored_byte(offset), self.stored_byte(offset + 1)])
+        };
+        let dword = |offset: u16| {
+            u32::from_le_bytes([0, 1, 2, 3].map(|index| self.stored_byte(offset + index)))
+        };
+        if word(register::COMMAND) & 0x2 == 0 {
+            return false;
+        }
+        let memory_base = u64::from(word(register::MEMORY_BASE) & 0xFFF0) << 16;
+        let memory_limit = (u64::from(word(register::MEMORY_BASE + 2) & 0xFFF0) << 16) | 0xF_FFFF;
+        let prefetchable_base = (u64::from(word(register::PREFETCHABLE_BASE) & 0xFFF0) << 16)
+            | u64::from(dword(register::PREFETCHABLE_BASE_UPPER)) << 32;
+        let prefetchable_limit = (u64::from(word(register::PREFETCHABLE_BASE + 2) & 0xFFF0) << 16)
+            | 0xF_FFFF
+            | u64::from(dword(register::PREFETCHABLE_BASE_UPPER + 4)) << 32;
+        (memory_base <= memory_limit && (memory_base..=memory_limit).contains(&address))
+            || (prefetchable_base <= prefetchable_limit
+                && (prefetchable_base..=prefetchable_limit).contains(&address))
     }
 
     /// Interrupt pin `pin` (1–4; other values for hostile functions).

@@ -145,6 +145,30 @@ impl PciBus {
         })
     }
 
+    /// The model behind the memory BAR that decodes bus address `address` on this bus or
+    /// behind its bridges (those whose windows forward it), with the offset there.
+    fn memory_at(&mut self, address: u64) -> Option<(&mut dyn Device, u64)> {
+        // Found first without holding a borrow, then taken.
+        let key = self
+            .functions
+            .iter_mut()
+            .find_map(|(key, function)| function.memory_at(address).map(|_| *key));
+        if let Some(key) = key {
+            return self.functions.get_mut(&key)?.memory_at(address);
+        }
+        self.functions
+            .values_mut()
+            .filter(|function| function.is_bridge() && function.forwards_memory(address))
+            .find_map(|bridge| bridge.secondary_bus_mut()?.memory_at(address))
+    }
+
+    /// Whether a model behind a BAR on this bus or behind it asserts its interrupt.
+    fn memory_irq(&self) -> bool {
+        self.functions.values().any(|function| {
+            function.memory_irq() || function.secondary_bus().is_some_and(PciBus::memory_irq)
+        })
+    }
+
     /// The function at `device`.`number` of this bus (not routed).
     pub fn function_mut(&mut self, device: u8, number: u8) -> Option<&mut PciFunction> {
         self.functions.get_mut(&(device, number))
@@ -180,6 +204,51 @@ impl EcamModel {
     /// The function at `bus:device.function` as configuration accesses reach it now.
     pub fn function_mut(&mut self, bus: u8, device: u8, function: u8) -> Option<&mut PciFunction> {
         self.root.route(self.first_bus, bus, device, function)
+    }
+
+    /// A memory read at bus address `address` (through the host bridge's apertures): what
+    /// the BAR that decodes it answers; `None` when no function decodes it.
+    pub fn memory_read(
+        &mut self,
+        address: u64,
+        width: Width,
+        dma: &mut dyn DmaMemory,
+    ) -> Option<u32> {
+        let (device, offset) = self.root.memory_at(address)?;
+        Some(device.read(offset, width, dma))
+    }
+
+    /// A memory write at bus address `address`; `false` when no function decodes it.
+    pub fn memory_write(
+        &mut self,
+        address: u64,
+        width: Width,
+        value: u32,
+        dma: &mut dyn DmaMemory,
+    ) -> bool {
+        match self.root.memory_at(address) {
+            Some((device, offset)) => {
+                device.write(offset, width, value, dma);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the hot-plug slot of the root port at `device` (function 0 of the root bus)
+    /// asserts its interrupt: an enabled event pending.
+    #[must_use]
+    pub fn port_irq(&self, device: u8) -> bool {
+        self.root
+            .functions
+            .get(&(device, 0))
+            .is_some_and(PciFunction::hotplug_pending)
+    }
+
+    /// Whether a function's model asserts its INTx (the launcher routes it as the card's).
+    #[must_use]
+    pub fn card_irq(&self) -> bool {
+        self.root.memory_irq()
     }
 
     fn decode(&self, offset: u64, width: Width) -> Option<(u8, u8, u8, u16)> {

@@ -179,6 +179,12 @@ impl VirtioMmio {
             .map_or_else(|| "empty".to_string(), |backend| backend.describe())
     }
 
+    /// How many virtqueues the device has (0 when empty).
+    #[must_use]
+    pub fn queue_count(&self) -> usize {
+        self.queues.len()
+    }
+
     /// The device status the driver has set (plus `DEVICE_NEEDS_RESET` if the device set it).
     #[must_use]
     pub fn status(&self) -> u32 {
