@@ -57,6 +57,9 @@ QEMU_EXTRA ?=
 SYSTEM_IMAGE := $(BUILD_DIR)/loader.img
 # The disk the block client checks (it writes sector 1).
 DISK_IMAGE ?= $(BUILD_DIR)/disk.img
+# The disk `make qemu` offers for hot-plug (QEMU's drive `pcidisk`), and its QMP socket.
+PCI_DISK_IMAGE ?= $(BUILD_DIR)/pci-disk.img
+QMP_SOCKET ?= $(BUILD_DIR)/qmp.sock
 # The board's device tree blob, which the device manager embeds: QEMU's own (dumped from the
 # machine `make qemu` boots) or a board description under platform/ (scripts/board-dtb.sh).
 BOARD_DTB = $(BUILD_DIR)/board/$(MICROKIT_BOARD).dtb
@@ -144,11 +147,12 @@ system-image: sdk-check
 		-o "$(SYSTEM_IMAGE)" -r "$(SYSTEM_REPORT)"
 	@echo "image: $(SYSTEM_IMAGE) (report: $(SYSTEM_REPORT))"
 
-qemu: system-image $(DISK_IMAGE)
+qemu: system-image $(DISK_IMAGE) $(PCI_DISK_IMAGE)
 	@if [ "$(MICROKIT_BOARD)" != qemu_virt_aarch64 ]; then \
 		echo "error: make qemu boots MICROKIT_BOARD=qemu_virt_aarch64, not $(MICROKIT_BOARD)." >&2; exit 2; \
 	fi
-	QEMU_SYSTEM="$(QEMU)" bash scripts/qemu-virt.sh boot "$(SYSTEM_IMAGE)" "$(DISK_IMAGE)" $(QEMU_EXTRA)
+	QEMU_SYSTEM="$(QEMU)" QMP="$(QMP_SOCKET)" bash scripts/qemu-virt.sh boot "$(SYSTEM_IMAGE)" \
+		"$(DISK_IMAGE)" -drive "file=$(PCI_DISK_IMAGE),if=none,format=raw,id=pcidisk" $(QEMU_EXTRA)
 
 # The board's DTB (see BOARD_DTB); always regenerated, it takes a fraction of a second.
 board-dtb:
@@ -158,6 +162,11 @@ board-dtb:
 $(DISK_IMAGE):
 	@mkdir -p "$(dir $@)"
 	truncate -s 1M "$@"
+
+# Larger than the boot disk, so the client, which checks each disk it is given, tells them apart.
+$(PCI_DISK_IMAGE):
+	@mkdir -p "$(dir $@)"
+	truncate -s 2M "$@"
 
 sdk-check:
 	@if [ -z "$(MICROKIT_SDK)" ]; then \

@@ -33,11 +33,20 @@ board=(-cpu cortex-a53 -m size=2G -nographic -nic none -global virtio-mmio.force
 machine=(-machine "$machine_options" "${board[@]}")
 
 # The devices `make qemu` adds: the disk the block client checks and an entropy source (they sit
-# behind virtio-mmio transports that are in the tree whether or not a device is plugged in).
+# behind virtio-mmio transports that are in the tree whether or not a device is plugged in), and
+# two PCIe root ports with hot-plug slots 1 and 2 at 00:01.0 and 00:02.0 (PCI devices are not in
+# the device tree: the host bridge's driver finds them). With QMP=SOCKET, QEMU's monitor
+# listens there (QMP), so a script can plug a card into a slot and take it out:
+# `device_add virtio-blk-pci,bus=slot1,drive=…` / `device_del`.
 devices() {
     local disk=$1
     printf '%s\n' -drive "file=$disk,if=none,format=raw,id=disk0" \
-        -device virtio-blk-device,drive=disk0 -device virtio-rng-device
+        -device virtio-blk-device,drive=disk0 -device virtio-rng-device \
+        -device pcie-root-port,id=slot1,chassis=1,slot=1,bus=pcie.0,addr=1 \
+        -device pcie-root-port,id=slot2,chassis=2,slot=2,bus=pcie.0,addr=2
+    if [[ -n ${QMP:-} ]]; then
+        printf '%s\n' -qmp "unix:$QMP,server=on,wait=off"
+    fi
 }
 
 need_qemu() {

@@ -393,11 +393,11 @@ if [[ $(grep -cE "added child [0-9]+:[0-9]+ \\(pci1af4,1042\\) under $port1 " "$
 else
     fail "the PCI cards were not added and removed three times under root port $port1"
 fi
-expect 'pci: 02:00.0 \[1af4:1044\] class ff0000: added child [0-9]+:[0-9]+; BAR4 0x8000200000\+0x4000'
+expect 'pci: 02:00.0 \[1af4:1044\] class ff0000: added child [0-9]+:[0-9]+; BAR1 0x10200000\+0x1000; BAR4 0x8000200000\+0x4000'
 expect "added child [0-9]+:[0-9]+ \\(pci1af4,1044\\) under $port2 "
 expect 'rng: entropy source [0-9]+:[0-9]+ bound \(virtio-pci\)'
 expect "manager: device [0-9]+:[0-9]+ \\(pci1af4,1044\\) removed"
-expect 'blk: disk [0-9]+:[0-9]+ at 0x8000000000 \(virtio-pci\): 6144 sectors of 512 bytes'
+expect 'blk: disk [0-9]+:[0-9]+ at 0x4010100000 \(virtio-pci\): 6144 sectors of 512 bytes'
 expect "manager: device [0-9]+:[0-9]+ \\(pci1af4,1042\\) bound to driver 'virtio-blk-pci'"
 checks=$((checks + 1))
 written=$(od -An -tx1 -j 4096 -N 4 "$work/pci.img" 2>/dev/null | tr -d ' \n')

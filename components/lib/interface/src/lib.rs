@@ -116,8 +116,16 @@ pub mod pci_host {
     pub const SLOT1: Channel = Channel::new(1);
     /// Hot-plug slot 2's interrupt (root port 00:02.0's INTA).
     pub const SLOT2: Channel = Channel::new(2);
-    /// The host bridge's ECAM window (configuration space). Mapped at 0x10000000: (vaddr symbol, size symbol, paddr symbol).
+    /// The host bridge's ECAM window (configuration space): bus 0, and with the maps after it (each at the end of the one before), the whole window. Mapped at 0x10000000: (vaddr symbol, size symbol, paddr symbol).
     pub const ECAM: (&str, &str, &str) = ("ecam_vaddr", "ecam_size", "ecam_paddr");
+    /// The ECAM of bus 1 (slot 1's), a region of its own so that slot 1's drivers map only it. Mapped at 0x10100000: (vaddr symbol, size symbol, paddr symbol).
+    pub const ECAM_BUS1: (&str, &str, &str) = ("ecam_bus1_vaddr", "ecam_bus1_size", "ecam_bus1_paddr");
+    /// The ECAM of bus 2 (slot 2's). Mapped at 0x10200000: (vaddr symbol, size symbol, paddr symbol).
+    pub const ECAM_BUS2: (&str, &str, &str) = ("ecam_bus2_vaddr", "ecam_bus2_size", "ecam_bus2_paddr");
+    /// The ECAM of bus 3 (so that the rest starts on a 2 MiB boundary, mapped with large pages). Mapped at 0x10300000: (vaddr symbol, size symbol, paddr symbol).
+    pub const ECAM_BUS3: (&str, &str, &str) = ("ecam_bus3_vaddr", "ecam_bus3_size", "ecam_bus3_paddr");
+    /// The ECAM of the other buses. Mapped at 0x10400000: (vaddr symbol, size symbol, paddr symbol).
+    pub const ECAM_REST: (&str, &str, &str) = ("ecam_rest_vaddr", "ecam_rest_size", "ecam_rest_paddr");
 }
 
 /// The PL031 real-time clock driver.
@@ -214,10 +222,12 @@ pub mod virtio_blk {
     pub const BLK_RESPONSE_QUEUE: (&str, &str) = ("blk_response_queue", "blk_response_queue_size");
     /// sDDF's block protocol: the client's data region. Mapped at 0x3203000, rw: (vaddr symbol, size symbol).
     pub const BLK_CLIENT_DATA: (&str, &str) = ("blk_client_data", "blk_client_data_size");
-    /// The PCIe host bridge's ECAM: a virtio-pci function's capabilities. Mapped at 0x10000000: (vaddr symbol, size symbol, paddr symbol).
+    /// The ECAM of the PCIe bus it drives functions on: a virtio-pci function's capabilities. Mapped at 0x10000000: (vaddr symbol, size symbol, paddr symbol).
     pub const PCI_ECAM: (&str, &str, &str) = ("pci_ecam_vaddr", "pci_ecam_size", "pci_ecam_paddr");
-    /// The BAR window of the PCIe slot whose disks it drives. Mapped at 0x20000000: (vaddr symbol, size symbol, paddr symbol).
+    /// The prefetchable BAR window of the PCIe slot whose disks it drives. Mapped at 0x20000000: (vaddr symbol, size symbol, paddr symbol).
     pub const PCI_BARS: (&str, &str, &str) = ("pci_bars_vaddr", "pci_bars_size", "pci_bars_paddr");
+    /// The memory BAR window (below 4 GiB: MSI-X tables) of the same slot. Mapped at 0x20200000: (vaddr symbol, size symbol, paddr symbol).
+    pub const PCI_MEM: (&str, &str, &str) = ("pci_mem_vaddr", "pci_mem_size", "pci_mem_paddr");
 }
 
 /// The virtio-mmio bus driver: it adds a child device per transport that holds a device.
@@ -252,8 +262,10 @@ pub mod virtio_rng {
     pub const VIRTIO: (&str, &str, &str) = ("virtio_vaddr", "virtio_size", "virtio_paddr");
     /// Virtqueues and buffers. Mapped at 0x3000000: (vaddr symbol, size symbol, paddr symbol).
     pub const DMA: (&str, &str, &str) = ("dma_vaddr", "dma_size", "dma_paddr");
-    /// The PCIe host bridge's ECAM: a virtio-pci function's capabilities. Mapped at 0x10000000: (vaddr symbol, size symbol, paddr symbol).
+    /// The ECAM of the PCIe bus it drives functions on: a virtio-pci function's capabilities. Mapped at 0x10000000: (vaddr symbol, size symbol, paddr symbol).
     pub const PCI_ECAM: (&str, &str, &str) = ("pci_ecam_vaddr", "pci_ecam_size", "pci_ecam_paddr");
-    /// The BAR window of the PCIe slot whose entropy source it drives. Mapped at 0x20000000: (vaddr symbol, size symbol, paddr symbol).
+    /// The prefetchable BAR window of the PCIe slot whose entropy source it drives. Mapped at 0x20000000: (vaddr symbol, size symbol, paddr symbol).
     pub const PCI_BARS: (&str, &str, &str) = ("pci_bars_vaddr", "pci_bars_size", "pci_bars_paddr");
+    /// The memory BAR window (below 4 GiB: MSI-X tables) of the same slot. Mapped at 0x20200000: (vaddr symbol, size symbol, paddr symbol).
+    pub const PCI_MEM: (&str, &str, &str) = ("pci_mem_vaddr", "pci_mem_size", "pci_mem_paddr");
 }

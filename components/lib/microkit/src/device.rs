@@ -36,6 +36,24 @@ impl DeviceRegion {
         (vaddr != 0 && paddr != 0 && window.is_valid()).then_some(Self { window, vaddr })
     }
 
+    /// This region and `next` as one, when `next` follows it both in this PD's address space
+    /// and in physical memory (a device's window mapped as several regions: a PCIe host
+    /// bridge's ECAM with a region per bus that other PDs map too); `None` otherwise.
+    #[must_use]
+    pub fn joined(self, next: Self) -> Option<Self> {
+        let size = self.window.size;
+        let follows = self.vaddr.checked_add(size) == Some(next.vaddr)
+            && self.window.base.checked_add(size) == Some(next.window.base);
+        let window = MmioWindow {
+            base: self.window.base,
+            size: size.checked_add(next.window.size)?,
+        };
+        (follows && window.is_valid()).then_some(Self {
+            window,
+            vaddr: self.vaddr,
+        })
+    }
+
     /// The registers of the physical window `window`, if it lies in this region.
     #[must_use]
     pub fn registers(&self, window: MmioWindow) -> Option<DeviceRegisters> {

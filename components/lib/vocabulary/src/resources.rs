@@ -183,7 +183,35 @@ impl Grant {
         resources
             .registers()
             .iter()
-            .all(|window| self.windows.iter().any(|granted| granted.contains(window)))
+            .all(|window| self.covers(window))
+    }
+
+    /// Does granted memory cover all of `window`: one granted window, or several that follow
+    /// one another (a host bridge's ECAM mapped as a region per bus, say)?
+    #[must_use]
+    pub fn covers(&self, window: &MmioWindow) -> bool {
+        let Some(last) = window.last() else {
+            return false;
+        };
+        let mut at = window.base;
+        // Each step moves past one granted window; there are at most that many steps.
+        for _ in 0..=self.windows.len() {
+            let Some(reach) = self
+                .windows
+                .iter()
+                .filter(|granted| granted.base <= at)
+                .filter_map(MmioWindow::last)
+                .filter(|granted_last| *granted_last >= at)
+                .max()
+            else {
+                return false;
+            };
+            if reach >= last {
+                return true;
+            }
+            at = reach + 1;
+        }
+        false
     }
 
     /// Does the grant hold this interrupt?
@@ -261,6 +289,56 @@ mod tests {
         grant.irqs.push(30).unwrap();
         assert!(grant.gives(&timer));
         assert!(!grant.gives(&Resources::default()), "nothing to give");
+    }
+
+    #[test]
+    fn windows_that_follow_one_another_cover_what_spans_them() {
+        let mut grant = Grant::default();
+        // QEMU virt's ECAM as three regions: bus 0, bus 1, buses 2-255.
+        grant
+            .windows
+            .push(window(0x40_1010_0000, 0x10_0000))
+            .unwrap();
+        grant
+            .windows
+            .push(window(0x40_1000_0000, 0x10_0000))
+            .unwrap();
+        grant
+            .windows
+            .push(window(0x40_1020_0000, 0xfe0_0000))
+            .unwrap();
+        assert!(
+            grant.covers(&window(0x40_1000_0000, 0x1000_0000)),
+            "the whole ECAM"
+        );
+        assert!(
+            grant.covers(&window(0x40_100f_f000, 0x2000)),
+            "across two of them"
+        );
+        assert!(
+            !grant.covers(&window(0x40_1000_0000, 0x1000_1000)),
+            "one page past the end"
+        );
+        let mut holed = Grant::default();
+        holed
+            .windows
+            .push(window(0x40_1000_0000, 0x10_0000))
+            .unwrap();
+        holed
+            .windows
+            .push(window(0x40_1020_0000, 0x10_0000))
+            .unwrap();
+        assert!(
+            !holed.covers(&window(0x40_1000_0000, 0x30_0000)),
+            "bus 1 is not granted"
+        );
+        let mut top = Grant::default();
+        top.windows.push(window(u64::MAX - 0xfff, 0x1000)).unwrap();
+        assert!(
+            top.covers(&window(u64::MAX - 0xff, 0x100)),
+            "the last page, no overflow"
+        );
+        assert!(!Grant::default().covers(&window(0x1000, 0x1000)));
     }
 
     #[test]

@@ -39,7 +39,7 @@ use warden_vocabulary::DeviceId;
 pub mod interface {
     use warden_interface::virtio_blk::{
         BLK_CLIENT_DATA, BLK_REQUEST_QUEUE, BLK_RESPONSE_QUEUE, BLK_STORAGE_INFO, BLOCK_DATA, DMA,
-        FROM_MANAGER, PCI_BARS, PCI_ECAM, REQUESTS, RESPONSES, TO_MANAGER, VIRTIO,
+        FROM_MANAGER, PCI_BARS, PCI_ECAM, PCI_MEM, REQUESTS, RESPONSES, TO_MANAGER, VIRTIO,
     };
     pub use warden_interface::virtio_blk::{CLIENT, DISK_IRQ};
     use warden_microkit::Channel;
@@ -58,7 +58,7 @@ pub mod interface {
         BLK_CLIENT_DATA,
     ];
     /// Device and DMA maps: (vaddr symbol, size symbol, paddr symbol).
-    pub const DEVICE_REGIONS: [(&str, &str, &str); 4] = [VIRTIO, PCI_ECAM, PCI_BARS, DMA];
+    pub const DEVICE_REGIONS: [(&str, &str, &str); 5] = [VIRTIO, PCI_ECAM, PCI_BARS, PCI_MEM, DMA];
 }
 
 type Blk = VirtIOBlk<warden_dma::VirtioHal, AnyTransport<DeviceRegisters>>;
@@ -74,8 +74,8 @@ struct Disk {
 /// The virtio-blk driver.
 pub struct VirtioBlkDriver {
     region: Option<DeviceRegion>,
-    /// The PCIe host bridge's ECAM and the BAR window of the slot this PD serves.
-    pci_regions: [Option<DeviceRegion>; 2],
+    /// The PCIe host bridge's ECAM and the BAR windows of the slot this PD serves.
+    pci_regions: [Option<DeviceRegion>; 3],
     disks: Vec<Disk>,
     client: Option<block::Server>,
     sddf: Option<sddf_block::Server>,
@@ -285,12 +285,9 @@ impl Driver for VirtioBlkDriver {
         }
         match Blk::new(transport) {
             Ok(blk) => {
-                // Where its registers are: the transport, or the first BAR of a function.
-                let registers = probe.resources.as_ref();
-                let window = registers
-                    .registers()
-                    .get(usize::from(on_pci))
-                    .map_or(0, |window| window.base);
+                // Where it is: its transport, or a function's configuration space (as the
+                // tree shows it).
+                let window = probe.window().map_or(0, |window| window.base);
                 info!(
                     "blk: disk {} at 0x{window:x}{}: {} sectors of {SECTOR_BYTES} bytes ({} KiB), {} DMA pages in use{}",
                     probe.callback.device,
@@ -424,6 +421,7 @@ pub fn init() -> DriverPd<VirtioBlkDriver> {
         pci_regions: [
             warden_microkit::device_region!(pci_ecam_vaddr, pci_ecam_size, pci_ecam_paddr),
             warden_microkit::device_region!(pci_bars_vaddr, pci_bars_size, pci_bars_paddr),
+            warden_microkit::device_region!(pci_mem_vaddr, pci_mem_size, pci_mem_paddr),
         ],
         disks: Vec::new(),
         client,

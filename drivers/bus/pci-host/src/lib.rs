@@ -49,15 +49,19 @@ use warden_vocabulary::{
 
 /// What this PD expects of the system description.
 pub mod interface {
-    use warden_interface::pci_host::{ECAM, SLOT1, SLOT2};
+    use warden_interface::pci_host::{
+        ECAM, ECAM_BUS1, ECAM_BUS2, ECAM_BUS3, ECAM_REST, SLOT1, SLOT2,
+    };
     use warden_microkit::Channel;
 
     /// The device manager.
     pub const MANAGER: Channel = warden_driver::MANAGER;
     /// The setvar symbols of the ring maps: (vaddr symbol, size symbol).
     pub const REGIONS: [(&str, &str); 2] = warden_driver::MANAGER_REGIONS;
-    /// The ECAM window's map: (vaddr symbol, size symbol, paddr symbol).
-    pub const DEVICE_REGIONS: [(&str, &str, &str); 1] = [ECAM];
+    /// The ECAM window's maps, each following the one before: (vaddr symbol, size symbol,
+    /// paddr symbol).
+    pub const DEVICE_REGIONS: [(&str, &str, &str); 5] =
+        [ECAM, ECAM_BUS1, ECAM_BUS2, ECAM_BUS3, ECAM_REST];
     /// The hot-plug slots' interrupts (each root port's INTA).
     pub const SLOTS: [Channel; 2] = [SLOT1, SLOT2];
 }
@@ -566,8 +570,28 @@ impl Driver for PciHostDriver {
 /// The PD's `init`.
 #[must_use]
 pub fn init() -> DriverPd<PciHostDriver> {
-    DriverPd::start(PciHostDriver {
-        region: warden_microkit::device_region!(ecam_vaddr, ecam_size, ecam_paddr),
-        host: None,
-    })
+    // The ECAM as one window: the maps that follow the first, in order (a system may map it
+    // whole as `ecam` alone, or a region per bus that other PDs map too).
+    let mut region = warden_microkit::device_region!(ecam_vaddr, ecam_size, ecam_paddr);
+    for next in [
+        warden_microkit::device_region!(ecam_bus1_vaddr, ecam_bus1_size, ecam_bus1_paddr),
+        warden_microkit::device_region!(ecam_bus2_vaddr, ecam_bus2_size, ecam_bus2_paddr),
+        warden_microkit::device_region!(ecam_bus3_vaddr, ecam_bus3_size, ecam_bus3_paddr),
+        warden_microkit::device_region!(ecam_rest_vaddr, ecam_rest_size, ecam_rest_paddr),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        match region.and_then(|region| region.joined(next)) {
+            Some(joined) => region = Some(joined),
+            None => {
+                warn!(
+                    "pci: the ECAM map at 0x{:x} does not follow the one before; the window ends there",
+                    next.window.base
+                );
+                break;
+            }
+        }
+    }
+    DriverPd::start(PciHostDriver { region, host: None })
 }

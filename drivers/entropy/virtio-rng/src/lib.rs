@@ -32,10 +32,11 @@ pub mod interface {
     /// The setvar symbols of the ring maps: (vaddr symbol, size symbol).
     pub const REGIONS: [(&str, &str); 2] = warden_driver::MANAGER_REGIONS;
     /// Device and DMA maps: (vaddr symbol, size symbol, paddr symbol).
-    pub const DEVICE_REGIONS: [(&str, &str, &str); 4] = [
+    pub const DEVICE_REGIONS: [(&str, &str, &str); 5] = [
         warden_interface::virtio_rng::VIRTIO,
         warden_interface::virtio_rng::PCI_ECAM,
         warden_interface::virtio_rng::PCI_BARS,
+        warden_interface::virtio_rng::PCI_MEM,
         warden_interface::virtio_rng::DMA,
     ];
 }
@@ -48,8 +49,8 @@ const PCI_RNG: &str = "pci1af4,1044";
 /// The virtio-rng driver.
 pub struct VirtioRngDriver {
     region: Option<DeviceRegion>,
-    /// The PCIe host bridge's ECAM and the BAR window of the slot this PD serves.
-    pci_regions: [Option<DeviceRegion>; 2],
+    /// The PCIe host bridge's ECAM and the BAR windows of the slot this PD serves.
+    pci_regions: [Option<DeviceRegion>; 3],
     rng: Option<(DeviceId, Rng)>,
 }
 
@@ -195,6 +196,7 @@ pub fn init() -> DriverPd<VirtioRngDriver> {
         pci_regions: [
             warden_microkit::device_region!(pci_ecam_vaddr, pci_ecam_size, pci_ecam_paddr),
             warden_microkit::device_region!(pci_bars_vaddr, pci_bars_size, pci_bars_paddr),
+            warden_microkit::device_region!(pci_mem_vaddr, pci_mem_size, pci_mem_paddr),
         ],
         rng: None,
     })

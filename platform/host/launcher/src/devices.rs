@@ -866,7 +866,8 @@ fn pci_root_bus() -> PciBus {
 }
 
 /// A modern virtio-pci card (QEMU's `virtio-blk-pci`, `virtio-rng-pci`): ids (1af4:1040 +
-/// device type), class, a 16 KiB 64-bit prefetchable BAR 4 holding the virtio structures
+/// device type), class, QEMU's BARs (1: a 4 KiB MSI-X table; 4: 16 KiB, 64-bit,
+/// prefetchable, holding the virtio structures
 /// (capabilities in its configuration space point at them), INTA, and `backend` behind them.
 fn virtio_pci_card(
     spec: &VirtioSpec,
@@ -880,7 +881,15 @@ fn virtio_pci_card(
     virtio
         .plug(backend)
         .map_err(|_| "the card's device is occupied".to_string())?;
+    // BAR 1 as QEMU's: the MSI-X table (4 KiB, 32-bit), which the model does not decode.
     let mut card = PciFunction::endpoint(0x1af4, device, class)
+        .with_bar(
+            1,
+            BarSpec::Memory32 {
+                size: 0x1000,
+                prefetchable: false,
+            },
+        )
         .with_bar(
             4,
             BarSpec::Memory64 {

@@ -8,6 +8,7 @@ pub mod board;
 pub mod devices;
 pub mod launcher;
 pub mod output;
+pub mod qmp;
 pub mod soak;
 pub mod trace;
 /// The system description parser (`warden-system`), under the name the launcher uses.

@@ -80,6 +80,24 @@ enum Command {
         #[arg(required = true)]
         command: Vec<String>,
     },
+    /// Send one QMP command to QEMU's monitor socket (`make qemu` listens at build/qmp.sock)
+    /// and print QEMU's events and answer, e.g. `device_add '{"driver": "virtio-blk-pci",
+    /// "bus": "slot1", "drive": "pcidisk", "id": "card1"}'` or `device_del '{"id": "card1"}'
+    /// --wait DEVICE_DELETED`. Exit 1 on an error answer or when QEMU does not answer in time.
+    Qmp {
+        /// QEMU's QMP socket.
+        socket: PathBuf,
+        /// The command (device_add, device_del, query-pci, …).
+        command: String,
+        /// Its arguments: one JSON object.
+        arguments: Option<String>,
+        /// After the answer, wait for this event (DEVICE_DELETED: the ejection is complete).
+        #[arg(long)]
+        wait: Option<String>,
+        /// Seconds to wait for it.
+        #[arg(long, default_value_t = 10)]
+        wait_seconds: u64,
+    },
     /// Check a Chrome trace written by `run --trace FILE.json`: every slice ends, timestamps
     /// rise on each track, every probe names its device and driver, every flow joins a request
     /// to its callbacks. The last line is `trace: …`; exit 1 at the first thing that is not so.
@@ -198,6 +216,33 @@ fn main() -> ExitCode {
                 Ok(answer) => {
                     eprintln!("{answer}");
                     ExitCode::from(1)
+                }
+                Err(error) => {
+                    eprintln!("warden-host: {}: {error}", socket.display());
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Qmp {
+            socket,
+            command,
+            arguments,
+            wait,
+            wait_seconds,
+        } => {
+            let wait = wait
+                .as_deref()
+                .map(|event| (event, std::time::Duration::from_secs(wait_seconds)));
+            match warden_host::qmp::execute(&socket, &command, arguments.as_deref(), wait) {
+                Ok(outcome) => {
+                    for line in &outcome.lines {
+                        warden_host::output::say(line);
+                    }
+                    if outcome.ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
                 }
                 Err(error) => {
                     eprintln!("warden-host: {}: {error}", socket.display());
