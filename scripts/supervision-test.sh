@@ -261,6 +261,10 @@ check "authority: the rightful drivers rebind after their restarts; the impostor
     "[[ \$(count \"device (38:0|39:0|$disk) .* bound to driver 'impostor\") -eq 0 && \$(count \"device $disk \\\\(virtio,device2\\\\) bound to driver 'virtio-blk'\") -ge 2 && \$(count \"device 39:0 \\\\(arm,pl011\\\\) bound to driver 'pl011-console'\") -ge 2 ]]"
 check "authority: its children, however deep, stop at the PD's quota (32), refused OverQuota" \
     "[[ \$(count 'hostile: added 32 children under [0-9]+:[0-9]+ with one and the same window; then the manager answered NotPermitted') -eq 1 && \$(count \"refused driver PD 5's child: OverQuota\") -ge 1 && \$(count \"refused driver PD 5's child: NoSpace\") -eq 0 ]]"
+check "authority: the impostor may not register for the PCI host bridge nor learn its description" \
+    "[[ \$(count \"hostile: registered 'impostor-pci-host-ecam-generic' for pci-host-ecam-generic: NotPermitted\") -eq 1 && \$(count 'hostile: asked 128 devices for their PCI host bridge: given 0, refused') -eq 1 ]]"
+check "authority: children forged with forwarded windows are refused (outside the parent: NotPermitted; more than the windows: Malformed)" \
+    "[[ \$(count 'hostile: a child with the ECAM forwarded: Err\\(NotPermitted\\)') -ge 1 && \$(count 'hostile: a child with more forwarded windows than windows: Err\\(Malformed\\)') -ge 1 ]]"
 check "authority: the fake disks over the entropy device are not taken for disks" \
     "[[ \$(count 'blk: device [0-9]+:[0-9]+ is said to be a block device, but its transport holds a EntropySource; not mine') -ge 1 && \$(count 'blk: disk [0-9]+:[0-9]+ at 0xa003c00') -eq 0 ]]"
 fi

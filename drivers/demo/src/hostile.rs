@@ -7,7 +7,7 @@
 //! | `hostile_hang` | rtc_driver | registers for the PL031 and never answers its probe |
 //! | `hostile_panic` | rtc_driver | panics in every probe |
 //! | `hostile_panic_init` | rtc_driver | panics in `init`, before it registers |
-//! | `hostile_impostor` | rng_driver | registers for the console, the clock and the disks, and adds children under its entropy device until refused |
+//! | `hostile_impostor` | rng_driver | registers for the console, the clock, the disks and the PCI host bridge, asks for every device's PCI host description, forges children with forwarded windows, and adds children under its entropy device until refused |
 //! | `hostile_log_flood` | rng_driver | makes 10,000 malformed calls and 10,000 unbinds of others' devices, each a refusal the manager would log |
 //! | `hostile_table_filler` | rng_driver | a second after it starts, registers drivers until the manager's table is full |
 //! | `hostile_notify_flood` | rng_driver | registers, then notifies the manager in a tight loop for ever, answering its heartbeats between bursts |
@@ -21,7 +21,7 @@ use warden_microkit::{Channel, ChannelSet, Handler, MessageInfo};
 use warden_protocol::{Message, Status};
 use warden_services::call::call;
 use warden_vocabulary::{
-    BusId, Compatible, DeviceId, MatchData, MatchEntry, MatchTable, Name, Outcome,
+    BusId, Compatible, DeviceId, MatchData, MatchEntry, MatchTable, MmioWindow, Name, Outcome,
 };
 
 /// What a hostile driver does.
@@ -43,6 +43,10 @@ pub struct Hostile {
     compatible: &'static [&'static str],
     bus: BusId,
     behaviour: Behaviour,
+    /// The impostor forged PCI children and asked for every device's PCI host description
+    /// (once, after its first flood: the manager's refusals would otherwise crowd the flood's
+    /// out of its log).
+    queried: bool,
 }
 
 fn hang() -> ! {
@@ -105,6 +109,10 @@ impl Driver for Hostile {
                     "hostile: added {added} children under {} with one and the same window; then the manager answered {refusal:?}",
                     probe.callback.device
                 );
+                if !core::mem::replace(&mut self.queried, true) {
+                    forge_pci_children(probe);
+                    query_every_pci_host();
+                }
                 Answer::Ok
             }
             Behaviour::Accept => Answer::Ok,
@@ -114,6 +122,49 @@ impl Driver for Hostile {
     fn remove(&mut self, _callback: &Callback) -> Answer {
         Answer::Ok
     }
+}
+
+/// Children with forwarded windows the parent does not have (the host bridge's ECAM and an
+/// aperture), and with more forwarded windows than windows: each refused.
+fn forge_pci_children(probe: &Probe) {
+    let mut outside = probe.resources.clone();
+    let _ = outside.mmio.push(MmioWindow {
+        base: 0x40_1000_0000,
+        size: 0x1000_0000,
+    });
+    outside.forwarded = 1;
+    let mut inconsistent = probe.resources.clone();
+    inconsistent.forwarded = u8::try_from(inconsistent.mmio.len() + 1).unwrap_or(u8::MAX);
+    for (what, resources) in [
+        ("the ECAM forwarded", outside),
+        ("more forwarded windows than windows", inconsistent),
+    ] {
+        let answer =
+            probe
+                .callback
+                .add_child(warden_driver::bus::PCI, MatchData::default(), resources);
+        info!("hostile: a child with {what}: {answer:?}");
+    }
+}
+
+/// Asks for the PCI host description of every device the manager may hold (generation 0):
+/// how many it was given, and the first refusal.
+fn query_every_pci_host() {
+    let mut given = 0;
+    let mut refusals: alloc::vec::Vec<Status> = alloc::vec::Vec::new();
+    for index in 0..128 {
+        match warden_driver::query_pci_host(DeviceId::from_parts(index, 0)) {
+            Ok(_) => given += 1,
+            Err(status) => {
+                if !refusals.contains(&status) {
+                    refusals.push(status);
+                }
+            }
+        }
+    }
+    info!(
+        "hostile: asked 128 devices for their PCI host bridge: given {given}, refused {refusals:?}"
+    );
 }
 
 /// A raw registration, as any PD may send it.
@@ -146,6 +197,7 @@ pub fn hang_in_probe() -> DriverPd<Hostile> {
         name: "hostile-hang",
         compatible: &["arm,pl031"],
         bus: warden_driver::bus::PLATFORM,
+        queried: false,
         behaviour: Behaviour::HangInProbe,
     })
 }
@@ -157,6 +209,7 @@ pub fn panic_in_probe() -> DriverPd<Hostile> {
         name: "hostile-panic",
         compatible: &["arm,pl031"],
         bus: warden_driver::bus::PLATFORM,
+        queried: false,
         behaviour: Behaviour::PanicInProbe,
     })
 }
@@ -174,6 +227,7 @@ pub fn impostor() -> DriverPd<Hostile> {
         (warden_driver::bus::PLATFORM, "arm,pl011"),
         (warden_driver::bus::PLATFORM, "arm,pl031"),
         (warden_driver::bus::VIRTIO, "virtio,device2"),
+        (warden_driver::bus::PLATFORM, "pci-host-ecam-generic"),
     ] {
         let name = format!("impostor-{}", compatible.replace(',', "-"));
         match register(&name, bus, compatible) {
@@ -185,6 +239,7 @@ pub fn impostor() -> DriverPd<Hostile> {
         name: "impostor-rng",
         compatible: &["virtio,device4"],
         bus: warden_driver::bus::VIRTIO,
+        queried: false,
         behaviour: Behaviour::ChildFlood,
     })
 }
@@ -198,6 +253,7 @@ pub fn log_flood() -> DriverPd<Hostile> {
         name: "flooder-rng",
         compatible: &["virtio,device4"],
         bus: warden_driver::bus::VIRTIO,
+        queried: false,
         behaviour: Behaviour::Accept,
     });
     warn!("hostile: 10,000 malformed calls and 10,000 unbinds of devices not mine");
@@ -221,6 +277,7 @@ pub fn notify_flood() -> DriverPd<Hostile> {
         name: "flooder-rng",
         compatible: &["virtio,device4"],
         bus: warden_driver::bus::VIRTIO,
+        queried: false,
         behaviour: Behaviour::Accept,
     });
     warn!("hostile: notifying the manager in a tight loop");
@@ -252,6 +309,7 @@ pub fn table_filler() -> Filler {
             name: "filler-rng",
             compatible: &["virtio,device4"],
             bus: warden_driver::bus::VIRTIO,
+            queried: false,
             behaviour: Behaviour::Accept,
         }),
         taken: 0,

@@ -194,4 +194,27 @@ mod tests {
             "wraps"
         );
     }
+
+    #[test]
+    fn regions_that_follow_one_another_join() {
+        let bus0 = DeviceRegion::new(0x1000_0000, 0x10_0000, 0x40_1000_0000).unwrap();
+        let bus1 = DeviceRegion::new(0x1010_0000, 0x10_0000, 0x40_1010_0000).unwrap();
+        let joined = bus0.joined(bus1).unwrap();
+        assert_eq!(joined.window.size, 0x20_0000);
+        assert_eq!(joined.vaddr, 0x1000_0000);
+        assert!(joined
+            .registers(MmioWindow {
+                base: 0x40_1010_8000,
+                size: 0x1000
+            })
+            .is_some());
+        let elsewhere = DeviceRegion::new(0x2000_0000, 0x10_0000, 0x40_1010_0000).unwrap();
+        assert!(
+            bus0.joined(elsewhere).is_none(),
+            "not next in the PD's space"
+        );
+        let other = DeviceRegion::new(0x1010_0000, 0x10_0000, 0x40_1030_0000).unwrap();
+        assert!(bus0.joined(other).is_none(), "not next in physical memory");
+        assert!(bus1.joined(bus0).is_none(), "in order only");
+    }
 }

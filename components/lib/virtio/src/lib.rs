@@ -390,6 +390,61 @@ pub enum AnyTransport<R: Registers> {
     Pci(PciTransport<R>),
 }
 
+/// Where a virtio device's registers are: a virtio-mmio window, or a virtio-pci function's
+/// configuration space and BARs (by index).
+#[derive(Debug)]
+pub enum Found<R: Registers> {
+    /// A virtio-mmio window.
+    Mmio(R),
+    /// A virtio-pci function.
+    Pci {
+        /// Its configuration space.
+        config: R,
+        /// Its BARs by index.
+        bars: [Option<R>; 6],
+    },
+}
+
+/// Why a device could not be taken over: its transport's reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenError {
+    /// virtio-mmio.
+    Mmio(TransportError),
+    /// virtio-pci.
+    Pci(PciError),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Mmio(error) => write!(f, "{error}"),
+            Self::Pci(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl<R: Registers> AnyTransport<R> {
+    /// Takes over the device `found` describes. A PCI function is let master the bus (its
+    /// virtqueues are DMA) and its INTx is turned off: Warden's virtio drivers serve requests
+    /// synchronously, and the line is shared with its slot's hot-plug interrupt.
+    ///
+    /// # Errors
+    /// What the transport refuses ([`RegisterTransport::new`], [`PciTransport::new`]).
+    pub fn open(found: Found<R>) -> Result<Self, OpenError> {
+        match found {
+            Found::Mmio(registers) => RegisterTransport::new(registers)
+                .map(Self::Mmio)
+                .map_err(OpenError::Mmio),
+            Found::Pci { config, bars } => {
+                pci::enable_bus_master(&config);
+                PciTransport::new(&config, bars)
+                    .map(Self::Pci)
+                    .map_err(OpenError::Pci)
+            }
+        }
+    }
+}
+
 /// Calls `$call` on whichever transport `$self` holds.
 macro_rules! either {
     ($self:ident, $transport:ident => $call:expr) => {

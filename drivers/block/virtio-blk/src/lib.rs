@@ -1,21 +1,25 @@
-//! The virtio-blk driver PD: disks found by the virtio-mmio bus driver, driven by
-//! `virtio-drivers`' `VirtIOBlk` over Warden's register transport (`warden-virtio`) and DMA pool
-//! (`warden-dma`), served to a block client on a queue pair (`warden_services::block`, whose
-//! server half this PD is).
+//! The virtio-blk driver PD: disks found by the virtio-mmio bus driver, and virtio-blk-pci
+//! functions the PCI host bridge's driver finds (its companion driver `virtio-blk-pci`, on the
+//! `pci` bus), driven by `virtio-drivers`' `VirtIOBlk` over Warden's transports
+//! (`warden-virtio`: virtio-mmio or virtio-pci) and DMA pool (`warden-dma`), served to a block
+//! client on a queue pair (`warden_services::block`, whose server half this PD is).
 //!
 //! Channels: 0 — the device manager; 1 — the block client (notified when the first disk is
 //! bound and when responses are queued; it notifies when it queues requests); 2 — the
 //! interrupt of the boot disk's transport (GIC INTID 79, the transport QEMU gives the first
 //! `-device virtio-blk-device`). Requests are served synchronously (virtio-drivers waits for
-//! the used ring), so the interrupt is only acknowledged. Maps: the transports
-//! (`virtio_vaddr`/`virtio_size`/`virtio_paddr`), DMA memory (`dma_vaddr`/`dma_size`/
+//! the used ring), so the interrupt is only acknowledged; a PCI function's INTx is turned off.
+//! Maps: the transports (`virtio_vaddr`/`virtio_size`/`virtio_paddr`); for PCI, the
+//! configuration space of the bus it serves (`pci_ecam_*`) and its slot's BAR windows
+//! (`pci_bars_*`, `pci_mem_*`); DMA memory (`dma_vaddr`/`dma_size`/
 //! `dma_paddr`), the request and response rings (`requests`, `responses`) and the data region
 //! (`block_data`). Beside Warden's own protocol it serves sDDF's block protocol
 //! (`warden_services::sddf_block`) when its description maps sDDF's regions
 //! (`blk_storage_info`, `blk_request_queue`, `blk_response_queue`, `blk_client_data`): the
 //! client on channel 1 speaks whichever its program speaks, and a description may give a
 //! driver either set or both. The first disk bound serves the client; later ones
-//! (hot-plugged) are bound and logged. The probe resets the device (`VirtIOBlk::new` starts with a reset), so a
+//! (hot-plugged) are bound and logged, and when the first is removed the next serves (the
+//! client is told, as of the first). The probe resets the device (`VirtIOBlk::new` starts with a reset), so a
 //! re-probe after a crash starts clean; requests the client queued before then (while this PD
 //! was restarting) are served as soon as the disk is bound.
 #![cfg_attr(not(test), no_std)]
@@ -32,7 +36,7 @@ use warden_driver::{Answer, Callback, Companion, Driver, DriverPd, Probe};
 use warden_microkit::{ChannelSet, DeviceRegion, DeviceRegisters};
 use warden_services::block::{self, Data, Operation, Request, Status, SECTOR_BYTES};
 use warden_services::sddf_block::{self, blk as sddf};
-use warden_virtio::{AnyTransport, PciTransport, RegisterTransport};
+use warden_virtio::{AnyTransport, Found};
 use warden_vocabulary::DeviceId;
 
 /// What this PD expects of the system description.
@@ -256,21 +260,24 @@ impl Driver for VirtioBlkDriver {
             .compatible
             .iter()
             .any(|name| name.as_str() == PCI_DISK);
-        let transport = if on_pci {
-            match pci_transport(probe, &self.pci_regions) {
-                Ok(transport) => AnyTransport::Pci(transport),
-                Err(answer) => return answer,
-            }
+        let found = if on_pci {
+            probe
+                .pci_function(&self.pci_regions)
+                .map(|function| Found::Pci {
+                    config: function.config,
+                    bars: function.bars,
+                })
         } else {
-            let Some(registers) = probe.registers(&[self.region]) else {
-                return Answer::NotMine;
-            };
-            match RegisterTransport::new(registers) {
-                Ok(transport) => AnyTransport::Mmio(transport),
-                Err(error) => {
-                    warn!("blk: {error}");
-                    return Answer::Failed(1);
-                }
+            probe.registers(&[self.region]).map(Found::Mmio)
+        };
+        let Some(found) = found else {
+            return Answer::NotMine;
+        };
+        let transport = match AnyTransport::open(found) {
+            Ok(transport) => transport,
+            Err(error) => {
+                warn!("blk: device {}: {error}", probe.callback.device);
+                return Answer::Failed(1);
             }
         };
         // What the device says it is, not what the one who added it claims (a hostile PD may
@@ -365,24 +372,6 @@ impl Driver for VirtioBlkDriver {
             self.serve_sddf_client();
         }
     }
-}
-
-/// The virtio-pci transport of the function `probe` is about, its registers found in
-/// `regions`.
-fn pci_transport(
-    probe: &Probe,
-    regions: &[Option<DeviceRegion>],
-) -> Result<PciTransport<DeviceRegisters>, Answer> {
-    let Some(function) = probe.pci_function(regions) else {
-        return Err(Answer::NotMine);
-    };
-    // The device may master the bus (its virtqueues are DMA); INTx off: requests are
-    // served synchronously, and the line is shared with the slot's hot-plug interrupt.
-    warden_virtio::pci::enable_bus_master(&function.config);
-    PciTransport::new(&function.config, function.bars).map_err(|error| {
-        warn!("blk: function {}: {error}", probe.callback.device);
-        Answer::Failed(1)
-    })
 }
 
 /// The PD's `init`.

@@ -19,7 +19,7 @@ use virtio_drivers::transport::{DeviceType, Transport};
 use warden_driver::{Answer, Callback, Companion, Driver, DriverPd, Probe};
 use warden_microkit::{Channel, ChannelSet, DeviceRegion, DeviceRegisters, MessageInfo};
 use warden_services::entropy;
-use warden_virtio::{AnyTransport, PciTransport, RegisterTransport};
+use warden_virtio::{AnyTransport, Found};
 use warden_vocabulary::DeviceId;
 
 /// What this PD expects of the system description.
@@ -92,29 +92,24 @@ impl Driver for VirtioRngDriver {
             .compatible
             .iter()
             .any(|name| name.as_str() == PCI_RNG);
-        let transport = if on_pci {
-            let Some(function) = probe.pci_function(&self.pci_regions) else {
-                return Answer::NotMine;
-            };
-            // Bus mastering for its virtqueue; INTx off (requests are served synchronously).
-            warden_virtio::pci::enable_bus_master(&function.config);
-            match PciTransport::new(&function.config, function.bars) {
-                Ok(transport) => AnyTransport::Pci(transport),
-                Err(error) => {
-                    warn!("rng: function {}: {error}", probe.callback.device);
-                    return Answer::Failed(1);
-                }
-            }
+        let found = if on_pci {
+            probe
+                .pci_function(&self.pci_regions)
+                .map(|function| Found::Pci {
+                    config: function.config,
+                    bars: function.bars,
+                })
         } else {
-            let Some(registers) = probe.registers(&[self.region]) else {
-                return Answer::NotMine;
-            };
-            match RegisterTransport::new(registers) {
-                Ok(transport) => AnyTransport::Mmio(transport),
-                Err(error) => {
-                    warn!("rng: {error}");
-                    return Answer::Failed(1);
-                }
+            probe.registers(&[self.region]).map(Found::Mmio)
+        };
+        let Some(found) = found else {
+            return Answer::NotMine;
+        };
+        let transport = match AnyTransport::open(found) {
+            Ok(transport) => transport,
+            Err(error) => {
+                warn!("rng: device {}: {error}", probe.callback.device);
+                return Answer::Failed(1);
             }
         };
         // What the device says it is, not what the one who added it claims (a hostile PD may

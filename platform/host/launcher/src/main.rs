@@ -46,7 +46,8 @@ enum Command {
         /// the highest transport, as QEMU does).
         #[arg(long, value_name = "DEVICE")]
         virtio: Vec<warden_host::devices::VirtioSpec>,
-        /// Listen here for control commands: plug blk=IMAGE, plug rng, unplug ADDRESS, devices,
+        /// Listen here for control commands: plug blk=IMAGE, plug rng, unplug ADDRESS, plug pci
+        /// blk=IMAGE, plug pci rng, unplug pci SLOT, pull pci SLOT, devices,
         /// inject kill|hang|panic|corrupt|flood PD.
         #[arg(long)]
         control: Option<PathBuf>,
@@ -71,7 +72,8 @@ enum Command {
         json: bool,
     },
     /// Send one command to a running system's control socket and print the answer: the
-    /// launcher's own (plug blk=IMAGE, plug rng, unplug ADDRESS, devices, inject FAULT PD), or
+    /// launcher's own (plug blk=IMAGE, plug rng, unplug ADDRESS, plug pci blk=IMAGE, unplug pci
+    /// SLOT, pull pci SLOT, devices, inject FAULT PD), or
     /// one of the shell's (tree, device 34, stats, …), typed on the console through the shell.
     Control {
         /// The control socket (run --control).
