@@ -95,8 +95,10 @@ pub struct PciFunctionRegisters {
 }
 
 /// Which BAR registers of `config` (a function's configuration space) hold an address: the
-/// BARs a function is given windows for, in this order. The upper half of a 64-bit BAR is
-/// skipped; a register that reads all ones (nothing answering) holds none.
+/// BARs a function is given windows for, in this order (Warden's host bridge driver clears
+/// the BARs it does not place). The upper half of a 64-bit BAR is skipped; a register that
+/// reads all ones (nothing answering) holds none. A function whose BARs do not keep what is
+/// written was not given them.
 #[must_use]
 pub fn placed_bars<R: warden_microkit::Registers>(config: &R) -> [bool; 6] {
     let mut placed = [false; 6];

@@ -1087,6 +1087,11 @@ fn program<C: ConfigSpace, const N: usize>(config: &C, table: &mut Table<N>) {
                 continue;
             };
             let io = bar.request.kind == BarKind::Io;
+            if bar.placed.is_none() {
+                // Unplaced (no room, or too large): cleared, so that it names no address its
+                // driver could take for a placement (its space's decoding stays off).
+                write_bar(config, address, &bar.request, 0);
+            }
             let kept = bar.placed.and_then(|(bus_address, _)| {
                 write_bar(config, address, &bar.request, bus_address);
                 let read = read_bar(config, address, &bar.request);

@@ -436,10 +436,10 @@ impl<R: Registers> AnyTransport<R> {
                 .map(Self::Mmio)
                 .map_err(OpenError::Mmio),
             Found::Pci { config, bars } => {
+                // Checked first: a function refused does not get to master the bus.
+                let transport = PciTransport::new(&config, bars).map_err(OpenError::Pci)?;
                 pci::enable_bus_master(&config);
-                PciTransport::new(&config, bars)
-                    .map(Self::Pci)
-                    .map_err(OpenError::Pci)
+                Ok(Self::Pci(transport))
             }
         }
     }

@@ -88,6 +88,9 @@ const CAPABILITY_VENDOR: u8 = 0x09;
 const STATUS_CAPABILITIES: u16 = 1 << 4;
 /// Most capabilities a list can hold (48 dwords after the header).
 const MAX_CAPABILITIES: usize = 48;
+/// How many times a reset reads `device_status` back waiting for 0 (each read is a round trip
+/// to the device; QEMU's and the host platform's models are done at once).
+const RESET_POLLS: u32 = 1 << 10;
 /// `MSI-X` vector meaning none.
 const NO_VECTOR: u16 = 0xffff;
 
@@ -185,19 +188,26 @@ impl<R: Registers> PciTransport<R> {
             let mut steps = 0;
             while at != 0 {
                 steps += 1;
-                if steps > MAX_CAPABILITIES || !(0x40..=0x100 - 16).contains(&at) {
+                if steps > MAX_CAPABILITIES || !(0x40..=0x100 - 2).contains(&at) {
                     return Err(PciError::BadCapabilityList);
                 }
                 let id = read8(config, at);
                 let next = usize::from(read8(config, at + 1) & 0xfc);
                 if id == CAPABILITY_VENDOR {
                     let kind = read8(config, at + 3);
+                    // A virtio capability is 16 bytes (20 for notifications), all of them in
+                    // configuration space and all of them counted in its length.
+                    let least = if kind == cfg_type::NOTIFY { 20 } else { 16 };
+                    let length = usize::from(read8(config, at + 2));
+                    if at + least > 0x100 || length < least {
+                        return Err(PciError::BadCapabilityList);
+                    }
                     let structure = Structure {
                         bar: usize::from(read8(config, at + 4)),
                         offset: config.read32(at + 8) as usize,
                         length: config.read32(at + 12) as usize,
                     };
-                    let multiplier = if kind == cfg_type::NOTIFY && at + 20 <= 0x100 {
+                    let multiplier = if kind == cfg_type::NOTIFY {
                         config.read32(at + 16) as usize
                     } else {
                         0
@@ -338,6 +348,19 @@ impl<R: Registers> Transport for PciTransport<R> {
 
     fn set_status(&mut self, status: DeviceStatus) {
         self.common_write(common::DEVICE_STATUS, Width::U8, status.bits() & 0xff);
+        if status.is_empty() {
+            // A reset is done when device_status reads 0 again (§4.1.4.3.2). A card that is
+            // gone (pulled out) reads all ones: nothing to wait for. One that never gets there
+            // must not hang the PD.
+            let done = (0..RESET_POLLS)
+                .map(|_| self.common_read(common::DEVICE_STATUS, Width::U8))
+                .find(|status| *status == 0 || *status == 0xff);
+            match done {
+                Some(0) => {}
+                Some(_) => log::warn!("virtio-pci: the device is gone (its status reads all ones)"),
+                None => log::warn!("virtio-pci: device_status still not 0 after a reset"),
+            }
+        }
     }
 
     fn set_guest_page_size(&mut self, _guest_page_size: u32) {

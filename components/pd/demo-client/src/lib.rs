@@ -2,8 +2,10 @@
 //! block 0, writes a pattern to block 1, reads it back and checks it, and flushes (blocks of
 //! 4096 bytes, sDDF's unit); when the entropy source is bound it asks for 16 random bytes; when
 //! the clock is bound it reads the time. Each step is logged. When the driver gives it another
-//! disk (the one it checked removed, a hot-plugged one serving now; sDDF's storage information
-//! then describes a disk other than the one checked), it checks that one too.
+//! disk in sDDF's protocol (the one it checked removed and a hot-plugged one serving now,
+//! whose storage information differs: its capacity, serial or queue depth), it checks that one
+//! too; a disk described exactly as the one checked is taken for it, and in Warden's protocol,
+//! whose announcement says only that a disk is there, the check runs once.
 //!
 //! The disk is spoken to in sDDF's block protocol (`warden_services::sddf_block`: the storage
 //! information, the request and response queues, the data region) when the system description

@@ -464,11 +464,13 @@ impl PciHostDriver {
         bridge.eject_pending |= eject_now;
         // The port let go of (its children removed first) and probed again: the same
         // locked path as at boot.
-        if let Err(status) = warden_driver::unbind(device) {
-            warn!("pci: unbind of port {device} refused: {status:?}");
-        }
-        if let Err(status) = warden_driver::bind(device, driver) {
-            warn!("pci: bind of port {device} refused: {status:?}");
+        let unbound = warden_driver::unbind(device)
+            .map_err(|status| warn!("pci: unbind of port {device} refused: {status:?}"));
+        let bound = warden_driver::bind(device, driver)
+            .map_err(|status| warn!("pci: bind of port {device} refused: {status:?}"));
+        if (unbound.is_err() || bound.is_err()) && core::mem::take(&mut bridge.eject_pending) {
+            // No probe will come to do it: the slot goes off now.
+            eject(&host.ecam, &function);
         }
         again
     }

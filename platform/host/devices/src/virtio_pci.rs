@@ -130,6 +130,10 @@ impl VirtioPci {
             return;
         };
         match field {
+            // A driver may not disable a queue this way (§4.1.4.3.2: only a reset does).
+            Field::Register(register::QUEUE_READY) if value == 0 => {
+                log::debug!("virtio-pci: queue_enable written with 0; ignored");
+            }
             Field::Register(register) => self.set(register, value, dma),
             Field::QueueSelect => {
                 self.queue_select = value as u16;
@@ -196,7 +200,7 @@ impl Device for VirtioPci {
                 self.device.write(at, width, value, dma);
             }
             // A queue's notification: its index, at its own address.
-            0x3000..0x4000 if width != Width::U8 && (offset - 0x3000) % 4 == 0 => {
+            0x3000..0x4000 if width == Width::U16 && (offset - 0x3000) % 4 == 0 => {
                 let queue = (offset - 0x3000) / u64::from(NOTIFY_MULTIPLIER);
                 if u64::from(value & 0xffff) == queue {
                     self.set(register::QUEUE_NOTIFY, value & 0xffff, dma);

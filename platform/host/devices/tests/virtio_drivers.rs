@@ -501,6 +501,14 @@ fn hostile_virtio_pci_functions_are_refused_by_name() {
         transport_of(&window, bar.unwrap()).err(),
         Some(PciError::BadCapabilityList)
     );
+    // A virtio capability shorter than its fields.
+    let mut short = good.clone();
+    short[0][0] = 8;
+    let (window, bar) = enumerated(card(2, &short, blk_device(&image)));
+    assert_eq!(
+        transport_of(&window, bar.unwrap()).err(),
+        Some(PciError::BadCapabilityList)
+    );
     // A device type virtio-drivers does not know.
     let (window, bar) = enumerated(card(0x3f, &good, blk_device(&image)));
     assert_eq!(

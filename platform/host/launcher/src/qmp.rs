@@ -56,7 +56,7 @@ pub fn execute(
     }
     let arguments = arguments.map(str::trim);
     if let Some(arguments) = arguments {
-        if !(arguments.starts_with('{') && arguments.ends_with('}')) || arguments.contains('\n') {
+        if !one_object(arguments) {
             return Err(format!(
                 "the arguments must be one JSON object on one line, not '{arguments}'"
             ));
@@ -89,7 +89,9 @@ pub fn execute(
     if let (true, Some((event, within))) = (ok, wait) {
         let pattern = format!("\"event\": \"{event}\"");
         let compact = format!("\"event\":\"{event}\"");
-        let deadline = Instant::now() + within;
+        let deadline = Instant::now()
+            .checked_add(within)
+            .ok_or_else(|| format!("cannot wait {} s", within.as_secs()))?;
         let seen = |line: &String| line.contains(&pattern) || line.contains(&compact);
         while !lines.iter().any(seen) {
             match reader.line(deadline) {
@@ -101,6 +103,44 @@ pub fn execute(
     Ok(Outcome { lines, ok })
 }
 
+/// Whether `text` is one JSON object on one line: it opens with `{`, and the brace that closes
+/// it (outside strings) is its last character, so no second command follows it.
+fn one_object(text: &str) -> bool {
+    if !text.starts_with('{') || text.contains(['\n', '\r']) {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (at, c) in text.char_indices() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '{' | '[' => depth += 1,
+            '}' | ']' => {
+                depth = match depth.checked_sub(1) {
+                    Some(depth) => depth,
+                    None => return false,
+                };
+                if depth == 0 {
+                    return at + 1 == text.len();
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The longest line read from QEMU (its answers to these commands are far shorter).
+const MAX_LINE: u64 = 1 << 20;
+
 /// QMP's lines, each read with a deadline.
 struct Reader {
     lines: BufReader<UnixStream>,
@@ -108,26 +148,44 @@ struct Reader {
 
 impl Reader {
     fn line(&mut self, deadline: Instant) -> Result<String, String> {
-        let left = deadline
-            .checked_duration_since(Instant::now())
-            .filter(|left| !left.is_zero())
-            .ok_or("QEMU did not answer in time")?;
-        self.lines
-            .get_ref()
-            .set_read_timeout(Some(left))
-            .map_err(|error| format!("{error}"))?;
-        let mut line = String::new();
-        match self.lines.read_line(&mut line) {
-            Ok(0) => Err("QEMU closed the socket".into()),
-            Ok(_) => {
-                let line = line.trim_end().to_string();
-                if line.starts_with('{') && line.ends_with('}') {
-                    Ok(line)
-                } else {
-                    Err(format!("not a QMP line: {line}"))
-                }
+        let mut bytes = Vec::new();
+        // What has come is taken a buffer at a time, the deadline looked at before each wait:
+        // a peer that trickles bytes without ending its line is given up on in time, and the
+        // line is bounded.
+        loop {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|left| !left.is_zero())
+                .ok_or("QEMU did not answer in time")?;
+            self.lines
+                .get_ref()
+                .set_read_timeout(Some(left))
+                .map_err(|error| format!("{error}"))?;
+            let available = match self.lines.fill_buf() {
+                Ok([]) => return Err("QEMU closed the socket".into()),
+                Ok(available) => available,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(format!("QEMU did not answer in time ({error})")),
+            };
+            let (taken, ended) = match available.iter().position(|byte| *byte == b'\n') {
+                Some(end) => (end + 1, true),
+                None => (available.len(), false),
+            };
+            bytes.extend_from_slice(available.get(..taken).unwrap_or_default());
+            self.lines.consume(taken);
+            if ended {
+                break;
             }
-            Err(error) => Err(format!("QEMU did not answer in time ({error})")),
+            if bytes.len() as u64 > MAX_LINE {
+                return Err(format!("a line from QEMU longer than {MAX_LINE} bytes"));
+            }
+        }
+        let line = String::from_utf8_lossy(&bytes).into_owned();
+        let line = line.trim_end().to_string();
+        if line.starts_with('{') && line.ends_with('}') {
+            Ok(line)
+        } else {
+            Err(format!("not a QMP line: {line}"))
         }
     }
 
@@ -241,6 +299,37 @@ mod tests {
     }
 
     #[test]
+    fn one_object_is_one_object() {
+        assert!(one_object(
+            r#"{"driver": "virtio-blk-pci", "bus": "slot1"}"#
+        ));
+        assert!(one_object(r#"{"a": {"b": [1, "}"]}, "c": "\"}"}"#));
+        assert!(!one_object(r#"{"a": 1}}"#));
+        assert!(!one_object(r#"{"a": 1"#));
+        assert!(!one_object(r#"{"a": 1} "#));
+    }
+
+    #[test]
+    fn a_peer_that_trickles_without_a_newline_is_given_up_on_in_time() {
+        let path = std::env::temp_dir().join(format!("warden-qmp-{}-trickle", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            for _ in 0..100 {
+                if stream.write_all(b"{").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let started = Instant::now();
+        let error = execute(&path, "query-pci", None, None).unwrap_err();
+        assert!(error.contains("in time"), "{error}");
+        assert!(started.elapsed() < ANSWER_DEADLINE + Duration::from_secs(2));
+    }
+
+    #[test]
     fn what_is_not_qmp_is_refused_by_name() {
         let socket = fake("not-qmp", "SSH-2.0-OpenSSH", vec![]);
         let error = execute(&socket, "query-pci", None, None).unwrap_err();
@@ -250,13 +339,19 @@ mod tests {
         assert!(error.starts_with("not a QMP line: hello"), "{error}");
         let nowhere = std::env::temp_dir().join("warden-qmp-nobody-listens");
         assert!(execute(&nowhere, "query-pci", None, None).is_err());
-        // Names and arguments are checked before anything is sent: no second command can be
-        // smuggled in.
+        // Names and arguments are checked before anything is sent: the arguments are one
+        // object, so no second command follows them.
         for command in ["device_add\"}", ""] {
             let error = execute(&nowhere, command, None, None).unwrap_err();
             assert!(error.contains("not a QMP command name"), "{error}");
         }
-        for arguments in ["[1, 2]", "{\"a\": 1}\n{\"execute\": \"quit\"}"] {
+        for arguments in [
+            "[1, 2]",
+            "{\"a\": 1}\n{\"execute\": \"quit\"}",
+            "{\"id\": \"x\"}}{\"execute\": \"quit\"}",
+            "{\"id\": \"x\"} {\"execute\": \"quit\"}",
+            "{\"id\": \"}\"",
+        ] {
             let error = execute(&nowhere, "device_add", Some(arguments), None).unwrap_err();
             assert!(error.contains("one JSON object"), "{error}");
         }

@@ -84,27 +84,27 @@ fn the_generated_systems_are_valid_microkit_descriptions() {
 #[test]
 fn adding_a_driver_is_one_entry() {
     let text = format!(
-        "{}\n[[pd]]\nname = \"demo\"\nimage = \"demo_driver.elf\"\ninterface = \"demo_driver\"\ndriver = 6\npriority = 150\n",
+        "{}\n[[pd]]\nname = \"demo\"\nimage = \"demo_driver.elf\"\ninterface = \"demo_driver\"\ndriver = 7\npriority = 150\n",
         qemu()
     );
     let xml = warden_sysgen::generate(&interfaces(), &text).unwrap().xml;
     // Its rings, both sides' maps, its channel to the manager and to the log printer.
     for line in [
-        "<memory_region name=\"to_driver6\" size=\"0x2000\" />",
-        "<memory_region name=\"from_driver6\" size=\"0x2000\" />",
-        "<map mr=\"to_driver6\" vaddr=\"0x4014000\" perms=\"rw\" setvar_vaddr=\"to_driver6\" setvar_size=\"to_driver6_size\" />",
-        "<map mr=\"from_driver6\" vaddr=\"0x4016000\" perms=\"rw\" setvar_vaddr=\"from_driver6\" setvar_size=\"from_driver6_size\" />",
-        "<protection_domain name=\"demo\" id=\"6\" priority=\"150\">",
-        "<map mr=\"to_driver6\" vaddr=\"0x4000000\" perms=\"rw\" setvar_vaddr=\"from_manager\" setvar_size=\"from_manager_size\" />",
-        "<end pd=\"device_manager\" id=\"6\" />\n        <end pd=\"demo\" id=\"0\" pp=\"true\" />",
-        "<end pd=\"demo\" id=\"61\" pp=\"true\" notify=\"false\" />\n        <end pd=\"log_printer\" id=\"6\" notify=\"false\" />",
+        "<memory_region name=\"to_driver7\" size=\"0x2000\" />",
+        "<memory_region name=\"from_driver7\" size=\"0x2000\" />",
+        "<map mr=\"to_driver7\" vaddr=\"0x4018000\" perms=\"rw\" setvar_vaddr=\"to_driver7\" setvar_size=\"to_driver7_size\" />",
+        "<map mr=\"from_driver7\" vaddr=\"0x401a000\" perms=\"rw\" setvar_vaddr=\"from_driver7\" setvar_size=\"from_driver7_size\" />",
+        "<protection_domain name=\"demo\" id=\"7\" priority=\"150\">",
+        "<map mr=\"to_driver7\" vaddr=\"0x4000000\" perms=\"rw\" setvar_vaddr=\"from_manager\" setvar_size=\"from_manager_size\" />",
+        "<end pd=\"device_manager\" id=\"7\" />\n        <end pd=\"demo\" id=\"0\" pp=\"true\" />",
+        "<end pd=\"demo\" id=\"61\" pp=\"true\" notify=\"false\" />\n        <end pd=\"log_printer\" id=\"7\" notify=\"false\" />",
     ] {
         assert!(xml.contains(line), "no {line:?} in\n{xml}");
     }
     // Nested in the manager, after the other drivers (the client's log id moves up one).
     let manager_end = xml.find("\n    </protection_domain>\n").unwrap();
     assert!(xml.find("name=\"demo\"").unwrap() < manager_end);
-    assert!(xml.contains("<end pd=\"client\" id=\"61\" pp=\"true\" notify=\"false\" />\n        <end pd=\"log_printer\" id=\"7\""));
+    assert!(xml.contains("<end pd=\"client\" id=\"61\" pp=\"true\" notify=\"false\" />\n        <end pd=\"log_printer\" id=\"8\""));
     warden_system::parse("with-demo.xml", &xml).unwrap();
 }
 

@@ -325,7 +325,9 @@ impl PciFunction {
                 u64::from(mask(offset)) | !0xFFFF_FFFF,
             )
         };
-        let size = (!(mask | 0xF)).wrapping_add(1);
+        // The size is the lowest address bit software may write (as sizing reads it).
+        let address_bits = mask & !0xF;
+        let size = address_bits & address_bits.wrapping_neg();
         (base != 0 && size != 0).then_some((base, size))
     }
 
