@@ -9,7 +9,7 @@
 //! that point at them. Each field takes accesses of its own width only; anything else reads 0
 //! and writes nothing, as for the other models.
 
-use crate::{Device, DmaMemory, VirtioMmio, Width};
+use crate::{BarSpec, Device, DmaMemory, PciFunction, VirtioBackend, VirtioMmio, Width};
 use warden_virtio::pci::common;
 use warden_virtio::register;
 
@@ -55,6 +55,41 @@ pub struct VirtioPci {
 }
 
 impl VirtioPci {
+    /// A modern virtio-pci card as QEMU makes one (`virtio-blk-pci`, `virtio-rng-pci`) with
+    /// `backend` behind it: ids 1af4:(1040 + its device type), its class (mass storage for a
+    /// disk, other devices "other"), BAR 1 as QEMU's MSI-X table (4 KiB, 32-bit, not decoded),
+    /// BAR 4 (16 KiB, 64-bit, prefetchable) holding the virtio structures that the vendor
+    /// capabilities point at, and INTA.
+    #[must_use]
+    pub fn card(backend: Box<dyn VirtioBackend>) -> PciFunction {
+        let kind = backend.device_id();
+        let class = if kind == 2 { 0x01_00_00 } else { 0xff_00_00 };
+        let mut device = VirtioMmio::new();
+        // A new slot is empty: the plug cannot be refused.
+        let _ = device.plug(backend);
+        let mut card = PciFunction::endpoint(0x1af4, 0x1040 + kind as u16, class)
+            .with_bar(
+                1,
+                BarSpec::Memory32 {
+                    size: 0x1000,
+                    prefetchable: false,
+                },
+            )
+            .with_bar(
+                4,
+                BarSpec::Memory64 {
+                    size: BAR_BYTES,
+                    prefetchable: true,
+                },
+            )
+            .with_pin(1)
+            .with_memory(4, Box::new(Self::new(device)));
+        for body in virtio_pci_capabilities(4) {
+            card = card.with_capability(0x09, &body);
+        }
+        card
+    }
+
     /// The BAR of `device` (an occupied [`VirtioMmio`] slot).
     #[must_use]
     pub fn new(device: VirtioMmio) -> Self {

@@ -22,8 +22,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use warden_host_devices::{
-    BarSpec, Blk, Device, DmaError, DmaMemory, EcamModel, GenericTimer, MesonTimer, MesonUart,
-    PciBus, PciFunction, Pl011, Pl031, Rng, VirtioBackend, VirtioMmio, VirtioPci, Width,
+    Blk, Device, DmaError, DmaMemory, EcamModel, GenericTimer, MesonTimer, MesonUart, PciBus,
+    PciFunction, Pl011, Pl031, Rng, VirtioMmio, VirtioPci, Width,
 };
 use warden_microkit::system_timer;
 
@@ -735,7 +735,7 @@ impl Board {
                 .is_some_and(|bus| bus.function_mut(0, 0).is_none())
         });
         if let Some(slot) = free {
-            let card = virtio_pci_card(spec, backend)?;
+            let card = VirtioPci::card(backend);
             let Some(port) = ecam.root_mut().function_mut(slot, 0) else {
                 return Err("no empty PCIe slot".into());
             };
@@ -863,44 +863,4 @@ fn pci_root_bus() -> PciBus {
         );
     }
     bus
-}
-
-/// A modern virtio-pci card (QEMU's `virtio-blk-pci`, `virtio-rng-pci`): ids (1af4:1040 +
-/// device type), class, QEMU's BARs (1: a 4 KiB MSI-X table; 4: 16 KiB, 64-bit,
-/// prefetchable, holding the virtio structures
-/// (capabilities in its configuration space point at them), INTA, and `backend` behind them.
-fn virtio_pci_card(
-    spec: &VirtioSpec,
-    backend: Box<dyn VirtioBackend>,
-) -> Result<PciFunction, String> {
-    let (device, class) = match spec {
-        VirtioSpec::Blk(_) => (0x1042, 0x01_00_00),
-        VirtioSpec::Rng => (0x1044, 0xff_00_00),
-    };
-    let mut virtio = VirtioMmio::new();
-    virtio
-        .plug(backend)
-        .map_err(|_| "the card's device is occupied".to_string())?;
-    // BAR 1 as QEMU's: the MSI-X table (4 KiB, 32-bit), which the model does not decode.
-    let mut card = PciFunction::endpoint(0x1af4, device, class)
-        .with_bar(
-            1,
-            BarSpec::Memory32 {
-                size: 0x1000,
-                prefetchable: false,
-            },
-        )
-        .with_bar(
-            4,
-            BarSpec::Memory64 {
-                size: warden_host_devices::VIRTIO_PCI_BAR_BYTES,
-                prefetchable: true,
-            },
-        )
-        .with_pin(1)
-        .with_memory(4, Box::new(VirtioPci::new(virtio)));
-    for body in warden_host_devices::virtio_pci_capabilities(4) {
-        card = card.with_capability(0x09, &body);
-    }
-    Ok(card)
 }
